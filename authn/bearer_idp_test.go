@@ -1,0 +1,136 @@
+package authn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestVerifyDiscoveryIssuerMismatch(t *testing.T) {
+	key := rsaKey(t, 0, "k1")
+	iss := newTestIssuer(t, key)
+	evil := "https://evil.example"
+	iss.advertisedIssuer.Store(&evil)
+	v := newTestVerifier(t, iss, newTestClock(testEpoch), nil)
+	raw := sign(t, key, baseClaims(iss.URL()))
+	_, err := v.Verify(context.Background(), raw)
+	be := wantBearerError(t, err, CodeInvalidToken, "unavailable", raw)
+	if !errors.Is(be, ErrIdPUnavailable) {
+		t.Errorf("error %v does not wrap ErrIdPUnavailable", be)
+	}
+}
+
+func TestVerifyWithConfiguredJWKSURLSkipsDiscovery(t *testing.T) {
+	key := rsaKey(t, 0, "k1")
+	iss := newTestIssuer(t, key)
+	iss.discoveryDown.Store(true)
+	v := newTestVerifier(t, iss, newTestClock(testEpoch), func(c *IdPConfig) { c.JWKSURL = iss.URL() + "/jwks" })
+	if _, err := v.Verify(context.Background(), sign(t, key, baseClaims(iss.URL()))); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if n := iss.discoveryHits.Load(); n != 0 {
+		t.Errorf("discovery requests = %d, want 0", n)
+	}
+}
+
+func TestVerifyKeyRotation(t *testing.T) {
+	k1, k2 := rsaKey(t, 0, "k1"), rsaKey(t, 1, "k2")
+	iss := newTestIssuer(t, k1)
+	v := newTestVerifier(t, iss, newTestClock(testEpoch), nil)
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, sign(t, k1, baseClaims(iss.URL()))); err != nil {
+		t.Fatalf("Verify with k1: %v", err)
+	}
+	if n := iss.jwksHits.Load(); n != 1 {
+		t.Fatalf("JWKS requests after first token = %d, want 1", n)
+	}
+	iss.setKeys(k2)
+	if _, err := v.Verify(ctx, sign(t, k2, baseClaims(iss.URL()))); err != nil {
+		t.Fatalf("Verify with rotated k2: %v", err)
+	}
+	if n := iss.jwksHits.Load(); n != 2 {
+		t.Errorf("JWKS requests after unknown kid = %d, want 2 (one refetch)", n)
+	}
+}
+
+func TestVerifyJWKSDownKeepsLastGoodKeys(t *testing.T) {
+	k1 := rsaKey(t, 0, "k1")
+	iss := newTestIssuer(t, k1)
+	v := newTestVerifier(t, iss, newTestClock(testEpoch), nil)
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, sign(t, k1, baseClaims(iss.URL()))); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	iss.jwksDown.Store(true)
+	// A different token (so not served from the token cache) signed with
+	// the known key still verifies from the kept keys.
+	if _, err := v.Verify(ctx, sign(t, k1, withClaims(baseClaims(iss.URL()), "sub", "user-456"))); err != nil {
+		t.Fatalf("Verify with JWKS down: %v", err)
+	}
+	// A token with an unknown kid triggers a refetch that fails...
+	rotated := sign(t, rsaKey(t, 1, "k2"), baseClaims(iss.URL()))
+	_, err := v.Verify(ctx, rotated)
+	wantBearerError(t, err, CodeInvalidToken, "token is invalid", rotated)
+	// ...and the failed refetch does not drop the known key.
+	if _, err := v.Verify(ctx, sign(t, k1, withClaims(baseClaims(iss.URL()), "sub", "user-789"))); err != nil {
+		t.Fatalf("Verify after failed refetch: %v", err)
+	}
+}
+
+func TestVerifyDiscoveryDownAtConstruction(t *testing.T) {
+	key := rsaKey(t, 0, "k1")
+	iss := newTestIssuer(t, key)
+	iss.discoveryDown.Store(true)
+	clock := newTestClock(testEpoch)
+	v := newTestVerifier(t, iss, clock, nil) // must not need the IdP
+	if n := iss.discoveryHits.Load(); n != 0 {
+		t.Fatalf("constructor made %d discovery requests, want 0", n)
+	}
+	ctx := context.Background()
+	raw := sign(t, key, withClaims(baseClaims(iss.URL()), "exp", testEpoch.Add(24*time.Hour).Unix()))
+	for range 3 {
+		_, err := v.Verify(ctx, raw)
+		if be := wantBearerError(t, err, CodeInvalidToken, "identity provider unavailable", raw); !errors.Is(be, ErrIdPUnavailable) {
+			t.Errorf("error %v does not wrap ErrIdPUnavailable", be)
+		}
+	}
+	if n := iss.discoveryHits.Load(); n != 1 {
+		t.Errorf("discovery requests within the retry interval = %d, want 1", n)
+	}
+	iss.discoveryDown.Store(false)
+	clock.advance(discoveryRetryInterval)
+	p, err := v.Verify(ctx, raw)
+	if err != nil {
+		t.Fatalf("Verify after IdP came up: %v", err)
+	}
+	if p.Subject != "user-123" {
+		t.Errorf("Subject = %q", p.Subject)
+	}
+}
+
+// TestVerifyConcurrentFirstUse checks that requests racing on a fresh
+// verifier share one discovery and one JWKS fetch.
+func TestVerifyConcurrentFirstUse(t *testing.T) {
+	key := rsaKey(t, 0, "k1")
+	iss := newTestIssuer(t, key)
+	v := newTestVerifier(t, iss, newTestClock(testEpoch), nil)
+	tokens := make([]string, 16)
+	for i := range tokens {
+		tokens[i] = sign(t, key, withClaims(baseClaims(iss.URL()), "sub", fmt.Sprintf("user-%d", i)))
+	}
+	var wg sync.WaitGroup
+	for _, raw := range tokens {
+		wg.Go(func() {
+			if _, err := v.Verify(context.Background(), raw); err != nil {
+				t.Errorf("Verify: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if d, j := iss.discoveryHits.Load(), iss.jwksHits.Load(); d != 1 || j != 1 {
+		t.Errorf("discovery requests %d, JWKS requests %d; want 1 and 1", d, j)
+	}
+}

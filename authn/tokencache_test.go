@@ -1,0 +1,138 @@
+package authn
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestVerifyCacheAvoidsKeyLookups shows a cached token is not re-verified:
+// after the issuer rotates its key and the verifier has refetched the JWKS,
+// the old token still verifies from the cache without another JWKS request,
+// which a re-verification could not do.
+func TestVerifyCacheAvoidsKeyLookups(t *testing.T) {
+	k1, k2 := rsaKey(t, 0, "k1"), rsaKey(t, 1, "k2")
+	iss := newTestIssuer(t, k1)
+	clock := newTestClock(testEpoch)
+	v := newTestVerifier(t, iss, clock, nil)
+	ctx := context.Background()
+	old := sign(t, k1, baseClaims(iss.URL()))
+	if _, err := v.Verify(ctx, old); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if _, err := v.Verify(ctx, old); err != nil {
+		t.Fatalf("second Verify: %v", err)
+	}
+	if n := iss.jwksHits.Load(); n != 1 {
+		t.Fatalf("JWKS requests after two verifies = %d, want 1", n)
+	}
+
+	iss.setKeys(k2)
+	if _, err := v.Verify(ctx, sign(t, k2, baseClaims(iss.URL()))); err != nil {
+		t.Fatalf("Verify with k2: %v", err)
+	}
+	hits := iss.jwksHits.Load()
+	if _, err := v.Verify(ctx, old); err != nil {
+		t.Fatalf("cached Verify after rotation: %v", err)
+	}
+	if n := iss.jwksHits.Load(); n != hits {
+		t.Errorf("cached Verify made %d JWKS requests, want 0", n-hits)
+	}
+
+	// Past the cache cap the token is verified again, and k1 is gone.
+	clock.advance(maxTokenCacheTTL)
+	_, err := v.Verify(ctx, old)
+	wantBearerError(t, err, CodeInvalidToken, "token is invalid", old)
+}
+
+func TestVerifyCachedTokenExpires(t *testing.T) {
+	key := rsaKey(t, 0, "k1")
+	iss := newTestIssuer(t, key)
+	clock := newTestClock(testEpoch)
+	v := newTestVerifier(t, iss, clock, nil)
+	raw := sign(t, key, withClaims(baseClaims(iss.URL()), "exp", testEpoch.Add(time.Minute).Unix()))
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, raw); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	clock.advance(time.Minute)
+	_, err := v.Verify(ctx, raw)
+	wantBearerError(t, err, CodeInvalidToken, "token is expired", raw)
+	if n := iss.jwksHits.Load(); n != 1 {
+		t.Errorf("JWKS requests = %d, want 1", n)
+	}
+	if n := v.cache.len(); n != 0 {
+		t.Errorf("cache holds %d entries after expiry, want 0", n)
+	}
+}
+
+func TestTokenCacheBounded(t *testing.T) {
+	const size = 4 * tokenCacheShards
+	c := newTokenCache(size)
+	now := testEpoch
+	for i := range 10 * size {
+		key := tokenKey(sha256.Sum256(fmt.Appendf(nil, "token-%d", i)))
+		c.put(&key, &cachedToken{until: now.Add(time.Hour)}, now)
+	}
+	if n := c.len(); n > size {
+		t.Errorf("cache holds %d entries, want at most %d", n, size)
+	}
+	// Expired entries are dropped before live ones: fill live's shard
+	// again once everything else in it has expired.
+	live := tokenKey(sha256.Sum256([]byte("live")))
+	c.put(&live, &cachedToken{until: now.Add(2 * time.Hour)}, now)
+	later := now.Add(90 * time.Minute)
+	for i := 0; ; i++ {
+		key := tokenKey(sha256.Sum256(fmt.Appendf(nil, "new-%d", i)))
+		if c.shard(&key) == c.shard(&live) {
+			c.put(&key, &cachedToken{until: later.Add(time.Hour)}, later)
+			break
+		}
+	}
+	if c.get(&live) == nil {
+		t.Error("live entry evicted while expired entries remained")
+	}
+	if n := len(c.shard(&live).entries); n != 2 {
+		t.Errorf("shard holds %d entries after sweeping expired ones, want 2", n)
+	}
+}
+
+func BenchmarkVerifyCached(b *testing.B) {
+	key := rsaKey(b, 0, "k1")
+	iss := newTestIssuer(b, key)
+	v := newTestVerifier(b, iss, newTestClock(testEpoch), nil)
+	raw := sign(b, key, withClaims(baseClaims(iss.URL()), "groups", []string{"admins", "devs"}))
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, raw); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if _, err := v.Verify(ctx, raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkVerifyCachedParallel(b *testing.B) {
+	key := rsaKey(b, 0, "k1")
+	iss := newTestIssuer(b, key)
+	v := newTestVerifier(b, iss, newTestClock(testEpoch), nil)
+	raw := sign(b, key, baseClaims(iss.URL()))
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, raw); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := v.Verify(ctx, raw); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

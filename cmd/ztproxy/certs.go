@@ -1,0 +1,42 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"ztproxy/certs"
+)
+
+func cmdCerts(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "dev" {
+		return usageError("usage: ztproxy certs dev --out DIR [--hosts h1,h2] [--device-spiffe-id ID] [--force]")
+	}
+	fs := flag.NewFlagSet("certs dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "", "directory to write the certificates to")
+	hosts := fs.String("hosts", "", "comma-separated server names (default localhost,127.0.0.1,::1)")
+	spiffe := fs.String("device-spiffe-id", "", "SPIFFE id of the device certificate")
+	force := fs.Bool("force", false, "overwrite an existing CA")
+	if err := fs.Parse(args[1:]); err != nil {
+		return usageError(err.Error())
+	}
+	if *out == "" {
+		return usageError("--out is required")
+	}
+	opts := certs.DevOptions{Out: *out, DeviceSPIFFEID: *spiffe, Force: *force}
+	if *hosts != "" {
+		opts.Hosts = strings.Split(*hosts, ",")
+	}
+	files, err := certs.WriteDev(opts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Development certificates written (NOT for production):\n")
+	fmt.Fprintf(stdout, "  CA:          %s (key %s)\n", files.CA, files.CAKey)
+	fmt.Fprintf(stdout, "  server:      %s (key %s)\n", files.ServerCert, files.ServerKey)
+	fmt.Fprintf(stdout, "  device:      %s (key %s)\n", files.ClientCert, files.ClientKey)
+	fmt.Fprintf(stdout, "Try: curl --cacert %s --cert %s --key %s https://localhost:8443/\n", files.CA, files.ClientCert, files.ClientKey)
+	return nil
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"ztproxy/internal/testenv"
+)
+
+// TestExampleConfigIsValid follows the README: dev certificates, then
+// check-config on config.example.yaml with its example policies.
+func TestExampleConfigIsValid(t *testing.T) {
+	root := testenv.RepoRoot(t)
+	dir := t.TempDir()
+	for _, f := range []string{"config.example.yaml", "policies/example.cedar"} {
+		data, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, f), string(data))
+	}
+	if code, out := runZtproxy(t, "certs", "dev", "--out", filepath.Join(dir, "dev-certs")); code != 0 {
+		t.Fatalf("certs dev: %s", out)
+	}
+	code, out := runZtproxy(t, "check-config", "--config", filepath.Join(dir, "config.example.yaml"))
+	if code != 0 {
+		t.Fatalf("check-config on the example: exit %d\n%s", code, out)
+	}
+}
+
+// TestCheckConfigListsEveryProblem breaks a config in several places and
+// expects each problem with its path, including Cedar errors with file:line.
+func TestCheckConfigListsEveryProblem(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "p.cedar"), "permit (principal, action, resource);\n\nforbid (principal action, resource);\n")
+	writeFile(t, filepath.Join(dir, "bad.yaml"), `
+listen: "127.0.0.1:8443"
+admin_listen: "127.0.0.1:8443"
+external_url: "ftp://x"
+insecure_plaintext: true
+policies: [p.cedar]
+routes:
+  - {name: a, host: app.example.com, upstream: "not a url", auth: bearer}
+  - {name: b, host: app.example.com, upstream: "http://127.0.0.1:1", auth: magic, upsteam: x}
+`)
+	code, out := runZtproxy(t, "check-config", "--config", filepath.Join(dir, "bad.yaml"))
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, out)
+	}
+	for _, want := range []string{"admin_listen", "external_url", "routes[0].upstream", "routes[1].auth", "routes[1].upsteam", "p.cedar:3"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestPolicyTestCommand(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "p.cedar"), `
+@id("eng-api") permit (principal, action, resource == Route::"api") when { principal in Group::"eng" };
+@id("fresh-mfa") @step_up("mfa") forbid (principal, action == Action::"DELETE", resource == Route::"api") unless { context.auth.mfa };
+`)
+	writeFile(t, filepath.Join(dir, "c.yaml"), `
+listen: "127.0.0.1:8443"
+admin_listen: "127.0.0.1:9090"
+external_url: "http://127.0.0.1:8443"
+insecure_plaintext: true
+policies: [p.cedar]
+routes:
+  - {name: api, host: app.example.com, upstream: "http://127.0.0.1:1", auth: public}
+`)
+	cases := []struct{ input, want, ids string }{
+		{`{"principal":"alice","groups":["eng"],"route":"api","method":"GET","path":"/x","ip":"10.0.0.1"}`, "allow", "eng-api"},
+		{`{"principal":"bob","groups":["sales"],"route":"api","method":"GET"}`, "deny", "none"},
+		{`{"principal":"alice","groups":["eng"],"route":"api","method":"DELETE"}`, "step_up", "fresh-mfa"},
+		{`{"principal":"alice","groups":["eng"],"route":"api","method":"DELETE","amr":["pwd","otp"]}`, "allow", "eng-api"},
+	}
+	for _, c := range cases {
+		in := filepath.Join(dir, "in.json")
+		writeFile(t, in, c.input)
+		code, out := runZtproxy(t, "policy", "test", "--config", filepath.Join(dir, "c.yaml"), "--input", in, "--expect", c.want)
+		if code != 0 || !strings.Contains(out, "decision: "+c.want) || !strings.Contains(out, c.ids) {
+			t.Errorf("%s: exit %d\n%s", c.input, code, out)
+		}
+	}
+}

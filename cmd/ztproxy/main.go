@@ -1,0 +1,84 @@
+// Command ztproxy is the identity-aware access proxy: serve, check-config,
+// certs, policy test and demo.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `ztproxy — identity-aware access proxy
+
+Usage:
+  ztproxy serve --config FILE          run the proxy (SIGHUP or a file change reloads, SIGTERM drains)
+  ztproxy check-config --config FILE   validate a configuration and list every problem
+  ztproxy certs dev --out DIR          write a development CA, server and device certificates
+  ztproxy policy test --config FILE --input REQUEST.json
+                                       evaluate one synthetic request against the policies
+  ztproxy version                      print the version
+`
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run dispatches a command line and returns the process exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	var err error
+	switch args[0] {
+	case "serve":
+		err = cmdServe(ctx, args[1:], stdout, stderr)
+	case "check-config":
+		err = cmdCheckConfig(args[1:], stdout, stderr)
+	case "certs":
+		err = cmdCerts(args[1:], stdout, stderr)
+	case "policy":
+		err = cmdPolicy(args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "ztproxy", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "ztproxy: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "ztproxy %s: %v\n", args[0], err)
+			return 2
+		}
+		var ce exitCodeError
+		if errors.As(err, &ce) {
+			return int(ce)
+		}
+		fmt.Fprintf(stderr, "ztproxy %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+// usageError marks a command-line mistake (exit 2).
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+// exitCodeError ends the process with a code after the command already
+// printed what the user needs.
+type exitCodeError int
+
+func (e exitCodeError) Error() string { return fmt.Sprintf("exit %d", int(e)) }

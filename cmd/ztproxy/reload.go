@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"syscall"
+	"time"
+
+	"ztproxy/authn"
+	"ztproxy/certs"
+	"ztproxy/config"
+	"ztproxy/proxy"
+)
+
+// reloadPollInterval is how often the config and policy files are checked
+// for changes. Polling (rather than inotify) also follows Kubernetes
+// ConfigMap symlink swaps.
+var reloadPollInterval = time.Second
+
+// reloader rebuilds the proxy's snapshot on SIGHUP or when a watched file
+// changes. A config that fails to load or build is logged and counted;
+// the last good one keeps serving.
+type reloader struct {
+	path    string
+	current *config.Runtime
+	bearer  *authn.BearerVerifier
+	server  *proxy.Server
+	metrics *proxy.Metrics
+	log     *slog.Logger
+	certs   *certs.Manager
+	digest  [32]byte
+}
+
+func (r *reloader) run(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	ticker := time.NewTicker(reloadPollInterval)
+	defer ticker.Stop()
+	r.digest = r.watchDigest()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			r.log.Info("SIGHUP: reloading configuration")
+			if r.certs != nil {
+				_ = r.certs.Reload()
+			}
+			r.reload()
+			r.digest = r.watchDigest()
+		case <-ticker.C:
+			if d := r.watchDigest(); d != r.digest {
+				r.digest = d
+				r.log.Info("configuration files changed: reloading")
+				r.reload()
+			}
+		}
+	}
+}
+
+func (r *reloader) reload() {
+	rt, err := config.LoadRuntime(r.path)
+	if err == nil {
+		err = r.apply(rt)
+	}
+	r.metrics.ReloadResult(err, time.Now())
+	if err != nil {
+		r.log.Error("configuration rejected; the previous configuration keeps serving", "path", r.path, "err", err)
+		return
+	}
+	if rt.File.Listen != r.current.File.Listen || rt.File.AdminListen != r.current.File.AdminListen ||
+		!reflect.DeepEqual(rt.Certs, r.current.Certs) {
+		r.log.Warn("listener or TLS file settings changed: they take effect after a restart")
+	}
+	r.current = rt
+	r.log.Info("configuration reloaded", "routes", len(rt.Proxy.Routes))
+}
+
+func (r *reloader) apply(rt *config.Runtime) error {
+	bearer := r.bearer
+	if !reflect.DeepEqual(rt.Bearer.IdPs, r.current.Bearer.IdPs) {
+		var err error
+		bearer, err = newBearer(rt, r.log)
+		if err != nil {
+			return err
+		}
+	}
+	setBearer(&rt.Proxy, bearer)
+	if err := r.server.Update(rt.Proxy); err != nil {
+		return err
+	}
+	r.bearer = bearer
+	return nil
+}
+
+// watchDigest hashes the config file and every file its policy globs
+// match now, so an added, removed or edited policy file is noticed.
+func (r *reloader) watchDigest() [32]byte {
+	h := sha256.New()
+	files := []string{r.path}
+	f := r.current.File
+	for _, pattern := range f.Policies {
+		if !filepath.IsAbs(pattern) {
+			pattern = filepath.Join(f.BaseDir, pattern)
+		}
+		matches, _ := filepath.Glob(pattern)
+		files = append(files, matches...)
+	}
+	sort.Strings(files)
+	for _, name := range files {
+		io.WriteString(h, name)
+		h.Write([]byte{0})
+		if data, err := os.ReadFile(name); err == nil {
+			h.Write(data)
+		}
+		h.Write([]byte{0})
+	}
+	var d [32]byte
+	copy(d[:], h.Sum(nil))
+	return d
+}

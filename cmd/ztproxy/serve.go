@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"ztproxy/authn"
+	"ztproxy/certs"
+	"ztproxy/config"
+	"ztproxy/proxy"
+)
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return usageError(err.Error())
+	}
+	if *path == "" {
+		return usageError("--config is required")
+	}
+	rt, err := config.LoadRuntime(*path)
+	if err != nil {
+		printProblems(stderr, *path, err)
+		return exitCodeError(1)
+	}
+	logger := newLogger(rt.File.Log, stderr)
+	audit, closeAudit, err := newAuditLogger(rt.File.Audit.Output, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeAudit()
+	return serve(ctx, *path, rt, logger, audit)
+}
+
+// serve runs the proxy described by rt until ctx ends.
+func serve(ctx context.Context, path string, rt *config.Runtime, logger, audit *slog.Logger) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	metrics := proxy.NewMetrics()
+
+	var tlsConfig *tls.Config
+	var certManager *certs.Manager
+	if rt.Certs != nil {
+		cfg := *rt.Certs
+		cfg.Logger = logger
+		m, err := certs.New(cfg)
+		if err != nil {
+			return err
+		}
+		certManager = m
+		certManager.SetReloadHook(func(err error) {
+			if err == nil {
+				metrics.SetCertExpiries(certManager.Expiries())
+			}
+		})
+		metrics.SetCertExpiries(certManager.Expiries())
+		tlsConfig = certManager.TLSConfig()
+		go certManager.Run(ctx)
+	}
+
+	bearer, err := newBearer(rt, logger)
+	if err != nil {
+		return err
+	}
+	setBearer(&rt.Proxy, bearer)
+	srv, err := proxy.New(rt.Proxy, proxy.Options{
+		Server: rt.Server, SigningKey: rt.SigningKey, Audit: audit, Logger: logger, Metrics: metrics,
+	})
+	if err != nil {
+		return err
+	}
+	metrics.ReloadResult(nil, time.Now())
+
+	publicLn, err := net.Listen("tcp", rt.File.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	adminLn, err := net.Listen("tcp", rt.File.AdminListen)
+	if err != nil {
+		publicLn.Close()
+		return fmt.Errorf("admin_listen: %w", err)
+	}
+	r := &reloader{path: path, current: rt, bearer: bearer, server: srv, metrics: metrics, log: logger, certs: certManager}
+	go r.run(ctx)
+
+	scheme := "https"
+	if tlsConfig == nil {
+		scheme = "http"
+	}
+	logger.Info("ztproxy serving", "listen", scheme+"://"+publicLn.Addr().String(),
+		"admin", "http://"+adminLn.Addr().String(), "routes", len(rt.Proxy.Routes), "external_url", rt.File.ExternalURL)
+	err = srv.Serve(ctx, proxy.Listeners{Public: publicLn, Admin: adminLn, TLS: tlsConfig})
+	if err != nil {
+		return err
+	}
+	logger.Info("ztproxy stopped: drained")
+	return nil
+}
+
+// newBearer builds the bearer verifier, or returns nil when no identity
+// provider accepts bearer tokens.
+func newBearer(rt *config.Runtime, logger *slog.Logger) (*authn.BearerVerifier, error) {
+	if len(rt.Bearer.IdPs) == 0 {
+		return nil, nil
+	}
+	cfg := rt.Bearer
+	cfg.Logger = logger
+	return authn.NewBearerVerifier(cfg)
+}
+
+// setBearer stores v without creating a non-nil interface around a nil
+// pointer.
+func setBearer(c *proxy.Config, v *authn.BearerVerifier) {
+	if v != nil {
+		c.Bearer = v
+	}
+}
+
+func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// newAuditLogger opens the audit destination: one JSON object per line.
+func newAuditLogger(output string, stdout, stderr io.Writer) (*slog.Logger, func(), error) {
+	var w io.Writer
+	closeFn := func() {}
+	switch output {
+	case "", "stdout":
+		w = stdout
+	case "stderr":
+		w = stderr
+	default:
+		f, err := os.OpenFile(output, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return nil, nil, fmt.Errorf("audit.output: %w", err)
+		}
+		w, closeFn = f, func() { f.Close() }
+	}
+	h := slog.NewJSONHandler(w, &slog.HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+		if len(groups) == 0 && a.Key == slog.MessageKey {
+			a.Key = "event"
+		}
+		return a
+	}})
+	return slog.New(h).With("log", "audit"), closeFn, nil
+}
+
+// printProblems prints a config error: one problem per line.
+func printProblems(w io.Writer, path string, err error) {
+	var perr *config.Errors
+	if errors.As(err, &perr) {
+		fmt.Fprintf(w, "%s: %d problem(s):\n", path, len(perr.Problems))
+		for _, p := range perr.Problems {
+			fmt.Fprintf(w, "  %s\n", p.String())
+		}
+		return
+	}
+	fmt.Fprintf(w, "%s: %v\n", path, err)
+}

@@ -1,0 +1,156 @@
+package config
+
+import (
+	"crypto/ecdsa"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"ztproxy/authn"
+	"ztproxy/authz"
+	"ztproxy/certs"
+	"ztproxy/proxy"
+)
+
+// Runtime is a validated File turned into the typed Config of each
+// component. Building it reads the files the config names (policies,
+// CA bundles, keys) but starts nothing.
+type Runtime struct {
+	File *File
+	// Proxy is the reloadable request pipeline. Its Bearer field is left
+	// nil: the caller supplies a verifier (and keeps it across reloads so
+	// its key cache survives).
+	Proxy  proxy.Config
+	Server proxy.ServerConfig
+	// Certs configures the public listener's TLS; nil when the listener is
+	// plaintext.
+	Certs *certs.Config
+	// Bearer configures bearer-token verification; IdPs is empty when no
+	// identity provider is configured.
+	Bearer authn.BearerConfig
+	// SigningKey signs identity assertions; nil means generate one.
+	SigningKey *ecdsa.PrivateKey
+	// WatchFiles are the files whose change triggers a reload: the config
+	// itself (added by the caller) and every policy file.
+	WatchFiles []string
+}
+
+// CheckPolicies is the Options.CheckPolicies hook backed by the Cedar
+// engine: it parses every file and reports each problem with file:line.
+func CheckPolicies(paths []string, loc *time.Location) error {
+	files, err := authz.LoadFiles(paths)
+	if err != nil {
+		return err
+	}
+	_, err = authz.New(authz.Config{Policies: files, Location: loc})
+	return err
+}
+
+// DefaultOptions are the Options the ztproxy commands use.
+func DefaultOptions() Options { return Options{CheckPolicies: CheckPolicies} }
+
+// LoadRuntime loads, validates and builds the file at path.
+func LoadRuntime(path string) (*Runtime, error) {
+	f, err := Load(path, DefaultOptions())
+	if err != nil {
+		return nil, err
+	}
+	return Build(f)
+}
+
+// Build converts a validated File. Problems found only now (a file that
+// changed since validation) are returned joined.
+func Build(f *File) (*Runtime, error) {
+	if f.Mode == ModeSidecar {
+		return nil, errors.New("mode: sidecar is not available in this build yet")
+	}
+	rt := &Runtime{File: f, WatchFiles: append([]string(nil), f.PolicyFiles...)}
+	var errs []error
+
+	files, err := authz.LoadFiles(f.PolicyFiles)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("policies: %w", err))
+	}
+	engine, err := authz.New(authz.Config{Policies: files, Location: f.Location})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("policies: %w", err))
+	}
+
+	ext, _ := url.Parse(f.ExternalURL)
+	rt.Proxy = proxy.Config{
+		ExternalURL:       ext,
+		TrustedProxies:    f.TrustedProxyPrefixes,
+		Location:          f.Location,
+		AssertionTTL:      f.Assertion.TTL,
+		MaxBodyBytes:      f.Server.MaxBodyBytes,
+		SessionCookieName: f.Session.CookieName,
+	}
+	if engine != nil {
+		rt.Proxy.Authorizer = engine
+	}
+	for i, r := range f.Routes {
+		pr, err := buildRoute(r)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("routes[%d]: %w", i, err))
+			continue
+		}
+		rt.Proxy.Routes = append(rt.Proxy.Routes, pr)
+	}
+	rt.Server = proxy.ServerConfig{
+		ReadHeaderTimeout: f.Server.ReadHeaderTimeout,
+		ReadTimeout:       f.Server.ReadTimeout,
+		WriteTimeout:      f.Server.WriteTimeout,
+		IdleTimeout:       f.Server.IdleTimeout,
+		MaxHeaderBytes:    f.Server.MaxHeaderBytes,
+		MaxBodyBytes:      f.Server.MaxBodyBytes,
+		ShutdownGrace:     f.Server.ShutdownGrace,
+	}
+	if !f.InsecurePlaintext {
+		rt.Certs = &certs.Config{
+			CertFile: f.TLS.CertFile, KeyFile: f.TLS.KeyFile,
+			ClientCAFile: f.TLS.ClientCAFile, ClientAuth: certs.ClientAuth(f.TLS.ClientAuth),
+		}
+	}
+	for _, idp := range f.IdPs {
+		if len(idp.Audiences) == 0 {
+			continue // browser-only IdP: no bearer tokens accepted from it
+		}
+		rt.Bearer.IdPs = append(rt.Bearer.IdPs, authn.IdPConfig{
+			Name: idp.Name, Issuer: idp.Issuer, Audiences: idp.Audiences, JWKSURL: idp.JWKSURL,
+			GroupsClaim: idp.GroupsClaim, TokenUse: idp.TokenUse, ClaimsToExpose: idp.Claims,
+		})
+	}
+	if f.Assertion.SigningKeyFile != "" {
+		key, err := LoadSigningKey(f.Assertion.SigningKeyFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("assertion.signing_key_file: %w", err))
+		}
+		rt.SigningKey = key
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return rt, nil
+}
+
+func buildRoute(r Route) (proxy.RouteConfig, error) {
+	up, err := url.Parse(r.Upstream)
+	if err != nil {
+		return proxy.RouteConfig{}, fmt.Errorf("upstream: %w", err)
+	}
+	pr := proxy.RouteConfig{
+		Name: r.Name, Host: r.Host, PathPrefix: r.PathPrefix, Upstream: up,
+		UpstreamServerName: r.UpstreamServerName, Auth: proxy.AuthMode(r.Auth), IdP: r.IdP,
+		PassIdentityHeaders: r.PassIdentityHeaders, PreserveHost: r.PreserveHost,
+		StripPrefix: r.StripPrefix, Timeout: r.Timeout, WebSocket: r.WebSocket,
+	}
+	if r.UpstreamCAFile != "" {
+		pool, err := certs.LoadCertPool(r.UpstreamCAFile)
+		if err != nil {
+			return pr, fmt.Errorf("upstream_ca_file: %w", err)
+		}
+		pr.UpstreamCAs = pool
+	}
+	return pr, nil
+}

@@ -1,0 +1,74 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Options are the outside checks and sources Load, Parse and Validate use.
+// The zero value is usable: no policy check, the process environment.
+type Options struct {
+	// CheckPolicies, when set, parses the expanded policy files (absolute,
+	// sorted) with the configured time zone and returns every problem, as
+	// an errors.Join of errors formatted "file.cedar:LINE:COL: message".
+	// Each is reported under the path "policies". It is a hook so that
+	// config does not depend on the Cedar engine.
+	CheckPolicies func(paths []string, loc *time.Location) error
+	// LookupEnv resolves ${NAME} references; os.LookupEnv when nil.
+	LookupEnv func(name string) (string, bool)
+}
+
+// Load reads the configuration file at path and returns it decoded,
+// defaulted and validated; see Parse. Relative file names in the
+// configuration are relative to the file's directory. The error, if any, is
+// an *Errors.
+func Load(path string, opts Options) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Errors{Problems: []Problem{{Path: PathFile, Message: err.Error()}}}
+	}
+	return Parse(data, filepath.Dir(path), opts)
+}
+
+// Parse expands ${NAME} references in data, decodes it strictly on top of
+// DefaultFile, and validates the result. Relative file names resolve
+// against baseDir (the working directory when empty).
+//
+// Every problem found is returned at once as an *Errors, in file order; the
+// File is returned only when there are none.
+func Parse(data []byte, baseDir string, opts Options) (*File, error) {
+	c := newCollector()
+	lookup := opts.LookupEnv
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	expanded := expandEnv(data, lookup, c)
+	f := DefaultFile()
+	if !decodeDocument(expanded, &f, c) {
+		return nil, c.err()
+	}
+	f.BaseDir = baseDir
+	f.validate(opts, c)
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// Validate checks f and reports every problem as an *Errors. Problems have
+// no line numbers, since f did not come from a file; Parse and Load call
+// the same checks with lines.
+//
+// Validate also brings f into its canonical form, which is what the rest of
+// ztproxy expects: relative file names become absolute (against BaseDir,
+// itself made absolute), route hosts and path prefixes are canonicalised,
+// browser routes without an idp get the first one, and the derived fields
+// (Location, PolicyFiles, TrustedProxyPrefixes, Session.SecretKeys) are
+// filled in. It touches nothing outside f, and running it twice gives the
+// same result.
+func (f *File) Validate(opts Options) error {
+	c := newCollector()
+	f.validate(opts, c)
+	return c.err()
+}

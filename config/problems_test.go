@@ -1,0 +1,353 @@
+package config
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// head is the smallest valid top of a file; cases add the rest.
+const head = `listen: ":8443"
+admin_listen: "127.0.0.1:9090"
+external_url: https://ztp.example.com
+insecure_plaintext: true
+`
+
+// publicRoute is one route that needs no idp, session or policy.
+const publicRoute = `routes:
+  - {name: app, host: app.example.com, upstream: "http://127.0.0.1:8080", auth: public}
+`
+
+// browserIdP is an idp usable by browser and bearer routes.
+const browserIdP = `idps:
+  - {name: corp, issuer: "https://idp.example.com", client_id: c, client_secret: s, audiences: [a]}
+`
+
+func TestProblems(t *testing.T) {
+	td := testdataDir(t)
+	tests := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"minimal is valid", head + publicRoute, nil},
+		{"empty file", "", []string{
+			`listen: required: host:port, such as ":8443"`,
+			`admin_listen: required: host:port, such as ":8443"`,
+			"external_url: required: the https URL users reach ztproxy at",
+			"tls.cert_file: required (unless insecure_plaintext is true)",
+			"tls.key_file: required (unless insecure_plaintext is true)",
+			"routes: required: at least one route (or mode: sidecar)",
+		}},
+		{"bad mode", "mode: nope\n" + head + publicRoute, []string{`mode: must be proxy or sidecar, not "nope"`}},
+		{"listen without port", `listen: "8443"
+admin_listen: "127.0.0.1:9090"
+external_url: https://ztp.example.com
+insecure_plaintext: true
+` + publicRoute, []string{`listen: must be host:port, such as ":8443", not "8443"`}},
+		{"admin on the public listener", `listen: ":8443"
+admin_listen: "127.0.0.1:8443"
+external_url: https://ztp.example.com
+insecure_plaintext: true
+` + publicRoute, []string{"admin_listen: must differ from listen (:8443): the admin endpoints must not be public"}},
+		{"external_url over http", `listen: ":8443"
+admin_listen: "127.0.0.1:9090"
+external_url: http://ztp.example.com
+insecure_plaintext: true
+` + publicRoute, []string{"external_url: must use https (http is allowed only for loopback hosts)"}},
+		{"external_url with path", `listen: ":8443"
+admin_listen: "127.0.0.1:9090"
+external_url: https://ztp.example.com/app
+insecure_plaintext: true
+` + publicRoute, []string{"external_url: must not have a path"}},
+		{"external_url over http to loopback", `listen: ":8443"
+admin_listen: "127.0.0.1:9090"
+external_url: http://localhost:8443
+insecure_plaintext: true
+` + publicRoute, nil},
+		{"tls problems", `listen: ":8443"
+admin_listen: "127.0.0.1:9090"
+external_url: https://ztp.example.com
+tls:
+  cert_file: certs/server.crt
+  key_file: missing.key
+  client_ca_file: nope.crt
+  client_auth: sometimes
+` + publicRoute, []string{
+			"tls.key_file: " + td + "/missing.key: no such file",
+			"tls.client_ca_file: " + td + "/nope.crt: no such file",
+			`tls.client_auth: must be none, request or require, not "sometimes"`,
+		}},
+		{"client_auth without CA", `listen: ":8443"
+admin_listen: "127.0.0.1:9090"
+external_url: https://ztp.example.com
+tls: {cert_file: certs/server.crt, key_file: certs/server.key, client_auth: require}
+` + publicRoute, []string{"tls.client_ca_file: required when client_auth is require"}},
+		{"plaintext with certificates", head + publicRoute + "tls: {cert_file: certs/server.crt, key_file: certs/server.key, client_auth: request, client_ca_file: certs/client-ca.crt}\n", []string{
+			"insecure_plaintext: cannot be combined with tls.cert_file and tls.key_file; remove one or the other",
+			"tls.client_auth: client certificates need TLS, but insecure_plaintext is true",
+		}},
+		{"trusted proxies", head + publicRoute + "trusted_proxies: [10.0.0.0/8, 10.0.0.300, 0.0.0.0/0, \"fe80::1%eth0\"]\n", []string{
+			`trusted_proxies[1]: must be a CIDR such as 10.0.0.0/8 or an IP address, not "10.0.0.300"`,
+			"trusted_proxies[2]: 0.0.0.0/0 trusts every address, which lets any client forge X-Forwarded-For",
+			`trusted_proxies[3]: must be a CIDR such as 10.0.0.0/8 or an IP address, not "fe80::1%eth0"`,
+		}},
+		{"timezone", head + publicRoute + "timezone: Mars/Olympus\n", []string{
+			`timezone: unknown time zone "Mars/Olympus": use an IANA name such as UTC or Europe/Berlin`,
+		}},
+		{"policies", head + publicRoute + "policies: [nothing/*.cedar, missing.cedar, policies, \"[\", \"\"]\n", []string{
+			"policies[0]: " + td + "/nothing/*.cedar: matches no file",
+			"policies[1]: " + td + "/missing.cedar: no such file",
+			"policies[2]: " + td + "/policies: is a directory",
+			"policies[3]: " + td + "/[: malformed glob pattern",
+			"policies[4]: required: a file name or glob pattern",
+		}},
+		{"policies required", head + `routes:
+  - {name: app, host: app.example.com, upstream: "http://127.0.0.1:8080", auth: bearer}
+idps: [{name: corp, issuer: "https://idp.example.com", audiences: [a]}]
+`, []string{"policies: required: without policies every request to a non-public route is denied"}},
+		{"idps", head + publicRoute + `idps:
+  - name: Corp
+    issuer: http://idp.example.com
+    token_use: refresh
+    client_id: web
+    scopes: [email]
+    extra_auth_params: {state: x, prompt: login}
+    step_up: {}
+  - name: corp2
+    issuer: https://idp.example.com?x=1
+    jwks_url: ftp://keys
+    audiences: [""]
+    client_secret: s
+    groups_claim: ""
+  - {name: corp2}
+`, []string{
+			`idps[0].name: "Corp" must match [a-z0-9-]+`,
+			"idps[0].issuer: must use https (http is allowed only for loopback hosts)",
+			`idps[0].token_use: must be empty, id or access, not "refresh"`,
+			"idps[0].scopes: must include openid for browser sign-in",
+			"idps[0].extra_auth_params.state: reserved: ztproxy sets this parameter itself",
+			"idps[0].step_up: set acr_values, max_age or both",
+			"idps[1].issuer: must not have a query",
+			"idps[1].jwks_url: must be an absolute https URL",
+			"idps[1].audiences[0]: must not be empty",
+			"idps[1].groups_claim: required (the default is groups)",
+			// A missing key sorts at the end of its block.
+			"idps[1].client_id: required when client_secret is set",
+			`idps[2].name: duplicate name "corp2" (also idps[1])`,
+			"idps[2].issuer: required",
+		}},
+		{"session", head + browserIdP + `session:
+  cookie_name: "bad name"
+  cookie_domain: other.com
+  lifetime: 1h
+  idle_timeout: 2h
+  secrets: [short, "0123456789abcdef0123456789abcdef"]
+routes:
+  - {name: app, host: app.example.com, upstream: "http://127.0.0.1:8080", auth: public}
+`, []string{
+			`session.cookie_name: "bad name" is not a valid cookie name`,
+			`session.cookie_domain: "other.com" does not contain the external_url host "ztp.example.com", so browsers would refuse the cookie`,
+			"session.idle_timeout: must not exceed lifetime (1h0m0s)",
+			"session.secrets[0]: must be at least 32 bytes (got 5); generate one with: openssl rand -base64 32",
+		}},
+		{"browser route needs secrets and client", head + `idps:
+  - {name: corp, issuer: "https://idp.example.com"}
+policies: [policies/base.cedar]
+routes:
+  - {name: app, host: app.example.com, upstream: "http://127.0.0.1:8080", auth: browser}
+`, []string{
+			`idps[0].client_id: required: browser route "app" signs in with this idp`,
+			`idps[0].client_secret: required: browser route "app" signs in with this idp`,
+			`session.secrets: required: route "app" uses auth browser`,
+		}},
+		{"assertion", head + publicRoute + `assertion:
+  signing_key_file: certs/server.crt
+  ttl: 1s
+  trusted_jwks: [http://jwks.example.com, missing.json, ""]
+`, []string{
+			"assertion.signing_key_file: " + td + `/certs/server.crt: PEM block is "CERTIFICATE"; want an EC P-256 private key`,
+			"assertion.ttl: must be between 10s and 10m0s, not 1s",
+			"assertion.trusted_jwks[0]: must use https (http is allowed only for loopback hosts)",
+			"assertion.trusted_jwks[1]: " + td + "/missing.json: no such file",
+			"assertion.trusted_jwks[2]: must not be empty",
+		}},
+		{"server", head + publicRoute + `server:
+  read_header_timeout: 0s
+  write_timeout: -1s
+  max_header_bytes: 0
+  max_body_bytes: -1
+`, []string{
+			"server.read_header_timeout: must be greater than 0: it bounds how long a slow client can hold a connection",
+			"server.write_timeout: must not be negative",
+			"server.max_header_bytes: must be greater than 0",
+			"server.max_body_bytes: must not be negative (0 means unlimited)",
+		}},
+		{"audit and log", head + publicRoute + "audit: {output: no/such/dir/audit.log}\nlog: {level: loud, format: xml}\n", []string{
+			"audit.output: " + td + "/no/such/dir: no such directory",
+			`log.level: must be debug, info, warn or error, not "loud"`,
+			`log.format: must be json or text, not "xml"`,
+		}},
+		{"route fields", head + `routes:
+  - name: App
+    host: https://app.example.com
+    path_prefix: api
+    upstream: 127.0.0.1:8080
+    auth: magic
+  - name: two
+    host: "two.example.com:99999"
+    path_prefix: /a/../b
+    upstream: "http://127.0.0.1:8080/?q=1"
+  - name: three
+    host: "bücher.example.com"
+    path_prefix: /a%2fb
+    upstream: http://u:p@127.0.0.1
+    upstream_ca_file: certs/upstream-ca.crt
+    auth: public
+    timeout: -1s
+  - name: four
+    host: "*.*.example.com"
+    path_prefix: //x
+    upstream: ftp://example.com
+    upstream_server_name: "bad name"
+    idp: ghost
+    auth: public
+`, []string{
+			`routes[0].name: "App" must match [a-z0-9_-]+`,
+			`routes[0].host: "https://app.example.com": must be a host name, not a URL`,
+			`routes[0].path_prefix: "api": must start with "/"`,
+			"routes[0].upstream: must be an absolute http(s) URL",
+			`routes[0].auth: must be bearer, mtls, browser or public, not "magic"`,
+			`routes[1].host: "two.example.com:99999": port must be a number from 1 to 65535`,
+			`routes[1].path_prefix: "/a/../b": must not contain "." or ".." segments`,
+			"routes[1].upstream: must not have a query",
+			"routes[1].auth: required: bearer, mtls, browser or public",
+			`routes[2].host: "bücher.example.com": non-ASCII host name: use its xn-- (punycode) form`,
+			`routes[2].path_prefix: "/a%2fb": must not contain "%": write the decoded path`,
+			"routes[2].upstream: must not contain credentials",
+			"routes[2].timeout: must not be negative (0 means no timeout)",
+			`routes[3].host: "*.*.example.com": malformed host name: only letters, digits, - and _ are allowed`,
+			`routes[3].path_prefix: "//x": must not contain "//"`,
+			"routes[3].upstream: must be an absolute http(s) URL",
+			`routes[3].upstream_server_name: "bad name": malformed host name: only letters, digits, - and _ are allowed`,
+			`routes[3].idp: no idp named "ghost"`,
+		}},
+		{"upstream TLS options need https", head + `routes:
+  - {name: app, host: a.example.com, upstream: "http://127.0.0.1", auth: public, upstream_ca_file: certs/upstream-ca.crt, upstream_server_name: x.internal}
+`, []string{
+			"routes[0].upstream_ca_file: only used with an https upstream",
+			"routes[0].upstream_server_name: only used with an https upstream",
+		}},
+		{"duplicates after canonicalisation", head + `routes:
+  - {name: app, host: App.Example.com., path_prefix: /api/, upstream: "http://127.0.0.1", auth: public}
+  - {name: app, host: app.example.com:80, path_prefix: /api, upstream: "http://127.0.0.1", auth: public}
+  - {name: other, host: app.example.com, path_prefix: /apix, upstream: "http://127.0.0.1", auth: public}
+`, []string{
+			`routes[1].name: duplicate name "app" (also routes[0])`,
+			`routes[1].path_prefix: "/api" on host "app.example.com" is already routed by routes[0]`,
+		}},
+		{"auth needs", head + `policies: [policies/base.cedar]
+idps: [{name: corp, issuer: "https://idp.example.com"}]
+routes:
+  - {name: api, host: a.example.com, upstream: "http://127.0.0.1", auth: bearer}
+  - {name: api2, host: b.example.com, upstream: "http://127.0.0.1", auth: bearer, idp: corp}
+  - {name: svc, host: c.example.com, upstream: "http://127.0.0.1", auth: mtls}
+`, []string{
+			"idps[0].audiences: required: bearer route \"api2\" accepts this idp's tokens",
+			"routes[0].auth: bearer needs an idp with audiences, and none has them",
+			"routes[2].auth: mtls needs tls.client_auth request or require",
+		}},
+		{"browser route without idps", head + `policies: [policies/base.cedar]
+session: {secrets: ["0123456789abcdef0123456789abcdef"]}
+routes:
+  - {name: app, host: a.example.com, upstream: "http://127.0.0.1", auth: browser}
+`, []string{"routes[0].idp: browser sign-in needs an idp, and none is configured"}},
+		{"sidecar without block", "mode: sidecar\n" + head + "policies: [policies/base.cedar]\nassertion: {trusted_jwks: [certs/server.crt]}\n", []string{
+			"sidecar.upstream: required when mode is sidecar",
+		}},
+		{"sidecar block problems", "mode: sidecar\n" + head + publicRoute + `policies: [policies/base.cedar]
+sidecar: {name: app, upstream: "unix:/run/app.sock"}
+`, []string{
+			"sidecar.upstream: must be an absolute http(s) URL",
+			`sidecar.name: duplicate name "app" (also routes[0])`,
+			"assertion.trusted_jwks: required in sidecar mode unless an idp has audiences: nothing could authenticate a request",
+		}},
+		{"sidecar block in proxy mode", head + publicRoute + "sidecar: {upstream: \"http://127.0.0.1:8080\"}\n", []string{
+			"sidecar: only used when mode is sidecar",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := Parse([]byte(tt.yaml), "testdata", Options{LookupEnv: noEnv})
+			got := problemsOf(t, err)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+			if (err == nil) != (f != nil) {
+				t.Errorf("Parse returned file %v with error %v", f != nil, err)
+			}
+		})
+	}
+}
+
+// TestAllProblemsAtOnce checks that problems from every stage (env,
+// decoding, validation) come back together, in file order, with lines.
+func TestAllProblemsAtOnce(t *testing.T) {
+	src := `listen: ":8443"
+admin_listen: "127.0.0.1:9090"
+external_url: https://ztp.example.com
+insecure_plaintext: true
+timezone: "${ZONE}"
+log: {level: loud}
+routes:
+  - name: app
+    host: app.example.com
+    upsteam: http://127.0.0.1:8080
+    auth: public
+    timeout: 30
+`
+	_, err := Parse([]byte(src), "testdata", Options{LookupEnv: noEnv})
+	var errs *Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("err = %v, want *Errors", err)
+	}
+	want := []Problem{
+		{Path: "(env)", Line: 5, Message: "${ZONE} is not set"},
+		{Path: "log.level", Line: 6, Message: `must be debug, info, warn or error, not "loud"`},
+		{Path: "routes[0].upsteam", Line: 10, Message: "unknown key"},
+		{Path: "routes[0].timeout", Line: 12, Message: `invalid duration "30": use a number with a unit, such as "30s" or "1h30m"`},
+		// The missing upstream shows its route's line and sorts at the end
+		// of the route.
+		{Path: "routes[0].upstream", Line: 8, Message: "required: an absolute http(s) URL"},
+	}
+	if diff := cmp.Diff(want, errs.Problems); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}
+
+func TestPolicyHookProblems(t *testing.T) {
+	src := head + publicRoute + "timezone: Asia/Tokyo\npolicies: [policies/*.cedar]\n"
+	opts := Options{
+		LookupEnv: noEnv,
+		CheckPolicies: func(paths []string, loc *time.Location) error {
+			if loc.String() != "Asia/Tokyo" {
+				t.Errorf("loc = %v", loc)
+			}
+			return errors.Join(
+				errors.New(paths[0]+":3:10: unexpected token"),
+				errors.New(paths[1]+":1:1: unknown annotation"),
+			)
+		},
+	}
+	_, err := Parse([]byte(src), "testdata", opts)
+	td := testdataDir(t)
+	want := []string{
+		"policies: " + td + "/policies/admin.cedar:3:10: unexpected token",
+		"policies: " + td + "/policies/base.cedar:1:1: unknown annotation",
+	}
+	if diff := cmp.Diff(want, problemsOf(t, err)); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,315 @@
+// Package config is ztproxy's one configuration file: the YAML schema,
+// ${ENV} expansion, a strict decoder that rejects unknown keys, and a
+// validation pass that reports every problem at once with its YAML path
+// ("routes[2].upstream: must be an absolute http(s) URL").
+//
+// The package only describes and checks the file. Turning a File into the
+// Config of each component is done by the callers of Load, so that every
+// package keeps its own typed Config.
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// The modes ztproxy runs in.
+const (
+	// ModeProxy is the front door: many routes, each to its own upstream.
+	ModeProxy = "proxy"
+	// ModeSidecar runs next to one service and protects only it; the
+	// sidecar block names the upstream.
+	ModeSidecar = "sidecar"
+)
+
+// The ways a route authenticates its callers.
+const (
+	AuthBearer  = "bearer"
+	AuthMTLS    = "mtls"
+	AuthBrowser = "browser"
+	AuthPublic  = "public"
+)
+
+// The client certificate modes of the public listener.
+const (
+	ClientAuthNone    = "none"
+	ClientAuthRequest = "request"
+	ClientAuthRequire = "require"
+)
+
+// File is the whole configuration file. Fields tagged yaml:"-" are not read
+// from YAML; Validate fills them in.
+type File struct {
+	// Mode is "proxy" (the default) or "sidecar".
+	Mode string `yaml:"mode"`
+	// Listen is the host:port of the public listener.
+	Listen string `yaml:"listen"`
+	// AdminListen is the host:port of the admin listener (metrics, health,
+	// pprof); it must not be the public one.
+	AdminListen string `yaml:"admin_listen"`
+	// ExternalURL is the https origin users reach the proxy at; login
+	// callbacks and assertion issuers derive from it. Validate strips a
+	// trailing slash.
+	ExternalURL string `yaml:"external_url"`
+	// TLS configures the public listener's certificates.
+	TLS TLS `yaml:"tls"`
+	// InsecurePlaintext serves the public listener without TLS, for use
+	// behind a load balancer that terminates TLS, or in tests. It MUST NOT be
+	// used when clients can reach the listener directly: session cookies and
+	// tokens would cross the network in clear text.
+	InsecurePlaintext bool `yaml:"insecure_plaintext"`
+	// TrustedProxies are the CIDRs of load balancers whose
+	// X-Forwarded-For entries are believed. Bare IPs are accepted.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Timezone is the IANA zone policy time attributes are computed in.
+	Timezone string `yaml:"timezone"`
+	// Policies are Cedar files or glob patterns, relative to the file's
+	// directory unless absolute.
+	Policies []string `yaml:"policies"`
+	// IdPs are the identity providers tokens and logins come from.
+	IdPs []IdP `yaml:"idps"`
+	// Session configures the browser session cookie.
+	Session Session `yaml:"session"`
+	// Assertion configures the signed identity JWT sent upstream.
+	Assertion Assertion `yaml:"assertion"`
+	// Server holds the HTTP server limits of the public listener.
+	Server Server `yaml:"server"`
+	// Audit says where audit records go.
+	Audit Audit `yaml:"audit"`
+	// Log configures the operational log.
+	Log Log `yaml:"log"`
+	// Routes map host and path prefix to an upstream.
+	Routes []Route `yaml:"routes"`
+	// Sidecar names the protected service in sidecar mode; nil when the
+	// block is absent.
+	Sidecar *Sidecar `yaml:"sidecar"`
+
+	// BaseDir is the absolute directory relative file names were resolved
+	// against: the directory of the loaded file, or Parse's baseDir.
+	BaseDir string `yaml:"-"`
+	// Location is the loaded Timezone.
+	Location *time.Location `yaml:"-"`
+	// PolicyFiles are the Policies with globs expanded: absolute, sorted
+	// and without duplicates.
+	PolicyFiles []string `yaml:"-"`
+	// TrustedProxyPrefixes are the parsed TrustedProxies; a bare IP becomes
+	// a /32 or /128.
+	TrustedProxyPrefixes []netip.Prefix `yaml:"-"`
+}
+
+// TLS configures the certificates of the public listener. File names are
+// made absolute by Validate.
+type TLS struct {
+	// CertFile is the PEM server certificate chain, leaf first.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the PEM private key of the leaf.
+	KeyFile string `yaml:"key_file"`
+	// ClientCAFile is the PEM bundle client certificates are verified
+	// against; required unless ClientAuth is "none".
+	ClientCAFile string `yaml:"client_ca_file"`
+	// ClientAuth is "none" (the default), "request" or "require".
+	ClientAuth string `yaml:"client_auth"`
+}
+
+// IdP is one OpenID Connect identity provider.
+type IdP struct {
+	// Name identifies the IdP in routes and in principals; [a-z0-9-]+.
+	Name string `yaml:"name"`
+	// Issuer is the exact iss value of the IdP's tokens.
+	Issuer string `yaml:"issuer"`
+	// Audiences are the aud values accepted on bearer tokens.
+	Audiences []string `yaml:"audiences"`
+	// JWKSURL, when set, replaces OIDC discovery for the signing keys.
+	JWKSURL string `yaml:"jwks_url"`
+	// GroupsClaim names the claim holding group membership.
+	GroupsClaim string `yaml:"groups_claim"`
+	// TokenUse, when "id" or "access", requires that token_use claim value.
+	TokenUse string `yaml:"token_use"`
+	// Claims names extra claims exposed to policy.
+	Claims []string `yaml:"claims"`
+	// ClientID is the OAuth client for browser sign-in.
+	ClientID string `yaml:"client_id"`
+	// ClientSecret is the OAuth client secret for browser sign-in.
+	ClientSecret string `yaml:"client_secret"`
+	// Scopes are requested at browser sign-in; they must include openid.
+	Scopes []string `yaml:"scopes"`
+	// ExtraAuthParams are added to the authorization request.
+	ExtraAuthParams map[string]string `yaml:"extra_auth_params"`
+	// LogoutURL is where the browser is sent to end the IdP session.
+	LogoutURL string `yaml:"logout_url"`
+	// StepUp, when set, is how this IdP is asked for stronger or fresher
+	// authentication.
+	StepUp *StepUp `yaml:"step_up"`
+}
+
+// StepUp describes the re-authentication request sent to an IdP when
+// policy asks for step-up.
+type StepUp struct {
+	// ACRValues is sent as acr_values.
+	ACRValues string `yaml:"acr_values"`
+	// MaxAge is sent as max_age (in whole seconds); zero leaves it out.
+	MaxAge time.Duration `yaml:"max_age"`
+}
+
+// Session configures the encrypted browser session cookie.
+type Session struct {
+	// CookieName is the cookie's name.
+	CookieName string `yaml:"cookie_name"`
+	// CookieDomain, when set, shares the cookie with subdomains.
+	CookieDomain string `yaml:"cookie_domain"`
+	// Lifetime is the longest a session lasts after sign-in.
+	Lifetime time.Duration `yaml:"lifetime"`
+	// IdleTimeout ends a session that has not been used for this long.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// Secrets are the cookie keys, newest first; older ones still decrypt
+	// during rotation. Each is interpreted by DecodeSecret.
+	Secrets []string `yaml:"secrets"`
+
+	// SecretKeys are the Secrets after DecodeSecret, in the same order.
+	SecretKeys [][]byte `yaml:"-"`
+}
+
+// Assertion configures the identity assertion JWT the proxy signs for
+// upstreams, and which assertions a sidecar accepts.
+type Assertion struct {
+	// SigningKeyFile is a PEM EC P-256 private key; empty means a key is
+	// generated at start (and assertions do not survive restarts).
+	SigningKeyFile string `yaml:"signing_key_file"`
+	// TTL is the lifetime of an assertion, between 10s and 10m.
+	TTL time.Duration `yaml:"ttl"`
+	// TrustedJWKS are the JWKS URLs or files of front proxies whose
+	// assertions a sidecar accepts. Validate makes file names absolute.
+	TrustedJWKS []string `yaml:"trusted_jwks"`
+}
+
+// Server holds limits of the public HTTP server.
+type Server struct {
+	// ReadHeaderTimeout bounds reading request headers; it must be set so
+	// that slow clients cannot hold connections open.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request; 0 means none.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing a response; 0 means none.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout closes idle keep-alive connections; 0 means ReadTimeout.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes bounds the size of request headers.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxBodyBytes bounds proxied request bodies; 0 means unlimited.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// ShutdownGrace is how long in-flight requests get on shutdown.
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+}
+
+// Audit says where audit records are written.
+type Audit struct {
+	// Output is "stdout", "stderr" or a file name (made absolute by
+	// Validate).
+	Output string `yaml:"output"`
+}
+
+// Log configures the operational log.
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is json or text.
+	Format string `yaml:"format"`
+}
+
+// Route sends requests for a host and path prefix to an upstream.
+type Route struct {
+	// Name identifies the route in policy (Route::"name"), metrics and
+	// audit; [a-z0-9_-]+.
+	Name string `yaml:"name"`
+	// Host is the request host, canonicalised by Validate: lower case, no
+	// trailing dot, no default port. "*.example.com" matches subdomains.
+	Host string `yaml:"host"`
+	// PathPrefix matches on segment boundaries: "/api" matches "/api" and
+	// "/api/x" but not "/apix". Validate removes a trailing slash.
+	PathPrefix string `yaml:"path_prefix"`
+	// Upstream is the absolute http(s) URL requests are forwarded to.
+	Upstream string `yaml:"upstream"`
+	// UpstreamCAFile is a PEM bundle the upstream's certificate is verified
+	// against instead of the system roots.
+	UpstreamCAFile string `yaml:"upstream_ca_file"`
+	// UpstreamServerName overrides the TLS server name sent upstream.
+	UpstreamServerName string `yaml:"upstream_server_name"`
+	// Auth is bearer, mtls, browser or public.
+	Auth string `yaml:"auth"`
+	// IdP names the IdP of the route. Validate sets it to the first IdP for
+	// browser routes; on a bearer route empty means any IdP with audiences.
+	IdP string `yaml:"idp"`
+	// PassIdentityHeaders adds identity headers and the signed assertion.
+	PassIdentityHeaders bool `yaml:"pass_identity_headers"`
+	// PreserveHost sends the client's Host header upstream.
+	PreserveHost bool `yaml:"preserve_host"`
+	// Timeout bounds the upstream round trip; 0 means none.
+	Timeout time.Duration `yaml:"timeout"`
+	// WebSocket allows connection upgrades.
+	WebSocket bool `yaml:"websocket"`
+	// StripPrefix removes PathPrefix before forwarding.
+	StripPrefix bool `yaml:"strip_prefix"`
+}
+
+// Sidecar names the single service protected in sidecar mode.
+type Sidecar struct {
+	// Upstream is the service's absolute http(s) URL, usually on loopback.
+	Upstream string `yaml:"upstream"`
+	// Name is the route name used in policy and metrics.
+	Name string `yaml:"name"`
+}
+
+// DefaultFile returns a File holding every default value. Parse decodes on
+// top of it, so keys left out of the YAML keep these values.
+func DefaultFile() File {
+	return File{
+		Mode:     ModeProxy,
+		TLS:      TLS{ClientAuth: ClientAuthNone},
+		Timezone: "UTC",
+		Session: Session{
+			CookieName:  "_ztp_session",
+			Lifetime:    12 * time.Hour,
+			IdleTimeout: time.Hour,
+		},
+		Assertion: Assertion{TTL: 60 * time.Second},
+		Server: Server{
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    65536,
+			ShutdownGrace:     30 * time.Second,
+		},
+		Audit:    Audit{Output: "stdout"},
+		Log:      Log{Level: "info", Format: "json"},
+		Location: time.UTC,
+	}
+}
+
+// DefaultIdP returns the defaults every entry of idps starts from.
+func DefaultIdP() IdP {
+	return IdP{
+		GroupsClaim: "groups",
+		Scopes:      []string{"openid", "email", "profile"},
+	}
+}
+
+// DefaultRoute returns the defaults every entry of routes starts from.
+func DefaultRoute() Route {
+	return Route{
+		PathPrefix:          "/",
+		PassIdentityHeaders: true,
+		Timeout:             30 * time.Second,
+	}
+}
+
+// DefaultSidecar returns the defaults of the sidecar block.
+func DefaultSidecar() Sidecar {
+	return Sidecar{Name: "service"}
+}
+
+func (i *IdP) setDefaults()     { *i = DefaultIdP() }
+func (r *Route) setDefaults()   { *r = DefaultRoute() }
+func (s *Sidecar) setDefaults() { *s = DefaultSidecar() }
+
+// defaulter is implemented by list elements and optional blocks that have
+// defaults of their own.
+type defaulter interface{ setDefaults() }

@@ -1,0 +1,204 @@
+package config
+
+import (
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+	_ "time/tzdata" // Containers often lack /usr/share/zoneinfo; timezone must still load.
+)
+
+// validate runs every check, recording problems in c and canonicalising f
+// as Validate documents. The order of the checks only matters where one
+// uses what another filled in (Location before the policy check).
+func (f *File) validate(opts Options, c *collector) {
+	if base, err := filepath.Abs(f.BaseDir); err == nil {
+		f.BaseDir = base
+	}
+	f.checkMode(c)
+	f.checkListeners(c)
+	f.checkExternalURL(c)
+	f.checkTLS(c)
+	f.checkTrustedProxies(c)
+	f.checkTimezone(c)
+	f.checkPolicies(c, opts)
+	f.checkIdPs(c)
+	f.checkRoutes(c)
+	f.checkSidecar(c)
+	f.checkSession(c)
+	f.checkAssertion(c)
+	f.checkServer(c)
+	f.checkOutputs(c)
+}
+
+func (f *File) checkMode(c *collector) {
+	switch f.Mode {
+	case ModeProxy, ModeSidecar:
+	default:
+		c.add("mode", "must be proxy or sidecar, not %q", f.Mode)
+	}
+}
+
+func (f *File) checkListeners(c *collector) {
+	publicHost, publicPort, publicOK := checkHostPort(c, "listen", f.Listen)
+	adminHost, adminPort, adminOK := checkHostPort(c, "admin_listen", f.AdminListen)
+	if !publicOK || !adminOK || publicPort != adminPort || publicPort == "0" {
+		return
+	}
+	if publicHost == adminHost || isWildcardHost(publicHost) || isWildcardHost(adminHost) {
+		c.add("admin_listen", "must differ from listen (%s): the admin endpoints must not be public", f.Listen)
+	}
+}
+
+// checkHostPort checks a listen address of the form host:port.
+func checkHostPort(c *collector, path, addr string) (host, port string, ok bool) {
+	if addr == "" {
+		c.add(path, "required: host:port, such as \":8443\"")
+		return "", "", false
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		c.add(path, "must be host:port, such as \":8443\", not %q", addr)
+		return "", "", false
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 || port[0] == '+' {
+		c.add(path, "port must be a number from 0 to 65535, not %q", port)
+		return "", "", false
+	}
+	if strings.ContainsAny(host, " \t/") {
+		c.add(path, "host %q is not a host name or IP address", host)
+		return "", "", false
+	}
+	return host, port, true
+}
+
+func isWildcardHost(host string) bool {
+	return host == "" || host == "0.0.0.0" || host == "::"
+}
+
+func (f *File) checkExternalURL(c *collector) {
+	if f.ExternalURL == "" {
+		c.add("external_url", "required: the https URL users reach ztproxy at")
+		return
+	}
+	if _, msg := checkURL(f.ExternalURL, urlRules{secure: true, noQuery: true, noPath: true}); msg != "" {
+		c.add("external_url", "%s", msg)
+		return
+	}
+	f.ExternalURL = strings.TrimSuffix(f.ExternalURL, "/")
+}
+
+func (f *File) checkTLS(c *collector) {
+	t := &f.TLS
+	switch t.ClientAuth {
+	case ClientAuthNone, ClientAuthRequest, ClientAuthRequire:
+	default:
+		c.add("tls.client_auth", "must be none, request or require, not %q", t.ClientAuth)
+	}
+	if f.InsecurePlaintext {
+		if t.CertFile != "" || t.KeyFile != "" {
+			c.add("insecure_plaintext", "cannot be combined with tls.cert_file and tls.key_file; remove one or the other")
+		}
+		if t.ClientAuth == ClientAuthRequest || t.ClientAuth == ClientAuthRequire {
+			c.add("tls.client_auth", "client certificates need TLS, but insecure_plaintext is true")
+		}
+	} else {
+		if t.CertFile == "" {
+			c.add("tls.cert_file", "required (unless insecure_plaintext is true)")
+		}
+		if t.KeyFile == "" {
+			c.add("tls.key_file", "required (unless insecure_plaintext is true)")
+		}
+	}
+	if t.ClientCAFile == "" && (t.ClientAuth == ClientAuthRequest || t.ClientAuth == ClientAuthRequire) {
+		c.add("tls.client_ca_file", "required when client_auth is %s", t.ClientAuth)
+	}
+	f.checkFile(c, "tls.cert_file", &t.CertFile)
+	f.checkFile(c, "tls.key_file", &t.KeyFile)
+	f.checkFile(c, "tls.client_ca_file", &t.ClientCAFile)
+}
+
+func (f *File) checkTrustedProxies(c *collector) {
+	f.TrustedProxyPrefixes = nil
+	for i, s := range f.TrustedProxies {
+		path := indexPath("trusted_proxies", i)
+		prefix, err := netip.ParsePrefix(s)
+		if err != nil {
+			addr, addrErr := netip.ParseAddr(s)
+			if addrErr != nil || addr.Zone() != "" {
+				c.add(path, "must be a CIDR such as 10.0.0.0/8 or an IP address, not %q", s)
+				continue
+			}
+			prefix = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		if prefix.Bits() == 0 {
+			c.add(path, "%s trusts every address, which lets any client forge X-Forwarded-For", s)
+			continue
+		}
+		f.TrustedProxyPrefixes = append(f.TrustedProxyPrefixes, prefix.Masked())
+	}
+}
+
+func (f *File) checkTimezone(c *collector) {
+	f.Location = time.UTC
+	loc, err := time.LoadLocation(f.Timezone)
+	if err != nil || f.Timezone == "Local" {
+		c.add("timezone", "unknown time zone %q: use an IANA name such as UTC or Europe/Berlin", f.Timezone)
+		return
+	}
+	f.Location = loc
+}
+
+func (f *File) checkServer(c *collector) {
+	s := f.Server
+	if s.ReadHeaderTimeout <= 0 {
+		c.add("server.read_header_timeout", "must be greater than 0: it bounds how long a slow client can hold a connection")
+	}
+	for _, d := range []struct {
+		path  string
+		value time.Duration
+	}{
+		{"server.read_timeout", s.ReadTimeout},
+		{"server.write_timeout", s.WriteTimeout},
+		{"server.idle_timeout", s.IdleTimeout},
+		{"server.shutdown_grace", s.ShutdownGrace},
+	} {
+		if d.value < 0 {
+			c.add(d.path, "must not be negative")
+		}
+	}
+	if s.MaxHeaderBytes <= 0 {
+		c.add("server.max_header_bytes", "must be greater than 0")
+	}
+	if s.MaxBodyBytes < 0 {
+		c.add("server.max_body_bytes", "must not be negative (0 means unlimited)")
+	}
+}
+
+// checkOutputs checks the audit and log sections.
+func (f *File) checkOutputs(c *collector) {
+	switch f.Audit.Output {
+	case "stdout", "stderr":
+	case "":
+		c.add("audit.output", "required: stdout, stderr or a file name")
+	default:
+		f.Audit.Output = f.resolve(f.Audit.Output)
+		if dir := filepath.Dir(f.Audit.Output); !isDir(dir) {
+			c.add("audit.output", "%s: no such directory", dir)
+		} else if isDir(f.Audit.Output) {
+			c.add("audit.output", "%s: is a directory", f.Audit.Output)
+		}
+	}
+	switch f.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		c.add("log.level", "must be debug, info, warn or error, not %q", f.Log.Level)
+	}
+	switch f.Log.Format {
+	case "json", "text":
+	default:
+		c.add("log.format", "must be json or text, not %q", f.Log.Format)
+	}
+}

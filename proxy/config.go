@@ -1,0 +1,149 @@
+package proxy
+
+import (
+	"crypto/ecdsa"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"time"
+
+	"ztproxy/identity"
+)
+
+// AuthMode says how a route authenticates its callers.
+type AuthMode string
+
+// Route authentication modes.
+const (
+	AuthBearer  AuthMode = "bearer"
+	AuthMTLS    AuthMode = "mtls"
+	AuthBrowser AuthMode = "browser"
+	AuthPublic  AuthMode = "public"
+)
+
+// RouteConfig is one protected upstream.
+type RouteConfig struct {
+	Name string
+	// Host is the canonical host ("app.example.com", optionally with a
+	// non-default port, or "*.example.com").
+	Host string
+	// PathPrefix is a canonical path prefix; "/" matches everything.
+	PathPrefix string
+	Upstream   *url.URL
+	// UpstreamCAs, when non-nil, replaces the system roots for an https
+	// upstream.
+	UpstreamCAs        *x509.CertPool
+	UpstreamServerName string
+	Auth               AuthMode
+	// IdP names the identity provider for bearer and browser routes
+	// ("" = any configured issuer for bearer routes).
+	IdP                 string
+	PassIdentityHeaders bool
+	PreserveHost        bool
+	StripPrefix         bool
+	Timeout             time.Duration
+	WebSocket           bool
+}
+
+// ServerConfig holds listener limits and timeouts.
+type ServerConfig struct {
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+	// MaxBodyBytes bounds proxied request bodies; 0 means unlimited.
+	MaxBodyBytes  int64
+	ShutdownGrace time.Duration
+}
+
+// Config is the reloadable part of the proxy: everything a request sees.
+// It is turned into an immutable snapshot and swapped atomically.
+type Config struct {
+	// ExternalURL is the proxy's own public origin; it is the assertion
+	// issuer and the base of /.ztp/* links.
+	ExternalURL    *url.URL
+	TrustedProxies []netip.Prefix
+	Location       *time.Location
+	Routes         []RouteConfig
+	// Authorizer decides every request.
+	Authorizer Authorizer
+	// Bearer verifies bearer JWTs; required when a route uses bearer auth.
+	Bearer BearerVerifier
+	// Risk scores requests; nil means the neutral score for everyone.
+	Risk RiskScorer
+	// AssertionTTL is the lifetime of X-Ztp-Assertion JWTs.
+	AssertionTTL time.Duration
+	// MaxBodyBytes bounds proxied request bodies; 0 means unlimited.
+	MaxBodyBytes int64
+	// SessionCookieName is the browser session cookie; it is removed from
+	// forwarded requests.
+	SessionCookieName string
+	// DevicePosture looks up inventory facts for a device; may be nil.
+	DevicePosture func(identity.Device) identity.Device
+}
+
+// CheckAndSetDefaults validates the config and fills defaults. It has no
+// side effects beyond the receiver and reports every problem at once.
+func (c *Config) CheckAndSetDefaults() error {
+	var errs []error
+	if c.ExternalURL == nil || c.ExternalURL.Host == "" {
+		errs = append(errs, errors.New("external_url: required"))
+	}
+	if c.Location == nil {
+		c.Location = time.UTC
+	}
+	if c.AssertionTTL <= 0 {
+		c.AssertionTTL = time.Minute
+	}
+	if c.Authorizer == nil {
+		errs = append(errs, errors.New("policies: an authorizer is required"))
+	}
+	names := make(map[string]bool, len(c.Routes))
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		if names[r.Name] {
+			errs = append(errs, fmt.Errorf("routes[%d].name: duplicate %q", i, r.Name))
+		}
+		names[r.Name] = true
+		if r.Upstream == nil || r.Upstream.Host == "" {
+			errs = append(errs, fmt.Errorf("routes[%d].upstream: required", i))
+		}
+		if r.PathPrefix == "" {
+			r.PathPrefix = "/"
+		}
+		if r.Timeout <= 0 {
+			r.Timeout = 30 * time.Second
+		}
+		switch r.Auth {
+		case AuthBearer:
+			if c.Bearer == nil {
+				errs = append(errs, fmt.Errorf("routes[%d].auth: bearer needs an identity provider", i))
+			}
+		case AuthMTLS, AuthPublic, AuthBrowser:
+		default:
+			errs = append(errs, fmt.Errorf("routes[%d].auth: unknown mode %q", i, r.Auth))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Options are the non-reloadable parts of a Server.
+type Options struct {
+	Server ServerConfig
+	// Signer signs identity assertions; its key is published at
+	// /.ztp/jwks.json.
+	SigningKey *ecdsa.PrivateKey
+	// ExtraVerificationKeys are older public keys still published so that
+	// assertions signed before a key rotation verify until they expire.
+	Audit  *slog.Logger
+	Logger *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Metrics registers the proxy's collectors; nil means a private
+	// registry.
+	Metrics *Metrics
+}

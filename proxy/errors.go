@@ -1,0 +1,189 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"strings"
+
+	"ztproxy/authn"
+	"ztproxy/identity"
+)
+
+// httpError is an error that already knows its status. Handlers return
+// errors; writeError is the only place that turns them into responses.
+type httpError struct {
+	status int
+	code   string // short machine-readable code
+	msg    string // safe to show to the client
+	err    error
+}
+
+func (e *httpError) Error() string {
+	if e.err != nil {
+		return e.msg + ": " + e.err.Error()
+	}
+	return e.msg
+}
+
+func (e *httpError) Unwrap() error { return e.err }
+
+var (
+	errNoRoute      = &httpError{status: http.StatusNotFound, code: "no_route", msg: "no route for this host and path"}
+	errBadHost      = &httpError{status: http.StatusBadRequest, code: "bad_host", msg: "missing or malformed Host"}
+	errPath         = &httpError{status: http.StatusBadRequest, code: "bad_path", msg: "malformed or ambiguous request path", err: errBadPath}
+	errNoClientCert = &httpError{status: http.StatusUnauthorized, code: "client_certificate_required", msg: "a verified client certificate is required"}
+	errWebSocket    = &httpError{status: http.StatusForbidden, code: "websocket_not_allowed", msg: "WebSocket upgrades are not enabled on this route"}
+	errNotBrowser   = &httpError{status: http.StatusUnauthorized, code: "login_required", msg: "browser sign-in is not configured for this route"}
+)
+
+// denyError carries a policy decision that is not Allow.
+type denyError struct {
+	decision identity.Decision
+	bearer   bool // caller authenticated with a bearer token
+	cause    error
+}
+
+func (e *denyError) Error() string {
+	if e.cause != nil {
+		return "denied: could not decide: " + e.cause.Error()
+	}
+	return "denied by policy " + strings.Join(e.decision.PolicyIDs, ",")
+}
+
+func (e *denyError) Unwrap() error { return e.cause }
+
+// statusOf maps an error to its HTTP status and a short code for logs and
+// metrics.
+func statusOf(err error) (int, string) {
+	var he *httpError
+	var be *authn.BearerError
+	var de *denyError
+	switch {
+	case errors.As(err, &he):
+		return he.status, he.code
+	case errors.As(err, &be):
+		return http.StatusUnauthorized, be.Code
+	case errors.As(err, &de):
+		if de.decision.Effect == identity.StepUp && de.bearer {
+			return http.StatusUnauthorized, "insufficient_user_authentication"
+		}
+		return http.StatusForbidden, "forbidden"
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout, "upstream_timeout"
+	case errors.Is(err, context.Canceled):
+		return 499, "client_closed"
+	}
+	return http.StatusInternalServerError, "internal"
+}
+
+// writeError renders err for the client: a WWW-Authenticate challenge for
+// bearer failures, JSON for API callers, a page for browsers. Internal
+// details never reach the client; the request id ties the page to the
+// audit log.
+func writeError(w http.ResponseWriter, r *http.Request, err error, requestID string) int {
+	status, code := statusOf(err)
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	var be *authn.BearerError
+	var de *denyError
+	msg := http.StatusText(status)
+	var reasons []string
+	switch {
+	case errors.As(err, &be):
+		h.Set("WWW-Authenticate", bearerChallenge(be.Code, be.Description))
+		msg = be.Description
+	case errors.As(err, &de):
+		reasons = de.decision.Reasons
+		if de.decision.Effect == identity.StepUp {
+			msg = "additional authentication is required"
+			if de.bearer {
+				h.Set("WWW-Authenticate", stepUpChallenge(de.decision))
+			}
+		} else {
+			msg = "access denied by policy"
+		}
+	default:
+		var he *httpError
+		if errors.As(err, &he) {
+			msg = he.msg
+		}
+		if status == http.StatusUnauthorized && code == errNoClientCert.code {
+			h.Set("WWW-Authenticate", `Bearer error="invalid_request", error_description="client certificate required"`)
+		}
+	}
+	if status == 499 {
+		return status // the client is gone; nothing to write
+	}
+	if wantsHTML(r) {
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+		w.WriteHeader(status)
+		_ = errorPage.Execute(w, errorPageData{Status: status, Title: http.StatusText(status), Message: msg, Code: code, RequestID: requestID, Reasons: reasons})
+		return status
+	}
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"error":%q,"message":%q,"request_id":%q}`+"\n", code, msg, requestID)
+	return status
+}
+
+// bearerChallenge renders an RFC 6750 challenge.
+func bearerChallenge(code, description string) string {
+	return fmt.Sprintf(`Bearer error=%q, error_description=%q`, code, sanitizeQuoted(description))
+}
+
+// stepUpChallenge renders an RFC 9470 insufficient_user_authentication
+// challenge from the step-up requirements.
+func stepUpChallenge(d identity.Decision) string {
+	var acrs []string
+	for _, req := range d.StepUp {
+		if v, ok := strings.CutPrefix(req, "acr:"); ok {
+			acrs = append(acrs, v)
+		}
+	}
+	c := `Bearer error="insufficient_user_authentication", error_description="a stronger or more recent authentication is required"`
+	if len(acrs) > 0 {
+		c += fmt.Sprintf(`, acr_values=%q`, sanitizeQuoted(strings.Join(acrs, " ")))
+	}
+	return c
+}
+
+// sanitizeQuoted keeps a value safe inside a quoted-string (RFC 9110).
+func sanitizeQuoted(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '"' || r == '\\' || r < 0x20 || r > 0x7e {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+func wantsHTML(r *http.Request) bool {
+	accept := r.Header.Get("Accept")
+	return strings.Contains(accept, "text/html")
+}
+
+type errorPageData struct {
+	Status    int
+	Title     string
+	Message   string
+	Code      string
+	RequestID string
+	Reasons   []string
+}
+
+var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{{.Status}} {{.Title}} · ztproxy</title>
+<style>body{font-family:system-ui,sans-serif;background:#f5f6f8;color:#1d2330;margin:0}
+main{max-width:36rem;margin:10vh auto;background:#fff;border-radius:12px;padding:2rem 2.5rem;box-shadow:0 2px 12px #0001}
+h1{font-size:1.4rem;margin:0 0 .5rem}.code{color:#6b7385;font-size:.85rem}ul{padding-left:1.2rem}</style></head>
+<body><main><h1>{{.Title}}</h1><p>{{.Message}}</p>
+{{if .Reasons}}<ul>{{range .Reasons}}<li>{{.}}</li>{{end}}</ul>{{end}}
+<p class="code">Error <b>{{.Code}}</b> · request id <code>{{.RequestID}}</code></p></main></body></html>
+`))

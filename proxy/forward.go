@@ -1,0 +1,218 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"time"
+)
+
+// forwarder sends allowed requests to one route's upstream.
+type forwarder struct {
+	route     *RouteConfig
+	server    *Server
+	transport *http.Transport
+	proxy     *httputil.ReverseProxy
+}
+
+func newForwarder(s *Server, rc *RouteConfig) (*forwarder, error) {
+	if rc.Upstream == nil || (rc.Upstream.Scheme != "http" && rc.Upstream.Scheme != "https") {
+		return nil, errors.New("upstream must be an http or https URL")
+	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	t := &http.Transport{
+		Proxy:                 nil, // never send identity through an environment proxy
+		DialContext:           dialer.DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   512,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ResponseHeaderTimeout: rc.Timeout,
+		DisableCompression:    true, // pass Accept-Encoding through untouched
+		ForceAttemptHTTP2:     rc.Upstream.Scheme == "https",
+	}
+	if rc.Upstream.Scheme == "https" {
+		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: rc.UpstreamCAs, ServerName: rc.UpstreamServerName}
+	}
+	f := &forwarder{route: rc, server: s, transport: t}
+	f.proxy = &httputil.ReverseProxy{
+		Rewrite:       f.rewrite,
+		Transport:     t,
+		FlushInterval: -1, // stream: SSE and long polls must not be buffered
+		ErrorHandler:  f.upstreamError,
+		ErrorLog:      nil,
+	}
+	return f, nil
+}
+
+func (f *forwarder) closeIdle() { f.transport.CloseIdleConnections() }
+
+// serve forwards the request and returns the status sent to the client.
+func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, x *exchange) int {
+	p := &x.rc.Principal
+	if f.route.PassIdentityHeaders && p.Kind != "Anonymous" {
+		tok, err := f.server.signer.assertion(x.snap.issuer, &x.rc, x.snap.cfg.AssertionTTL, x.rc.Time)
+		if err != nil {
+			// Without a verifiable assertion the upstream cannot trust
+			// the identity headers: fail closed.
+			f.server.log.Error("assertion signing failed", "route", f.route.Name, "err", err)
+			return writeError(w, r, err, x.rc.RequestID)
+		}
+		x.assertion = tok
+	}
+	if f.route.StripPrefix && f.route.PathPrefix != "/" {
+		rest := strings.TrimPrefix(x.forwardPath, strings.TrimSuffix(f.route.PathPrefix, "/"))
+		if !strings.HasPrefix(rest, "/") {
+			rest = "/" + rest
+		}
+		x.forwardPath = rest
+	}
+	if n := x.snap.cfg.MaxBodyBytes; n > 0 && r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, n)
+	}
+	ctx := context.WithValue(r.Context(), exchangeKey{}, x)
+	var cancel context.CancelFunc
+	if !f.route.WebSocket || !isUpgrade(r) {
+		ctx, cancel = context.WithTimeout(ctx, f.route.Timeout)
+		defer cancel()
+	}
+	sw := statusRecorder{ResponseWriter: w}
+	start := time.Now()
+	f.proxy.ServeHTTP(&sw, r.WithContext(ctx))
+	f.server.metrics.UpstreamSeconds.WithLabelValues(f.route.Name).Observe(time.Since(start).Seconds())
+	if sw.status == 0 {
+		sw.status = http.StatusOK
+	}
+	return sw.status
+}
+
+// rewrite builds the outbound request. Hop-by-hop headers (including any
+// named in Connection) and X-Forwarded-{For,Host,Proto} were already
+// removed by ReverseProxy; everything the proxy adds is set here, after
+// that removal, so a client cannot make it disappear.
+func (f *forwarder) rewrite(pr *httputil.ProxyRequest) {
+	x := exchangeFrom(pr.In.Context())
+	out := pr.Out
+	up := f.route.Upstream
+	out.URL.Scheme = up.Scheme
+	out.URL.Host = up.Host
+	out.URL.Path = joinURLPath(up.Path, x.forwardPath)
+	out.URL.RawPath = ""
+	if !f.route.PreserveHost {
+		out.Host = ""
+	}
+	h := out.Header
+	sanitizeHeaders(h, x.trustedPeer)
+	if x.consumedAuth {
+		h.Del("Authorization")
+	}
+	if name := x.snap.cfg.SessionCookieName; name != "" {
+		removeCookie(h, name, name+"_csrf")
+	}
+	clientIP := x.rc.ClientIP.String()
+	if prior := pr.In.Header["X-Forwarded-For"]; x.trustedPeer && len(prior) > 0 {
+		h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + parseAddr(pr.In.RemoteAddr).String()}
+	} else {
+		h["X-Forwarded-For"] = []string{clientIP}
+	}
+	h["X-Forwarded-Host"] = []string{pr.In.Host}
+	if pr.In.TLS != nil {
+		h["X-Forwarded-Proto"] = []string{"https"}
+	} else {
+		h["X-Forwarded-Proto"] = []string{"http"}
+	}
+	h[headerRequestID] = []string{x.rc.RequestID}
+	if f.route.PassIdentityHeaders && x.assertion != "" {
+		p := &x.rc.Principal
+		h[headerUser] = []string{headerSafe(p.ID)}
+		if p.Email != "" {
+			h[headerEmail] = []string{headerSafe(p.Email)}
+		}
+		if len(p.Groups) > 0 {
+			h[headerGroups] = []string{headerSafe(strings.Join(p.Groups, ","))}
+		}
+		if x.rc.Device.Present {
+			h[headerDevice] = []string{headerSafe(x.rc.Device.ID)}
+		}
+		h[headerAssertion] = []string{x.assertion}
+	}
+}
+
+// joinURLPath joins the upstream's base path and the request path.
+func joinURLPath(base, p string) string {
+	if base == "" || base == "/" {
+		return p
+	}
+	return strings.TrimSuffix(base, "/") + p
+}
+
+// headerSafe drops bytes that are not allowed in a header value, so a
+// claim with a control character cannot break or smuggle headers.
+func headerSafe(v string) string {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == 0x7f {
+			return strings.Map(func(r rune) rune {
+				if r < 0x20 || r == 0x7f {
+					return -1
+				}
+				return r
+			}, v)
+		}
+	}
+	return v
+}
+
+// upstreamError maps transport failures: timeouts → 504, the rest → 502.
+func (f *forwarder) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	x := exchangeFrom(r.Context())
+	id := ""
+	if x != nil {
+		id = x.rc.RequestID
+	}
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		err = &httpError{status: http.StatusRequestEntityTooLarge, code: "body_too_large", msg: "request body too large", err: err}
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		err = &httpError{status: 499, code: "client_closed", msg: "client closed request", err: err}
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		err = &httpError{status: http.StatusGatewayTimeout, code: "upstream_timeout", msg: "the upstream did not answer in time", err: err}
+	default:
+		err = &httpError{status: http.StatusBadGateway, code: "upstream_unavailable", msg: "the upstream is unavailable", err: err}
+	}
+	f.server.log.Warn("upstream error", "route", f.route.Name, "request_id", id, "err", err)
+	writeError(w, r, err, id)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// statusRecorder remembers the status code written through it.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 && code >= 200 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush and Hijack.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

@@ -1,0 +1,230 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"ztproxy/authn"
+	"ztproxy/certs"
+	"ztproxy/identity"
+)
+
+// exchange is the per-request state shared by the pipeline stages, the
+// forwarder and the audit line.
+type exchange struct {
+	snap        *snapshot
+	route       *route
+	rc          identity.RequestContext
+	decision    identity.Decision
+	trustedPeer bool
+	// consumedAuth is set when the Authorization header carried the
+	// proxy's own credential; it is not forwarded.
+	consumedAuth bool
+	forwardPath  string
+	assertion    string
+	status       int
+	errCode      string
+	authnTime    time.Duration
+	authzTime    time.Duration
+}
+
+type exchangeKey struct{}
+
+func exchangeFrom(ctx context.Context) *exchange {
+	x, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return x
+}
+
+// newRequestID returns a random 16-hex-digit id. It is a correlation id,
+// not a secret.
+func newRequestID() string {
+	var b [16]byte
+	const hexdigits = "0123456789abcdef"
+	v := rand.Uint64()
+	for i := range b {
+		b[i] = hexdigits[v&0xf]
+		v >>= 4
+	}
+	return string(b[:])
+}
+
+// serveHTTP is the public listener's entry point: route, authenticate,
+// assess, decide, forward — and audit every outcome.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	start := s.now()
+	s.metrics.InFlight.Inc()
+	defer s.metrics.InFlight.Dec()
+	snap := s.state.Load()
+	x := &exchange{snap: snap}
+	x.rc.RequestID = newRequestID()
+	x.rc.Time = start
+	x.rc.Method = r.Method
+	x.rc.UserAgent = r.UserAgent()
+	x.rc.Principal = identity.Anonymous
+	x.rc.Risk = identity.NeutralRisk
+	x.rc.ClientIP, x.rc.TrustedProxyHops = clientAddress(r, snap.cfg.TrustedProxies)
+	x.trustedPeer = x.rc.TrustedProxyHops > 0
+	x.rc.Device = certs.DeviceFromState(r.TLS)
+	if x.rc.Device.Present && snap.cfg.DevicePosture != nil {
+		x.rc.Device = snap.cfg.DevicePosture(x.rc.Device)
+	}
+
+	if strings.HasPrefix(r.URL.Path, "/.ztp/") {
+		s.serveInternal(w, r, x)
+		return
+	}
+	err := s.decide(r, x)
+	if err == nil {
+		x.status = x.route.forward.serve(w, r, x)
+	} else {
+		x.status = writeError(w, r, err, x.rc.RequestID)
+		_, x.errCode = statusOf(err)
+	}
+	s.finish(x, err, start)
+}
+
+// decide runs everything up to the policy decision. A nil error means
+// the request may be forwarded.
+func (s *Server) decide(r *http.Request, x *exchange) error {
+	host := canonicalHost(r.Host, r.TLS != nil)
+	if host == "" {
+		return errBadHost
+	}
+	path, err := canonicalPath(r.URL.EscapedPath())
+	if err != nil {
+		return errPath
+	}
+	x.rc.Host, x.rc.Path = host, path
+	rt := x.snap.router.match(host, path)
+	if rt == nil {
+		return errNoRoute
+	}
+	x.route = rt
+	x.rc.Route = rt.Name
+	x.forwardPath = path
+	if isUpgrade(r) && !rt.WebSocket {
+		return errWebSocket
+	}
+
+	t0 := time.Now()
+	err = s.authenticate(r, x)
+	x.authnTime = time.Since(t0)
+	s.metrics.AuthnSeconds.WithLabelValues(string(rt.Auth)).Observe(x.authnTime.Seconds())
+	if err != nil {
+		return err
+	}
+
+	if scorer := x.snap.cfg.Risk; scorer != nil && x.rc.Principal.Kind != identity.KindAnonymous {
+		risk, err := scorer.Score(r.Context(), &x.rc)
+		x.rc.Risk = risk
+		if err != nil {
+			// The scorer returned its configured failure-mode score; a
+			// zero-value level means it could not decide at all.
+			if risk.Level == "" {
+				x.decision = identity.Decision{Effect: identity.Deny, Reasons: []string{"risk could not be assessed"}}
+				return &denyError{decision: x.decision, bearer: rt.Auth == AuthBearer, cause: err}
+			}
+		}
+	}
+
+	t0 = time.Now()
+	dec, err := x.snap.cfg.Authorizer.Decide(&x.rc)
+	x.authzTime = time.Since(t0)
+	s.metrics.AuthzSeconds.Observe(x.authzTime.Seconds())
+	if err != nil {
+		// Could not decide: fail closed.
+		x.decision = identity.Decision{Effect: identity.Deny, Reasons: []string{"policy could not be evaluated"}}
+		return &denyError{decision: x.decision, bearer: rt.Auth == AuthBearer, cause: err}
+	}
+	x.decision = dec
+	if dec.Effect != identity.Allow {
+		return &denyError{decision: dec, bearer: rt.Auth == AuthBearer}
+	}
+	return nil
+}
+
+// authenticate establishes the principal for the route's auth mode.
+func (s *Server) authenticate(r *http.Request, x *exchange) error {
+	rt := x.route
+	switch rt.Auth {
+	case AuthPublic:
+		return nil
+	case AuthMTLS:
+		if !x.rc.Device.Present {
+			return errNoClientCert
+		}
+		x.rc.Principal = identity.Principal{
+			Kind: identity.KindService, ID: x.rc.Device.ID, Subject: x.rc.Device.ID,
+			AuthKind: identity.AuthMTLS, Expiry: x.rc.Device.NotAfter,
+		}
+		return nil
+	case AuthBearer:
+		raw, ok := authn.ParseAuthorization(r.Header.Get("Authorization"))
+		if !ok {
+			if r.Header.Get("Authorization") == "" {
+				return &authn.BearerError{Code: "invalid_request", Description: "a bearer token is required"}
+			}
+			return &authn.BearerError{Code: "invalid_request", Description: "malformed Authorization header"}
+		}
+		p, err := x.snap.cfg.Bearer.Verify(r.Context(), raw)
+		if err != nil {
+			return err
+		}
+		if rt.IdP != "" && p.IdP != rt.IdP {
+			return &authn.BearerError{Code: "invalid_token", Description: "token is not from this route's identity provider"}
+		}
+		x.rc.Principal = p
+		x.consumedAuth = true
+		return nil
+	case AuthBrowser:
+		return errNotBrowser
+	}
+	return fmt.Errorf("unknown auth mode %q", rt.Auth)
+}
+
+func isUpgrade(r *http.Request) bool {
+	return r.Header.Get("Upgrade") != "" && headerHasToken(r.Header, "Connection", "upgrade")
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h[name] {
+		for part := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(part), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// decisionLabel is the bounded "decision" label of metrics and audit.
+func decisionLabel(x *exchange, err error) string {
+	var de *denyError
+	var be *authn.BearerError
+	switch {
+	case err == nil:
+		return "allow"
+	case errors.As(err, &de):
+		return de.decision.Effect.String()
+	case errors.As(err, &be), errors.Is(err, errNoClientCert), errors.Is(err, errNotBrowser):
+		return "unauthenticated"
+	}
+	return "error"
+}
+
+// finish writes the audit line and the request metrics.
+func (s *Server) finish(x *exchange, err error, start time.Time) {
+	routeName := "none"
+	if x.route != nil {
+		routeName = x.route.Name
+	}
+	decision := decisionLabel(x, err)
+	s.metrics.Requests.WithLabelValues(routeName, decision, strconv.Itoa(x.status)).Inc()
+	s.auditLine(x, decision, err, s.now().Sub(start))
+}

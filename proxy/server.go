@@ -1,0 +1,134 @@
+// Package proxy is ztproxy's request pipeline: listeners, routing,
+// authentication, risk, policy and forwarding. It is the only package
+// that turns errors into HTTP statuses.
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// snapshot is one immutable, fully built configuration. Requests load it
+// once and use it to the end, so a reload never mixes two configs.
+type snapshot struct {
+	cfg    Config
+	router *router
+	routes []*route
+	issuer string // assertion issuer: the external URL without a trailing slash
+}
+
+// Server is the proxy. Build it with New, swap configurations with Update
+// and serve it with Serve.
+type Server struct {
+	opts    Options
+	state   atomic.Pointer[snapshot]
+	signer  *assertionSigner
+	metrics *Metrics
+	log     *slog.Logger
+	audit   *slog.Logger
+	now     func() time.Time
+
+	draining atomic.Bool
+	served   atomic.Bool
+}
+
+// New builds a Server from an initial configuration.
+func New(cfg Config, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Audit == nil {
+		opts.Audit = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics()
+	}
+	signer, err := newAssertionSigner(opts.SigningKey)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{opts: opts, signer: signer, metrics: opts.Metrics, log: opts.Logger, audit: opts.Audit, now: opts.Now}
+	if err := s.Update(cfg); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Metrics returns the server's collectors.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+// JWKS returns the key set that verifies X-Ztp-Assertion tokens.
+func (s *Server) JWKS() []byte { return s.signer.JWKS() }
+
+// Update builds a new snapshot from cfg and swaps it in. If cfg is
+// invalid the current snapshot keeps serving and the error is returned.
+func (s *Server) Update(cfg Config) error {
+	snap, err := s.build(cfg)
+	if err != nil {
+		return fmt.Errorf("proxy: config rejected: %w", err)
+	}
+	old := s.state.Swap(snap)
+	if old != nil {
+		// Let the old transports' idle connections go; in-flight requests
+		// keep their connections until they finish.
+		for _, r := range old.routes {
+			r.forward.closeIdle()
+		}
+	}
+	return nil
+}
+
+func (s *Server) build(cfg Config) (*snapshot, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	snap := &snapshot{cfg: cfg, issuer: strings.TrimSuffix(cfg.ExternalURL.String(), "/")}
+	var errs []error
+	for i := range cfg.Routes {
+		rc := cfg.Routes[i]
+		fwd, err := newForwarder(s, &rc)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("routes[%d] (%s): %w", i, rc.Name, err))
+			continue
+		}
+		snap.routes = append(snap.routes, &route{RouteConfig: rc, forward: fwd})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	snap.router = newRouter(append([]*route(nil), snap.routes...))
+	return snap, nil
+}
+
+// Handler returns the public listener's handler.
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
+// AdminHandler returns the admin listener's handler: /metrics, /healthz,
+// /readyz. It must never be exposed on the public listener.
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promHandler(s.metrics))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		if s.draining.Load() || !s.served.Load() || s.state.Load() == nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "not ready\n")
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	return mux
+}
