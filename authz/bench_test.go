@@ -126,6 +126,41 @@ func BenchmarkBuildContext(b *testing.B) {
 	rc := benchRequest()
 	b.ReportAllocs()
 	for b.Loop() {
-		buildContext(&rc, rc.Time, time.UTC)
+		buildContext(&rc, rc.Time, time.UTC, allLeaves, nil)
+	}
+}
+
+// BenchmarkDecide200NoCache decides with the context caches disabled: every
+// context record is built from scratch, the cost of a cache miss.
+func BenchmarkDecide200NoCache(b *testing.B) {
+	e, err := New(Config{Policies: []PolicyFile{{Name: "bench.cedar", Text: []byte(realisticPolicies())}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e.caches = nil
+	rc := benchRequest()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := e.Decide(&rc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecide200NextSecond advances the request time by a second per
+// decision, as a busy session does: auth.age_seconds changes, so the auth
+// and whole-context records miss the cache while the others hit.
+func BenchmarkDecide200NextSecond(b *testing.B) {
+	e, err := New(Config{Policies: []PolicyFile{{Name: "bench.cedar", Text: []byte(realisticPolicies())}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rc := benchRequest()
+	b.ReportAllocs()
+	for b.Loop() {
+		rc.Time = rc.Time.Add(time.Second)
+		if _, err := e.Decide(&rc); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

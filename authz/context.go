@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"strings"
 	"time"
@@ -87,6 +88,8 @@ func principalUID(p *identity.Principal) types.EntityUID {
 type requestEntities struct {
 	uid       types.EntityUID
 	principal *identity.Principal
+	withAttrs bool                      // false when no policy can read the principal's attributes
+	cache     *valueCache[types.Entity] // may be nil
 	built     bool
 	entity    types.Entity
 }
@@ -97,73 +100,235 @@ func (r *requestEntities) Get(uid types.EntityUID) (types.Entity, bool) {
 		return types.Entity{}, false
 	}
 	if !r.built {
-		r.entity = principalEntity(r.uid, r.principal)
+		r.entity = r.build()
 		r.built = true
 	}
 	return r.entity, true
 }
 
-// principalEntity builds the principal entity: attributes email and groups,
-// and a Group::"<g>" parent for every group so that `principal in
-// Group::"eng"` works.
-func principalEntity(uid types.EntityUID, p *identity.Principal) types.Entity {
-	groups := emptySet
+// build returns the principal entity, from the cache if possible.
+func (r *requestEntities) build() types.Entity {
+	if r.cache == nil {
+		return principalEntity(r.uid, r.principal, r.withAttrs)
+	}
+	key := make([]byte, 0, 128)
+	key = appendString(key, string(r.uid.Type))
+	key = appendString(key, string(r.uid.ID))
+	key = appendBool(key, r.withAttrs)
+	key = appendStrings(key, r.principal.Groups)
+	if r.withAttrs {
+		key = appendString(key, r.principal.Email)
+	}
+	entity, slot, ok := r.cache.get(key)
+	if !ok {
+		entity = principalEntity(r.uid, r.principal, r.withAttrs)
+		r.cache.put(slot, key, entity)
+	}
+	return entity
+}
+
+// principalEntity builds the principal entity: a Group::"<g>" parent for
+// every group so that `principal in Group::"eng"` works, and, if withAttrs,
+// the attributes email and groups.
+func principalEntity(uid types.EntityUID, p *identity.Principal, withAttrs bool) types.Entity {
 	var parents types.EntityUIDSet
 	if len(p.Groups) > 0 {
-		groups = stringSet(p.Groups)
 		uids := make([]types.EntityUID, len(p.Groups))
 		for i, g := range p.Groups {
 			uids[i] = types.NewEntityUID(typeGroup, types.String(g))
 		}
 		parents = types.NewEntityUIDSet(uids...)
 	}
-	return types.Entity{
-		UID:     uid,
-		Parents: parents,
-		Attributes: types.NewRecord(types.RecordMap{
+	entity := types.Entity{UID: uid, Parents: parents}
+	if withAttrs {
+		entity.Attributes = types.NewRecord(types.RecordMap{
 			keyEmail:  types.String(p.Email),
-			keyGroups: groups,
-		}),
+			keyGroups: stringSet(p.Groups),
+		})
 	}
+	return entity
 }
 
-// buildContext returns the context record of one request. Every key is
-// always present, with an explicit default when the fact is unknown, so that
-// a policy never fails on a missing attribute. now is the request time (the
-// caller substitutes the engine clock when rc.Time is zero) and loc the zone
-// of context.time.
-func buildContext(rc *identity.RequestContext, now time.Time, loc *time.Location) types.Record {
-	p := &rc.Principal
-	return types.NewRecord(types.RecordMap{
-		"http": types.NewRecord(types.RecordMap{
-			"method":     types.String(rc.Method),
-			"host":       types.String(rc.Host),
-			"path":       types.String(rc.Path),
-			"user_agent": types.String(rc.UserAgent),
-		}),
-		"network": types.NewRecord(types.RecordMap{
-			"client_ip":          clientIP(rc.ClientIP),
-			"trusted_proxy_hops": types.Long(rc.TrustedProxyHops),
-		}),
-		"identity": types.NewRecord(types.RecordMap{
-			"issuer":         types.String(p.Issuer),
-			"sub":            types.String(p.Subject),
-			keyEmail:         types.String(p.Email),
-			"email_verified": types.Boolean(p.EmailVerified),
-			keyGroups:        stringSet(p.Groups),
-			"claims":         stringRecord(p.Claims),
-		}),
-		"auth": types.NewRecord(types.RecordMap{
-			"kind":        types.String(authKind(p.AuthKind)),
-			"amr":         stringSet(p.AMR),
-			"acr":         types.String(p.ACR),
-			"age_seconds": types.Long(authAge(p.AuthTime, now)),
-			"mfa":         types.Boolean(p.HasMFA()),
-		}),
-		"device": deviceRecord(&rc.Device),
-		"risk":   riskRecord(&rc.Risk),
-		"time":   timeRecord(now, loc),
+// leafMask selects context leaves: bit i is contextSchema[i].
+type leafMask uint64
+
+// allLeaves selects every context leaf.
+const allLeaves leafMask = 1<<len(contextSchema) - 1
+
+// topGroup is one top-level context key: the schema leaves [from, to).
+type topGroup struct {
+	name     types.String
+	from, to int
+	mask     leafMask
+}
+
+// numTops is the number of top-level context keys in contextSchema.
+const numTops = 7
+
+// contextTops groups contextSchema by top-level key.
+var contextTops = func() (groups [numTops]topGroup) {
+	n := 0
+	for i, l := range contextSchema {
+		if n == 0 || groups[n-1].name != l.top {
+			groups[n] = topGroup{name: l.top, from: i}
+			n++
+		}
+		g := &groups[n-1]
+		g.to = i + 1
+		g.mask |= 1 << i
+	}
+	return groups
+}()
+
+// topMask selects every leaf of the top-level key top; 0 if there is none.
+func topMask(top string) leafMask {
+	var m leafMask
+	for i, l := range contextSchema {
+		if string(l.top) == top {
+			m |= 1 << i
+		}
+	}
+	return m
+}
+
+// leafBit selects the leaf top.name; 0 if there is none.
+func leafBit(top, name string) leafMask {
+	for i, l := range contextSchema {
+		if string(l.top) == top && string(l.name) == name {
+			return 1 << i
+		}
+	}
+	return 0
+}
+
+// contextBuilder builds the context record of one request.
+type contextBuilder struct {
+	rc        *identity.RequestContext
+	now       time.Time
+	loc       *time.Location
+	localTime time.Time
+	localSet  bool
+}
+
+// local returns the request time in the configured zone, converted once.
+func (b *contextBuilder) local() time.Time {
+	if !b.localSet {
+		b.localTime, b.localSet = b.now.In(b.loc), true
+	}
+	return b.localTime
+}
+
+// contextCaches remembers built context records: one cache per top-level
+// key and one for whole context records.
+type contextCaches struct {
+	tops       []*recordCache // parallel to contextTops
+	whole      *recordCache
+	principals *valueCache[types.Entity]
+}
+
+func newContextCaches() *contextCaches {
+	c := &contextCaches{
+		tops:       make([]*recordCache, numTops),
+		whole:      newRecordCache(),
+		principals: newValueCache[types.Entity](),
+	}
+	for i := range c.tops {
+		c.tops[i] = newRecordCache()
+	}
+	return c
+}
+
+// buildContext returns the context record of one request with the leaves
+// in mask. With allLeaves every documented key is present, with an explicit
+// default when the fact is unknown, so that a policy never fails on a
+// missing attribute; a smaller mask leaves out only what the engine's
+// policies cannot observe (see usage). now is the request time (the caller
+// substitutes the engine clock when rc.Time is zero) and loc the zone of
+// context.time. caches may be nil.
+func buildContext(rc *identity.RequestContext, now time.Time, loc *time.Location, mask leafMask, caches *contextCaches) types.Record {
+	if mask == 0 {
+		return emptyRecord
+	}
+	b := contextBuilder{rc: rc, now: now, loc: loc}
+	if caches == nil {
+		return b.build(mask, nil, nil)
+	}
+	// The key of each sub-record is its leaf mask and the inputs of its
+	// leaves; the key of the whole record is the concatenation of those.
+	var ends [numTops]int
+	key := make([]byte, 0, 256)
+	for gi, g := range contextTops {
+		if mask&g.mask != 0 {
+			key = binary.AppendUvarint(key, uint64(mask&g.mask))
+			for i := g.from; i < g.to; i++ {
+				if mask&(1<<i) != 0 {
+					key = contextSchema[i].key(&b, key)
+				}
+			}
+		}
+		ends[gi] = len(key)
+	}
+	if rec, _, ok := caches.whole.get(key); ok {
+		return rec
+	}
+	rec := b.build(mask, caches, func(gi int) []byte {
+		start := 0
+		if gi > 0 {
+			start = ends[gi-1]
+		}
+		return key[start:ends[gi]]
 	})
+	_, slot, _ := caches.whole.get(key)
+	caches.whole.put(slot, key, rec)
+	return rec
+}
+
+// build builds the context record; with caches, keyOf(i) is the cache key
+// of contextTops[i].
+func (b *contextBuilder) build(mask leafMask, caches *contextCaches, keyOf func(int) []byte) types.Record {
+	// NewRecord copies its map, so one scratch map serves every sub-record.
+	scratch := make(types.RecordMap, 8)
+	top := make(types.RecordMap, len(contextTops))
+	for gi, g := range contextTops {
+		if mask&g.mask == 0 {
+			continue
+		}
+		if caches == nil {
+			top[g.name] = b.subRecord(scratch, g, mask)
+			continue
+		}
+		key := keyOf(gi)
+		rec, slot, ok := caches.tops[gi].get(key)
+		if !ok {
+			rec = b.subRecord(scratch, g, mask)
+			caches.tops[gi].put(slot, key, rec)
+		}
+		top[g.name] = rec
+	}
+	return types.NewRecord(top)
+}
+
+// subRecord builds the sub-record g with the leaves selected by mask.
+func (b *contextBuilder) subRecord(scratch types.RecordMap, g topGroup, mask leafMask) types.Record {
+	if mask&g.mask == g.mask {
+		switch g.name {
+		case "device":
+			if isAbsentDevice(&b.rc.Device) {
+				return absentDevice
+			}
+		case "risk":
+			if isNeutralRisk(&b.rc.Risk) {
+				return neutralRisk
+			}
+		}
+	}
+	clear(scratch)
+	for i := g.from; i < g.to; i++ {
+		if mask&(1<<i) != 0 {
+			scratch[contextSchema[i].name] = contextSchema[i].value(b)
+		}
+	}
+	return types.NewRecord(scratch)
 }
 
 // clientIP converts the client address to a Cedar ipaddr value. IPv4-mapped
@@ -200,56 +365,37 @@ func authAge(authTime, now time.Time) int64 {
 	return age
 }
 
-// deviceRecord returns context.device.
-func deviceRecord(d *identity.Device) types.Record {
-	if !d.Present && d.ID == "" && d.SPIFFEID == "" && d.Fingerprint == "" && !d.Managed && len(d.Posture) == 0 {
-		return absentDevice
-	}
-	return types.NewRecord(types.RecordMap{
-		"present":     types.Boolean(d.Present),
-		"id":          types.String(d.ID),
-		"spiffe_id":   types.String(d.SPIFFEID),
-		"fingerprint": types.String(d.Fingerprint),
-		"managed":     types.Boolean(d.Managed),
-		"posture":     stringRecord(d.Posture),
-	})
+// isAbsentDevice reports whether d is the zero Device apart from lists
+// that are not part of the context.
+func isAbsentDevice(d *identity.Device) bool {
+	return !d.Present && d.ID == "" && d.SPIFFEID == "" && d.Fingerprint == "" && !d.Managed && len(d.Posture) == 0
 }
 
-// riskRecord returns context.risk. An empty level is reported as "low",
-// the level of identity.NeutralRisk, so that policies compare against the
-// three documented levels only.
-func riskRecord(r *identity.Risk) types.Record {
-	level := r.Level
-	if level == "" {
-		level = identity.RiskLow
-	}
-	if r.Score == 0 && level == identity.RiskLow && len(r.Reasons) == 0 {
-		return neutralRisk
-	}
-	reasons := emptySet
-	if len(r.Reasons) > 0 {
-		codes := make([]types.Value, len(r.Reasons))
-		for i, reason := range r.Reasons {
-			codes[i] = types.String(reason.Code)
-		}
-		reasons = types.NewSet(codes...)
-	}
-	return types.NewRecord(types.RecordMap{
-		"score":   types.Long(r.Score),
-		"level":   types.String(level),
-		"reasons": reasons,
-	})
+// isNeutralRisk reports whether r has the value of neutralRisk.
+func isNeutralRisk(r *identity.Risk) bool {
+	return r.Score == 0 && riskLevel(r.Level) == identity.RiskLow && len(r.Reasons) == 0
 }
 
-// timeRecord returns context.time: hour (0–23) and weekday (lower-case
-// English name) in loc, and unix seconds.
-func timeRecord(now time.Time, loc *time.Location) types.Record {
-	local := now.In(loc)
-	return types.NewRecord(types.RecordMap{
-		"hour":    types.Long(local.Hour()),
-		"weekday": weekdayNames[local.Weekday()],
-		"unix":    types.Long(now.Unix()),
-	})
+// riskLevel returns the risk.level value. An empty level is reported as
+// "low", the level of identity.NeutralRisk, so that policies compare against
+// the three documented levels only.
+func riskLevel(l identity.RiskLevel) identity.RiskLevel {
+	if l == "" {
+		return identity.RiskLow
+	}
+	return l
+}
+
+// riskReasons returns the set of reason codes.
+func riskReasons(reasons []identity.RiskReason) types.Set {
+	if len(reasons) == 0 {
+		return emptySet
+	}
+	codes := make([]types.Value, len(reasons))
+	for i, r := range reasons {
+		codes[i] = types.String(r.Code)
+	}
+	return types.NewSet(codes...)
 }
 
 // stringSet converts a string slice to a Cedar set of strings.

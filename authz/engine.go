@@ -61,6 +61,8 @@ type Engine struct {
 	count int
 	loc   *time.Location
 	now   func() time.Time
+	// caches remember context records across requests; see recordCache.
+	caches *contextCaches
 }
 
 // New parses and checks every policy file and returns an Engine. The error
@@ -98,11 +100,12 @@ func New(cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("authz: invalid policies:\n%w", errors.Join(errs...))
 	}
 	e := &Engine{
-		info:  info,
-		index: indexPolicies(ids, policies),
-		count: len(policies),
-		loc:   cfg.Location,
-		now:   cfg.Now,
+		info:   info,
+		index:  indexPolicies(ids, policies),
+		count:  len(policies),
+		loc:    cfg.Location,
+		now:    cfg.Now,
+		caches: newContextCaches(),
 	}
 	if e.loc == nil {
 		e.loc = time.UTC
@@ -179,14 +182,22 @@ func (e *Engine) Decide(rc *identity.RequestContext) (dec identity.Decision, err
 	if now.IsZero() {
 		now = e.now()
 	}
-	entities := &requestEntities{uid: principalUID(&rc.Principal), principal: &rc.Principal}
+	policies := e.index.forRoute(rc.Route)
+	entities := &requestEntities{
+		uid:       principalUID(&rc.Principal),
+		principal: &rc.Principal,
+		withAttrs: policies.usage.principalAttrs,
+	}
+	if e.caches != nil {
+		entities.cache = e.caches.principals
+	}
 	req := cedar.Request{
 		Principal: entities.uid,
 		Action:    actionUID(rc.Method),
 		Resource:  types.NewEntityUID(typeRoute, types.String(rc.Route)),
-		Context:   buildContext(rc, now, e.loc),
+		Context:   buildContext(rc, now, e.loc, policies.usage.leaves, e.caches),
 	}
-	ok, diag := cedar.Authorize(e.index.forRoute(rc.Route), entities, req)
+	ok, diag := cedar.Authorize(policies, entities, req)
 	return e.decision(ok, diag), nil
 }
 

@@ -117,8 +117,11 @@ func TestDecide(t *testing.T) {
 		want: identity.Decision{Effect: identity.StepUp, PolicyIDs: []string{"api-writes-need-mfa"},
 			StepUp: []string{"mfa"}, Reasons: []string{"changes need a second factor"}},
 	}, {
-		name:   "step-up requirements are deduplicated and sorted",
-		modify: func(rc *identity.RequestContext) { rc.Method = "delete"; rc.ClientIP = netip.MustParseAddr("192.0.2.1") },
+		name: "step-up requirements are deduplicated and sorted",
+		modify: func(rc *identity.RequestContext) {
+			rc.Method = "delete"
+			rc.ClientIP = netip.MustParseAddr("192.0.2.1")
+		},
 		want: identity.Decision{Effect: identity.StepUp,
 			PolicyIDs: []string{"api-writes-need-mfa", "api-delete-needs-webauthn", "api-delete-needs-acr", "block-outside-office"},
 			StepUp:    []string{"acr:gold", "mfa", "webauthn"},

@@ -15,6 +15,8 @@ type policyList struct {
 	ids      []cedar.PolicyID
 	policies []*cedar.Policy
 	seq      iter.Seq2[cedar.PolicyID, *cedar.Policy]
+	// usage is what these policies can observe of a request.
+	usage usage
 }
 
 var _ cedar.PolicyIterator = (*policyList)(nil)
@@ -22,9 +24,10 @@ var _ cedar.PolicyIterator = (*policyList)(nil)
 // All implements cedar.PolicyIterator.
 func (l *policyList) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] { return l.seq }
 
-func (l *policyList) add(id cedar.PolicyID, p *cedar.Policy) {
+func (l *policyList) add(id cedar.PolicyID, p *cedar.Policy, u usage) {
 	l.ids = append(l.ids, id)
 	l.policies = append(l.policies, p)
+	l.usage = l.usage.union(u)
 }
 
 func (l *policyList) seal() *policyList {
@@ -69,18 +72,22 @@ func indexPolicies(ids []cedar.PolicyID, policies []*cedar.Policy) routeIndex {
 			routes = append(routes, route)
 		}
 	}
+	uses := make([]usage, len(policies))
+	for i, p := range policies {
+		uses[i] = policyUsage(p)
+	}
 	idx := routeIndex{byRoute: make(map[string]*policyList, len(routes)), anyRoute: &policyList{}}
 	for _, r := range routes {
 		idx.byRoute[r] = &policyList{}
 	}
 	for i, p := range policies {
 		if bound[i] {
-			idx.byRoute[routeOf[i]].add(ids[i], p)
+			idx.byRoute[routeOf[i]].add(ids[i], p, uses[i])
 			continue
 		}
-		idx.anyRoute.add(ids[i], p)
+		idx.anyRoute.add(ids[i], p, uses[i])
 		for _, r := range routes {
-			idx.byRoute[r].add(ids[i], p)
+			idx.byRoute[r].add(ids[i], p, uses[i])
 		}
 	}
 	idx.anyRoute.seal()

@@ -17,7 +17,7 @@ func (s *Server) auditLine(x *exchange, decision string, err error, latency time
 		slog.String("method", x.rc.Method),
 		slog.String("host", x.rc.Host),
 		slog.String("path", x.rc.Path),
-		slog.String("client_ip", x.rc.ClientIP.String()),
+		slog.String("client_ip", x.clientIP()),
 		slog.String("auth", string(x.rc.Principal.AuthKind)),
 		slog.String("principal", x.rc.Principal.ID),
 	)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"time"
@@ -146,4 +147,7 @@ type Options struct {
 	// Metrics registers the proxy's collectors; nil means a private
 	// registry.
 	Metrics *Metrics
+	// UpstreamTransport, when set, replaces every route's upstream
+	// transport (benchmarks use a no-op one; embedders may add tracing).
+	UpstreamTransport http.RoundTripper
 }

@@ -40,9 +40,13 @@ func newForwarder(s *Server, rc *RouteConfig) (*forwarder, error) {
 		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: rc.UpstreamCAs, ServerName: rc.UpstreamServerName}
 	}
 	f := &forwarder{route: rc, server: s, transport: t}
+	var rt http.RoundTripper = t
+	if s.opts.UpstreamTransport != nil {
+		rt = s.opts.UpstreamTransport
+	}
 	f.proxy = &httputil.ReverseProxy{
 		Rewrite:       f.rewrite,
-		Transport:     t,
+		Transport:     rt,
 		FlushInterval: -1, // stream: SSE and long polls must not be buffered
 		ErrorHandler:  f.upstreamError,
 		ErrorLog:      nil,
@@ -114,33 +118,47 @@ func (f *forwarder) rewrite(pr *httputil.ProxyRequest) {
 	if name := x.snap.cfg.SessionCookieName; name != "" {
 		removeCookie(h, name, name+"_csrf")
 	}
-	clientIP := x.rc.ClientIP.String()
+	// One backing array for every value the proxy sets: a value slice per
+	// header would cost an allocation per header per request.
+	hs := headerSetter{h: h, vals: make([]string, 0, 9)}
 	if prior := pr.In.Header["X-Forwarded-For"]; x.trustedPeer && len(prior) > 0 {
-		h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + parseAddr(pr.In.RemoteAddr).String()}
+		hs.set("X-Forwarded-For", strings.Join(prior, ", ")+", "+parseAddr(pr.In.RemoteAddr).String())
 	} else {
-		h["X-Forwarded-For"] = []string{clientIP}
+		hs.set("X-Forwarded-For", x.clientIP())
 	}
-	h["X-Forwarded-Host"] = []string{pr.In.Host}
+	hs.set("X-Forwarded-Host", pr.In.Host)
 	if pr.In.TLS != nil {
-		h["X-Forwarded-Proto"] = []string{"https"}
+		hs.set("X-Forwarded-Proto", "https")
 	} else {
-		h["X-Forwarded-Proto"] = []string{"http"}
+		hs.set("X-Forwarded-Proto", "http")
 	}
-	h[headerRequestID] = []string{x.rc.RequestID}
+	hs.set(headerRequestID, x.rc.RequestID)
 	if f.route.PassIdentityHeaders && x.assertion != "" {
 		p := &x.rc.Principal
-		h[headerUser] = []string{headerSafe(p.ID)}
+		hs.set(headerUser, headerSafe(p.ID))
 		if p.Email != "" {
-			h[headerEmail] = []string{headerSafe(p.Email)}
+			hs.set(headerEmail, headerSafe(p.Email))
 		}
 		if len(p.Groups) > 0 {
-			h[headerGroups] = []string{headerSafe(strings.Join(p.Groups, ","))}
+			hs.set(headerGroups, headerSafe(strings.Join(p.Groups, ",")))
 		}
 		if x.rc.Device.Present {
-			h[headerDevice] = []string{headerSafe(x.rc.Device.ID)}
+			hs.set(headerDevice, headerSafe(x.rc.Device.ID))
 		}
-		h[headerAssertion] = []string{x.assertion}
+		hs.set(headerAssertion, x.assertion)
 	}
+}
+
+// headerSetter sets single-valued headers that share one backing array.
+type headerSetter struct {
+	h    http.Header
+	vals []string
+}
+
+func (hs *headerSetter) set(name, v string) {
+	hs.vals = append(hs.vals, v)
+	n := len(hs.vals)
+	hs.h[name] = hs.vals[n-1 : n : n]
 }
 
 // joinURLPath joins the upstream's base path and the request path.

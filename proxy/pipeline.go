@@ -32,9 +32,18 @@ type exchange struct {
 	errCode      string
 	authnTime    time.Duration
 	authzTime    time.Duration
+	clientIPText string
 }
 
 type exchangeKey struct{}
+
+// clientIP returns the client address as text, formatted once.
+func (x *exchange) clientIP() string {
+	if x.clientIPText == "" {
+		x.clientIPText = x.rc.ClientIP.String()
+	}
+	return x.clientIPText
+}
 
 func exchangeFrom(ctx context.Context) *exchange {
 	x, _ := ctx.Value(exchangeKey{}).(*exchange)
@@ -205,11 +214,12 @@ func headerHasToken(h http.Header, name, token string) bool {
 
 // decisionLabel is the bounded "decision" label of metrics and audit.
 func decisionLabel(x *exchange, err error) string {
+	if err == nil {
+		return "allow"
+	}
 	var de *denyError
 	var be *authn.BearerError
 	switch {
-	case err == nil:
-		return "allow"
 	case errors.As(err, &de):
 		return de.decision.Effect.String()
 	case errors.As(err, &be), errors.Is(err, errNoClientCert), errors.Is(err, errNotBrowser):

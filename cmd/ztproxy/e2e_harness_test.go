@@ -82,8 +82,15 @@ func (p *proc) output() string {
 
 func startServe(t *testing.T, configPath, admin, public string) *proc {
 	t.Helper()
+	return startProc(t, admin, public, "serve", "--config", configPath)
+}
+
+// startProc starts the binary with args and waits until admin's /readyz
+// answers 200.
+func startProc(t *testing.T, admin, public string, args ...string) *proc {
+	t.Helper()
 	p := &proc{done: make(chan struct{}), admin: admin, public: public}
-	p.cmd = exec.Command(ztproxyBinary(t), "serve", "--config", configPath)
+	p.cmd = exec.Command(ztproxyBinary(t), args...)
 	r, w := io.Pipe()
 	p.cmd.Stdout, p.cmd.Stderr = w, w
 	if err := p.cmd.Start(); err != nil {

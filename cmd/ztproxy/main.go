@@ -15,6 +15,7 @@ import (
 const usage = `ztproxy — identity-aware access proxy
 
 Usage:
+  ztproxy demo                         run the proxy on embedded defaults (dev certs, demo app and issuer)
   ztproxy serve --config FILE          run the proxy (SIGHUP or a file change reloads, SIGTERM drains)
   ztproxy check-config --config FILE   validate a configuration and list every problem
   ztproxy certs dev --out DIR          write a development CA, server and device certificates
@@ -44,6 +45,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdServe(ctx, args[1:], stdout, stderr)
 	case "check-config":
 		err = cmdCheckConfig(args[1:], stdout, stderr)
+	case "demo":
+		err = cmdDemo(ctx, args[1:], stdout, stderr)
 	case "certs":
 		err = cmdCerts(args[1:], stdout, stderr)
 	case "policy":

@@ -1,0 +1,56 @@
+package ztproxy_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// allowedImports is DESIGN.md's dependency direction: a package may import
+// only the project packages listed for it.
+var allowedImports = map[string][]string{
+	"ztproxy/identity":         {},
+	"ztproxy/authz":            {"ztproxy/identity"},
+	"ztproxy/authn":            {"ztproxy/identity"},
+	"ztproxy/certs":            {"ztproxy/identity"},
+	"ztproxy/proxy":            {"ztproxy/identity", "ztproxy/authn", "ztproxy/authz", "ztproxy/certs"},
+	"ztproxy/config":           {"ztproxy/identity", "ztproxy/authn", "ztproxy/authz", "ztproxy/certs", "ztproxy/proxy"},
+	"ztproxy/internal/demo":    {},
+	"ztproxy/internal/testenv": {},
+}
+
+// TestImportDirection keeps imports flowing one way (cmd → config → proxy →
+// authn/authz/certs → identity) and forbids util/common grab-bags.
+func TestImportDirection(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg := fields[0]
+		if strings.HasSuffix(pkg, "/util") || strings.HasSuffix(pkg, "/common") || strings.HasSuffix(pkg, "/utils") {
+			t.Errorf("%s: no util/common packages", pkg)
+		}
+		if strings.HasPrefix(pkg, "ztproxy/cmd/") || pkg == "ztproxy" {
+			continue
+		}
+		allowed, known := allowedImports[pkg]
+		if !known {
+			t.Errorf("%s: not in the layout table; add it with its allowed imports", pkg)
+			continue
+		}
+		for _, imp := range fields[1:] {
+			if !strings.HasPrefix(imp, "ztproxy/") {
+				continue
+			}
+			ok := false
+			for _, a := range allowed {
+				ok = ok || a == imp
+			}
+			if !ok {
+				t.Errorf("%s imports %s, against the dependency direction", pkg, imp)
+			}
+		}
+	}
+}
