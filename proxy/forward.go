@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -49,7 +50,7 @@ func newForwarder(s *Server, rc *RouteConfig) (*forwarder, error) {
 		Transport:     rt,
 		FlushInterval: -1, // stream: SSE and long polls must not be buffered
 		ErrorHandler:  f.upstreamError,
-		ErrorLog:      nil,
+		BufferPool:    copyBuffers,
 	}
 	return f, nil
 }
@@ -160,6 +161,21 @@ func (hs *headerSetter) set(name, v string) {
 	n := len(hs.vals)
 	hs.h[name] = hs.vals[n-1 : n : n]
 }
+
+// copyBuffers recycles the 32 KiB buffers ReverseProxy copies bodies
+// with; without it every request allocates one.
+var copyBuffers = &bufferPool{}
+
+type bufferPool struct{ pool sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if buf, ok := b.pool.Get().(*[]byte); ok {
+		return *buf
+	}
+	return make([]byte, 32*1024)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.pool.Put(&buf) }
 
 // joinURLPath joins the upstream's base path and the request path.
 func joinURLPath(base, p string) string {
