@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -13,8 +12,7 @@ func cmdCerts(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "dev" {
 		return usageError("usage: ztproxy certs dev --out DIR [--hosts h1,h2] [--device-spiffe-id ID] [--force]")
 	}
-	fs := flag.NewFlagSet("certs dev", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("certs dev", stderr)
 	out := fs.String("out", "", "directory to write the certificates to")
 	hosts := fs.String("hosts", "", "comma-separated server names (default localhost,127.0.0.1,::1)")
 	spiffe := fs.String("device-spiffe-id", "", "SPIFFE id of the device certificate")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -45,8 +44,7 @@ const demoAudience = "https://demo.ztproxy.dev/api"
 // cmdDemo runs the proxy on embedded defaults: dev certificates, a demo
 // app, a development token issuer, and policies — nothing to install.
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fset := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fset.SetOutput(stderr)
+	fset := newFlags("demo", stderr)
 	listen := fset.String("listen", "127.0.0.1:8443", "public listener")
 	admin := fset.String("admin", "127.0.0.1:9090", "admin listener (metrics, health)")
 	dir := fset.String("dir", filepath.Join(os.TempDir(), "ztproxy-demo"), "working directory for certificates and config")

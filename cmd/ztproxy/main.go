@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -73,6 +74,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// newFlags returns a flag set that reports to stderr and does not exit.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// configFlagOnly parses a command line whose only flag is the required
+// --config and returns its value.
+func configFlagOnly(name string, args []string, stderr io.Writer) (string, error) {
+	fs := newFlags(name, stderr)
+	path := fs.String("config", "", "configuration file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return "", usageError(err.Error())
+	}
+	if *path == "" {
+		return "", usageError("--config is required")
+	}
+	return *path, nil
 }
 
 // usageError marks a command-line mistake (exit 2).

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -49,8 +48,7 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "test" {
 		return usageError("usage: ztproxy policy test --config FILE --input REQUEST.json [--expect allow|deny|step_up]")
 	}
-	fs := flag.NewFlagSet("policy test", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("policy test", stderr)
 	path := fs.String("config", "", "configuration file (YAML)")
 	input := fs.String("input", "", "request JSON file, or - for standard input")
 	expect := fs.String("expect", "", "exit 1 unless the decision is this (allow, deny, step_up)")

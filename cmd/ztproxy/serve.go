@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,18 +18,13 @@ import (
 )
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "configuration file (YAML)")
-	if err := fs.Parse(args); err != nil {
-		return usageError(err.Error())
-	}
-	if *path == "" {
-		return usageError("--config is required")
-	}
-	rt, err := config.LoadRuntime(*path)
+	path, err := configFlagOnly("serve", args, stderr)
 	if err != nil {
-		printProblems(stderr, *path, err)
+		return err
+	}
+	rt, err := config.LoadRuntime(path)
+	if err != nil {
+		printProblems(stderr, path, err)
 		return exitCodeError(1)
 	}
 	logger := newLogger(rt.File.Log, stderr)
@@ -39,7 +33,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer closeAudit()
-	return serve(ctx, *path, rt, logger, audit)
+	return serve(ctx, path, rt, logger, audit)
 }
 
 // serve runs the proxy described by rt until ctx ends.
