@@ -13,9 +13,11 @@ var allowedImports = map[string][]string{
 	"ztproxy/authz":            {"ztproxy/identity"},
 	"ztproxy/authn":            {"ztproxy/identity"},
 	"ztproxy/certs":            {"ztproxy/identity"},
-	"ztproxy/proxy":            {"ztproxy/identity", "ztproxy/authn", "ztproxy/authz", "ztproxy/certs"},
-	"ztproxy/config":           {"ztproxy/identity", "ztproxy/authn", "ztproxy/authz", "ztproxy/certs", "ztproxy/proxy"},
+	"ztproxy/proxy":            {"ztproxy/identity", "ztproxy/authn", "ztproxy/authz", "ztproxy/certs", "ztproxy/store"},
+	"ztproxy/config":           {"ztproxy/identity", "ztproxy/authn", "ztproxy/authz", "ztproxy/certs", "ztproxy/proxy", "ztproxy/store"},
+	"ztproxy/store":            {"ztproxy/identity"},
 	"ztproxy/internal/demo":    {},
+	"ztproxy/internal/demo/op": {},
 	"ztproxy/internal/testenv": {},
 }
 

@@ -45,13 +45,19 @@ func (p *idpVerifier) principalFromToken(tok *oidc.IDToken) (identity.Principal,
 	if p.cfg.TokenUse != "" && c.TokenUse != p.cfg.TokenUse {
 		return identity.Principal{}, fmt.Errorf("token_use %q, want %q", c.TokenUse, p.cfg.TokenUse)
 	}
+	return buildPrincipal(tok, &c, p.cfg.Name, p.cfg.GroupsClaim, p.cfg.ClaimsToExpose, identity.AuthBearer)
+}
+
+// buildPrincipal turns a verified token's claims into a principal; it is
+// shared by bearer tokens and browser sign-in ID tokens.
+func buildPrincipal(tok *oidc.IDToken, c *bearerClaims, idpName, groupsClaim string, expose []string, kind identity.AuthKind) (identity.Principal, error) {
 	var raw map[string]json.RawMessage
 	if err := tok.Claims(&raw); err != nil {
 		return identity.Principal{}, fmt.Errorf("decoding claims: %w", err)
 	}
-	groups, err := stringList(raw[p.cfg.GroupsClaim])
+	groups, err := stringList(raw[groupsClaim])
 	if err != nil {
-		return identity.Principal{}, fmt.Errorf("claim %q: %w", p.cfg.GroupsClaim, err)
+		return identity.Principal{}, fmt.Errorf("claim %q: %w", groupsClaim, err)
 	}
 	amr, err := stringList(c.AMR)
 	if err != nil {
@@ -65,14 +71,14 @@ func (p *idpVerifier) principalFromToken(tok *oidc.IDToken) (identity.Principal,
 	if err != nil {
 		return identity.Principal{}, fmt.Errorf("claim auth_time: %w", err)
 	}
-	kind := identity.KindUser
+	principalKind := identity.KindUser
 	// A client-credentials access token is issued to the client itself:
 	// Cognito sets sub to the client id and puts no user claims in it.
 	if c.TokenUse == TokenUseAccess && c.ClientID != "" && tok.Subject == c.ClientID {
-		kind = identity.KindService
+		principalKind = identity.KindService
 	}
 	return identity.Principal{
-		Kind:          kind,
+		Kind:          principalKind,
 		ID:            identity.UserID(tok.Issuer, tok.Subject),
 		Issuer:        tok.Issuer,
 		Subject:       tok.Subject,
@@ -80,13 +86,13 @@ func (p *idpVerifier) principalFromToken(tok *oidc.IDToken) (identity.Principal,
 		EmailVerified: emailVerified,
 		Name:          c.Name,
 		Groups:        groups,
-		Claims:        p.exposedClaims(raw),
-		AuthKind:      identity.AuthBearer,
+		Claims:        exposedClaims(raw, expose),
+		AuthKind:      kind,
 		AMR:           amr,
 		ACR:           c.ACR,
 		AuthTime:      authTime,
 		Expiry:        tok.Expiry,
-		IdP:           p.cfg.Name,
+		IdP:           idpName,
 	}, nil
 }
 
@@ -114,15 +120,15 @@ func (p *idpVerifier) checkAudience(aud []string, c *bearerClaims) error {
 
 // exposedClaims copies the configured extra claims as strings: JSON strings
 // as their value, anything else as its compact JSON text.
-func (p *idpVerifier) exposedClaims(raw map[string]json.RawMessage) map[string]string {
+func exposedClaims(raw map[string]json.RawMessage, expose []string) map[string]string {
 	var out map[string]string
-	for _, name := range p.cfg.ClaimsToExpose {
+	for _, name := range expose {
 		v, ok := raw[name]
 		if !ok || bytes.Equal(v, []byte("null")) {
 			continue
 		}
 		if out == nil {
-			out = make(map[string]string, len(p.cfg.ClaimsToExpose))
+			out = make(map[string]string, len(expose))
 		}
 		var s string
 		if json.Unmarshal(v, &s) == nil {

@@ -40,6 +40,11 @@ const maxCookieBytes = 3800
 // by the AEAD, so it cannot be changed without detection.
 const sessionVersion byte = 1
 
+// strictBase64 rejects the non-canonical encodings (non-zero trailing
+// bits) that the default decoder ignores, so each sealed value has exactly
+// one accepted spelling.
+var strictBase64 = base64.RawURLEncoding.Strict()
+
 // sealedOverhead is the version byte, the GCM nonce and the GCM tag.
 const sealedOverhead = 1 + 12 + 16
 
@@ -237,7 +242,7 @@ func (c *SessionCodec) openValue(value string, now time.Time) (*Session, error) 
 	defer putOpenBuffer(bufp)
 	buf := *bufp
 	sealed := buf[:decLen]
-	n, err := base64.RawURLEncoding.Decode(sealed, unsafeBytes(value))
+	n, err := strictBase64.Decode(sealed, unsafeBytes(value))
 	if err != nil || n != decLen {
 		return nil, fmt.Errorf("%w: not base64url", ErrInvalidSession)
 	}

@@ -15,9 +15,9 @@ const maxRequestCookies = 3000
 // forEachRequestCookie calls yield with the name and value of each cookie
 // in the request's Cookie headers, in order, until yield returns false.
 // Unlike Request.Cookies it allocates nothing: names and values are
-// substrings of the header. Surrounding double quotes are removed from
-// values; values are otherwise not validated, because every caller
-// authenticates them.
+// substrings of the header. Values are taken verbatim (not even
+// surrounding double quotes are removed, as this package never sets quoted
+// values) and not validated, because every caller authenticates them.
 func forEachRequestCookie(r *http.Request, yield func(name, value string) bool) {
 	count := 0
 	for _, line := range r.Header["Cookie"] {
@@ -33,9 +33,6 @@ func forEachRequestCookie(r *http.Request, yield func(name, value string) bool) 
 			}
 			name, value, _ := strings.Cut(part, "=")
 			name, value = trimCookieSpace(name), trimCookieSpace(value)
-			if len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
-				value = value[1 : len(value)-1]
-			}
 			if !yield(name, value) {
 				return
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"ztproxy/authn"
@@ -29,6 +30,10 @@ type Runtime struct {
 	// Bearer configures bearer-token verification; IdPs is empty when no
 	// identity provider is configured.
 	Bearer authn.BearerConfig
+	// Browser configures browser sign-in; nil when no identity provider has
+	// client credentials or no session secret is set. Its Store is left
+	// for the caller.
+	Browser *authn.BrowserConfig
 	// SigningKey signs identity assertions; nil means generate one.
 	SigningKey *ecdsa.PrivateKey
 	// WatchFiles are the files whose change triggers a reload: the config
@@ -121,6 +126,7 @@ func Build(f *File) (*Runtime, error) {
 			GroupsClaim: idp.GroupsClaim, TokenUse: idp.TokenUse, ClaimsToExpose: idp.Claims,
 		})
 	}
+	rt.Browser = buildBrowser(f, ext)
 	if f.Assertion.SigningKeyFile != "" {
 		key, err := LoadSigningKey(f.Assertion.SigningKeyFile)
 		if err != nil {
@@ -153,4 +159,61 @@ func buildRoute(r Route) (proxy.RouteConfig, error) {
 		pr.UpstreamCAs = pool
 	}
 	return pr, nil
+}
+
+// buildBrowser converts the sign-in settings, or returns nil when sign-in
+// is not configured.
+func buildBrowser(f *File, ext *url.URL) *authn.BrowserConfig {
+	if len(f.Session.SecretKeys) == 0 {
+		return nil
+	}
+	bc := &authn.BrowserConfig{
+		ExternalURL: ext,
+		Cookies: authn.SessionCodecConfig{
+			CookieName: f.Session.CookieName, Domain: f.Session.CookieDomain, Secrets: f.Session.SecretKeys,
+			Insecure: ext.Scheme == "http",
+		},
+		Lifetime: f.Session.Lifetime, IdleTimeout: f.Session.IdleTimeout,
+		ReturnHostAllowed: returnHostMatcher(f, ext),
+	}
+	for _, idp := range f.IdPs {
+		if idp.ClientID == "" || idp.ClientSecret == "" {
+			continue
+		}
+		bc.IdPs = append(bc.IdPs, authn.BrowserIdPConfig{
+			Name: idp.Name, Issuer: idp.Issuer, ClientID: idp.ClientID, ClientSecret: idp.ClientSecret,
+			Scopes: idp.Scopes, GroupsClaim: idp.GroupsClaim, ClaimsToExpose: idp.Claims,
+			ExtraAuthParams: idp.ExtraAuthParams, LogoutURL: idp.LogoutURL,
+		})
+	}
+	if len(bc.IdPs) == 0 {
+		return nil
+	}
+	return bc
+}
+
+// returnHostMatcher allows sign-in to return to the external host and to
+// any route host (a wildcard route allows its subdomains).
+func returnHostMatcher(f *File, ext *url.URL) func(string) bool {
+	exact := map[string]bool{strings.ToLower(ext.Host): true, strings.ToLower(ext.Hostname()): true}
+	var suffixes []string
+	for _, r := range f.Routes {
+		if strings.HasPrefix(r.Host, "*.") {
+			suffixes = append(suffixes, r.Host[1:])
+			continue
+		}
+		exact[r.Host] = true
+	}
+	return func(host string) bool {
+		host = strings.ToLower(host)
+		if exact[host] {
+			return true
+		}
+		for _, s := range suffixes {
+			if strings.HasSuffix(hostOnly(host), s) {
+				return true
+			}
+		}
+		return false
+	}
 }

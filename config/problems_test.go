@@ -161,6 +161,7 @@ routes:
 `, []string{
 			`idps[0].client_id: required: browser route "app" signs in with this idp`,
 			`idps[0].client_secret: required: browser route "app" signs in with this idp`,
+			`routes[0].host: browser route host "app.example.com" differs from the external_url host "ztp.example.com": set session.cookie_domain to a parent domain of both`,
 			`session.secrets: required: route "app" uses auth browser`,
 		}},
 		{"assertion", head + publicRoute + `assertion:
@@ -263,7 +264,10 @@ routes:
 session: {secrets: ["0123456789abcdef0123456789abcdef"]}
 routes:
   - {name: app, host: a.example.com, upstream: "http://127.0.0.1", auth: browser}
-`, []string{"routes[0].idp: browser sign-in needs an idp, and none is configured"}},
+`, []string{
+			`routes[0].host: browser route host "a.example.com" differs from the external_url host "ztp.example.com": set session.cookie_domain to a parent domain of both`,
+			"routes[0].idp: browser sign-in needs an idp, and none is configured",
+		}},
 		{"sidecar without block", "mode: sidecar\n" + head + "policies: [policies/base.cedar]\nassertion: {trusted_jwks: [certs/server.crt]}\n", []string{
 			"sidecar.upstream: required when mode is sidecar",
 		}},

@@ -134,6 +134,7 @@ func (f *File) checkSession(c *collector) {
 	if s.CookieDomain != "" {
 		f.checkCookieDomain(c)
 	}
+	f.checkBrowserRouteHosts(c)
 	if s.Lifetime <= 0 {
 		c.add("session.lifetime", "must be greater than 0")
 	}
@@ -186,6 +187,44 @@ func (f *File) checkCookieDomain(c *collector) {
 	if host := strings.ToLower(u.Hostname()); host != domain && !strings.HasSuffix(host, "."+domain) {
 		c.add("session.cookie_domain", "%q does not contain the external_url host %q, so browsers would refuse the cookie", s.CookieDomain, host)
 	}
+}
+
+// checkBrowserRouteHosts requires every browser route to be reachable by
+// the session cookie: sign-in happens on the external_url host, so a route
+// on another host needs session.cookie_domain to cover both.
+func (f *File) checkBrowserRouteHosts(c *collector) {
+	u, msg := checkURL(f.ExternalURL, urlRules{secure: true})
+	if msg != "" {
+		return
+	}
+	external := strings.ToLower(u.Hostname())
+	domain := strings.ToLower(strings.TrimPrefix(f.Session.CookieDomain, "."))
+	for i, r := range f.Routes {
+		if r.Auth != AuthBrowser {
+			continue
+		}
+		host := strings.TrimPrefix(hostOnly(r.Host), "*.")
+		if host == external {
+			continue
+		}
+		if domain != "" && (host == domain || strings.HasSuffix(host, "."+domain)) {
+			continue
+		}
+		c.add(indexPath("routes", i)+".host", "browser route host %q differs from the external_url host %q: set session.cookie_domain to a parent domain of both", r.Host, external)
+	}
+}
+
+// hostOnly drops a port from a canonical route host.
+func hostOnly(host string) string {
+	if strings.HasPrefix(host, "[") {
+		if end := strings.IndexByte(host, ']'); end >= 0 {
+			return host[:end+1]
+		}
+	}
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[:i], ":") {
+		return host[:i]
+	}
+	return host
 }
 
 // isCookieToken reports whether name is an RFC 6265 cookie name.

@@ -74,6 +74,8 @@ type Config struct {
 	Authorizer Authorizer
 	// Bearer verifies bearer JWTs; required when a route uses bearer auth.
 	Bearer BearerVerifier
+	// Browser signs users in; required when a route uses browser auth.
+	Browser BrowserAuth
 	// Risk scores requests; nil means the neutral score for everyone.
 	Risk RiskScorer
 	// AssertionTTL is the lifetime of X-Ztp-Assertion JWTs.
@@ -124,7 +126,11 @@ func (c *Config) CheckAndSetDefaults() error {
 			if c.Bearer == nil {
 				errs = append(errs, fmt.Errorf("routes[%d].auth: bearer needs an identity provider", i))
 			}
-		case AuthMTLS, AuthPublic, AuthBrowser:
+		case AuthBrowser:
+			if c.Browser == nil {
+				errs = append(errs, fmt.Errorf("routes[%d].auth: browser needs sign-in configured (idps with client_id, session secrets)", i))
+			}
+		case AuthMTLS, AuthPublic:
 		default:
 			errs = append(errs, fmt.Errorf("routes[%d].auth: unknown mode %q", i, r.Auth))
 		}

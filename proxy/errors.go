@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"html/template"
 	"net/http"
 	"strings"
 
@@ -61,9 +60,15 @@ func statusOf(err error) (int, string) {
 	var he *httpError
 	var be *authn.BearerError
 	var de *denyError
+	var ln *loginNeeded
+	var se *authn.SignInError
 	switch {
 	case errors.As(err, &he):
 		return he.status, he.code
+	case errors.As(err, &ln):
+		return http.StatusUnauthorized, "login_required"
+	case errors.As(err, &se):
+		return se.Status, se.Code
 	case errors.As(err, &be):
 		return http.StatusUnauthorized, be.Code
 	case errors.As(err, &de):
@@ -91,14 +96,33 @@ func writeError(w http.ResponseWriter, r *http.Request, err error, requestID str
 	h.Set("Referrer-Policy", "no-referrer")
 	var be *authn.BearerError
 	var de *denyError
+	var ln *loginNeeded
+	var se *authn.SignInError
 	msg := http.StatusText(status)
 	var reasons []string
+	if errors.As(err, &ln) {
+		for _, c := range ln.clear {
+			http.SetCookie(w, c)
+		}
+		h.Set("X-Ztp-Login", ln.location)
+		if isNavigation(r) {
+			h.Set("Location", ln.location)
+			w.WriteHeader(http.StatusFound)
+			return http.StatusFound
+		}
+		msg = "sign-in required: open " + ln.location
+	}
 	switch {
+	case errors.As(err, &se):
+		msg = se.Description
 	case errors.As(err, &be):
 		h.Set("WWW-Authenticate", bearerChallenge(be.Code, be.Description))
 		msg = be.Description
 	case errors.As(err, &de):
-		reasons = de.decision.Reasons
+		reasons = append([]string(nil), de.decision.Reasons...)
+		if len(de.decision.PolicyIDs) > 0 {
+			reasons = append(reasons, "decided by policy "+strings.Join(de.decision.PolicyIDs, ", "))
+		}
 		if de.decision.Effect == identity.StepUp {
 			msg = "additional authentication is required"
 			if de.bearer {
@@ -120,10 +144,11 @@ func writeError(w http.ResponseWriter, r *http.Request, err error, requestID str
 		return status // the client is gone; nothing to write
 	}
 	if wantsHTML(r) {
-		h.Set("Content-Type", "text/html; charset=utf-8")
-		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
-		w.WriteHeader(status)
-		_ = errorPage.Execute(w, errorPageData{Status: status, Title: http.StatusText(status), Message: msg, Code: code, RequestID: requestID, Reasons: reasons})
+		d := pageData{Status: status, Title: pageTitle(status, code), Message: msg, Code: code, RequestID: requestID, Reasons: reasons}
+		if se != nil && status < 500 {
+			d.Link, d.LinkText = "/", "Start again"
+		}
+		renderPage(w, status, d)
 		return status
 	}
 	h.Set("Content-Type", "application/json")
@@ -168,22 +193,17 @@ func wantsHTML(r *http.Request) bool {
 	return strings.Contains(accept, "text/html")
 }
 
-type errorPageData struct {
-	Status    int
-	Title     string
-	Message   string
-	Code      string
-	RequestID string
-	Reasons   []string
+// pageTitle is the headline of an error page.
+func pageTitle(status int, code string) string {
+	switch {
+	case code == "forbidden":
+		return "Access denied"
+	case code == "insufficient_user_authentication" || status == http.StatusForbidden && code == "step_up":
+		return "Additional verification needed"
+	case code == "login_required":
+		return "Sign-in required"
+	case status >= 500:
+		return "Something went wrong on our side"
+	}
+	return http.StatusText(status)
 }
-
-var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>{{.Status}} {{.Title}} · ztproxy</title>
-<style>body{font-family:system-ui,sans-serif;background:#f5f6f8;color:#1d2330;margin:0}
-main{max-width:36rem;margin:10vh auto;background:#fff;border-radius:12px;padding:2rem 2.5rem;box-shadow:0 2px 12px #0001}
-h1{font-size:1.4rem;margin:0 0 .5rem}.code{color:#6b7385;font-size:.85rem}ul{padding-left:1.2rem}</style></head>
-<body><main><h1>{{.Title}}</h1><p>{{.Message}}</p>
-{{if .Reasons}}<ul>{{range .Reasons}}<li>{{.}}</li>{{end}}</ul>{{end}}
-<p class="code">Error <b>{{.Code}}</b> · request id <code>{{.RequestID}}</code></p></main></body></html>
-`))

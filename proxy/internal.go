@@ -1,9 +1,13 @@
 package proxy
 
 import (
+	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"ztproxy/authn"
 )
 
 // serveInternal answers the proxy's own /.ztp/* endpoints on the public
@@ -12,25 +16,123 @@ func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request, x *exchan
 	x.rc.Route = "ztp"
 	x.rc.Path = r.URL.Path
 	x.rc.Host = canonicalHost(r.Host, r.TLS != nil)
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
 	var err error
 	switch r.URL.Path {
 	case "/.ztp/jwks.json":
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			err = &httpError{status: http.StatusMethodNotAllowed, code: "method_not_allowed", msg: "method not allowed"}
+			err = errMethod
 			break
 		}
-		h := w.Header()
 		h.Set("Content-Type", "application/jwk-set+json")
 		h.Set("Cache-Control", "public, max-age=300")
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(s.signer.JWKS())
 		return
+	case authn.LoginPath:
+		err = s.handleLogin(w, r, x)
+	case authn.CallbackPath:
+		err = s.handleCallback(w, r, x)
+	case authn.LogoutPath:
+		err = s.handleLogout(w, r, x)
+	case authn.SignedOutPath:
+		renderPage(w, http.StatusOK, pageData{Title: "Signed out", Message: "You are signed out. Close this tab, or sign in again to continue.", Link: "/", LinkText: "Sign in again"})
+		return
+	case "/.ztp/whoami":
+		err = s.handleWhoami(w, r, x)
 	default:
 		err = &httpError{status: http.StatusNotFound, code: "not_found", msg: "not found"}
 	}
-	writeError(w, r, err, x.rc.RequestID)
+	if err != nil {
+		x.status = writeError(w, r, err, x.rc.RequestID)
+		if !errors.As(err, new(*loginNeeded)) {
+			s.log.Info("ztp endpoint error", "path", r.URL.Path, "request_id", x.rc.RequestID, "err", err)
+		}
+	}
+}
+
+var errMethod = &httpError{status: http.StatusMethodNotAllowed, code: "method_not_allowed", msg: "method not allowed"}
+
+// handleLogin starts a sign-in: /.ztp/login?rd=<return URL>&idp=<name>.
+// Sign-in cookies live on the external origin, so a request for another
+// host is bounced there first.
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, x *exchange) error {
+	b := x.snap.cfg.Browser
+	if b == nil {
+		return &httpError{status: http.StatusNotFound, code: "not_found", msg: "browser sign-in is not configured"}
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return errMethod
+	}
+	if !x.snap.onExternalHost(r) {
+		http.Redirect(w, r, x.snap.issuer+authn.LoginPath+"?"+r.URL.RawQuery, http.StatusFound)
+		return nil
+	}
+	q := r.URL.Query()
+	location, cookies, err := b.LoginRedirect(r.Context(), r, q.Get("idp"), q.Get("rd"), authn.LoginOptions{MaxAge: -1})
+	if err != nil {
+		return err
+	}
+	for _, c := range cookies {
+		http.SetCookie(w, c)
+	}
+	http.Redirect(w, r, location, http.StatusFound)
+	return nil
+}
+
+// handleCallback completes a sign-in and returns the browser to where it
+// was going.
+func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request, x *exchange) error {
+	b := x.snap.cfg.Browser
+	if b == nil {
+		return &httpError{status: http.StatusNotFound, code: "not_found", msg: "browser sign-in is not configured"}
+	}
+	if r.Method != http.MethodGet {
+		return errMethod
+	}
+	res, err := b.Callback(r.Context(), r, x.rc.Device)
+	for _, c := range res.Cookies {
+		http.SetCookie(w, c)
+	}
+	if err != nil {
+		return err
+	}
+	x.rc.Principal = res.Principal
+	s.log.Info("signed in", "principal", res.Principal.ID, "idp", res.Principal.IdP, "request_id", x.rc.RequestID)
+	http.Redirect(w, r, res.ReturnTo, http.StatusFound)
+	return nil
+}
+
+// handleLogout ends the session (GET or POST) and sends the browser to
+// the IdP's sign-out.
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, x *exchange) error {
+	b := x.snap.cfg.Browser
+	if b == nil {
+		return &httpError{status: http.StatusNotFound, code: "not_found", msg: "browser sign-in is not configured"}
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		return errMethod
+	}
+	res, err := b.Logout(r.Context(), r)
+	for _, c := range res.Cookies {
+		http.SetCookie(w, c)
+	}
+	if err != nil {
+		return &httpError{status: http.StatusServiceUnavailable, code: "logout_failed", msg: "the session could not be revoked; try again", err: err}
+	}
+	http.Redirect(w, r, res.Location, http.StatusFound)
+	return nil
 }
 
 func promHandler(m *Metrics) http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+// wantsJSON reports whether the client asked for JSON rather than a page.
+func wantsJSON(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "application/json") && !strings.Contains(r.Header.Get("Accept"), "text/html")
 }

@@ -88,7 +88,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveInternal(w, r, x)
 		return
 	}
-	err := s.decide(r, x)
+	err := s.decide(w, r, x)
 	if err == nil {
 		x.status = x.route.forward.serve(w, r, x)
 	} else {
@@ -100,7 +100,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 // decide runs everything up to the policy decision. A nil error means
 // the request may be forwarded.
-func (s *Server) decide(r *http.Request, x *exchange) error {
+func (s *Server) decide(w http.ResponseWriter, r *http.Request, x *exchange) error {
 	host := canonicalHost(r.Host, r.TLS != nil)
 	if host == "" {
 		return errBadHost
@@ -122,7 +122,7 @@ func (s *Server) decide(r *http.Request, x *exchange) error {
 	}
 
 	t0 := time.Now()
-	err = s.authenticate(r, x)
+	err = s.authenticate(w, r, x)
 	x.authnTime = time.Since(t0)
 	s.metrics.AuthnSeconds.WithLabelValues(string(rt.Auth)).Observe(x.authnTime.Seconds())
 	if err != nil {
@@ -159,7 +159,7 @@ func (s *Server) decide(r *http.Request, x *exchange) error {
 }
 
 // authenticate establishes the principal for the route's auth mode.
-func (s *Server) authenticate(r *http.Request, x *exchange) error {
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, x *exchange) error {
 	rt := x.route
 	switch rt.Auth {
 	case AuthPublic:
@@ -192,7 +192,7 @@ func (s *Server) authenticate(r *http.Request, x *exchange) error {
 		x.consumedAuth = true
 		return nil
 	case AuthBrowser:
-		return errNotBrowser
+		return s.authenticateBrowser(w, r, x)
 	}
 	return fmt.Errorf("unknown auth mode %q", rt.Auth)
 }
@@ -222,7 +222,7 @@ func decisionLabel(x *exchange, err error) string {
 	switch {
 	case errors.As(err, &de):
 		return de.decision.Effect.String()
-	case errors.As(err, &be), errors.Is(err, errNoClientCert), errors.Is(err, errNotBrowser):
+	case errors.As(err, &be), errors.Is(err, errNoClientCert), errors.Is(err, errNotBrowser), errors.As(err, new(*loginNeeded)):
 		return "unauthenticated"
 	}
 	return "error"

@@ -1,0 +1,166 @@
+package authn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+	"golang.org/x/sync/singleflight"
+
+	"ztproxy/identity"
+)
+
+// Browser signs users in with OpenID Connect (authorization code + PKCE)
+// and authenticates requests by their sealed session cookie. It returns
+// results and errors; the proxy turns them into HTTP responses.
+type Browser struct {
+	cfg     BrowserConfig
+	codec   *SessionCodec
+	idps    map[string]*browserIdP
+	first   string
+	refresh singleflight.Group
+}
+
+// browserIdP is one sign-in provider, discovered on first use.
+type browserIdP struct {
+	cfg    BrowserIdPConfig
+	client *discovery[oidcClient]
+}
+
+// oidcClient is everything a sign-in needs from a discovered provider.
+type oidcClient struct {
+	oauth      oauth2.Config
+	verifier   *oidc.IDTokenVerifier
+	endSession string
+}
+
+// LoginRequiredError means the request has no usable session: the caller
+// sends browsers to sign-in and sets Clear to remove a bad cookie.
+type LoginRequiredError struct {
+	Reason string
+	Clear  []*http.Cookie
+}
+
+func (e *LoginRequiredError) Error() string { return "sign-in required: " + e.Reason }
+
+// NewBrowser validates cfg. It does no I/O: providers are discovered on
+// first use.
+func NewBrowser(cfg BrowserConfig) (*Browser, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, fmt.Errorf("authn: browser sign-in: %w", err)
+	}
+	codec, err := NewSessionCodec(cfg.Cookies)
+	if err != nil {
+		return nil, err
+	}
+	b := &Browser{cfg: cfg, codec: codec, idps: map[string]*browserIdP{}, first: cfg.IdPs[0].Name}
+	redirect := strings.TrimSuffix(cfg.ExternalURL.String(), "/") + CallbackPath
+	for _, ic := range cfg.IdPs {
+		ic := ic
+		bi := &browserIdP{cfg: ic}
+		bi.client = &discovery[oidcClient]{
+			name: ic.Name, issuer: ic.Issuer, client: cfg.HTTPClient, now: cfg.Now, logger: cfg.Logger,
+			build: func(p *oidc.Provider) (*oidcClient, error) {
+				var meta struct {
+					EndSession string `json:"end_session_endpoint"`
+				}
+				_ = p.Claims(&meta)
+				return &oidcClient{
+					oauth: oauth2.Config{
+						ClientID: ic.ClientID, ClientSecret: ic.ClientSecret, Endpoint: p.Endpoint(),
+						RedirectURL: redirect, Scopes: ic.Scopes,
+					},
+					verifier: p.Verifier(&oidc.Config{
+						ClientID: ic.ClientID, SupportedSigningAlgs: ic.AllowedAlgs, Now: cfg.Now,
+					}),
+					endSession: meta.EndSession,
+				}, nil
+			},
+		}
+		b.idps[ic.Name] = bi
+	}
+	return b, nil
+}
+
+// Paths of the sign-in endpoints on the proxy's external origin.
+const (
+	LoginPath     = "/.ztp/login"
+	CallbackPath  = "/.ztp/callback"
+	LogoutPath    = "/.ztp/logout"
+	SignedOutPath = "/.ztp/signed-out"
+)
+
+// CookieName is the session cookie's name (chunks add _1, _2…).
+func (b *Browser) CookieName() string { return b.codec.cfg.CookieName }
+
+// DefaultIdP is the provider used when a route names none.
+func (b *Browser) DefaultIdP() string { return b.first }
+
+// HasIdP reports whether name is a configured sign-in provider.
+func (b *Browser) HasIdP(name string) bool { return b.idps[name] != nil }
+
+// Result is an authenticated browser request.
+type Result struct {
+	Principal identity.Principal
+	// SetCookies must be added to the response (a refreshed session).
+	SetCookies []*http.Cookie
+}
+
+// Authenticate checks the request's session cookie: sealed and intact,
+// not expired or idle, bound to the same client certificate if it was
+// created over mTLS, not revoked, and its IdP tokens still refreshable.
+func (b *Browser) Authenticate(ctx context.Context, r *http.Request, device identity.Device) (Result, error) {
+	now := b.cfg.Now()
+	sess, err := b.codec.Open(r, now)
+	if err != nil {
+		var clear []*http.Cookie
+		if !errors.Is(err, ErrNoSession) {
+			clear = b.codec.Clear(r)
+		}
+		return Result{}, &LoginRequiredError{Reason: err.Error(), Clear: clear}
+	}
+	if now.Sub(sess.LastSeen) > b.cfg.IdleTimeout {
+		return Result{}, &LoginRequiredError{Reason: "session idle too long", Clear: b.codec.Clear(r)}
+	}
+	if sess.DeviceFingerprint != "" && sess.DeviceFingerprint != device.Fingerprint {
+		return Result{}, &LoginRequiredError{Reason: "session belongs to another device", Clear: b.codec.Clear(r)}
+	}
+	revoked, err := b.cfg.Store.IsRevoked(ctx, sess.ID)
+	if err != nil {
+		return Result{}, fmt.Errorf("authn: checking session revocation: %w", err)
+	}
+	if revoked {
+		return Result{}, &LoginRequiredError{Reason: "session was signed out", Clear: b.codec.Clear(r)}
+	}
+	changed := false
+	if !sess.IDTokenExpiry.IsZero() && !now.Before(sess.IDTokenExpiry.Add(-b.cfg.RefreshSkew)) {
+		refreshed, err := b.refreshSession(ctx, sess)
+		if err != nil {
+			var lre *LoginRequiredError
+			if errors.As(err, &lre) {
+				lre.Clear = b.codec.Clear(r)
+			}
+			return Result{}, err
+		}
+		sess, changed = refreshed, true
+	}
+	// Keep the idle clock moving without rewriting the cookie on every
+	// request: at most once per tenth of the idle timeout.
+	if changed || now.Sub(sess.LastSeen) > b.cfg.IdleTimeout/10 {
+		sess.LastSeen = now
+		changed = true
+	}
+	res := Result{Principal: sess.Principal}
+	if changed {
+		cookies, err := b.codec.Seal(sess, now)
+		if err != nil {
+			return Result{}, fmt.Errorf("authn: resealing session: %w", err)
+		}
+		res.SetCookies = cookies
+	}
+	return res, nil
+}

@@ -1,0 +1,146 @@
+package authn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// BrowserIdPConfig is one identity provider users sign in with.
+type BrowserIdPConfig struct {
+	Name         string
+	Issuer       string // exact; go-oidc compares it byte for byte
+	ClientID     string
+	ClientSecret string
+	// Scopes requested at sign-in; "openid" is added when missing.
+	Scopes         []string
+	GroupsClaim    string // default "groups"; Cognito: "cognito:groups"
+	ClaimsToExpose []string
+	// ExtraAuthParams are added to the authorization request (for
+	// example Cognito's identity_provider).
+	ExtraAuthParams map[string]string
+	// LogoutURL is used for sign-out when the IdP has no
+	// end_session_endpoint (Cognito's hosted UI /logout URL).
+	LogoutURL   string
+	AllowedAlgs []string
+}
+
+// SessionRecord is the server-side half of a browser session: what must
+// never travel in the cookie.
+type SessionRecord struct {
+	ID, UserID, IdP string
+	RefreshToken    string
+	IDToken         string // for id_token_hint at sign-out
+	TokenExpiry     time.Time
+	ExpiresAt       time.Time
+}
+
+// Errors of a SessionStore.
+var (
+	ErrSessionNotFound = errors.New("session not found")
+	ErrSessionRevoked  = errors.New("session revoked")
+)
+
+// SessionStore keeps server-side session state shared by all replicas.
+type SessionStore interface {
+	SaveSession(ctx context.Context, rec SessionRecord) error
+	// LoadSession returns ErrSessionNotFound or ErrSessionRevoked.
+	LoadSession(ctx context.Context, id string) (SessionRecord, error)
+	RevokeSession(ctx context.Context, id string, at time.Time) error
+	UpdateSessionTokens(ctx context.Context, id, refreshToken, idToken string, tokenExpiry time.Time) error
+	// IsRevoked is on the hot path; implementations cache it (for at most
+	// the configured revocation TTL).
+	IsRevoked(ctx context.Context, id string) (bool, error)
+}
+
+// BrowserConfig configures browser sign-in.
+type BrowserConfig struct {
+	IdPs []BrowserIdPConfig
+	// ExternalURL is the proxy's origin; the redirect URI is
+	// ExternalURL + "/.ztp/callback".
+	ExternalURL *url.URL
+	Cookies     SessionCodecConfig
+	// Lifetime bounds a session from sign-in; IdleTimeout ends one unused
+	// for that long.
+	Lifetime, IdleTimeout time.Duration
+	Store                 SessionStore
+	// ReturnHostAllowed says whether sign-in may return to a host (name, or
+	// name:port for a non-default port).
+	ReturnHostAllowed func(host string) bool
+	// RefreshSkew refreshes IdP tokens this long before they expire.
+	RefreshSkew time.Duration
+	HTTPClient  *http.Client
+	Now         func() time.Time
+	Logger      *slog.Logger
+}
+
+// CheckAndSetDefaults validates c and fills defaults, reporting every
+// problem at once. Secrets never appear in its errors.
+func (c *BrowserConfig) CheckAndSetDefaults() error {
+	var errs []error
+	if len(c.IdPs) == 0 {
+		errs = append(errs, errors.New("idps: at least one identity provider with client_id is required for browser sign-in"))
+	}
+	names := map[string]bool{}
+	for i := range c.IdPs {
+		idp := &c.IdPs[i]
+		if idp.Name == "" || names[idp.Name] {
+			errs = append(errs, fmt.Errorf("idps[%d].name: missing or duplicate", i))
+		}
+		names[idp.Name] = true
+		if err := checkEndpointURL(idp.Issuer); err != nil {
+			errs = append(errs, fmt.Errorf("idps[%d].issuer: %w", i, err))
+		}
+		if idp.ClientID == "" || idp.ClientSecret == "" {
+			errs = append(errs, fmt.Errorf("idps[%d]: client_id and client_secret are required for browser sign-in", i))
+		}
+		if idp.GroupsClaim == "" {
+			idp.GroupsClaim = DefaultGroupsClaim
+		}
+		if len(idp.AllowedAlgs) == 0 {
+			idp.AllowedAlgs = DefaultAllowedAlgs
+		}
+		hasOpenID := false
+		for _, s := range idp.Scopes {
+			hasOpenID = hasOpenID || s == "openid"
+		}
+		if !hasOpenID {
+			idp.Scopes = append([]string{"openid"}, idp.Scopes...)
+		}
+	}
+	if c.ExternalURL == nil || c.ExternalURL.Host == "" {
+		errs = append(errs, errors.New("external_url: required for browser sign-in"))
+	}
+	if c.Store == nil {
+		errs = append(errs, errors.New("store: a session store is required for browser sign-in"))
+	}
+	if c.Lifetime <= 0 {
+		c.Lifetime = 12 * time.Hour
+	}
+	if c.IdleTimeout <= 0 || c.IdleTimeout > c.Lifetime {
+		c.IdleTimeout = c.Lifetime
+	}
+	if c.RefreshSkew <= 0 {
+		c.RefreshSkew = time.Minute
+	}
+	if c.ReturnHostAllowed == nil {
+		c.ReturnHostAllowed = func(string) bool { return false }
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if err := c.Cookies.CheckAndSetDefaults(); err != nil {
+		errs = append(errs, fmt.Errorf("session: %w", err))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,223 @@
+package authn
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"ztproxy/identity"
+)
+
+// SignInError is a failed sign-in: the user sees Description (safe to
+// show) on an error page with a link to try again. Status is 400 for a
+// bad or replayed callback and 502 when the IdP failed.
+type SignInError struct {
+	Status      int
+	Code        string
+	Description string
+	Err         error
+}
+
+func (e *SignInError) Error() string {
+	if e.Err != nil {
+		return "sign-in failed: " + e.Code + ": " + e.Err.Error()
+	}
+	return "sign-in failed: " + e.Code
+}
+
+func (e *SignInError) Unwrap() error { return e.Err }
+
+func signInError(status int, code, description string, err error) *SignInError {
+	return &SignInError{Status: status, Code: code, Description: description, Err: err}
+}
+
+// LoginOptions change a sign-in request; the step-up flows use them.
+type LoginOptions struct {
+	// StepUp is recorded in the login state and checked at the callback.
+	StepUp string
+	// Prompt, MaxAge (seconds, -1 = unset) and ACRValues are sent to the
+	// IdP.
+	Prompt    string
+	MaxAge    int
+	ACRValues string
+}
+
+// LoginRedirect starts a sign-in: it returns the IdP authorization URL
+// and the cookies to set (this attempt's sealed state, and deletions of
+// stale attempts). returnTo is checked against the configured route hosts;
+// anything else falls back to "/".
+func (b *Browser) LoginRedirect(ctx context.Context, r *http.Request, idpName, returnTo string, opts LoginOptions) (string, []*http.Cookie, error) {
+	if idpName == "" {
+		idpName = b.first
+	}
+	idp := b.idps[idpName]
+	if idp == nil {
+		return "", nil, signInError(http.StatusBadRequest, "unknown_idp", "That sign-in provider is not configured.", nil)
+	}
+	client, err := idp.client.get(ctx)
+	if err != nil {
+		return "", nil, signInError(http.StatusBadGateway, "idp_unavailable", "The identity provider cannot be reached right now. Try again in a moment.", err)
+	}
+	now := b.cfg.Now()
+	ls, err := NewLoginState(SafeReturnTo(returnTo, b.cfg.ReturnHostAllowed, "/"), idpName, now)
+	if err != nil {
+		return "", nil, err
+	}
+	ls.StepUp = opts.StepUp
+	cookies := b.codec.PruneLoginStates(r, now)
+	stateCookie, err := b.codec.SealLoginState(ls)
+	if err != nil {
+		return "", nil, err
+	}
+	params := []oauth2.AuthCodeOption{
+		oidc.Nonce(ls.Nonce),
+		oauth2.SetAuthURLParam("code_challenge", ls.PKCEChallenge()),
+		oauth2.SetAuthURLParam("code_challenge_method", "S256"),
+	}
+	for k, v := range idp.cfg.ExtraAuthParams {
+		params = append(params, oauth2.SetAuthURLParam(k, v))
+	}
+	if opts.Prompt != "" {
+		params = append(params, oauth2.SetAuthURLParam("prompt", opts.Prompt))
+	}
+	if opts.MaxAge >= 0 && opts.StepUp != "" {
+		params = append(params, oauth2.SetAuthURLParam("max_age", fmt.Sprint(opts.MaxAge)))
+	}
+	if opts.ACRValues != "" {
+		params = append(params, oauth2.SetAuthURLParam("acr_values", opts.ACRValues))
+	}
+	return client.oauth.AuthCodeURL(ls.State, params...), append(cookies, stateCookie), nil
+}
+
+// CallbackResult is a completed sign-in.
+type CallbackResult struct {
+	ReturnTo  string
+	Cookies   []*http.Cookie
+	Principal identity.Principal
+	// StepUp is the requirement the attempt was started for, if any; the
+	// caller checks the new principal satisfies it.
+	StepUp string
+}
+
+// Callback completes a sign-in at /.ztp/callback. The state is checked
+// before the code is redeemed; the iss response parameter, when present,
+// must be the IdP's issuer (mix-up defence); the code is redeemed with the
+// PKCE verifier; the ID token's signature, audience, nonce and at_hash are
+// verified. A new session id is always issued, so a cookie planted before
+// sign-in never becomes a session (no fixation).
+func (b *Browser) Callback(ctx context.Context, r *http.Request, device identity.Device) (CallbackResult, error) {
+	q := r.URL.Query()
+	now := b.cfg.Now()
+	ls, deletion, err := b.codec.OpenLoginState(r, q.Get("state"), now)
+	var res CallbackResult
+	if deletion != nil {
+		res.Cookies = append(res.Cookies, deletion)
+	}
+	if err != nil {
+		return res, signInError(http.StatusBadRequest, "invalid_state", "This sign-in link is invalid, expired or was already used. Start again.", err)
+	}
+	idp := b.idps[ls.IdP]
+	if idp == nil {
+		return res, signInError(http.StatusBadRequest, "unknown_idp", "That sign-in provider is no longer configured.", nil)
+	}
+	if iss := q.Get("iss"); iss != "" && subtle.ConstantTimeCompare([]byte(iss), []byte(idp.cfg.Issuer)) != 1 {
+		return res, signInError(http.StatusBadRequest, "issuer_mismatch", "The sign-in response came from an unexpected identity provider.", fmt.Errorf("iss %q", iss))
+	}
+	if e := q.Get("error"); e != "" {
+		return res, signInError(http.StatusBadGateway, "idp_error", "The identity provider refused the sign-in: "+sanitizeText(e), errors.New(sanitizeText(q.Get("error_description"))))
+	}
+	code := q.Get("code")
+	if code == "" {
+		return res, signInError(http.StatusBadRequest, "missing_code", "The sign-in response is incomplete. Start again.", nil)
+	}
+	client, err := idp.client.get(ctx)
+	if err != nil {
+		return res, signInError(http.StatusBadGateway, "idp_unavailable", "The identity provider cannot be reached right now.", err)
+	}
+	octx := oidc.ClientContext(ctx, b.cfg.HTTPClient)
+	tok, err := client.oauth.Exchange(octx, code, oauth2.VerifierOption(ls.PKCEVerifier))
+	if err != nil {
+		return res, signInError(http.StatusBadGateway, "exchange_failed", "The identity provider did not accept the sign-in code.", err)
+	}
+	rawID, _ := tok.Extra("id_token").(string)
+	if rawID == "" {
+		return res, signInError(http.StatusBadGateway, "no_id_token", "The identity provider returned no ID token.", nil)
+	}
+	idTok, err := client.verifier.Verify(octx, rawID)
+	if err != nil {
+		return res, signInError(http.StatusBadGateway, "invalid_id_token", "The identity provider's ID token did not verify.", err)
+	}
+	if subtle.ConstantTimeCompare([]byte(idTok.Nonce), []byte(ls.Nonce)) != 1 {
+		return res, signInError(http.StatusBadRequest, "nonce_mismatch", "The sign-in response does not belong to this browser.", nil)
+	}
+	if idTok.AccessTokenHash != "" {
+		if err := idTok.VerifyAccessToken(tok.AccessToken); err != nil {
+			return res, signInError(http.StatusBadGateway, "at_hash_mismatch", "The identity provider's tokens do not match.", err)
+		}
+	}
+	p, err := idp.principal(idTok)
+	if err != nil {
+		return res, signInError(http.StatusBadGateway, "invalid_claims", "The identity provider's ID token has unusable claims.", err)
+	}
+	sess := &Session{
+		ID: NewSessionID(), Principal: p, IssuedAt: now, LastSeen: now,
+		ExpiresAt: now.Add(b.cfg.Lifetime), IDTokenExpiry: idTok.Expiry,
+	}
+	if device.Present {
+		sess.DeviceFingerprint = device.Fingerprint
+	}
+	if tok.RefreshToken == "" {
+		// Nothing to refresh with: the session lives to its own expiry.
+		sess.IDTokenExpiry = time.Time{}
+	}
+	rec := SessionRecord{
+		ID: sess.ID, UserID: p.ID, IdP: ls.IdP, RefreshToken: tok.RefreshToken, IDToken: rawID,
+		TokenExpiry: idTok.Expiry, ExpiresAt: sess.ExpiresAt,
+	}
+	if err := b.cfg.Store.SaveSession(ctx, rec); err != nil {
+		return res, fmt.Errorf("authn: saving session: %w", err)
+	}
+	cookies, err := b.codec.Seal(sess, now)
+	if err != nil {
+		return res, fmt.Errorf("authn: sealing session: %w", err)
+	}
+	res.Cookies = append(res.Cookies, cookies...)
+	res.ReturnTo, res.StepUp = ls.ReturnTo, ls.StepUp
+	p.AuthKind, p.SessionID, p.Expiry = identity.AuthBrowser, sess.ID, sess.ExpiresAt
+	res.Principal = p
+	return res, nil
+}
+
+// principal builds the session principal from a verified ID token.
+func (bi *browserIdP) principal(tok *oidc.IDToken) (identity.Principal, error) {
+	if tok.Subject == "" {
+		return identity.Principal{}, errors.New("ID token has no sub")
+	}
+	var c bearerClaims
+	if err := tok.Claims(&c); err != nil {
+		return identity.Principal{}, err
+	}
+	return buildPrincipal(tok, &c, bi.cfg.Name, bi.cfg.GroupsClaim, bi.cfg.ClaimsToExpose, identity.AuthBrowser)
+}
+
+// sanitizeText keeps IdP-supplied text printable and short before it is
+// shown or logged.
+func sanitizeText(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}

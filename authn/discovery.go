@@ -1,0 +1,108 @@
+package authn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/sync/singleflight"
+)
+
+// ErrIdPUnavailable is wrapped by errors caused by an IdP whose discovery
+// document could not be fetched, so callers can tell an outage from a bad
+// token or a bad sign-in.
+var ErrIdPUnavailable = errors.New("identity provider unavailable")
+
+// discoveryRetryInterval is the least time between two discovery attempts
+// for one IdP, so an IdP outage does not turn every request into an
+// outbound call.
+const discoveryRetryInterval = 5 * time.Second
+
+// discoveryTimeout bounds one discovery attempt even if the configured HTTP
+// client has no timeout of its own.
+const discoveryTimeout = 10 * time.Second
+
+// discovery fetches an IdP's OpenID configuration on first use, so the
+// proxy starts while the IdP is down; a failed attempt is retried by a
+// later request, at most once per discoveryRetryInterval. Concurrent
+// callers share one attempt, and an attempt is not cancelled by the
+// request that started it.
+type discovery[T any] struct {
+	name, issuer string
+	client       *http.Client
+	now          func() time.Time
+	logger       *slog.Logger
+	// build turns the discovered provider into what the caller needs.
+	build func(*oidc.Provider) (*T, error)
+
+	value atomic.Pointer[T]
+	group singleflight.Group
+
+	mu          sync.Mutex
+	lastFailure time.Time // guarded by mu
+	lastErr     error     // guarded by mu
+}
+
+// get returns the built value, running discovery if it has not yet
+// succeeded.
+func (d *discovery[T]) get(ctx context.Context) (*T, error) {
+	if v := d.value.Load(); v != nil {
+		return v, nil
+	}
+	d.mu.Lock()
+	if !d.lastFailure.IsZero() && d.now().Sub(d.lastFailure) < discoveryRetryInterval {
+		err := d.lastErr
+		d.mu.Unlock()
+		return nil, err
+	}
+	d.mu.Unlock()
+
+	ch := d.group.DoChan("discover", func() (any, error) {
+		if v := d.value.Load(); v != nil {
+			return v, nil
+		}
+		v, err := d.run()
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if err != nil {
+			d.lastFailure, d.lastErr = d.now(), err
+			return nil, err
+		}
+		d.lastFailure, d.lastErr = time.Time{}, nil
+		d.value.Store(v)
+		return v, nil
+	})
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*T), nil
+	}
+}
+
+// run fetches the discovery document; go-oidc rejects a document whose
+// issuer differs from the configured one.
+func (d *discovery[T]) run() (*T, error) {
+	ctx, cancel := context.WithTimeout(oidc.ClientContext(context.Background(), d.client), discoveryTimeout)
+	defer cancel()
+	provider, err := oidc.NewProvider(ctx, d.issuer)
+	var v *T
+	if err == nil {
+		v, err = d.build(provider)
+	}
+	if err != nil {
+		d.logger.Warn("authn: OIDC discovery failed", "idp", d.name, "error", err)
+		return nil, fmt.Errorf("%w: discovery for %q: %w", ErrIdPUnavailable, d.name, err)
+	}
+	d.logger.Info("authn: OIDC discovery succeeded", "idp", d.name)
+	return v, nil
+}

@@ -1,0 +1,95 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"ztproxy/authn"
+	"ztproxy/identity"
+)
+
+// BrowserAuth signs users in and authenticates browser sessions.
+type BrowserAuth interface {
+	Authenticate(ctx context.Context, r *http.Request, device identity.Device) (authn.Result, error)
+	LoginRedirect(ctx context.Context, r *http.Request, idp, returnTo string, opts authn.LoginOptions) (string, []*http.Cookie, error)
+	Callback(ctx context.Context, r *http.Request, device identity.Device) (authn.CallbackResult, error)
+	Logout(ctx context.Context, r *http.Request) (authn.LogoutResult, error)
+	CookieName() string
+	DefaultIdP() string
+}
+
+var _ BrowserAuth = (*authn.Browser)(nil)
+
+// loginNeeded sends a browser to sign-in: a 302 for navigations, a 401
+// with the sign-in URL for API-style requests.
+type loginNeeded struct {
+	location string
+	clear    []*http.Cookie
+	reason   string
+}
+
+func (e *loginNeeded) Error() string { return "sign-in required: " + e.reason }
+
+// authenticateBrowser establishes the principal of a browser route from
+// its session cookie.
+func (s *Server) authenticateBrowser(w http.ResponseWriter, r *http.Request, x *exchange) error {
+	b := x.snap.cfg.Browser
+	if b == nil {
+		return errNotBrowser
+	}
+	res, err := b.Authenticate(r.Context(), r, x.rc.Device)
+	if err != nil {
+		var lre *authn.LoginRequiredError
+		if errors.As(err, &lre) {
+			return &loginNeeded{location: x.snap.loginURL(requestURL(r, x), x.route.IdP), clear: lre.Clear, reason: lre.Reason}
+		}
+		return &httpError{status: http.StatusServiceUnavailable, code: "session_check_failed", msg: "your session could not be checked right now; try again shortly", err: err}
+	}
+	for _, c := range res.SetCookies {
+		http.SetCookie(w, c)
+	}
+	x.rc.Principal = res.Principal
+	return nil
+}
+
+// requestURL rebuilds the absolute URL the browser asked for, for the
+// return after sign-in.
+func requestURL(r *http.Request, x *exchange) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	u := url.URL{Scheme: scheme, Host: r.Host, Path: x.rc.Path, RawQuery: r.URL.RawQuery}
+	return u.String()
+}
+
+// loginURL is the proxy's own sign-in start for a return URL.
+func (snap *snapshot) loginURL(returnTo, idp string) string {
+	q := url.Values{"rd": {returnTo}}
+	if idp != "" {
+		q.Set("idp", idp)
+	}
+	return snap.issuer + authn.LoginPath + "?" + q.Encode()
+}
+
+// isNavigation reports whether a request is a browser page load that can
+// follow a redirect to sign-in (rather than an API call that cannot).
+func isNavigation(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" {
+		return mode == "navigate"
+	}
+	accept := r.Header.Get("Accept")
+	return accept == "" || strings.Contains(accept, "text/html") || strings.Contains(accept, "*/*")
+}
+
+// onExternalHost reports whether the request is for the proxy's own
+// external origin, where the sign-in cookies live.
+func (snap *snapshot) onExternalHost(r *http.Request) bool {
+	return canonicalHost(r.Host, r.TLS != nil) == canonicalHost(snap.cfg.ExternalURL.Host, snap.cfg.ExternalURL.Scheme == "https")
+}

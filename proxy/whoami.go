@@ -1,0 +1,152 @@
+package proxy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"strings"
+
+	"ztproxy/authn"
+	"ztproxy/identity"
+)
+
+// whoami is what /.ztp/whoami shows a user about themselves.
+type whoami struct {
+	Principal struct {
+		ID       string   `json:"id"`
+		Kind     string   `json:"kind"`
+		Email    string   `json:"email,omitempty"`
+		Name     string   `json:"name,omitempty"`
+		Groups   []string `json:"groups"`
+		IdP      string   `json:"idp,omitempty"`
+		Auth     string   `json:"auth"`
+		AMR      []string `json:"amr,omitempty"`
+		ACR      string   `json:"acr,omitempty"`
+		AuthTime string   `json:"auth_time,omitempty"`
+		Expires  string   `json:"session_expires,omitempty"`
+	} `json:"principal"`
+	Device   *identity.Device `json:"device,omitempty"`
+	ClientIP string           `json:"client_ip"`
+	Risk     identity.Risk    `json:"risk"`
+	Routes   []whoamiRoute    `json:"routes"`
+	Hidden   int              `json:"hidden_routes"`
+}
+
+type whoamiRoute struct {
+	Name     string   `json:"name"`
+	URL      string   `json:"url"`
+	Decision string   `json:"decision"`
+	Policies []string `json:"policies,omitempty"`
+	StepUp   []string `json:"step_up,omitempty"`
+}
+
+// handleWhoami shows the caller's identity, device, network, risk and
+// the decision on each route they may use. It authenticates with a bearer
+// token when one is sent, else with the browser session.
+func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request, x *exchange) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return errMethod
+	}
+	snap := x.snap
+	if raw, ok := authn.ParseAuthorization(r.Header.Get("Authorization")); ok && snap.cfg.Bearer != nil {
+		p, err := snap.cfg.Bearer.Verify(r.Context(), raw)
+		if err != nil {
+			return err
+		}
+		x.rc.Principal = p
+	} else if snap.cfg.Browser != nil {
+		res, err := snap.cfg.Browser.Authenticate(r.Context(), r, x.rc.Device)
+		if err != nil {
+			var lre *authn.LoginRequiredError
+			if errors.As(err, &lre) {
+				return &loginNeeded{location: snap.loginURL(snap.issuer+"/.ztp/whoami", ""), clear: lre.Clear, reason: lre.Reason}
+			}
+			return err
+		}
+		for _, c := range res.SetCookies {
+			http.SetCookie(w, c)
+		}
+		x.rc.Principal = res.Principal
+	} else {
+		return &authn.BearerError{Code: "invalid_request", Description: "a bearer token is required"}
+	}
+	if scorer := snap.cfg.Risk; scorer != nil {
+		if risk, err := scorer.Score(r.Context(), &x.rc); err == nil || risk.Level != "" {
+			x.rc.Risk = risk
+		}
+	}
+	info := s.whoamiFor(snap, x)
+	if wantsJSON(r) {
+		w.Header().Set("Content-Type", "application/json")
+		return json.NewEncoder(w).Encode(info)
+	}
+	renderPage(w, http.StatusOK, pageData{Title: "Who am I", Body: whoamiHTML(info), Link: snap.issuer + authn.LogoutPath, LinkText: "Sign out"})
+	return nil
+}
+
+func (s *Server) whoamiFor(snap *snapshot, x *exchange) whoami {
+	var info whoami
+	p := &x.rc.Principal
+	info.Principal.ID, info.Principal.Kind, info.Principal.Email, info.Principal.Name = p.ID, string(p.Kind), p.Email, p.Name
+	info.Principal.Groups, info.Principal.IdP, info.Principal.Auth = p.Groups, p.IdP, string(p.AuthKind)
+	info.Principal.AMR, info.Principal.ACR = p.AMR, p.ACR
+	if info.Principal.Groups == nil {
+		info.Principal.Groups = []string{}
+	}
+	if !p.AuthTime.IsZero() {
+		info.Principal.AuthTime = p.AuthTime.UTC().Format("2006-01-02 15:04:05Z")
+	}
+	if !p.Expiry.IsZero() {
+		info.Principal.Expires = p.Expiry.UTC().Format("2006-01-02 15:04:05Z")
+	}
+	if x.rc.Device.Present {
+		d := x.rc.Device
+		info.Device = &d
+	}
+	info.ClientIP, info.Risk = x.clientIP(), x.rc.Risk
+	for _, rt := range snap.routes {
+		rc := x.rc
+		rc.Route, rc.Method, rc.Host, rc.Path = rt.Name, http.MethodGet, rt.Host, rt.PathPrefix
+		d, err := snap.cfg.Authorizer.Decide(&rc)
+		if err != nil || d.Effect == identity.Deny {
+			info.Hidden++
+			continue
+		}
+		scheme := snap.cfg.ExternalURL.Scheme
+		info.Routes = append(info.Routes, whoamiRoute{
+			Name: rt.Name, URL: scheme + "://" + strings.TrimPrefix(rt.Host, "*.") + rt.PathPrefix,
+			Decision: d.Effect.String(), Policies: d.PolicyIDs, StepUp: d.StepUp,
+		})
+	}
+	return info
+}
+
+var whoamiTemplate = template.Must(template.New("whoami").Parse(`
+<h2>Identity</h2><table>
+<tr><th>User</th><td><code>{{.Principal.ID}}</code></td></tr>
+{{if .Principal.Email}}<tr><th>Email</th><td>{{.Principal.Email}}</td></tr>{{end}}
+{{if .Principal.Name}}<tr><th>Name</th><td>{{.Principal.Name}}</td></tr>{{end}}
+<tr><th>Groups</th><td>{{range $i, $g := .Principal.Groups}}{{if $i}}, {{end}}{{$g}}{{else}}<span class="muted">none</span>{{end}}</td></tr>
+<tr><th>Signed in</th><td>{{.Principal.Auth}}{{if .Principal.IdP}} via {{.Principal.IdP}}{{end}}{{if .Principal.AuthTime}} at {{.Principal.AuthTime}}{{end}}{{if .Principal.AMR}} ({{range $i, $m := .Principal.AMR}}{{if $i}}, {{end}}{{$m}}{{end}}){{end}}</td></tr>
+{{if .Principal.Expires}}<tr><th>Session ends</th><td>{{.Principal.Expires}}</td></tr>{{end}}
+</table>
+<h2>Device and network</h2><table>
+<tr><th>Device</th><td>{{if .Device}}<code>{{.Device.ID}}</code><br><span class="muted">SHA-256 {{.Device.Fingerprint}}</span>{{else}}<span class="muted">no client certificate</span>{{end}}</td></tr>
+<tr><th>Client IP</th><td><code>{{.ClientIP}}</code></td></tr>
+<tr><th>Risk</th><td>{{.Risk.Score}} ({{.Risk.Level}}){{range .Risk.Reasons}}<br><span class="muted">{{.Code}} +{{.Points}}</span>{{end}}</td></tr>
+</table>
+<h2>Your applications</h2>
+{{if .Routes}}<table><tr><th>Route</th><th>Decision</th><th>Policies</th></tr>
+{{range .Routes}}<tr><td><a href="{{.URL}}">{{.Name}}</a></td><td class="{{.Decision}}">{{.Decision}}{{range .StepUp}} ({{.}}){{end}}</td><td><code>{{range $i, $p := .Policies}}{{if $i}}, {{end}}{{$p}}{{end}}</code></td></tr>{{end}}
+</table>{{else}}<p class="muted">No application allows you right now.</p>{{end}}
+`))
+
+func whoamiHTML(info whoami) template.HTML {
+	var b strings.Builder
+	if err := whoamiTemplate.Execute(&b, info); err != nil {
+		return template.HTML(template.HTMLEscapeString(fmt.Sprint("rendering failed: ", err)))
+	}
+	return template.HTML(b.String()) // produced by html/template: already escaped
+}
