@@ -83,6 +83,8 @@ type File struct {
 	// Sidecar names the protected service in sidecar mode; nil when the
 	// block is absent.
 	Sidecar *Sidecar `yaml:"sidecar"`
+	// Store is where state shared by replicas lives.
+	Store Store `yaml:"store"`
 
 	// BaseDir is the absolute directory relative file names were resolved
 	// against: the directory of the loaded file, or Parse's baseDir.
@@ -251,6 +253,22 @@ type Route struct {
 	StripPrefix bool `yaml:"strip_prefix"`
 }
 
+// Store selects the shared state backend.
+type Store struct {
+	// Backend is "embedded" (a bbolt file; the default) or "dynamodb".
+	Backend string `yaml:"backend"`
+	// Path is the embedded database file (made absolute by Validate).
+	Path string `yaml:"path"`
+	// Region, TablePrefix and Endpoint configure DynamoDB; Endpoint
+	// overrides the service URL (for a local DynamoDB-compatible server).
+	Region      string `yaml:"region"`
+	TablePrefix string `yaml:"table_prefix"`
+	Endpoint    string `yaml:"endpoint"`
+	// RevocationCacheTTL bounds how long a replica may take to see a
+	// session revoked through another replica.
+	RevocationCacheTTL time.Duration `yaml:"revocation_cache_ttl"`
+}
+
 // Sidecar names the single service protected in sidecar mode.
 type Sidecar struct {
 	// Upstream is the service's absolute http(s) URL, usually on loopback.
@@ -279,6 +297,7 @@ func DefaultFile() File {
 			ShutdownGrace:     30 * time.Second,
 		},
 		Audit:    Audit{Output: "stdout"},
+		Store:    Store{Backend: "embedded", Path: "ztproxy.db", TablePrefix: "ztproxy_", RevocationCacheTTL: 30 * time.Second},
 		Log:      Log{Level: "info", Format: "json"},
 		Location: time.UTC,
 	}

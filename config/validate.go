@@ -31,6 +31,37 @@ func (f *File) validate(opts Options, c *collector) {
 	f.checkAssertion(c)
 	f.checkServer(c)
 	f.checkOutputs(c)
+	f.checkStore(c)
+}
+
+// checkStore checks the state backend.
+func (f *File) checkStore(c *collector) {
+	s := &f.Store
+	switch s.Backend {
+	case "embedded":
+		if s.Path == "" {
+			c.add("store.path", "required for the embedded store")
+			break
+		}
+		s.Path = f.resolve(s.Path)
+		if dir := filepath.Dir(s.Path); !isDir(dir) {
+			c.add("store.path", "%s: no such directory", dir)
+		}
+	case "dynamodb":
+		if s.Region == "" && s.Endpoint == "" {
+			c.add("store.region", "required for dynamodb (or set store.endpoint for a local server)")
+		}
+		if s.Endpoint != "" {
+			if _, msg := checkURL(s.Endpoint, urlRules{}); msg != "" {
+				c.add("store.endpoint", "%s", msg)
+			}
+		}
+	default:
+		c.add("store.backend", "must be embedded or dynamodb, not %q", s.Backend)
+	}
+	if s.RevocationCacheTTL <= 0 || s.RevocationCacheTTL > 5*time.Minute {
+		c.add("store.revocation_cache_ttl", "must be between 1ns and 5m (replicas see a sign-out within it)")
+	}
 }
 
 func (f *File) checkMode(c *collector) {

@@ -31,11 +31,13 @@ type reloader struct {
 	path    string
 	current *config.Runtime
 	bearer  *authn.BearerVerifier
-	server  *proxy.Server
-	metrics *proxy.Metrics
-	log     *slog.Logger
-	certs   *certs.Manager
-	digest  [32]byte
+	// sessions outlives reloads: its revocation cache is shared state.
+	sessions authn.SessionStore
+	server   *proxy.Server
+	metrics  *proxy.Metrics
+	log      *slog.Logger
+	certs    *certs.Manager
+	digest   [32]byte
 }
 
 func (r *reloader) run(ctx context.Context) {
@@ -94,6 +96,12 @@ func (r *reloader) apply(rt *config.Runtime) error {
 		}
 	}
 	setBearer(&rt.Proxy, bearer)
+	if err := setBrowser(&rt.Proxy, rt, r.sessions, r.log); err != nil {
+		return err
+	}
+	if rt.File.Store != r.current.File.Store {
+		r.log.Warn("store settings changed: they take effect after a restart")
+	}
 	if err := r.server.Update(rt.Proxy); err != nil {
 		return err
 	}

@@ -67,6 +67,15 @@ func serve(ctx context.Context, path string, rt *config.Runtime, logger, audit *
 		return err
 	}
 	setBearer(&rt.Proxy, bearer)
+	st, err := config.OpenStore(ctx, rt.File)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	defer st.Close()
+	sessions := config.SessionStore(st, rt.File.Store.RevocationCacheTTL)
+	if err := setBrowser(&rt.Proxy, rt, sessions, logger); err != nil {
+		return err
+	}
 	srv, err := proxy.New(rt.Proxy, proxy.Options{
 		Server: rt.Server, SigningKey: rt.SigningKey, Audit: audit, Logger: logger, Metrics: metrics,
 	})
@@ -84,7 +93,7 @@ func serve(ctx context.Context, path string, rt *config.Runtime, logger, audit *
 		publicLn.Close()
 		return fmt.Errorf("admin_listen: %w", err)
 	}
-	r := &reloader{path: path, current: rt, bearer: bearer, server: srv, metrics: metrics, log: logger, certs: certManager}
+	r := &reloader{path: path, current: rt, bearer: bearer, sessions: sessions, server: srv, metrics: metrics, log: logger, certs: certManager}
 	go r.run(ctx)
 
 	scheme := "https"
@@ -110,6 +119,21 @@ func newBearer(rt *config.Runtime, logger *slog.Logger) (*authn.BearerVerifier, 
 	cfg := rt.Bearer
 	cfg.Logger = logger
 	return authn.NewBearerVerifier(cfg)
+}
+
+// setBrowser builds browser sign-in when the config has it.
+func setBrowser(c *proxy.Config, rt *config.Runtime, sessions authn.SessionStore, logger *slog.Logger) error {
+	if rt.Browser == nil {
+		return nil
+	}
+	bc := *rt.Browser
+	bc.Store, bc.Logger = sessions, logger
+	b, err := authn.NewBrowser(bc)
+	if err != nil {
+		return err
+	}
+	c.Browser = b
+	return nil
 }
 
 // setBearer stores v without creating a non-nil interface around a nil
