@@ -1,0 +1,217 @@
+package store
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Profile item design (table <prefix>profiles, key user_id). Every mergeable
+// fact is its own top-level attribute, so a single UpdateItem can touch any
+// of them without a prior read and without the "document path does not
+// exist" error that nested map paths raise on a new item:
+//
+//	requests, failed_auth, version   N, updated with ADD (commutative)
+//	h:<0..167>                       N, hour-of-week buckets, ADD
+//	net:<prefix>, ua:<family>,       N, unix second last seen, SET
+//	dev:<device id>
+//	last_seen (unix ns), last_location
+//
+// ADD and per-key SET from two replicas never overwrite each other's
+// counts or keys. last_seen only moves forward: the update carries the
+// condition last_seen <= :new, and when it fails (another replica wrote a
+// later time) the update is retried once without those two attributes. Map
+// timestamps are last-writer-wins, off by at most one flush interval.
+const (
+	attrRequests     = "requests"
+	attrFailedAuth   = "failed_auth"
+	attrVersion      = "version"
+	attrLastSeen     = "last_seen"
+	attrLastLocation = "last_location"
+	prefixNetwork    = "net:"
+	prefixUserAgent  = "ua:"
+	prefixDevice     = "dev:"
+	prefixHour       = "h:"
+)
+
+// opsPerUpdate keeps each update expression well under DynamoDB's 4 KB
+// expression limit (a clause is at most ~20 bytes with placeholders).
+const opsPerUpdate = 120
+
+// attrOp is one SET or ADD of a profile attribute.
+type attrOp struct {
+	add  bool
+	name string
+	val  types.AttributeValue
+}
+
+// GetProfile reads the user's profile with one consistent GetItem.
+func (d *Dynamo) GetProfile(ctx context.Context, userID string) (Profile, error) {
+	if err := validateUserID(userID); err != nil {
+		return Profile{}, err
+	}
+	out, err := d.getItem(ctx, "profiles", &dynamodb.GetItemInput{
+		TableName: aws.String(d.tables.profiles), Key: userKey(userID), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return Profile{}, wrapDynamo("get profile", err)
+	}
+	if len(out.Item) == 0 {
+		return Profile{}, ErrNotFound
+	}
+	return profileFrom(out.Item), nil
+}
+
+func profileFrom(it item) Profile {
+	p := Profile{
+		UserID: getS(it, attrUserID), RequestCount: getN(it, attrRequests), FailedAuth: getN(it, attrFailedAuth),
+		Version: getN(it, attrVersion), LastSeen: getTime(it, attrLastSeen), LastLocation: getS(it, attrLastLocation),
+		Networks: map[string]int64{}, UserAgents: map[string]int64{}, Devices: map[string]int64{},
+	}
+	for name, av := range it {
+		switch {
+		case strings.HasPrefix(name, prefixNetwork):
+			p.Networks[name[len(prefixNetwork):]] = int64(getF(av))
+		case strings.HasPrefix(name, prefixUserAgent):
+			p.UserAgents[name[len(prefixUserAgent):]] = int64(getF(av))
+		case strings.HasPrefix(name, prefixDevice):
+			p.Devices[name[len(prefixDevice):]] = int64(getF(av))
+		case strings.HasPrefix(name, prefixHour):
+			if h, err := strconv.Atoi(name[len(prefixHour):]); err == nil && h >= 0 && h < len(p.HourHistogram) {
+				p.HourHistogram[h] = getF(av)
+			}
+		}
+	}
+	return p
+}
+
+// ApplyObservation merges obs with one UpdateItem in the common case (more
+// only for very large observations, or when last_seen moved backwards), plus
+// one pruning UpdateItem when a map grew past MaxMapEntries.
+func (d *Dynamo) ApplyObservation(ctx context.Context, obs Observation) error {
+	if err := validateObservation(obs); err != nil {
+		return err
+	}
+	head := []attrOp{
+		{add: true, name: attrVersion, val: avN(1)},
+	}
+	if obs.Requests != 0 {
+		head = append(head, attrOp{add: true, name: attrRequests, val: avN(obs.Requests)})
+	}
+	if obs.FailedAuth != 0 {
+		head = append(head, attrOp{add: true, name: attrFailedAuth, val: avN(obs.FailedAuth)})
+	}
+	ops := head
+	for h, c := range obs.HourCounts {
+		if c != 0 {
+			ops = append(ops, attrOp{add: true, name: prefixHour + strconv.Itoa(h), val: avF(c)})
+		}
+	}
+	for _, fam := range []struct {
+		prefix string
+		m      map[string]int64
+	}{{prefixNetwork, obs.Networks}, {prefixUserAgent, obs.UserAgents}, {prefixDevice, obs.Devices}} {
+		for k, seen := range fam.m {
+			ops = append(ops, attrOp{name: fam.prefix + k, val: avN(seen)})
+		}
+	}
+	grew := len(obs.Networks)+len(obs.UserAgents)+len(obs.Devices) > 0
+	var last item
+	for start := 0; start < len(ops); start += opsPerUpdate {
+		chunk := ops[start:min(start+opsPerUpdate, len(ops))]
+		final := start+opsPerUpdate >= len(ops)
+		var err error
+		last, err = d.applyChunk(ctx, obs, chunk, start == 0, final && grew)
+		if err != nil {
+			return err
+		}
+	}
+	if grew {
+		return d.pruneProfile(ctx, obs.UserID, last)
+	}
+	return nil
+}
+
+// applyChunk runs one UpdateItem. The first chunk also moves last_seen
+// forward (see the item design above); returnItem asks for the whole item so
+// that map sizes can be checked without another read.
+func (d *Dynamo) applyChunk(ctx context.Context, obs Observation, ops []attrOp, first, returnItem bool) (item, error) {
+	withLastSeen := first && !obs.LastSeen.IsZero()
+	for {
+		e := newExpr()
+		var set, add []string
+		for _, op := range ops {
+			if op.add {
+				add = append(add, e.n(op.name)+" "+e.v(op.val))
+			} else {
+				set = append(set, e.n(op.name)+" = "+e.v(op.val))
+			}
+		}
+		in := &dynamodb.UpdateItemInput{TableName: aws.String(d.tables.profiles), Key: userKey(obs.UserID)}
+		if withLastSeen {
+			seen := e.v(avTime(obs.LastSeen))
+			set = append(set, e.n(attrLastSeen)+" = "+seen)
+			if obs.LastLocation != "" {
+				set = append(set, e.n(attrLastLocation)+" = "+e.v(avS(obs.LastLocation)))
+			}
+			cond := "attribute_not_exists(" + e.n(attrLastSeen) + ") OR " + e.n(attrLastSeen) + " <= " + seen
+			in.ConditionExpression = aws.String(cond)
+		}
+		in.UpdateExpression = aws.String(update(set, add, nil))
+		in.ExpressionAttributeNames, in.ExpressionAttributeValues = e.namesOrNil(), e.valuesOrNil()
+		if returnItem {
+			in.ReturnValues = types.ReturnValueAllNew
+		}
+		out, err := d.updateItem(ctx, "profiles", in)
+		if withLastSeen && isConditionFailed(err) {
+			withLastSeen = false // a later last_seen is stored; keep it
+			continue
+		}
+		if err != nil {
+			return nil, wrapDynamo("apply observation", err)
+		}
+		return out.Attributes, nil
+	}
+}
+
+// pruneProfile removes the least recently seen map entries beyond
+// MaxMapEntries. Each removal is conditional on the entry still holding the
+// time we saw, so an entry another replica refreshed meanwhile survives; a
+// failed condition skips this round and the next observation prunes again.
+func (d *Dynamo) pruneProfile(ctx context.Context, userID string, it item) error {
+	if len(it) == 0 {
+		return nil
+	}
+	p := profileFrom(it)
+	var victims []string
+	for _, fam := range []struct {
+		prefix string
+		m      map[string]int64
+	}{{prefixNetwork, p.Networks}, {prefixUserAgent, p.UserAgents}, {prefixDevice, p.Devices}} {
+		for _, k := range pruneVictims(fam.m, d.cfg.MaxMapEntries) {
+			victims = append(victims, fam.prefix+k)
+		}
+	}
+	for start := 0; start < len(victims); start += opsPerUpdate / 2 {
+		e := newExpr()
+		var remove, conds []string
+		for _, name := range victims[start:min(start+opsPerUpdate/2, len(victims))] {
+			remove = append(remove, e.n(name))
+			conds = append(conds, e.n(name)+" = "+e.v(it[name]))
+		}
+		_, err := d.updateItem(ctx, "profiles", &dynamodb.UpdateItemInput{
+			TableName: aws.String(d.tables.profiles), Key: userKey(userID),
+			UpdateExpression:         aws.String(update(nil, nil, remove)),
+			ConditionExpression:      aws.String(strings.Join(conds, " AND ")),
+			ExpressionAttributeNames: e.namesOrNil(), ExpressionAttributeValues: e.valuesOrNil(),
+		})
+		if err != nil && !isConditionFailed(err) {
+			return wrapDynamo("prune profile", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,177 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+)
+
+// KeyAttr is one key attribute of a table: its name, DynamoDB scalar type
+// ("S" or "B") and role ("HASH" or "RANGE").
+type KeyAttr struct {
+	Name, Type, Role string
+}
+
+// TableDef describes one table, for `ztproxy store init` and for generated
+// CloudFormation and documentation.
+type TableDef struct {
+	// Kind is the data kind: sessions, profiles, flags or credentials.
+	Kind string
+	// Name is the full table name, prefix included.
+	Name string
+	Keys []KeyAttr
+	// TTLAttribute is the numeric epoch-seconds attribute to enable DynamoDB
+	// TTL on; empty when the table's items do not expire.
+	TTLAttribute string
+}
+
+// TableDefinitions returns the four tables of a deployment. All use
+// on-demand (PAY_PER_REQUEST) billing.
+func TableDefinitions(prefix string) []TableDef {
+	n := namesFor(prefix)
+	return []TableDef{
+		{Kind: "sessions", Name: n.sessions, Keys: []KeyAttr{{attrSessionID, "S", "HASH"}}, TTLAttribute: attrTTL},
+		{Kind: "profiles", Name: n.profiles, Keys: []KeyAttr{{attrUserID, "S", "HASH"}}},
+		{Kind: "flags", Name: n.flags, Keys: []KeyAttr{{attrUserID, "S", "HASH"}}, TTLAttribute: attrTTL},
+		{Kind: "credentials", Name: n.credentials, Keys: []KeyAttr{
+			{attrUserID, "S", "HASH"}, {attrCredentialID, "B", "RANGE"},
+		}},
+	}
+}
+
+// CreateTables creates the tables that do not exist yet, waits until all are
+// ACTIVE and then tries to enable TTL. It is idempotent. Servers without
+// UpdateTimeToLive (local emulators) are tolerated: reads filter expired
+// items anyway, TTL only reclaims space.
+func (d *Dynamo) CreateTables(ctx context.Context) error {
+	for _, def := range TableDefinitions(d.cfg.TablePrefix) {
+		if err := d.createTable(ctx, def); err != nil {
+			return err
+		}
+	}
+	for _, def := range TableDefinitions(d.cfg.TablePrefix) {
+		if err := d.waitActive(ctx, def.Name); err != nil {
+			return err
+		}
+		if def.TTLAttribute != "" {
+			if err := d.enableTTL(ctx, def); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (d *Dynamo) createTable(ctx context.Context, def TableDef) error {
+	in := &dynamodb.CreateTableInput{TableName: aws.String(def.Name), BillingMode: types.BillingModePayPerRequest}
+	for _, k := range def.Keys {
+		in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{
+			AttributeName: aws.String(k.Name), AttributeType: types.ScalarAttributeType(k.Type),
+		})
+		in.KeySchema = append(in.KeySchema, types.KeySchemaElement{
+			AttributeName: aws.String(k.Name), KeyType: types.KeyType(k.Role),
+		})
+	}
+	start := time.Now()
+	_, err := d.client.CreateTable(ctx, in)
+	d.observe(def.Kind+".CreateTable", start, err)
+	var inUse *types.ResourceInUseException
+	if err != nil && !errors.As(err, &inUse) {
+		return wrapDynamo("create table "+def.Name, err)
+	}
+	return nil
+}
+
+// waitActive polls DescribeTable until the table is ACTIVE or ctx ends.
+func (d *Dynamo) waitActive(ctx context.Context, name string) error {
+	delay := 100 * time.Millisecond
+	for {
+		start := time.Now()
+		out, err := d.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
+		d.observe("tables.DescribeTable", start, err)
+		if err != nil {
+			return wrapDynamo("describe table "+name, err)
+		}
+		if out.Table != nil && out.Table.TableStatus == types.TableStatusActive {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("store: waiting for table %s to become ACTIVE: %w", name, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
+}
+
+func (d *Dynamo) enableTTL(ctx context.Context, def TableDef) error {
+	start := time.Now()
+	_, err := d.client.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
+		TableName: aws.String(def.Name),
+		TimeToLiveSpecification: &types.TimeToLiveSpecification{
+			AttributeName: aws.String(def.TTLAttribute), Enabled: aws.Bool(true),
+		},
+	})
+	d.observe(def.Kind+".UpdateTimeToLive", start, err)
+	var apiErr smithy.APIError
+	if err != nil && errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode() {
+		case "UnknownOperationException": // local emulator without TTL
+			return nil
+		case "ValidationException": // "TimeToLive is already enabled"
+			return nil
+		}
+	}
+	if err != nil {
+		return wrapDynamo("enable TTL on "+def.Name, err)
+	}
+	return nil
+}
+
+// IAMPolicy returns a least-privilege IAM policy document for the proxy:
+// item-level access to its four tables, plus a separate statement with the
+// table-management actions only `ztproxy store init` needs (grant that one to
+// the operator, not to the running proxy).
+func IAMPolicy(prefix, region, account string) string {
+	var arns []string
+	for _, def := range TableDefinitions(prefix) {
+		arns = append(arns, fmt.Sprintf("arn:aws:dynamodb:%s:%s:table/%s", region, account, def.Name))
+	}
+	type statement struct {
+		Sid      string
+		Effect   string
+		Action   []string
+		Resource []string
+	}
+	doc := struct {
+		Version   string
+		Statement []statement
+	}{
+		Version: "2012-10-17",
+		Statement: []statement{
+			{
+				Sid: "ZtproxyStateReadWrite", Effect: "Allow", Resource: arns,
+				Action: []string{
+					"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+					"dynamodb:DeleteItem", "dynamodb:Query",
+				},
+			},
+			{
+				Sid: "ZtproxyStoreInit", Effect: "Allow", Resource: arns,
+				Action: []string{
+					"dynamodb:CreateTable", "dynamodb:DescribeTable",
+					"dynamodb:UpdateTimeToLive", "dynamodb:DescribeTimeToLive",
+				},
+			},
+		},
+	}
+	out, _ := json.MarshalIndent(doc, "", "  ")
+	return string(out)
+}

@@ -1,0 +1,173 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors that callers must act on. Every other error is wrapped with a short
+// "store: …" prefix; use IsThrottle to recognise DynamoDB throttling.
+var (
+	// ErrNotFound reports a record that does not exist or has expired.
+	ErrNotFound = errors.New("store: not found")
+	// ErrExists reports a create of a record whose key is already taken.
+	ErrExists = errors.New("store: already exists")
+	// ErrRevoked reports a write to a session that has been revoked.
+	ErrRevoked = errors.New("store: session revoked")
+	// ErrSignCountRegression reports a WebAuthn signature counter that did
+	// not increase, a sign of a cloned authenticator.
+	ErrSignCountRegression = errors.New("store: webauthn sign count did not increase")
+)
+
+// Sealer encrypts sensitive fields (refresh tokens) before they are written
+// and decrypts them after they are read. It MUST be set in production; with
+// a nil Sealer refresh tokens are stored as plaintext, which is only fit for
+// tests and local demos.
+type Sealer interface {
+	Seal(plaintext []byte) ([]byte, error)
+	Open(ciphertext []byte) ([]byte, error)
+}
+
+// SessionRecord is the server-side half of a browser session. RefreshToken is
+// sensitive: it is sealed at rest and must never be logged.
+type SessionRecord struct {
+	ID, UserID, IdP string
+	RefreshToken    string
+	// IDToken is kept for id_token_hint at RP-initiated logout.
+	IDToken     string
+	TokenExpiry time.Time
+	// ExpiresAt ends the session; the record is invisible afterwards and
+	// DynamoDB TTL deletes it eventually.
+	ExpiresAt time.Time
+	Revoked   bool
+	RevokedAt time.Time
+}
+
+// Profile is a user's behavioural profile as the risk engine reads it.
+// The map values are the unix second at which a key was last seen.
+type Profile struct {
+	UserID     string
+	Networks   map[string]int64
+	UserAgents map[string]int64
+	Devices    map[string]int64
+	// HourHistogram is indexed by hour of week (0 = Sunday 00:00). The store
+	// only adds increments; decay is the caller's (see Observation).
+	HourHistogram [168]float64
+	RequestCount  int64
+	FailedAuth    int64
+	LastSeen      time.Time
+	LastLocation  string
+	// Version counts the observations applied; it changes on every write.
+	Version int64
+}
+
+// Observation is what one replica learned about a user since its last flush.
+// ApplyObservation merges it into the stored profile: counters and histogram
+// buckets are added, map entries are set, so writes from several replicas
+// commute. A caller that wants a decayed histogram can pre-scale HourCounts
+// (forward decay: weight increments by 2^(t/halfLife) and divide on read),
+// which keeps the merge a pure addition.
+type Observation struct {
+	UserID                        string
+	Networks, UserAgents, Devices map[string]int64
+	HourCounts                    [168]float64
+	Requests, FailedAuth          int64
+	LastSeen                      time.Time
+	LastLocation                  string
+}
+
+// Flag levels an operator can set.
+const (
+	FlagCompromised = "compromised"
+	FlagWatch       = "watch"
+)
+
+// Flag is an operator's mark on a user that raises the user's risk.
+type Flag struct {
+	UserID, Level, Reason, SetBy string
+	SetAt                        time.Time
+	// ExpiresAt is optional; a zero ExpiresAt means until cleared.
+	ExpiresAt time.Time
+}
+
+// Credential is a stored WebAuthn credential.
+type Credential struct {
+	UserID     string
+	ID         []byte
+	PublicKey  []byte
+	SignCount  uint32
+	AAGUID     []byte
+	Transports []string
+	Name       string
+	CreatedAt  time.Time
+	LastUsed   time.Time
+}
+
+// SessionStore keeps server-side browser sessions shared by all replicas.
+type SessionStore interface {
+	// PutSession creates a session; ErrExists if the id is taken.
+	PutSession(ctx context.Context, rec SessionRecord) error
+	// GetSession returns the session, revoked or not; ErrNotFound when it
+	// does not exist or has expired.
+	GetSession(ctx context.Context, id string) (SessionRecord, error)
+	// RevokeSession marks the session revoked; revoking twice keeps the
+	// first time. ErrNotFound when it does not exist.
+	RevokeSession(ctx context.Context, id string, at time.Time) error
+	// UpdateSessionTokens stores refreshed tokens; an empty refreshToken or
+	// idToken keeps the stored one. ErrNotFound or ErrRevoked when the
+	// session is gone or revoked.
+	UpdateSessionTokens(ctx context.Context, id, refreshToken, idToken string, tokenExpiry time.Time) error
+	// IsRevoked reports whether a session must be refused: true when it is
+	// revoked, expired or unknown. Wrap it in a RevocationCache on the hot
+	// path.
+	IsRevoked(ctx context.Context, id string) (bool, error)
+}
+
+// ProfileStore keeps behavioural profiles.
+type ProfileStore interface {
+	// GetProfile returns ErrNotFound for a user never observed.
+	GetProfile(ctx context.Context, userID string) (Profile, error)
+	// ApplyObservation merges obs into the user's profile without losing
+	// concurrent merges from other replicas.
+	ApplyObservation(ctx context.Context, obs Observation) error
+}
+
+// FlagStore keeps operator flags.
+type FlagStore interface {
+	// SetFlag creates or replaces the user's flag.
+	SetFlag(ctx context.Context, f Flag) error
+	// ClearFlag removes the user's flag; clearing an absent flag is not an
+	// error.
+	ClearFlag(ctx context.Context, userID string) error
+	// GetFlag returns ErrNotFound when no unexpired flag is set.
+	GetFlag(ctx context.Context, userID string) (Flag, error)
+}
+
+// CredentialStore keeps WebAuthn credentials.
+type CredentialStore interface {
+	// PutCredential registers a credential; ErrExists if the user already
+	// has one with this id.
+	PutCredential(ctx context.Context, c Credential) error
+	// ListCredentials returns the user's credentials (none is not an error).
+	ListCredentials(ctx context.Context, userID string) ([]Credential, error)
+	// DeleteCredential returns ErrNotFound when there is nothing to delete.
+	DeleteCredential(ctx context.Context, userID string, id []byte) error
+	// UpdateSignCount stores newCount and the time of use. It fails with
+	// ErrSignCountRegression unless newCount is greater than the stored
+	// count or both are zero (authenticators without a counter).
+	UpdateSignCount(ctx context.Context, userID string, id []byte, newCount uint32) error
+}
+
+// Store is everything ztproxy keeps in shared state.
+type Store interface {
+	SessionStore
+	ProfileStore
+	FlagStore
+	CredentialStore
+	Close() error
+}
+
+// DefaultMaxMapEntries bounds each profile map (networks, user agents,
+// devices); the least recently seen entries are pruned beyond it.
+const DefaultMaxMapEntries = 50
