@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +18,7 @@ import (
 	"ztproxy/certs"
 	"ztproxy/config"
 	"ztproxy/internal/demo"
+	"ztproxy/internal/demo/op"
 )
 
 const demoPolicies = `// Demo policies: engineers may use the app, devices with the dev
@@ -31,23 +35,16 @@ when { context.device.spiffe_id like "spiffe://ztproxy.dev/device/*" };
 
 @id("status-is-public")
 permit (principal, action == Action::"GET", resource == Route::"status");
-
-@id("writes-need-mfa")
-@step_up("mfa")
-@reason("changes need a fresh second factor")
-forbid (principal, action in [Action::"POST", Action::"PUT", Action::"DELETE"], resource == Route::"app")
-unless { context.auth.mfa };
 `
 
-const demoAudience = "https://demo.ztproxy.dev/api"
-
 // cmdDemo runs the proxy on embedded defaults: dev certificates, a demo
-// app, a development token issuer, and policies — nothing to install.
+// app, an embedded development OpenID provider with two users, and
+// policies — nothing to install.
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset := newFlags("demo", stderr)
 	listen := fset.String("listen", "127.0.0.1:8443", "public listener")
 	admin := fset.String("admin", "127.0.0.1:9090", "admin listener (metrics, health)")
-	dir := fset.String("dir", filepath.Join(os.TempDir(), "ztproxy-demo"), "working directory for certificates and config")
+	dir := fset.String("dir", filepath.Join(os.TempDir(), "ztproxy-demo"), "working directory for certificates, config and state")
 	if err := fset.Parse(args); err != nil {
 		return usageError(err.Error())
 	}
@@ -67,14 +64,30 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	appSrv := &http.Server{Handler: demo.AppHandler(), ReadHeaderTimeout: 5 * time.Second}
 	go appSrv.Serve(appLn)
 	defer appSrv.Close()
-	issuer, err := demo.StartIssuer("127.0.0.1:0", demoAudience)
-	if err != nil {
-		return err
-	}
-	defer issuer.Close()
 
 	_, port, _ := net.SplitHostPort(*listen)
 	external := "https://localhost:" + port
+	users := []op.User{
+		{Sub: "alice", Username: "alice", Email: "alice@demo.ztproxy.dev", Name: "Alice Engineer", Password: randomWord(), Groups: []string{"eng"}},
+		{Sub: "bob", Username: "bob", Email: "bob@demo.ztproxy.dev", Name: "Bob Contractor", Password: randomWord(), Groups: []string{"contractors"}},
+	}
+	clientSecret := randomWord()
+	// The library logs refused requests through the default logger; the
+	// demo keeps its own output readable.
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	provider, err := op.Start(op.Config{
+		Addr: "127.0.0.1:0", Users: users,
+		Clients: []op.Client{{ID: "ztproxy-demo", Secret: clientSecret,
+			RedirectURIs:           []string{external + "/.ztp/callback"},
+			PostLogoutRedirectURIs: []string{external + "/.ztp/signed-out"}}},
+	})
+	slog.SetDefault(prev)
+	if err != nil {
+		return err
+	}
+	defer provider.Close()
+
 	configPath := filepath.Join(*dir, "ztproxy-demo.yaml")
 	if err := os.WriteFile(filepath.Join(*dir, "demo.cedar"), []byte(demoPolicies), 0o600); err != nil {
 		return err
@@ -93,31 +106,30 @@ policies: [demo.cedar]
 idps:
   - name: demo
     issuer: %q
-    audiences: [%q]
+    client_id: ztproxy-demo
+    client_secret: "${ZTP_DEMO_CLIENT_SECRET}"
+    scopes: [openid, email, profile, groups, offline_access]
+session:
+  secrets: ["${ZTP_DEMO_SESSION_SECRET}"]
+store: {path: demo-state.db}
 log: {level: info, format: text}
 audit: {output: %q}
 routes:
   - {name: status, host: localhost, path_prefix: /status, upstream: %q, auth: public}
   - {name: device, host: localhost, path_prefix: /device, upstream: %q, auth: mtls}
-  - {name: app, host: localhost, path_prefix: /, upstream: %q, auth: bearer}
-`, *listen, *admin, external, issuer.URL, demoAudience, filepath.Join(*dir, "audit.log"), app, app, app)
+  - {name: app, host: localhost, path_prefix: /, upstream: %q, auth: browser}
+`, *listen, *admin, external, provider.Issuer, filepath.Join(*dir, "audit.log"), app, app, app)
 	if err := os.WriteFile(configPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}
+	os.Setenv("ZTP_DEMO_CLIENT_SECRET", clientSecret)
+	os.Setenv("ZTP_DEMO_SESSION_SECRET", randomWord()+randomWord())
 	rt, err := config.LoadRuntime(configPath)
 	if err != nil {
 		printProblems(stderr, configPath, err)
 		return exitCodeError(1)
 	}
-	tokens := map[string]string{}
-	for _, u := range demo.Users {
-		tok, err := issuer.Token(u, 12*time.Hour)
-		if err != nil {
-			return err
-		}
-		tokens[u.Sub] = tok
-	}
-	printDemoBanner(stdout, *dir, certDir, external, *admin, tokens)
+	printDemoBanner(stdout, *dir, certDir, external, *admin, provider.Issuer, users)
 	logger := newLogger(rt.File.Log, stderr)
 	audit, closeAudit, err := newAuditLogger(rt.File.Audit.Output, stdout, stderr)
 	if err != nil {
@@ -127,26 +139,31 @@ routes:
 	return serve(ctx, configPath, rt, logger, audit)
 }
 
-func printDemoBanner(w io.Writer, dir, certDir, external, admin string, tokens map[string]string) {
+// randomWord is a random 22-character password or secret.
+func randomWord() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func printDemoBanner(w io.Writer, dir, certDir, external, admin, issuer string, users []op.User) {
 	ca := filepath.Join(certDir, "ca.pem")
 	fmt.Fprintf(w, `
 ztproxy demo — development setup, NOT for production
-  working dir:  %s (config ztproxy-demo.yaml, policies demo.cedar, audit.log)
-  proxy:        %s   (TLS with the demo CA: %s)
-  metrics:      http://%s/metrics
+  working dir:   %s (config ztproxy-demo.yaml, policies demo.cedar, audit.log)
+  identity:      %s (embedded development OpenID provider, loopback only)
+  metrics:       http://%s/metrics
 
-Demo users (tokens valid 12 h, from the demo issuer):
-  alice  (groups eng, admins)   ALICE=%s
-  bob    (group contractors)    BOB=%s
+Open %s/ in a browser and sign in (the certificate is from the demo CA %s;
+import it or accept the warning):
+  alice  password %s   (group eng: allowed)
+  bob    password %s   (group contractors: denied by policy)
 
-Try:
+Then see %s/.ztp/whoami, or sign out at %s/.ztp/logout.
+From a terminal:
   curl --cacert %s %s/status
-  curl --cacert %s -H "Authorization: Bearer $ALICE" %s/hello          # allowed: the app sees who you are
-  curl --cacert %s -H "Authorization: Bearer $BOB" %s/hello            # denied by policy (403)
-  curl --cacert %s -X POST -H "Authorization: Bearer $ALICE" %s/hello  # step-up required (401, RFC 9470)
-  curl --cacert %s --cert %s --key %s %s/device                      # device certificate (mTLS)
+  curl --cacert %s --cert %s --key %s %s/device   # device certificate (mTLS)
 
-`, dir, external, ca, admin, tokens["alice"], tokens["bob"],
-		ca, external, ca, external, ca, external, ca, external,
-		ca, filepath.Join(certDir, "client.pem"), filepath.Join(certDir, "client-key.pem"), external)
+`, dir, issuer, admin, external, ca, users[0].Password, users[1].Password, external, external,
+		ca, external, ca, filepath.Join(certDir, "client.pem"), filepath.Join(certDir, "client-key.pem"), external)
 }

@@ -1,62 +1,99 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"html"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"ztproxy/internal/testenv"
 )
 
-// TestDemoSmoke runs `ztproxy demo` as the README tells a newcomer to and
-// follows the printed instructions.
+var hiddenInputRE = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+
+// signInDemo follows the demo OP's login form the way a browser would.
+func signInDemo(t *testing.T, c *http.Client, start, user, password string) (*http.Response, string) {
+	t.Helper()
+	resp, err := c.Get(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := readBody(t, resp)
+	if !strings.Contains(page, "NOT for production") {
+		t.Fatalf("expected the demo OP's login page, got %d at %s:\n%s", resp.StatusCode, resp.Request.URL, page)
+	}
+	form := url.Values{"username": {user}, "password": {password}}
+	for _, m := range hiddenInputRE.FindAllStringSubmatch(page, -1) {
+		form.Set(m[1], html.UnescapeString(m[2]))
+	}
+	loginURL, _ := resp.Request.URL.Parse("/login")
+	resp, err = c.PostForm(loginURL.String(), form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, readBody(t, resp)
+}
+
+// TestDemoSmoke runs `ztproxy demo` as the README tells a newcomer to,
+// signs in with a printed user, and reaches the demo app.
 func TestDemoSmoke(t *testing.T) {
 	dir := t.TempDir()
 	public := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	p := startProc(t, admin, public, "demo", "--listen", public, "--admin", admin, "--dir", dir)
 	out := p.output()
-	tokens := map[string]string{}
-	for _, m := range regexp.MustCompile(`(ALICE|BOB)=(\S+)`).FindAllStringSubmatch(out, -1) {
-		tokens[m[1]] = m[2]
+	passwords := map[string]string{}
+	for _, m := range regexp.MustCompile(`(alice|bob)\s+password (\S+)`).FindAllStringSubmatch(out, -1) {
+		passwords[m[1]] = m[2]
 	}
-	if tokens["ALICE"] == "" || tokens["BOB"] == "" {
-		t.Fatalf("banner lacks tokens:\n%s", out)
+	if passwords["alice"] == "" || passwords["bob"] == "" || !strings.Contains(out, "NOT for production") {
+		t.Fatalf("banner lacks users or the warning:\n%s", out)
 	}
-	if !strings.Contains(out, "NOT for production") {
-		t.Error("demo banner does not say it is not for production")
-	}
-	certDir := filepath.Join(dir, "certs")
-	client := tlsClient(t, certDir, false)
-	// The server certificate is for localhost; dial the chosen port.
-	base := "https://localhost:" + strings.Split(public, ":")[1]
-	resp, body := get(t, client, base+"/status", nil)
-	if resp.StatusCode != 200 {
-		t.Fatalf("status: %d %s", resp.StatusCode, body)
-	}
-	resp, body = get(t, client, base+"/hello", map[string]string{"Authorization": "Bearer " + tokens["ALICE"]})
-	if resp.StatusCode != 200 || !strings.Contains(body, "alice@demo.ztproxy.dev") {
-		t.Fatalf("alice: %d %s", resp.StatusCode, body)
-	}
-	resp, _ = get(t, client, base+"/hello", map[string]string{"Authorization": "Bearer " + tokens["BOB"]})
-	if resp.StatusCode != 403 {
-		t.Fatalf("bob: %d", resp.StatusCode)
-	}
-	req, _ := http.NewRequest("POST", base+"/hello", nil)
-	req.Header.Set("Authorization", "Bearer "+tokens["ALICE"])
-	r2, err := client.Do(req)
+	pem, err := os.ReadFile(filepath.Join(dir, "certs", "ca.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2.Body.Close()
-	if r2.StatusCode != 401 || !strings.Contains(r2.Header.Get("WWW-Authenticate"), "insufficient_user_authentication") {
-		t.Fatalf("POST: %d %q", r2.StatusCode, r2.Header.Get("WWW-Authenticate"))
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	newClient := func() *http.Client {
+		jar, _ := cookiejar.New(nil)
+		return &http.Client{Jar: jar, Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	}
-	resp, body = get(t, tlsClient(t, certDir, true), base+"/device", nil)
-	if resp.StatusCode != 200 || !strings.Contains(body, "dev-laptop") {
-		t.Fatalf("device: %d %s", resp.StatusCode, body)
+	base := "https://localhost:" + strings.Split(public, ":")[1]
+
+	resp, body := signInDemo(t, newClient(), base+"/hello", "alice", passwords["alice"])
+	if resp.StatusCode != 200 || !strings.Contains(body, "alice@demo.ztproxy.dev") || resp.Request.URL.Path != "/hello" {
+		t.Fatalf("alice: %d at %s: %s", resp.StatusCode, resp.Request.URL, body)
+	}
+	resp, body = signInDemo(t, newClient(), base+"/hello", "bob", passwords["bob"])
+	if resp.StatusCode != 403 {
+		t.Fatalf("bob: %d %s", resp.StatusCode, body)
+	}
+	resp, body = signInDemo(t, newClient(), base+"/hello", "alice", "wrong-password")
+	if resp.StatusCode != 200 || !strings.Contains(body, "Wrong username or password") {
+		t.Fatalf("wrong password: %d %s", resp.StatusCode, body)
+	}
+	status, err := newClient().Get(base + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, status.Body)
+	status.Body.Close()
+	if status.StatusCode != 200 {
+		t.Fatalf("status: %d", status.StatusCode)
+	}
+	dresp, dbody := get(t, tlsClient(t, filepath.Join(dir, "certs"), true), base+"/device", nil)
+	if dresp.StatusCode != 200 || !strings.Contains(dbody, "dev-laptop") {
+		t.Fatalf("device: %d %s", dresp.StatusCode, dbody)
 	}
 }
