@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -125,8 +126,10 @@ func (d *Dynamo) enableTTL(ctx context.Context, def TableDef) error {
 		switch apiErr.ErrorCode() {
 		case "UnknownOperationException": // local emulator without TTL
 			return nil
-		case "ValidationException": // "TimeToLive is already enabled"
-			return nil
+		case "ValidationException":
+			if strings.Contains(apiErr.ErrorMessage(), "already enabled") {
+				return nil
+			}
 		}
 	}
 	if err != nil {
