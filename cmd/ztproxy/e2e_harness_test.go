@@ -215,3 +215,11 @@ func get(t *testing.T, c *http.Client, url string, hdr map[string]string) (*http
 	b, _ := io.ReadAll(resp.Body)
 	return resp, strings.TrimSpace(string(b))
 }
+
+func loadKeyPair(certFile, keyFile string) ([]tls.Certificate, error) {
+	c, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	return []tls.Certificate{c}, nil
+}
