@@ -220,7 +220,8 @@ async function logoutSource(ctx, form) {
     + '<button id="submit" type="submit" form="op.logoutForm" value="yes" name="logout">Sign out</button>'
     + '<script>var f=document.getElementById("op.logoutForm");'
     + 'var i=document.createElement("input");i.type="hidden";i.name="logout";i.value="yes";'
-    + 'f.appendChild(i);f.submit();</script>');
+    // The button's id "submit" shadows form.submit, so call the prototype.
+    + 'f.appendChild(i);HTMLFormElement.prototype.submit.call(f);</script>');
 }
 
 async function postLogoutSuccessSource(ctx) {
