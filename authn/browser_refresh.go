@@ -107,6 +107,7 @@ func (b *Browser) refreshOnce(ctx context.Context, sess *Session) (*Session, err
 		return b.keepUntilRetry(sess, now, err), nil
 	}
 	updated.IDTokenExpiry = expiry
+	b.cfg.Logger.Info("authn: session tokens refreshed", "idp", rec.IdP, "session", shortID(sess.ID))
 	return &updated, nil
 }
 

@@ -86,3 +86,37 @@ func TestBrowserChromium(t *testing.T) {
 		thief.WaitURLPrefix(t, e.op.Issuer+"/interaction/", 10*time.Second)
 	})
 }
+
+// TestBrowserChromiumExpiryAndRefresh: in Chromium, 2-second IdP tokens
+// are refreshed server-side while the 4-second session lasts; after the
+// session's lifetime the browser goes back through the IdP (whose own
+// session signs it straight in) and gets a new session.
+func TestBrowserChromiumExpiryAndRefresh(t *testing.T) {
+	e := newBrowserEnv(t, testenv.OIDCOptions{IDTokenTTL: 2 * time.Second, AccessTokenTTL: 2 * time.Second}, "4s")
+	br := testenv.StartBrowser(t, testenv.BrowserOptions{IgnoreCertErrors: true})
+	alice := e.op.User(t, "alice")
+	tab := br.NewTab(t)
+	tab.Navigate(t, e.base+"/one")
+	tab.WaitURLPrefix(t, e.op.Issuer+"/interaction/", 10*time.Second)
+	tab.LoginForm(t, alice.Sub, alice.Password, "")
+	tab.WaitText(t, "app says hello to alice@ztp.test", 10*time.Second)
+	first := tab.Cookie(t, e.base, "_ztp_session").Value
+
+	time.Sleep(2200 * time.Millisecond) // the ID token expired; the session has not
+	tab.Navigate(t, e.base+"/two")
+	if got := tab.Text(t); got != "app says hello to alice@ztp.test" || tab.Status(t) != 200 {
+		t.Fatalf("after token expiry: %d %q", tab.Status(t), got)
+	}
+	refreshed := tab.Cookie(t, e.base, "_ztp_session").Value
+	if refreshed == first || strings.Count(e.proc.output(), `"signed in"`) != 1 || !strings.Contains(e.proc.output(), "session tokens refreshed") ||
+		strings.Contains(e.proc.output(), "token refresh failed") {
+		t.Fatalf("expected a server-side refresh without a new sign-in:\n%s", e.proc.output())
+	}
+
+	time.Sleep(2500 * time.Millisecond) // now the session itself has ended
+	tab.Navigate(t, e.base+"/three")
+	tab.WaitText(t, "app says hello to alice@ztp.test", 10*time.Second)
+	if n := strings.Count(e.proc.output(), `"signed in"`); n != 2 {
+		t.Fatalf("expired session did not go back through sign-in (%d sign-ins):\n%s", n, e.proc.output())
+	}
+}
