@@ -245,7 +245,8 @@ type Route struct {
 	PassIdentityHeaders bool `yaml:"pass_identity_headers"`
 	// PreserveHost sends the client's Host header upstream.
 	PreserveHost bool `yaml:"preserve_host"`
-	// Timeout bounds the upstream round trip; 0 means none.
+	// Timeout bounds the whole upstream exchange (not WebSocket tunnels);
+	// 0 means the default, 30s.
 	Timeout time.Duration `yaml:"timeout"`
 	// WebSocket allows connection upgrades.
 	WebSocket bool `yaml:"websocket"`

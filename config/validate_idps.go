@@ -42,6 +42,7 @@ func DecodeSecret(s string) []byte {
 
 func (f *File) checkIdPs(c *collector) {
 	names := map[string]int{}
+	bearerIssuers := map[string]int{}
 	for i := range f.IdPs {
 		idp := &f.IdPs[i]
 		path := indexPath("idps", i)
@@ -53,6 +54,14 @@ func (f *File) checkIdPs(c *collector) {
 			c.add(path+".issuer", "required")
 		} else if _, msg := checkURL(idp.Issuer, urlRules{secure: true, noQuery: true}); msg != "" {
 			c.add(path+".issuer", "%s", msg)
+		} else if len(idp.Audiences) > 0 {
+			// Bearer tokens are matched to an IdP by issuer: two entries
+			// with one issuer would be ambiguous.
+			if first, dup := bearerIssuers[idp.Issuer]; dup {
+				c.add(path+".issuer", "same issuer as idps[%d]; list all audiences in one entry", first)
+			} else {
+				bearerIssuers[idp.Issuer] = i
+			}
 		}
 		checkOptionalURL(c, path+".jwks_url", idp.JWKSURL)
 		checkOptionalURL(c, path+".logout_url", idp.LogoutURL)

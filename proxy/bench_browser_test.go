@@ -28,7 +28,9 @@ func (m *memorySessions) RevokeSession(_ context.Context, id string, _ time.Time
 func (m *memorySessions) UpdateSessionTokens(context.Context, string, string, string, time.Time) error {
 	return nil
 }
-func (m *memorySessions) IsRevoked(_ context.Context, id string) (bool, error) { return m.revoked[id], nil }
+func (m *memorySessions) IsRevoked(_ context.Context, id string) (bool, error) {
+	return m.revoked[id], nil
+}
 
 // BenchmarkBrowserPath measures the browser hot path in-process: open the
 // sealed session cookie, check revocation (cached), Cedar policy, the

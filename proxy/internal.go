@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"ztproxy/authn"
+	"ztproxy/identity"
 )
 
 // serveInternal answers the proxy's own /.ztp/* endpoints on the public
@@ -49,9 +50,18 @@ func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request, x *exchan
 	}
 	if err != nil {
 		x.status = writeError(w, r, err, x.rc.RequestID)
+		_, x.errCode = statusOf(err)
 		if !errors.As(err, new(*loginNeeded)) {
 			s.log.Info("ztp endpoint error", "path", r.URL.Path, "request_id", x.rc.RequestID, "err", err)
 		}
+	} else if x.status == 0 {
+		x.status = http.StatusFound
+	}
+	// Sign-in, callback and sign-out are security events: audit them too.
+	switch r.URL.Path {
+	case authn.LoginPath, authn.CallbackPath, authn.LogoutPath:
+		x.decision.Effect = identity.Allow
+		s.finish(x, err, x.rc.Time)
 	}
 }
 

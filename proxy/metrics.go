@@ -40,7 +40,7 @@ func NewMetrics() *Metrics {
 			Name: "ztproxy_authz_eval_seconds", Help: "Time to evaluate policy for a request.", Buckets: fast,
 		}),
 		UpstreamSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "ztproxy_upstream_seconds", Help: "Time from forwarding to the upstream's response headers.",
+			Name: "ztproxy_upstream_seconds", Help: "Time to relay the upstream exchange (request sent to response relayed).",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route"}),
 		ConfigReloads: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -233,6 +233,8 @@ func (s *Server) finish(x *exchange, err error, start time.Time) {
 	routeName := "none"
 	if x.route != nil {
 		routeName = x.route.Name
+	} else if x.rc.Route == "ztp" {
+		routeName = "ztp"
 	}
 	decision := decisionLabel(x, err)
 	s.metrics.Requests.WithLabelValues(routeName, decision, strconv.Itoa(x.status)).Inc()
