@@ -134,6 +134,7 @@ func TestLoadValid(t *testing.T) {
 		Audit: Audit{Output: "stderr"},
 		Log:   Log{Level: "debug", Format: "text"},
 		Store: Store{Backend: "embedded", Path: td + "/ztproxy.db", TablePrefix: "ztproxy_", RevocationCacheTTL: 30 * time.Second},
+		Risk:  DefaultRisk(),
 		Routes: []Route{
 			{
 				Name: "app", Host: "app.example.com", PathPrefix: "/", Upstream: "http://127.0.0.1:8080",

@@ -85,6 +85,8 @@ type File struct {
 	Sidecar *Sidecar `yaml:"sidecar"`
 	// Store is where state shared by replicas lives.
 	Store Store `yaml:"store"`
+	// Risk configures the behavioral risk engine.
+	Risk Risk `yaml:"risk"`
 
 	// BaseDir is the absolute directory relative file names were resolved
 	// against: the directory of the loaded file, or Parse's baseDir.
@@ -254,6 +256,52 @@ type Route struct {
 	StripPrefix bool `yaml:"strip_prefix"`
 }
 
+// Risk configures the behavioral risk engine.
+type Risk struct {
+	// Enabled turns scoring on; off, every request has score 0, level low.
+	Enabled bool `yaml:"enabled"`
+	// Weights are the points each signal adds.
+	Weights RiskWeights `yaml:"weights"`
+	// Thresholds map a score to a level: >= medium is medium, >= high is
+	// high.
+	Thresholds RiskThresholds `yaml:"thresholds"`
+	// UnknownUserScore is the score of a user with no profile yet.
+	UnknownUserScore int `yaml:"unknown_user_score"`
+	// ProfileTTL and FlagTTL bound how stale a cached profile or operator
+	// flag may be.
+	ProfileTTL time.Duration `yaml:"profile_ttl"`
+	FlagTTL    time.Duration `yaml:"flag_ttl"`
+	// FlushInterval is how often observations are written behind.
+	FlushInterval time.Duration `yaml:"flush_interval"`
+	// NetworkWindow is how long a seen network counts as known.
+	NetworkWindow time.Duration `yaml:"network_window"`
+	// HourHalfLife is the decay half-life of the hour-of-week histogram.
+	HourHalfLife time.Duration `yaml:"hour_half_life"`
+	// OnStoreError is step_up, deny or allow_cached.
+	OnStoreError string `yaml:"on_store_error"`
+	// GeoIPDatabase is an optional MaxMind mmdb file for impossible travel.
+	GeoIPDatabase string `yaml:"geoip_database"`
+}
+
+// RiskWeights are the points of each risk signal.
+type RiskWeights struct {
+	NewNetwork       int `yaml:"new_network"`
+	NewUserAgent     int `yaml:"new_user_agent"`
+	NewDevice        int `yaml:"new_device"`
+	UnusualHour      int `yaml:"unusual_hour"`
+	Velocity         int `yaml:"velocity"`
+	FailedAuth       int `yaml:"failed_auth"`
+	ImpossibleTravel int `yaml:"impossible_travel"`
+	FlagWatch        int `yaml:"flag_watch"`
+	FlagCompromised  int `yaml:"flag_compromised"`
+}
+
+// RiskThresholds map scores to levels.
+type RiskThresholds struct {
+	Medium int `yaml:"medium"`
+	High   int `yaml:"high"`
+}
+
 // Store selects the shared state backend.
 type Store struct {
 	// Backend is "embedded" (a bbolt file; the default) or "dynamodb".
@@ -299,8 +347,21 @@ func DefaultFile() File {
 		},
 		Audit:    Audit{Output: "stdout"},
 		Store:    Store{Backend: "embedded", Path: "ztproxy.db", TablePrefix: "ztproxy_", RevocationCacheTTL: 30 * time.Second},
+		Risk:     DefaultRisk(),
 		Log:      Log{Level: "info", Format: "json"},
 		Location: time.UTC,
+	}
+}
+
+// DefaultRisk returns the risk engine defaults.
+func DefaultRisk() Risk {
+	return Risk{
+		Enabled: true,
+		Weights: RiskWeights{NewNetwork: 25, NewUserAgent: 10, NewDevice: 20, UnusualHour: 10, Velocity: 30,
+			FailedAuth: 30, ImpossibleTravel: 60, FlagWatch: 40, FlagCompromised: 100},
+		Thresholds:       RiskThresholds{Medium: 30, High: 70},
+		UnknownUserScore: 40, ProfileTTL: 60 * time.Second, FlagTTL: 30 * time.Second, FlushInterval: 10 * time.Second,
+		NetworkWindow: 30 * 24 * time.Hour, HourHalfLife: 14 * 24 * time.Hour, OnStoreError: "step_up",
 	}
 }
 

@@ -32,6 +32,48 @@ func (f *File) validate(opts Options, c *collector) {
 	f.checkServer(c)
 	f.checkOutputs(c)
 	f.checkStore(c)
+	f.checkRisk(c)
+}
+
+// checkRisk checks the risk engine settings.
+func (f *File) checkRisk(c *collector) {
+	r := &f.Risk
+	w := r.Weights
+	weights := []struct {
+		name string
+		v    int
+	}{{"new_network", w.NewNetwork}, {"new_user_agent", w.NewUserAgent}, {"new_device", w.NewDevice},
+		{"unusual_hour", w.UnusualHour}, {"velocity", w.Velocity}, {"failed_auth", w.FailedAuth},
+		{"impossible_travel", w.ImpossibleTravel}, {"flag_watch", w.FlagWatch}, {"flag_compromised", w.FlagCompromised}}
+	for _, wt := range weights {
+		if wt.v < 0 || wt.v > 100 {
+			c.add("risk.weights."+wt.name, "must be between 0 and 100")
+		}
+	}
+	if r.Thresholds.Medium <= 0 || r.Thresholds.High <= r.Thresholds.Medium || r.Thresholds.High > 100 {
+		c.add("risk.thresholds", "need 0 < medium < high <= 100 (got %d, %d)", r.Thresholds.Medium, r.Thresholds.High)
+	}
+	if r.UnknownUserScore < 0 || r.UnknownUserScore > 100 {
+		c.add("risk.unknown_user_score", "must be between 0 and 100")
+	}
+	durations := []struct {
+		name string
+		d    time.Duration
+	}{{"profile_ttl", r.ProfileTTL}, {"flag_ttl", r.FlagTTL}, {"flush_interval", r.FlushInterval},
+		{"network_window", r.NetworkWindow}, {"hour_half_life", r.HourHalfLife}}
+	for _, dd := range durations {
+		if dd.d <= 0 {
+			c.add("risk."+dd.name, "must be greater than 0")
+		}
+	}
+	switch r.OnStoreError {
+	case "step_up", "deny", "allow_cached":
+	default:
+		c.add("risk.on_store_error", "must be step_up, deny or allow_cached, not %q", r.OnStoreError)
+	}
+	if r.GeoIPDatabase != "" {
+		f.checkFile(c, "risk.geoip_database", &r.GeoIPDatabase)
+	}
 }
 
 // checkStore checks the state backend.
