@@ -22,6 +22,9 @@ Usage:
   ztproxy certs dev --out DIR          write a development CA, server and device certificates
   ztproxy policy test --config FILE --input REQUEST.json
                                        evaluate one synthetic request against the policies
+  ztproxy store init --config FILE     create the DynamoDB tables (or the embedded file); prints the IAM policy
+  ztproxy risk flag USER --level compromised|watch --reason TEXT --config FILE
+  ztproxy risk clear USER --config FILE / ztproxy risk show USER --config FILE
   ztproxy version                      print the version
 `
 
@@ -48,6 +51,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCheckConfig(args[1:], stdout, stderr)
 	case "demo":
 		err = cmdDemo(ctx, args[1:], stdout, stderr)
+	case "store":
+		err = cmdStore(ctx, args[1:], stdout, stderr)
+	case "risk":
+		err = cmdRisk(ctx, args[1:], stdout, stderr)
 	case "certs":
 		err = cmdCerts(args[1:], stdout, stderr)
 	case "policy":
