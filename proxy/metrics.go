@@ -20,6 +20,12 @@ type Metrics struct {
 	ConfigLoadedAt  prometheus.Gauge
 	CertExpiry      *prometheus.GaugeVec
 	InFlight        prometheus.Gauge
+
+	StoreCalls   *prometheus.CounterVec
+	StoreSeconds *prometheus.HistogramVec
+	RiskCache    *prometheus.CounterVec
+	RiskLevels   *prometheus.CounterVec
+	RiskErrors   prometheus.Counter
 }
 
 // NewMetrics creates the collectors on a new registry that also carries
@@ -56,6 +62,22 @@ func NewMetrics() *Metrics {
 			Name: "ztproxy_requests_in_flight", Help: "Requests being served.",
 		}),
 	}
+	m.StoreCalls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ztproxy_store_calls_total", Help: "State store calls by operation and result.",
+	}, []string{"op", "result"})
+	m.StoreSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "ztproxy_store_seconds", Help: "State store call latency.", Buckets: prometheus.DefBuckets,
+	}, []string{"op"})
+	m.RiskCache = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ztproxy_risk_cache_total", Help: "Risk profile cache lookups by result.",
+	}, []string{"result"})
+	m.RiskLevels = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ztproxy_risk_assessments_total", Help: "Risk assessments by level.",
+	}, []string{"level"})
+	m.RiskErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ztproxy_risk_errors_total", Help: "Risk assessments made without the store (failure mode applied).",
+	})
+	reg.MustRegister(m.StoreCalls, m.StoreSeconds, m.RiskCache, m.RiskLevels, m.RiskErrors)
 	reg.MustRegister(m.Requests, m.AuthnSeconds, m.AuthzSeconds, m.UpstreamSeconds,
 		m.ConfigReloads, m.ConfigLoadedAt, m.CertExpiry, m.InFlight)
 	return m
@@ -76,4 +98,24 @@ func (m *Metrics) SetCertExpiries(expiries map[string]time.Time) {
 	for name, t := range expiries {
 		m.CertExpiry.WithLabelValues(name).Set(float64(t.Unix()))
 	}
+}
+
+// ObserveStoreCall records one state store call; op is bounded
+// ("profiles.UpdateItem").
+func (m *Metrics) ObserveStoreCall(op string, d time.Duration, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.StoreCalls.WithLabelValues(op, result).Inc()
+	m.StoreSeconds.WithLabelValues(op).Observe(d.Seconds())
+}
+
+// ObserveRiskCache records a profile cache lookup.
+func (m *Metrics) ObserveRiskCache(hit bool) {
+	if hit {
+		m.RiskCache.WithLabelValues("hit").Inc()
+		return
+	}
+	m.RiskCache.WithLabelValues("miss").Inc()
 }

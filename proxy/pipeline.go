@@ -132,7 +132,12 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, x *exchange) err
 	if scorer := x.snap.cfg.Risk; scorer != nil && x.rc.Principal.Kind != identity.KindAnonymous {
 		risk, err := scorer.Score(r.Context(), &x.rc)
 		x.rc.Risk = risk
+		if risk.Level != "" {
+			s.metrics.RiskLevels.WithLabelValues(string(risk.Level)).Inc()
+		}
 		if err != nil {
+			s.metrics.RiskErrors.Inc()
+			s.log.Warn("risk assessed without the store; failure mode applied", "request_id", x.rc.RequestID, "level", risk.Level, "err", err)
 			// The scorer returned its configured failure-mode score; a
 			// zero-value level means it could not decide at all.
 			if risk.Level == "" {
@@ -153,10 +158,17 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, x *exchange) err
 	}
 	x.decision = dec
 	if dec.Effect != identity.Allow {
+		if fr, ok := x.snap.cfg.Risk.(failureRecorder); ok && dec.Effect == identity.Deny && x.rc.Principal.Kind == identity.KindUser {
+			fr.RecordFailedAuth(x.rc.Principal.ID)
+		}
 		return &denyError{decision: dec, bearer: rt.Auth == AuthBearer}
 	}
 	return nil
 }
+
+// failureRecorder is implemented by risk scorers that count a user's
+// refused requests (a burst of them is a risk signal).
+type failureRecorder interface{ RecordFailedAuth(userID string) }
 
 // authenticate establishes the principal for the route's auth mode.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, x *exchange) error {
