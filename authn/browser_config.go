@@ -27,6 +27,12 @@ type BrowserIdPConfig struct {
 	// end_session_endpoint (Cognito's hosted UI /logout URL).
 	LogoutURL   string
 	AllowedAlgs []string
+	// StepUpACR is sent as acr_values when policy asks for step-up, and an
+	// ID token asserting one of these values satisfies "mfa".
+	StepUpACR string
+	// StepUpMaxAge is sent as max_age for step-up (0: max_age=0, forcing
+	// a fresh authentication).
+	StepUpMaxAge time.Duration
 }
 
 // SessionRecord is the server-side half of a browser session: what must

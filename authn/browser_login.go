@@ -166,6 +166,14 @@ func (b *Browser) Callback(ctx context.Context, r *http.Request, device identity
 	if err != nil {
 		return res, signInError(http.StatusBadGateway, "invalid_claims", "The identity provider's ID token has unusable claims.", err)
 	}
+	if ls.StepUp != "" {
+		if ok, why := CheckStepUp(p, ls.StepUp, idp.cfg.StepUpACR, ls.CreatedAt); !ok {
+			// No new session: the user keeps the one they had, and sees
+			// what was needed instead of another redirect.
+			return res, signInError(http.StatusForbidden, "step_up_not_satisfied", "Additional verification did not complete: "+why+".", nil)
+		}
+	}
+	previous, prevErr := b.codec.Open(r, now)
 	sess := &Session{
 		ID: NewSessionID(), Principal: p, IssuedAt: now, LastSeen: now,
 		ExpiresAt: now.Add(b.cfg.Lifetime), IDTokenExpiry: idTok.Expiry,
@@ -187,6 +195,10 @@ func (b *Browser) Callback(ctx context.Context, r *http.Request, device identity
 	cookies, err := b.codec.Seal(sess, now)
 	if err != nil {
 		return res, fmt.Errorf("authn: sealing session: %w", err)
+	}
+	if prevErr == nil && previous.ID != sess.ID {
+		// The browser's earlier session is replaced: end it server-side too.
+		_ = b.cfg.Store.RevokeSession(ctx, previous.ID, now)
 	}
 	res.Cookies = append(res.Cookies, cookies...)
 	res.ReturnTo, res.StepUp = ls.ReturnTo, ls.StepUp

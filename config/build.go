@@ -180,11 +180,15 @@ func buildBrowser(f *File, ext *url.URL) *authn.BrowserConfig {
 		if idp.ClientID == "" || idp.ClientSecret == "" {
 			continue
 		}
-		bc.IdPs = append(bc.IdPs, authn.BrowserIdPConfig{
+		bi := authn.BrowserIdPConfig{
 			Name: idp.Name, Issuer: idp.Issuer, ClientID: idp.ClientID, ClientSecret: idp.ClientSecret,
 			Scopes: idp.Scopes, GroupsClaim: idp.GroupsClaim, ClaimsToExpose: idp.Claims,
 			ExtraAuthParams: idp.ExtraAuthParams, LogoutURL: idp.LogoutURL,
-		})
+		}
+		if idp.StepUp != nil {
+			bi.StepUpACR, bi.StepUpMaxAge = idp.StepUp.ACRValues, idp.StepUp.MaxAge
+		}
+		bc.IdPs = append(bc.IdPs, bi)
 	}
 	if len(bc.IdPs) == 0 {
 		return nil

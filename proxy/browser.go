@@ -19,6 +19,43 @@ type BrowserAuth interface {
 	Logout(ctx context.Context, r *http.Request) (authn.LogoutResult, error)
 	CookieName() string
 	DefaultIdP() string
+	StepUpRequest(idp, requirement string) authn.LoginOptions
+}
+
+// StepUpPath starts a step-up sign-in: /.ztp/stepup?rd=<url>&req=<requirement>.
+const StepUpPath = "/.ztp/stepup"
+
+// stepUpNeeded sends a browser to prove more: a redirect for a page load,
+// an explanatory page with a retry link for anything else (a blocked
+// POST cannot be replayed after a redirect).
+type stepUpNeeded struct {
+	location string
+	decision identity.Decision
+}
+
+func (e *stepUpNeeded) Error() string {
+	return "step-up required: " + strings.Join(e.decision.StepUp, ",")
+}
+
+// browserStepUp turns a step-up decision on a browser route into the
+// redirect that satisfies it.
+func (s *Server) browserStepUp(r *http.Request, x *exchange, d identity.Decision) error {
+	req := ""
+	for _, r := range d.StepUp {
+		if r != authn.StepUpWebAuthn {
+			req = r
+			break
+		}
+	}
+	if req == "" {
+		// Only proxy-verified WebAuthn would satisfy this policy.
+		return &denyError{decision: d}
+	}
+	q := url.Values{"rd": {requestURL(r, x)}, "req": {req}}
+	if x.route.IdP != "" {
+		q.Set("idp", x.route.IdP)
+	}
+	return &stepUpNeeded{location: x.snap.issuer + StepUpPath + "?" + q.Encode(), decision: d}
 }
 
 var _ BrowserAuth = (*authn.Browser)(nil)

@@ -67,6 +67,8 @@ func statusOf(err error) (int, string) {
 		return he.status, he.code
 	case errors.As(err, &ln):
 		return http.StatusUnauthorized, "login_required"
+	case errors.As(err, new(*stepUpNeeded)):
+		return http.StatusForbidden, "step_up"
 	case errors.As(err, &se):
 		return se.Status, se.Code
 	case errors.As(err, &be):
@@ -111,6 +113,22 @@ func writeError(w http.ResponseWriter, r *http.Request, err error, requestID str
 			return http.StatusFound
 		}
 		msg = "sign-in required: open " + ln.location
+	}
+	var su *stepUpNeeded
+	if errors.As(err, &su) {
+		if isNavigation(r) {
+			h.Set("Location", su.location)
+			w.WriteHeader(http.StatusFound)
+			return http.StatusFound
+		}
+		h.Set("X-Ztp-Step-Up", su.location)
+		msg = "this action needs additional verification; verify, then retry it"
+		reasons = su.decision.Reasons
+		if wantsHTML(r) {
+			renderPage(w, http.StatusForbidden, pageData{Title: "Additional verification needed", Message: msg, Reasons: reasons,
+				Code: "step_up", RequestID: requestID, Link: su.location, LinkText: "Verify now"})
+			return http.StatusForbidden
+		}
 	}
 	switch {
 	case errors.As(err, &se):

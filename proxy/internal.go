@@ -36,6 +36,8 @@ func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request, x *exchan
 		return
 	case authn.LoginPath:
 		err = s.handleLogin(w, r, x)
+	case StepUpPath:
+		err = s.handleStepUp(w, r, x)
 	case authn.CallbackPath:
 		err = s.handleCallback(w, r, x)
 	case authn.LogoutPath:
@@ -59,7 +61,7 @@ func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request, x *exchan
 	}
 	// Sign-in, callback and sign-out are security events: audit them too.
 	switch r.URL.Path {
-	case authn.LoginPath, authn.CallbackPath, authn.LogoutPath:
+	case authn.LoginPath, authn.CallbackPath, authn.LogoutPath, StepUpPath:
 		x.decision.Effect = identity.Allow
 		s.finish(x, err, x.rc.Time)
 	}
@@ -84,6 +86,39 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, x *exchange
 	}
 	q := r.URL.Query()
 	location, cookies, err := b.LoginRedirect(r.Context(), r, q.Get("idp"), q.Get("rd"), authn.LoginOptions{MaxAge: -1})
+	if err != nil {
+		return err
+	}
+	for _, c := range cookies {
+		http.SetCookie(w, c)
+	}
+	http.Redirect(w, r, location, http.StatusFound)
+	return nil
+}
+
+// handleStepUp starts a step-up sign-in at the IdP: prompt=login,
+// max_age and acr_values per the requirement and the IdP's settings.
+func (s *Server) handleStepUp(w http.ResponseWriter, r *http.Request, x *exchange) error {
+	b := x.snap.cfg.Browser
+	if b == nil {
+		return &httpError{status: http.StatusNotFound, code: "not_found", msg: "browser sign-in is not configured"}
+	}
+	if r.Method != http.MethodGet {
+		return errMethod
+	}
+	if !x.snap.onExternalHost(r) {
+		http.Redirect(w, r, x.snap.issuer+StepUpPath+"?"+r.URL.RawQuery, http.StatusFound)
+		return nil
+	}
+	q := r.URL.Query()
+	req, idp := q.Get("req"), q.Get("idp")
+	if req != authn.StepUpMFA && !strings.HasPrefix(req, "acr:") {
+		return &httpError{status: http.StatusBadRequest, code: "bad_step_up", msg: "unknown verification requirement"}
+	}
+	if idp == "" {
+		idp = b.DefaultIdP()
+	}
+	location, cookies, err := b.LoginRedirect(r.Context(), r, idp, q.Get("rd"), b.StepUpRequest(idp, req))
 	if err != nil {
 		return err
 	}

@@ -161,6 +161,9 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, x *exchange) err
 		if fr, ok := x.snap.cfg.Risk.(failureRecorder); ok && dec.Effect == identity.Deny && x.rc.Principal.Kind == identity.KindUser {
 			fr.RecordFailedAuth(x.rc.Principal.ID)
 		}
+		if dec.Effect == identity.StepUp && rt.Auth == AuthBrowser && x.snap.cfg.Browser != nil {
+			return s.browserStepUp(r, x, dec)
+		}
 		return &denyError{decision: dec, bearer: rt.Auth == AuthBearer}
 	}
 	return nil
@@ -234,6 +237,8 @@ func decisionLabel(x *exchange, err error) string {
 	switch {
 	case errors.As(err, &de):
 		return de.decision.Effect.String()
+	case errors.As(err, new(*stepUpNeeded)):
+		return identity.StepUp.String()
 	case errors.As(err, &be), errors.Is(err, errNoClientCert), errors.Is(err, errNotBrowser), errors.As(err, new(*loginNeeded)):
 		return "unauthenticated"
 	}
