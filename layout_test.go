@@ -9,16 +9,19 @@ import (
 // allowedImports is DESIGN.md's dependency direction: a package may import
 // only the project packages listed for it.
 var allowedImports = map[string][]string{
-	"ztproxy/identity":         {},
-	"ztproxy/authz":            {"ztproxy/identity"},
-	"ztproxy/authn":            {"ztproxy/identity"},
-	"ztproxy/certs":            {"ztproxy/identity"},
-	"ztproxy/proxy":            {"ztproxy/identity", "ztproxy/authn", "ztproxy/authz", "ztproxy/certs", "ztproxy/store"},
-	"ztproxy/config":           {"ztproxy/identity", "ztproxy/authn", "ztproxy/authz", "ztproxy/certs", "ztproxy/proxy", "ztproxy/store"},
-	"ztproxy/store":            {"ztproxy/identity"},
-	"ztproxy/internal/demo":    {},
-	"ztproxy/internal/demo/op": {},
-	"ztproxy/internal/testenv": {},
+	"ztproxy/identity":           {},
+	"ztproxy/authz":              {"ztproxy/identity"},
+	"ztproxy/authn":              {"ztproxy/identity"},
+	"ztproxy/certs":              {"ztproxy/identity"},
+	"ztproxy/proxy":              {"ztproxy/identity", "ztproxy/authn", "ztproxy/authz", "ztproxy/certs", "ztproxy/store", "ztproxy/riskengine", "ztproxy/awscreds"},
+	"ztproxy/config":             {"ztproxy/identity", "ztproxy/authn", "ztproxy/authz", "ztproxy/certs", "ztproxy/proxy", "ztproxy/store", "ztproxy/riskengine", "ztproxy/awscreds"},
+	"ztproxy/store":              {"ztproxy/identity"},
+	"ztproxy/riskengine":         {"ztproxy/identity"},
+	"ztproxy/awscreds":           {"ztproxy/identity"},
+	"ztproxy/internal/stsdouble": {},
+	"ztproxy/internal/demo":      {},
+	"ztproxy/internal/demo/op":   {},
+	"ztproxy/internal/testenv":   {},
 }
 
 // TestImportDirection keeps imports flowing one way (cmd → config → proxy →
