@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -47,6 +48,8 @@ func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request, x *exchan
 		return
 	case "/.ztp/whoami":
 		err = s.handleWhoami(w, r, x)
+	case "/.ztp/verify":
+		err = s.handleVerify(w, r, x)
 	default:
 		err = &httpError{status: http.StatusNotFound, code: "not_found", msg: "not found"}
 	}
@@ -70,9 +73,32 @@ func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request, x *exchan
 var errMethod = &httpError{status: http.StatusMethodNotAllowed, code: "method_not_allowed", msg: "method not allowed"}
 
 // handleLogin starts a sign-in: /.ztp/login?rd=<return URL>&idp=<name>.
-// Sign-in cookies live on the external origin, so a request for another
-// host is bounced there first.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, x *exchange) error {
+	return s.startSignIn(w, r, x, authn.LoginPath, func(b BrowserAuth, q url.Values) (string, authn.LoginOptions, error) {
+		return q.Get("idp"), authn.LoginOptions{MaxAge: -1}, nil
+	})
+}
+
+// handleStepUp starts a step-up sign-in at the IdP
+// (/.ztp/stepup?rd=<url>&req=<requirement>&idp=<name>): prompt=login,
+// max_age and acr_values per the requirement and the IdP's settings.
+func (s *Server) handleStepUp(w http.ResponseWriter, r *http.Request, x *exchange) error {
+	return s.startSignIn(w, r, x, StepUpPath, func(b BrowserAuth, q url.Values) (string, authn.LoginOptions, error) {
+		req, idp := q.Get("req"), q.Get("idp")
+		if req != authn.StepUpMFA && !strings.HasPrefix(req, "acr:") {
+			return "", authn.LoginOptions{}, &httpError{status: http.StatusBadRequest, code: "bad_step_up", msg: "unknown verification requirement"}
+		}
+		if idp == "" {
+			idp = b.DefaultIdP()
+		}
+		return idp, b.StepUpRequest(idp, req), nil
+	})
+}
+
+// startSignIn sends the browser to the IdP. Sign-in cookies live on the
+// external origin, so a request for another host is bounced there first.
+func (s *Server) startSignIn(w http.ResponseWriter, r *http.Request, x *exchange, path string,
+	options func(BrowserAuth, url.Values) (string, authn.LoginOptions, error)) error {
 	b := x.snap.cfg.Browser
 	if b == nil {
 		return &httpError{status: http.StatusNotFound, code: "not_found", msg: "browser sign-in is not configured"}
@@ -81,44 +107,15 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, x *exchange
 		return errMethod
 	}
 	if !x.snap.onExternalHost(r) {
-		http.Redirect(w, r, x.snap.issuer+authn.LoginPath+"?"+r.URL.RawQuery, http.StatusFound)
+		http.Redirect(w, r, x.snap.issuer+path+"?"+r.URL.RawQuery, http.StatusFound)
 		return nil
 	}
 	q := r.URL.Query()
-	location, cookies, err := b.LoginRedirect(r.Context(), r, q.Get("idp"), q.Get("rd"), authn.LoginOptions{MaxAge: -1})
+	idp, opts, err := options(b, q)
 	if err != nil {
 		return err
 	}
-	for _, c := range cookies {
-		http.SetCookie(w, c)
-	}
-	http.Redirect(w, r, location, http.StatusFound)
-	return nil
-}
-
-// handleStepUp starts a step-up sign-in at the IdP: prompt=login,
-// max_age and acr_values per the requirement and the IdP's settings.
-func (s *Server) handleStepUp(w http.ResponseWriter, r *http.Request, x *exchange) error {
-	b := x.snap.cfg.Browser
-	if b == nil {
-		return &httpError{status: http.StatusNotFound, code: "not_found", msg: "browser sign-in is not configured"}
-	}
-	if r.Method != http.MethodGet {
-		return errMethod
-	}
-	if !x.snap.onExternalHost(r) {
-		http.Redirect(w, r, x.snap.issuer+StepUpPath+"?"+r.URL.RawQuery, http.StatusFound)
-		return nil
-	}
-	q := r.URL.Query()
-	req, idp := q.Get("req"), q.Get("idp")
-	if req != authn.StepUpMFA && !strings.HasPrefix(req, "acr:") {
-		return &httpError{status: http.StatusBadRequest, code: "bad_step_up", msg: "unknown verification requirement"}
-	}
-	if idp == "" {
-		idp = b.DefaultIdP()
-	}
-	location, cookies, err := b.LoginRedirect(r.Context(), r, idp, q.Get("rd"), b.StepUpRequest(idp, req))
+	location, cookies, err := b.LoginRedirect(r.Context(), r, idp, q.Get("rd"), opts)
 	if err != nil {
 		return err
 	}
