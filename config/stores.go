@@ -11,8 +11,9 @@ import (
 )
 
 // OpenStore opens the configured state backend. The embedded store holds
-// a file lock: one process at a time.
-func OpenStore(ctx context.Context, f *File) (store.Store, error) {
+// a file lock: one process at a time. onCall, if set, observes every
+// DynamoDB call (for metrics).
+func OpenStore(ctx context.Context, f *File, onCall func(op string, d time.Duration, err error)) (store.Store, error) {
 	var sealer store.Sealer
 	if len(f.Session.SecretKeys) > 0 {
 		s, err := authn.NewTokenSealer(f.Session.SecretKeys)
@@ -25,6 +26,7 @@ func OpenStore(ctx context.Context, f *File) (store.Store, error) {
 	case "dynamodb":
 		return store.NewDynamo(ctx, store.DynamoConfig{
 			Region: f.Store.Region, TablePrefix: f.Store.TablePrefix, Endpoint: f.Store.Endpoint, Sealer: sealer,
+			OnCall: onCall,
 		})
 	default:
 		return store.OpenBolt(store.BoltConfig{Path: f.Store.Path, Sealer: sealer})

@@ -17,6 +17,7 @@ import (
 	"ztproxy/certs"
 	"ztproxy/config"
 	"ztproxy/proxy"
+	"ztproxy/riskengine"
 )
 
 // reloadPollInterval is how often the config and policy files are checked
@@ -33,11 +34,13 @@ type reloader struct {
 	bearer  *authn.BearerVerifier
 	// sessions outlives reloads: its revocation cache is shared state.
 	sessions authn.SessionStore
-	server   *proxy.Server
-	metrics  *proxy.Metrics
-	log      *slog.Logger
-	certs    *certs.Manager
-	digest   [32]byte
+	// risk outlives reloads: its caches and pending observations.
+	risk    *riskengine.Engine
+	server  *proxy.Server
+	metrics *proxy.Metrics
+	log     *slog.Logger
+	certs   *certs.Manager
+	digest  [32]byte
 }
 
 func (r *reloader) run(ctx context.Context) {
@@ -99,9 +102,10 @@ func (r *reloader) apply(rt *config.Runtime) error {
 	if err := setBrowser(&rt.Proxy, rt, r.sessions, r.log); err != nil {
 		return err
 	}
-	if rt.File.Store != r.current.File.Store {
-		r.log.Warn("store settings changed: they take effect after a restart")
+	if rt.File.Store != r.current.File.Store || !reflect.DeepEqual(rt.File.Risk, r.current.File.Risk) {
+		r.log.Warn("store or risk settings changed: they take effect after a restart")
 	}
+	setRisk(&rt.Proxy, r.risk)
 	if err := r.server.Update(rt.Proxy); err != nil {
 		return err
 	}

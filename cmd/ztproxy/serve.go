@@ -15,6 +15,7 @@ import (
 	"ztproxy/certs"
 	"ztproxy/config"
 	"ztproxy/proxy"
+	"ztproxy/riskengine"
 )
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -67,11 +68,27 @@ func serve(ctx context.Context, path string, rt *config.Runtime, logger, audit *
 		return err
 	}
 	setBearer(&rt.Proxy, bearer)
-	st, err := config.OpenStore(ctx, rt.File)
+	st, err := config.OpenStore(ctx, rt.File, metrics.ObserveStoreCall)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	defer st.Close()
+	risk, err := config.NewRiskEngine(rt.File, st, config.RiskHooks{OnStoreCall: metrics.ObserveStoreCall, OnCache: metrics.ObserveRiskCache}, logger)
+	if err != nil {
+		return err
+	}
+	if risk != nil {
+		// Runs before the store closes (defers are LIFO): pending
+		// observations are flushed after the listeners drained.
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := risk.Close(cctx); err != nil {
+				logger.Error("risk engine: final flush failed", "err", err)
+			}
+		}()
+	}
+	setRisk(&rt.Proxy, risk)
 	sessions := config.SessionStore(st, rt.File.Store.RevocationCacheTTL)
 	if err := setBrowser(&rt.Proxy, rt, sessions, logger); err != nil {
 		return err
@@ -93,7 +110,7 @@ func serve(ctx context.Context, path string, rt *config.Runtime, logger, audit *
 		publicLn.Close()
 		return fmt.Errorf("admin_listen: %w", err)
 	}
-	r := &reloader{path: path, current: rt, bearer: bearer, sessions: sessions, server: srv, metrics: metrics, log: logger, certs: certManager}
+	r := &reloader{path: path, current: rt, bearer: bearer, sessions: sessions, risk: risk, server: srv, metrics: metrics, log: logger, certs: certManager}
 	go r.run(ctx)
 
 	scheme := "https"
@@ -134,6 +151,14 @@ func setBrowser(c *proxy.Config, rt *config.Runtime, sessions authn.SessionStore
 	}
 	c.Browser = b
 	return nil
+}
+
+// setRisk stores the engine without creating a non-nil interface around a
+// nil pointer.
+func setRisk(c *proxy.Config, e *riskengine.Engine) {
+	if e != nil {
+		c.Risk = e
+	}
 }
 
 // setBearer stores v without creating a non-nil interface around a nil

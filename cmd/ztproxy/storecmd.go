@@ -31,7 +31,7 @@ func cmdStore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	switch f.Store.Backend {
 	case "dynamodb":
-		st, err := config.OpenStore(ctx, f)
+		st, err := config.OpenStore(ctx, f, nil)
 		if err != nil {
 			return err
 		}
@@ -50,7 +50,7 @@ func cmdStore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "\nLeast-privilege IAM policy for the proxy (store init needs the second statement only):\n%s\n",
 			store.IAMPolicy(f.Store.TablePrefix, region, "ACCOUNT_ID"))
 	default:
-		st, err := config.OpenStore(ctx, f)
+		st, err := config.OpenStore(ctx, f, nil)
 		if err != nil {
 			return err
 		}
@@ -85,7 +85,7 @@ func cmdRisk(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		printProblems(stderr, *path, err)
 		return exitCodeError(1)
 	}
-	st, err := config.OpenStore(ctx, f)
+	st, err := config.OpenStore(ctx, f, nil)
 	if err != nil {
 		if f.Store.Backend == "embedded" {
 			return fmt.Errorf("%w (the embedded store is locked while `ztproxy serve` runs; use the dynamodb backend to manage flags live)", err)

@@ -1,0 +1,153 @@
+package riskengine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// flushConcurrency bounds parallel ApplyObservation calls in one flush.
+const flushConcurrency = 8
+
+// Flush writes every user's pending observation now, one ApplyObservation
+// per user. What fails to write stays pending for the next flush.
+func (e *Engine) Flush(ctx context.Context) error {
+	var users []*userState
+	e.users.Range(func(_, v any) bool {
+		users = append(users, v.(*userState))
+		return true
+	})
+	var (
+		g    errgroup.Group
+		mu   sync.Mutex
+		errs []error
+	)
+	g.SetLimit(flushConcurrency)
+	for _, u := range users {
+		g.Go(func() error {
+			if err := e.flushUser(ctx, u); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if len(errs) > 0 {
+		return fmt.Errorf("riskengine: flush: %d of %d users failed: %w", len(errs), len(users), errors.Join(errs...))
+	}
+	return nil
+}
+
+// flushUser writes one user's pending aggregate. The aggregate moves to
+// sent when the write starts, so scoring keeps seeing it while in flight;
+// new requests collect in a fresh pending aggregate. On failure it is
+// merged back into pending so nothing is lost.
+func (e *Engine) flushUser(ctx context.Context, u *userState) error {
+	u.mu.Lock()
+	if !u.pend.dirty {
+		u.mu.Unlock()
+		return nil
+	}
+	agg := u.pend
+	u.pend = aggregate{}
+	u.sent.merge(&agg)
+	u.flushStarted++
+	u.flushing++
+	u.mu.Unlock()
+
+	obs := agg.observation(u.id)
+	callCtx, cancel := context.WithTimeout(ctx, e.cfg.StoreTimeout)
+	start := time.Now()
+	err := e.cfg.Store.ApplyObservation(callCtx, obs)
+	cancel()
+	e.observeCall("apply_observation", start, err)
+
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.flushing--
+	if err != nil {
+		agg.merge(&u.pend)
+		u.pend = agg
+		return fmt.Errorf("user %s: %w", u.id, err)
+	}
+	return nil
+}
+
+// evictIdle forgets users without requests for IdleEvict and with nothing
+// to write. A Score holding an evicted state retries with a fresh one.
+func (e *Engine) evictIdle(now time.Time) {
+	e.users.Range(func(k, v any) bool {
+		u := v.(*userState)
+		u.mu.Lock()
+		if !u.pend.dirty && u.flushing == 0 && now.Sub(u.lastAccess) > e.cfg.IdleEvict {
+			u.evicted = true
+			e.users.CompareAndDelete(k, u)
+		}
+		u.mu.Unlock()
+		return true
+	})
+}
+
+// velocity counts a user's requests in the current minute against the
+// user's norm: an exponentially weighted average of the requests in past
+// active minutes, kept in memory on this replica.
+type velocity struct {
+	minute int64
+	count  int
+	norm   float64
+}
+
+// hit counts a request at t and reports whether its minute exceeds
+// max(factor × norm, floor).
+func (v *velocity) hit(t time.Time, factor float64, floor int) bool {
+	minute := t.Unix() / 60
+	limit := max(factor*v.norm, float64(floor))
+	if minute > v.minute {
+		if v.count > 0 {
+			// A flagged burst is folded in only up to the limit, so an
+			// attacker cannot quickly raise the norm.
+			c := min(float64(v.count), limit)
+			if v.norm == 0 {
+				v.norm = c
+			} else {
+				v.norm = 0.8*v.norm + 0.2*c
+			}
+			limit = max(factor*v.norm, float64(floor))
+		}
+		v.minute, v.count = minute, 0
+	}
+	v.count++
+	return float64(v.count) > limit
+}
+
+// failedAuthRing keeps the times of the latest failed authentications.
+type failedAuthRing struct {
+	times [maxFailedAuthThreshold]int64 // unix nanoseconds
+	next  int
+}
+
+// maxFailedAuthThreshold is the largest FailedAuthThreshold supported.
+const maxFailedAuthThreshold = 32
+
+func (r *failedAuthRing) add(t time.Time) {
+	r.times[r.next] = t.UnixNano()
+	r.next = (r.next + 1) % len(r.times)
+}
+
+// count returns how many failures happened within window before t.
+func (r *failedAuthRing) count(t time.Time, window time.Duration) int {
+	since := t.Add(-window).UnixNano()
+	n := 0
+	for _, at := range r.times {
+		if at != 0 && at > since {
+			n++
+		}
+	}
+	return n
+}
