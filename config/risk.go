@@ -19,6 +19,8 @@ import (
 type RiskHooks struct {
 	OnStoreCall func(op string, d time.Duration, err error)
 	OnCache     func(hit bool)
+	// Now replaces the clock (tests); nil means time.Now.
+	Now func() time.Time
 }
 
 // NewRiskEngine builds the risk engine over the shared store, or returns
@@ -42,7 +44,7 @@ func NewRiskEngine(f *File, st store.Store, hooks RiskHooks, logger *slog.Logger
 		NetworkWindow: r.NetworkWindow, HourHalfLife: r.HourHalfLife,
 		Location: f.Location, OnStoreError: riskengine.OnStoreError(r.OnStoreError),
 		Store: riskStore{st: st}, Logger: logger,
-		OnStoreCall: hooks.OnStoreCall, OnCache: hooks.OnCache,
+		OnStoreCall: hooks.OnStoreCall, OnCache: hooks.OnCache, Now: hooks.Now,
 	}
 	if r.GeoIPDatabase != "" {
 		geo, err := openGeoIP(r.GeoIPDatabase)
