@@ -66,6 +66,11 @@ func (f *File) checkRisk(c *collector) {
 			c.add("risk."+dd.name, "must be greater than 0")
 		}
 	}
+	if r.HourHalfLife > 0 && r.HourHalfLife < 72*time.Hour {
+		// The histogram decays by forward scaling; a short half-life would
+		// exhaust the stored number range within months.
+		c.add("risk.hour_half_life", "must be at least 72h")
+	}
 	switch r.OnStoreError {
 	case "step_up", "deny", "allow_cached":
 	default:
