@@ -164,3 +164,14 @@ func (b *Browser) Authenticate(ctx context.Context, r *http.Request, device iden
 	}
 	return res, nil
 }
+
+// IDToken returns the current ID token of a session, kept server-side (for
+// AssumeRoleWithWebIdentity and id_token_hint); it is refreshed with the
+// session's tokens.
+func (b *Browser) IDToken(ctx context.Context, sessionID string) (string, error) {
+	rec, err := b.cfg.Store.LoadSession(ctx, sessionID)
+	if err != nil {
+		return "", err
+	}
+	return rec.IDToken, nil
+}

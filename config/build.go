@@ -10,6 +10,7 @@ import (
 
 	"ztproxy/authn"
 	"ztproxy/authz"
+	"ztproxy/awscreds"
 	"ztproxy/certs"
 	"ztproxy/proxy"
 )
@@ -30,6 +31,9 @@ type Runtime struct {
 	// Bearer configures bearer-token verification; IdPs is empty when no
 	// identity provider is configured.
 	Bearer authn.BearerConfig
+	// AWS configures per-user AWS credentials; nil without aws.roles. The
+	// caller adds the proxy's own credentials and the metric hooks.
+	AWS *awscreds.Config
 	// Browser configures browser sign-in; nil when no identity provider has
 	// client credentials or no session secret is set. Its Store is left
 	// for the caller.
@@ -127,6 +131,7 @@ func Build(f *File) (*Runtime, error) {
 		})
 	}
 	rt.Browser = buildBrowser(f, ext)
+	rt.AWS = f.awsConfig()
 	if f.Assertion.SigningKeyFile != "" {
 		key, err := LoadSigningKey(f.Assertion.SigningKeyFile)
 		if err != nil {
@@ -150,6 +155,12 @@ func buildRoute(r Route) (proxy.RouteConfig, error) {
 		UpstreamServerName: r.UpstreamServerName, Auth: proxy.AuthMode(r.Auth), IdP: r.IdP,
 		PassIdentityHeaders: r.PassIdentityHeaders, PreserveHost: r.PreserveHost,
 		StripPrefix: r.StripPrefix, Timeout: r.Timeout, WebSocket: r.WebSocket,
+	}
+	if r.AWS != nil {
+		pr.AWS = &proxy.RouteAWS{Role: r.AWS.Role}
+		if s := r.AWS.Sign; s != nil {
+			pr.AWS.SignService, pr.AWS.SignRegion, pr.AWS.UnsignedPayload = s.Service, s.Region, s.UnsignedPayload
+		}
 	}
 	if r.UpstreamCAFile != "" {
 		pool, err := certs.LoadCertPool(r.UpstreamCAFile)

@@ -31,7 +31,7 @@ func writeTinyMMDB(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	add("81.0.0.0/8", 52.52, 13.40)      // Berlin
+	add("81.0.0.0/8", 52.52, 13.40)     // Berlin
 	add("1.128.0.0/11", -33.87, 151.21) // Sydney
 	path := filepath.Join(t.TempDir(), "tiny.mmdb")
 	f, err := os.Create(path)

@@ -87,6 +87,8 @@ type File struct {
 	Store Store `yaml:"store"`
 	// Risk configures the behavioral risk engine.
 	Risk Risk `yaml:"risk"`
+	// AWS configures short-lived AWS credentials per user.
+	AWS AWS `yaml:"aws"`
 
 	// BaseDir is the absolute directory relative file names were resolved
 	// against: the directory of the loaded file, or Parse's baseDir.
@@ -254,6 +256,44 @@ type Route struct {
 	WebSocket bool `yaml:"websocket"`
 	// StripPrefix removes PathPrefix before forwarding.
 	StripPrefix bool `yaml:"strip_prefix"`
+	// AWS, when set, mints the user's AWS credentials for this route and
+	// re-signs forwarded requests with them.
+	AWS *RouteAWS `yaml:"aws"`
+}
+
+// AWS configures STS minting.
+type AWS struct {
+	Region      string    `yaml:"region"`
+	STSEndpoint string    `yaml:"sts_endpoint"`
+	Roles       []AWSRole `yaml:"roles"`
+}
+
+// AWSRole is one IAM role users may receive credentials for.
+type AWSRole struct {
+	Name              string            `yaml:"name"`
+	RoleARN           string            `yaml:"role_arn"`
+	Mode              string            `yaml:"mode"`
+	Duration          time.Duration     `yaml:"duration"`
+	SessionTags       map[string]string `yaml:"session_tags"`
+	TransitiveTagKeys []string          `yaml:"transitive_tag_keys"`
+	SessionPolicy     string            `yaml:"session_policy"`
+	ExternalID        string            `yaml:"external_id"`
+}
+
+// RouteAWS says a route's upstream is an AWS service reached with the
+// user's minted credentials.
+type RouteAWS struct {
+	Role string       `yaml:"role"`
+	Sign *RouteAWSSig `yaml:"sign"`
+}
+
+// RouteAWSSig re-signs forwarded requests with SigV4.
+type RouteAWSSig struct {
+	Service string `yaml:"service"`
+	Region  string `yaml:"region"`
+	// UnsignedPayload signs with UNSIGNED-PAYLOAD (S3 only) instead of
+	// hashing the body.
+	UnsignedPayload bool `yaml:"unsigned_payload"`
 }
 
 // Risk configures the behavioral risk engine.

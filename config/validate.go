@@ -33,6 +33,7 @@ func (f *File) validate(opts Options, c *collector) {
 	f.checkOutputs(c)
 	f.checkStore(c)
 	f.checkRisk(c)
+	f.checkAWS(c)
 }
 
 // checkRisk checks the risk engine settings.

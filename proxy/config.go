@@ -47,6 +47,8 @@ type RouteConfig struct {
 	StripPrefix         bool
 	Timeout             time.Duration
 	WebSocket           bool
+	// AWS, when set, mints the caller's AWS credentials for the upstream.
+	AWS *RouteAWS
 }
 
 // ServerConfig holds listener limits and timeouts.
@@ -76,6 +78,9 @@ type Config struct {
 	Bearer BearerVerifier
 	// Browser signs users in; required when a route uses browser auth.
 	Browser BrowserAuth
+	// AWS mints per-user AWS credentials; required when a route names an
+	// AWS role.
+	AWS AWSMinter
 	// Risk scores requests; nil means the neutral score for everyone.
 	Risk RiskScorer
 	// AssertionTTL is the lifetime of X-Ztp-Assertion JWTs.
@@ -120,6 +125,9 @@ func (c *Config) CheckAndSetDefaults() error {
 		}
 		if r.Timeout <= 0 {
 			r.Timeout = 30 * time.Second
+		}
+		if r.AWS != nil && c.AWS == nil {
+			errs = append(errs, fmt.Errorf("routes[%d].aws: no AWS roles configured", i))
 		}
 		switch r.Auth {
 		case AuthBearer:

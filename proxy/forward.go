@@ -45,6 +45,9 @@ func newForwarder(s *Server, rc *RouteConfig) (*forwarder, error) {
 	if s.opts.UpstreamTransport != nil {
 		rt = s.opts.UpstreamTransport
 	}
+	if rc.AWS != nil && rc.AWS.SignService != "" {
+		rt = &awsSigningTransport{base: rt, route: rc, now: s.now}
+	}
 	f.proxy = &httputil.ReverseProxy{
 		Rewrite:       f.rewrite,
 		Transport:     rt,
@@ -69,6 +72,13 @@ func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, x *exchange) i
 			return writeError(w, r, err, x.rc.RequestID)
 		}
 		x.assertion = tok
+	}
+	if a := f.route.AWS; a != nil {
+		creds, err := f.server.mintAWS(r.Context(), x, a.Role)
+		if err != nil {
+			return writeError(w, r, err, x.rc.RequestID)
+		}
+		x.awsCreds = &creds
 	}
 	if f.route.StripPrefix && f.route.PathPrefix != "/" {
 		rest := strings.TrimPrefix(x.forwardPath, strings.TrimSuffix(f.route.PathPrefix, "/"))

@@ -37,6 +37,8 @@ func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request, x *exchan
 		return
 	case authn.LoginPath:
 		err = s.handleLogin(w, r, x)
+	case AWSCredentialsPath:
+		err = s.handleAWSCredentials(w, r, x)
 	case StepUpPath:
 		err = s.handleStepUp(w, r, x)
 	case authn.CallbackPath:
@@ -66,6 +68,8 @@ func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request, x *exchan
 	switch r.URL.Path {
 	case authn.LoginPath, authn.CallbackPath, authn.LogoutPath, StepUpPath:
 		x.decision.Effect = identity.Allow
+		s.finish(x, err, x.rc.Time)
+	case AWSCredentialsPath:
 		s.finish(x, err, x.rc.Time)
 	}
 }

@@ -26,6 +26,10 @@ type Metrics struct {
 	RiskCache    *prometheus.CounterVec
 	RiskLevels   *prometheus.CounterVec
 	RiskErrors   prometheus.Counter
+
+	AWSMints     *prometheus.CounterVec
+	AWSSTSTime   prometheus.Histogram
+	AWSCacheHits *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors on a new registry that also carries
@@ -77,7 +81,16 @@ func NewMetrics() *Metrics {
 	m.RiskErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "ztproxy_risk_errors_total", Help: "Risk assessments made without the store (failure mode applied).",
 	})
-	reg.MustRegister(m.StoreCalls, m.StoreSeconds, m.RiskCache, m.RiskLevels, m.RiskErrors)
+	m.AWSMints = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ztproxy_aws_mints_total", Help: "STS calls by role and result (error code or ok).",
+	}, []string{"role", "result"})
+	m.AWSSTSTime = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "ztproxy_aws_sts_seconds", Help: "STS call latency, retries included.", Buckets: prometheus.DefBuckets,
+	})
+	m.AWSCacheHits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ztproxy_aws_cache_hits_total", Help: "AWS credentials served from cache, by role.",
+	}, []string{"role"})
+	reg.MustRegister(m.StoreCalls, m.StoreSeconds, m.RiskCache, m.RiskLevels, m.RiskErrors, m.AWSMints, m.AWSSTSTime, m.AWSCacheHits)
 	reg.MustRegister(m.Requests, m.AuthnSeconds, m.AuthzSeconds, m.UpstreamSeconds,
 		m.ConfigReloads, m.ConfigLoadedAt, m.CertExpiry, m.InFlight)
 	return m

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"ztproxy/authn"
+	"ztproxy/awscreds"
 	"ztproxy/certs"
 	"ztproxy/identity"
 )
@@ -33,6 +34,9 @@ type exchange struct {
 	authnTime    time.Duration
 	authzTime    time.Duration
 	clientIPText string
+	// rawBearer is the verified bearer token (a web identity for STS).
+	rawBearer string
+	awsCreds  *awscreds.Credentials
 }
 
 type exchangeKey struct{}
@@ -205,6 +209,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, x *exchang
 		}
 		x.rc.Principal = p
 		x.consumedAuth = true
+		x.rawBearer = raw
 		return nil
 	case AuthBrowser:
 		return s.authenticateBrowser(w, r, x)
@@ -250,8 +255,8 @@ func (s *Server) finish(x *exchange, err error, start time.Time) {
 	routeName := "none"
 	if x.route != nil {
 		routeName = x.route.Name
-	} else if x.rc.Route == "ztp" {
-		routeName = "ztp"
+	} else if x.rc.Route == "ztp" || strings.HasPrefix(x.rc.Route, "aws:") {
+		routeName = x.rc.Route // bounded: the configured AWS roles
 	}
 	decision := decisionLabel(x, err)
 	s.metrics.Requests.WithLabelValues(routeName, decision, strconv.Itoa(x.status)).Inc()

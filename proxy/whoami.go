@@ -50,27 +50,8 @@ func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request, x *exchang
 		return errMethod
 	}
 	snap := x.snap
-	if raw, ok := authn.ParseAuthorization(r.Header.Get("Authorization")); ok && snap.cfg.Bearer != nil {
-		p, err := snap.cfg.Bearer.Verify(r.Context(), raw)
-		if err != nil {
-			return err
-		}
-		x.rc.Principal = p
-	} else if snap.cfg.Browser != nil {
-		res, err := snap.cfg.Browser.Authenticate(r.Context(), r, x.rc.Device)
-		if err != nil {
-			var lre *authn.LoginRequiredError
-			if errors.As(err, &lre) {
-				return &loginNeeded{location: snap.loginURL(snap.issuer+"/.ztp/whoami", ""), clear: lre.Clear, reason: lre.Reason}
-			}
-			return err
-		}
-		for _, c := range res.SetCookies {
-			http.SetCookie(w, c)
-		}
-		x.rc.Principal = res.Principal
-	} else {
-		return &authn.BearerError{Code: "invalid_request", Description: "a bearer token is required"}
+	if err := s.authenticateEndpoint(w, r, x, snap.issuer+"/.ztp/whoami"); err != nil {
+		return err
 	}
 	if scorer := snap.cfg.Risk; scorer != nil {
 		if risk, err := scorer.Score(r.Context(), &x.rc); err == nil || risk.Level != "" {
@@ -83,6 +64,37 @@ func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request, x *exchang
 		return json.NewEncoder(w).Encode(info)
 	}
 	renderPage(w, http.StatusOK, pageData{Title: "Who am I", Body: whoamiHTML(info), Link: snap.issuer + authn.LogoutPath, LinkText: "Sign out"})
+	return nil
+}
+
+// authenticateEndpoint authenticates a caller of a /.ztp/ endpoint: with
+// its bearer token when one is sent, else with the browser session
+// (sending a browser without one to sign in, returning to returnTo).
+func (s *Server) authenticateEndpoint(w http.ResponseWriter, r *http.Request, x *exchange, returnTo string) error {
+	snap := x.snap
+	if raw, ok := authn.ParseAuthorization(r.Header.Get("Authorization")); ok && snap.cfg.Bearer != nil {
+		p, err := snap.cfg.Bearer.Verify(r.Context(), raw)
+		if err != nil {
+			return err
+		}
+		x.rc.Principal, x.rawBearer = p, raw
+		return nil
+	}
+	if snap.cfg.Browser == nil {
+		return &authn.BearerError{Code: "invalid_request", Description: "a bearer token is required"}
+	}
+	res, err := snap.cfg.Browser.Authenticate(r.Context(), r, x.rc.Device)
+	if err != nil {
+		var lre *authn.LoginRequiredError
+		if errors.As(err, &lre) {
+			return &loginNeeded{location: snap.loginURL(returnTo, ""), clear: lre.Clear, reason: lre.Reason}
+		}
+		return err
+	}
+	for _, c := range res.SetCookies {
+		http.SetCookie(w, c)
+	}
+	x.rc.Principal = res.Principal
 	return nil
 }
 

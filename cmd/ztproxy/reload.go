@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"ztproxy/authn"
+	"ztproxy/awscreds"
 	"ztproxy/certs"
 	"ztproxy/config"
 	"ztproxy/proxy"
@@ -35,7 +36,9 @@ type reloader struct {
 	// sessions outlives reloads: its revocation cache is shared state.
 	sessions authn.SessionStore
 	// risk outlives reloads: its caches and pending observations.
-	risk    *riskengine.Engine
+	risk *riskengine.Engine
+	// aws outlives reloads: its credential cache (aws settings need a restart).
+	aws     *awscreds.Minter
 	server  *proxy.Server
 	metrics *proxy.Metrics
 	log     *slog.Logger
@@ -106,6 +109,7 @@ func (r *reloader) apply(rt *config.Runtime) error {
 		r.log.Warn("store or risk settings changed: they take effect after a restart")
 	}
 	setRisk(&rt.Proxy, r.risk)
+	setAWS(&rt.Proxy, r.aws)
 	if err := r.server.Update(rt.Proxy); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"io"
 	"log/slog"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"ztproxy/authn"
+	"ztproxy/awscreds"
 	"ztproxy/certs"
 	"ztproxy/config"
 	"ztproxy/proxy"
@@ -89,6 +91,11 @@ func serve(ctx context.Context, path string, rt *config.Runtime, logger, audit *
 		}()
 	}
 	setRisk(&rt.Proxy, risk)
+	minter, err := newAWSMinter(ctx, rt, metrics, logger)
+	if err != nil {
+		return err
+	}
+	setAWS(&rt.Proxy, minter)
 	sessions := config.SessionStore(st, rt.File.Store.RevocationCacheTTL)
 	if err := setBrowser(&rt.Proxy, rt, sessions, logger); err != nil {
 		return err
@@ -110,7 +117,7 @@ func serve(ctx context.Context, path string, rt *config.Runtime, logger, audit *
 		publicLn.Close()
 		return fmt.Errorf("admin_listen: %w", err)
 	}
-	r := &reloader{path: path, current: rt, bearer: bearer, sessions: sessions, risk: risk, server: srv, metrics: metrics, log: logger, certs: certManager}
+	r := &reloader{path: path, current: rt, bearer: bearer, sessions: sessions, risk: risk, aws: minter, server: srv, metrics: metrics, log: logger, certs: certManager}
 	go r.run(ctx)
 
 	scheme := "https"
@@ -151,6 +158,37 @@ func setBrowser(c *proxy.Config, rt *config.Runtime, sessions authn.SessionStore
 	}
 	c.Browser = b
 	return nil
+}
+
+// newAWSMinter builds the STS minter, or nil without aws.roles. The
+// proxy's own credentials (for assume_role) come from the standard AWS
+// chain, resolved on first use.
+func newAWSMinter(ctx context.Context, rt *config.Runtime, metrics *proxy.Metrics, logger *slog.Logger) (*awscreds.Minter, error) {
+	if rt.AWS == nil {
+		return nil, nil
+	}
+	cfg := *rt.AWS
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(cfg.Region))
+	if err != nil {
+		return nil, fmt.Errorf("aws: %w", err)
+	}
+	cfg.Credentials, cfg.Logger = awsCfg.Credentials, logger
+	cfg.OnMint = func(role string, d time.Duration, err error) {
+		result := "ok"
+		if err != nil {
+			result = awscreds.STSErrorCode(err)
+		}
+		metrics.AWSMints.WithLabelValues(role, result).Inc()
+		metrics.AWSSTSTime.Observe(d.Seconds())
+	}
+	cfg.OnCacheHit = func(role string) { metrics.AWSCacheHits.WithLabelValues(role).Inc() }
+	return awscreds.New(cfg)
+}
+
+func setAWS(c *proxy.Config, m *awscreds.Minter) {
+	if m != nil {
+		c.AWS = m
+	}
 }
 
 // setRisk stores the engine without creating a non-nil interface around a
