@@ -131,9 +131,9 @@ routes:
 		}
 		resp, body := get(alice)
 		var creds struct {
-			Version                                      int
+			Version                                    int
 			AccessKeyId, SecretAccessKey, SessionToken string
-			Expiration                                   string
+			Expiration                                 string
 		}
 		if err := json.Unmarshal([]byte(body), &creds); err != nil || resp.StatusCode != 200 || creds.Version != 1 || creds.SecretAccessKey == "" {
 			t.Fatalf("credentials: %d %s", resp.StatusCode, body)
