@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,6 +84,44 @@ routes:
 		code, out := runZtproxy(t, "policy", "test", "--config", filepath.Join(dir, "c.yaml"), "--input", in, "--expect", c.want)
 		if code != 0 || !strings.Contains(out, "decision: "+c.want) || !strings.Contains(out, c.ids) {
 			t.Errorf("%s: exit %d\n%s", c.input, code, out)
+		}
+	}
+}
+
+// TestCheckConfigCatchesAWSLimits: an AWS role that STS would refuse
+// fails check-config, not a request at 3 a.m.
+func TestCheckConfigCatchesAWSLimits(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "p.cedar"), "permit (principal, action, resource);\n")
+	var tags strings.Builder
+	for i := 0; i < 51; i++ {
+		fmt.Fprintf(&tags, "        k%d: v\n", i)
+	}
+	writeFile(t, filepath.Join(dir, "c.yaml"), `
+listen: "127.0.0.1:8443"
+admin_listen: "127.0.0.1:9090"
+external_url: "http://127.0.0.1:8443"
+insecure_plaintext: true
+policies: [p.cedar]
+aws:
+  region: us-east-1
+  roles:
+    - name: analyst
+      role_arn: "arn:aws:iam::123456789012:role/analyst"
+      mode: assume_role
+      duration: 1m
+      session_tags:
+`+tags.String()+`
+routes:
+  - {name: api, host: app.example.com, upstream: "http://127.0.0.1:1", auth: public, aws: {role: nope}}
+`)
+	code, out := runZtproxy(t, "check-config", "--config", filepath.Join(dir, "c.yaml"))
+	if code != 1 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	for _, want := range []string{"aws.roles[0].duration", "aws.roles[0].session_tags", "routes[0].aws.role", "AWS credentials are per user"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
 }
