@@ -88,12 +88,13 @@ func Build(f *File) (*Runtime, error) {
 
 	ext, _ := url.Parse(f.ExternalURL)
 	rt.Proxy = proxy.Config{
-		ExternalURL:       ext,
-		TrustedProxies:    f.TrustedProxyPrefixes,
-		Location:          f.Location,
-		AssertionTTL:      f.Assertion.TTL,
-		MaxBodyBytes:      f.Server.MaxBodyBytes,
-		SessionCookieName: f.Session.CookieName,
+		ExternalURL:           ext,
+		TrustedProxies:        f.TrustedProxyPrefixes,
+		Location:              f.Location,
+		AssertionTTL:          f.Assertion.TTL,
+		MaxBodyBytes:          f.Server.MaxBodyBytes,
+		SessionCookieName:     f.Session.CookieName,
+		AWSFederationEndpoint: f.AWS.FederationEndpoint,
 	}
 	if engine != nil {
 		rt.Proxy.Authorizer = engine

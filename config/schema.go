@@ -263,9 +263,11 @@ type Route struct {
 
 // AWS configures STS minting.
 type AWS struct {
-	Region      string    `yaml:"region"`
-	STSEndpoint string    `yaml:"sts_endpoint"`
-	Roles       []AWSRole `yaml:"roles"`
+	Region      string `yaml:"region"`
+	STSEndpoint string `yaml:"sts_endpoint"`
+	// FederationEndpoint overrides the console sign-in federation endpoint.
+	FederationEndpoint string    `yaml:"federation_endpoint"`
+	Roles              []AWSRole `yaml:"roles"`
 }
 
 // AWSRole is one IAM role users may receive credentials for.

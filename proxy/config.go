@@ -81,6 +81,8 @@ type Config struct {
 	// AWS mints per-user AWS credentials; required when a route names an
 	// AWS role.
 	AWS AWSMinter
+	// AWSFederationEndpoint overrides the AWS console federation endpoint.
+	AWSFederationEndpoint string
 	// Risk scores requests; nil means the neutral score for everyone.
 	Risk RiskScorer
 	// AssertionTTL is the lifetime of X-Ztp-Assertion JWTs.

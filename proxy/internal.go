@@ -39,6 +39,8 @@ func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request, x *exchan
 		err = s.handleLogin(w, r, x)
 	case AWSCredentialsPath:
 		err = s.handleAWSCredentials(w, r, x)
+	case AWSConsolePath:
+		err = s.handleAWSConsole(w, r, x)
 	case StepUpPath:
 		err = s.handleStepUp(w, r, x)
 	case authn.CallbackPath:
@@ -69,7 +71,7 @@ func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request, x *exchan
 	case authn.LoginPath, authn.CallbackPath, authn.LogoutPath, StepUpPath:
 		x.decision.Effect = identity.Allow
 		s.finish(x, err, x.rc.Time)
-	case AWSCredentialsPath:
+	case AWSCredentialsPath, AWSConsolePath:
 		s.finish(x, err, x.rc.Time)
 	}
 }

@@ -43,12 +43,14 @@ const (
 
 // DefaultHourEpoch is the forward-decay epoch of the hour histogram. Stored
 // weights grow by 2^((t-epoch)/HourHalfLife): with the default 14-day
-// half-life that is 2^26 a year, which reaches DynamoDB's number limit
+// half-life that is 2^26 a year, which would reach DynamoDB's number limit
 // (1e125, about 2^415) around 2042 and float64's (2^1024) around 2065. The
-// engine caps the exponent at maxDecayExponent, after which the histogram
-// stops decaying instead of overflowing. Shorter half-lives reach the cap
-// proportionally sooner. Changing the epoch of a deployed system skews
-// every stored histogram until old weight has decayed.
+// engine caps the exponent at 380 half-lives (about 14.5 years after the
+// epoch with the default half-life), after which the histogram stops
+// decaying instead of overflowing. Shorter half-lives reach the cap
+// proportionally sooner (a 1-day half-life in about a year). Changing the
+// epoch of a deployed system skews every stored histogram until old weight
+// has decayed.
 var DefaultHourEpoch = time.Date(2026, time.January, 1, 0, 0, 0, 0, time.UTC)
 
 // Config configures an Engine. Zero values take the documented defaults.

@@ -17,9 +17,10 @@ import (
 const maxKeyLen = 200
 
 // maxDecayExponent caps the forward-decay exponent so that stored weights
-// stay below DynamoDB's largest number (about 2^415). Past the cap new
-// requests weigh the same as old ones: the histogram stops decaying.
-const maxDecayExponent = 400
+// stay below DynamoDB's largest number (1e125, about 2^415) with room for
+// 2^35 requests per bucket at the cap. Past the cap new requests weigh the
+// same as old ones: the histogram stops decaying instead of overflowing.
+const maxDecayExponent = 380
 
 // networkOf returns the /24 (IPv4) or /48 (IPv6) containing ip, or false
 // for an invalid address.

@@ -55,6 +55,19 @@ func TestAWSCredentials(t *testing.T) {
 		io.WriteString(w, "signed by "+akid)
 	}))
 	t.Cleanup(awsAPI.Close)
+	fed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var session struct{ SessionID, SessionKey, SessionToken string }
+		if r.URL.Query().Get("Action") != "getSigninToken" || json.Unmarshal([]byte(r.URL.Query().Get("Session")), &session) != nil {
+			http.Error(w, "bad request", 400)
+			return
+		}
+		if secret, token, ok := sts.SecretFor(session.SessionID); !ok || secret != session.SessionKey || token != session.SessionToken {
+			http.Error(w, "unknown session", 400)
+			return
+		}
+		io.WriteString(w, `{"SigninToken":"signin-token-for-test"}`)
+	}))
+	t.Cleanup(fed.Close)
 	writeFile(t, filepath.Join(dir, "p.cedar"), awsPolicies)
 	public := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
@@ -70,6 +83,7 @@ store: {path: state.db}
 aws:
   region: us-east-1
   sts_endpoint: %q
+  federation_endpoint: %q
   roles:
     - {name: analyst, role_arn: "arn:aws:iam::123456789012:role/analyst", mode: web_identity}
     - name: ops
@@ -85,7 +99,7 @@ routes:
     auth: bearer
     pass_identity_headers: false
     aws: {role: ops, sign: {service: execute-api, region: us-east-1}}
-`, public, admin, public, op.Issuer, sts.URL, awsAPI.URL))
+`, public, admin, public, op.Issuer, sts.URL, fed.URL, awsAPI.URL))
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAPROXYTEST0000001")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "proxy-long-term-secret")
 	t.Setenv("AWS_SESSION_TOKEN", "")
@@ -149,6 +163,19 @@ routes:
 		}
 		if n := sts.Calls("AssumeRoleWithWebIdentity"); n != 1 {
 			t.Fatal("credentials minted for a user policy refused")
+		}
+	})
+	t.Run("console sign-in", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", base+"/.ztp/aws/console?role=analyst", nil)
+		req.Header.Set("Authorization", "Bearer "+alice)
+		resp, err := noFollow(client).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, fed.URL+"?") || !strings.Contains(loc, "SigninToken=signin-token-for-test") || !strings.Contains(loc, "Action=login") {
+			t.Fatalf("console: %d %s", resp.StatusCode, loc)
 		}
 	})
 }
