@@ -41,6 +41,8 @@ func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request, x *exchan
 		err = s.handleAWSCredentials(w, r, x)
 	case AWSConsolePath:
 		err = s.handleAWSConsole(w, r, x)
+	case AWSCLIPath:
+		err = s.handleAWSCLI(w, r, x)
 	case StepUpPath:
 		err = s.handleStepUp(w, r, x)
 	case authn.CallbackPath:
@@ -71,7 +73,7 @@ func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request, x *exchan
 	case authn.LoginPath, authn.CallbackPath, authn.LogoutPath, StepUpPath:
 		x.decision.Effect = identity.Allow
 		s.finish(x, err, x.rc.Time)
-	case AWSCredentialsPath, AWSConsolePath:
+	case AWSCredentialsPath, AWSConsolePath, AWSCLIPath:
 		s.finish(x, err, x.rc.Time)
 	}
 }

@@ -25,6 +25,8 @@ Usage:
   ztproxy store init --config FILE     create the DynamoDB tables (or the embedded file); prints the IAM policy
   ztproxy risk flag USER --level compromised|watch --reason TEXT --config FILE
   ztproxy risk clear USER --config FILE / ztproxy risk show USER --config FILE
+  ztproxy aws credential-process --proxy URL --role NAME
+                                       AWS credentials via browser sign-in (for ~/.aws/config credential_process)
   ztproxy version                      print the version
 `
 
@@ -51,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCheckConfig(args[1:], stdout, stderr)
 	case "demo":
 		err = cmdDemo(ctx, args[1:], stdout, stderr)
+	case "aws":
+		err = cmdAWS(ctx, args[1:], stdout, stderr)
 	case "store":
 		err = cmdStore(ctx, args[1:], stdout, stderr)
 	case "risk":
