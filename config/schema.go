@@ -47,6 +47,9 @@ type File struct {
 	// AdminListen is the host:port of the admin listener (metrics, health,
 	// pprof); it must not be the public one.
 	AdminListen string `yaml:"admin_listen"`
+	// ExtAuthzListen, when set, serves Envoy's ext_authz gRPC API there
+	// (loopback or a trusted network only).
+	ExtAuthzListen string `yaml:"ext_authz_listen"`
 	// ExternalURL is the https origin users reach the proxy at; login
 	// callbacks and assertion issuers derive from it. Validate strips a
 	// trailing slash.

@@ -19,6 +19,9 @@ func (f *File) validate(opts Options, c *collector) {
 	}
 	f.checkMode(c)
 	f.checkListeners(c)
+	if f.ExtAuthzListen != "" {
+		checkHostPort(c, "ext_authz_listen", f.ExtAuthzListen)
+	}
 	f.checkExternalURL(c)
 	f.checkTLS(c)
 	f.checkTrustedProxies(c)

@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"google.golang.org/grpc"
 )
 
 // Listeners are the sockets a Server serves on.
@@ -19,6 +21,10 @@ type Listeners struct {
 	// TLS configures the public listener; nil serves plaintext (only for
 	// tests and for a sidecar behind a TLS-terminating mesh).
 	TLS *tls.Config
+	// ExtAuthz, when set, serves Envoy's external authorization gRPC API
+	// (see ExtAuthzServer). It MUST be reachable only by the local Envoy:
+	// bind it to loopback or a unix socket.
+	ExtAuthz net.Listener
 }
 
 // Serve serves until ctx is cancelled, then drains: it stops accepting,
@@ -43,7 +49,7 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 		IdleTimeout:       60 * time.Second,
 		ErrorLog:          errLog,
 	}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() {
 		var err error
 		if l.TLS != nil {
@@ -56,6 +62,11 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 	if l.Admin != nil {
 		go func() { errc <- admin.Serve(l.Admin) }()
 	}
+	var extAuthz *grpc.Server
+	if l.ExtAuthz != nil {
+		extAuthz = s.ExtAuthzServer()
+		go func() { errc <- extAuthz.Serve(l.ExtAuthz) }()
+	}
 	s.served.Store(true)
 	select {
 	case <-ctx.Done():
@@ -63,6 +74,9 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 		if !errors.Is(err, http.ErrServerClosed) {
 			_ = public.Close()
 			_ = admin.Close()
+			if extAuthz != nil {
+				extAuthz.Stop()
+			}
 			return fmt.Errorf("proxy: serve: %w", err)
 		}
 	}
@@ -75,6 +89,7 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 	defer cancel()
 	err := public.Shutdown(sctx)
 	_ = admin.Shutdown(sctx)
+	stopExtAuthz(sctx, extAuthz)
 	if err != nil {
 		_ = public.Close()
 		return fmt.Errorf("proxy: drain did not finish within %s: %w", grace, err)

@@ -117,6 +117,14 @@ func serve(ctx context.Context, path string, rt *config.Runtime, logger, audit *
 		publicLn.Close()
 		return fmt.Errorf("admin_listen: %w", err)
 	}
+	var extAuthzLn net.Listener
+	if addr := rt.File.ExtAuthzListen; addr != "" {
+		if extAuthzLn, err = net.Listen("tcp", addr); err != nil {
+			publicLn.Close()
+			adminLn.Close()
+			return fmt.Errorf("ext_authz_listen: %w", err)
+		}
+	}
 	r := &reloader{path: path, current: rt, bearer: bearer, sessions: sessions, risk: risk, aws: minter, server: srv, metrics: metrics, log: logger, certs: certManager}
 	go r.run(ctx)
 
@@ -126,7 +134,7 @@ func serve(ctx context.Context, path string, rt *config.Runtime, logger, audit *
 	}
 	logger.Info("ztproxy serving", "listen", scheme+"://"+publicLn.Addr().String(),
 		"admin", "http://"+adminLn.Addr().String(), "routes", len(rt.Proxy.Routes), "external_url", rt.File.ExternalURL)
-	err = srv.Serve(ctx, proxy.Listeners{Public: publicLn, Admin: adminLn, TLS: tlsConfig})
+	err = srv.Serve(ctx, proxy.Listeners{Public: publicLn, Admin: adminLn, TLS: tlsConfig, ExtAuthz: extAuthzLn})
 	if err != nil {
 		return err
 	}

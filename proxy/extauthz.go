@@ -1,0 +1,304 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"ztproxy/identity"
+)
+
+// extAuthz implements Envoy's external authorization API
+// (envoy.service.auth.v3.Authorization/Check) on top of the same
+// pipeline /.ztp/verify uses: Envoy describes the request in a
+// CheckRequest instead of X-Original-* headers, and the answer becomes a
+// CheckResponse instead of a 200/401/403.
+type extAuthz struct {
+	authv3.UnimplementedAuthorizationServer
+	server *Server
+}
+
+var _ authv3.AuthorizationServer = (*extAuthz)(nil)
+
+// ExtAuthzServer returns a gRPC server with the Envoy external
+// authorization service registered. Serve it on a listener only the local
+// Envoy can reach (loopback or a unix socket): the CheckRequest's source
+// principal is taken as the caller's verified device identity.
+func (s *Server) ExtAuthzServer(opts ...grpc.ServerOption) *grpc.Server {
+	g := grpc.NewServer(opts...)
+	s.RegisterExtAuthz(g)
+	return g
+}
+
+// RegisterExtAuthz registers the Envoy external authorization service on
+// an existing gRPC server, for embedders that serve other services too.
+func (s *Server) RegisterExtAuthz(g grpc.ServiceRegistrar) {
+	authv3.RegisterAuthorizationServer(g, &extAuthz{server: s})
+}
+
+// stopExtAuthz drains the gRPC server until ctx is done, then closes what
+// is left. A nil server is a no-op.
+func stopExtAuthz(ctx context.Context, g *grpc.Server) {
+	if g == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		g.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		g.Stop()
+		<-done
+	}
+}
+
+var errExtAuthzPeer = status.Error(codes.PermissionDenied,
+	"ext_authz answers only loopback, unix-socket or trusted_proxies peers")
+
+// Check decides one request Envoy asks about. Every decision, including a
+// malformed request, is a CheckResponse (Envoy relays its status and
+// body); a gRPC error is returned only when the caller is not allowed to
+// ask or has gone away, and Envoy then fails closed
+// (failure_mode_allow: false).
+func (a *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	s := a.server
+	snap := s.state.Load()
+	if !extAuthzPeerAllowed(ctx, snap) {
+		// Like /.ztp/verify's untrusted_peer: a stranger must not learn
+		// which tokens pass which routes, nor assert a device principal.
+		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+			s.log.Warn("ext_authz check refused: untrusted peer", "peer", p.Addr.String())
+		}
+		return nil, errExtAuthzPeer
+	}
+	start := s.now()
+	s.metrics.InFlight.Inc()
+	defer s.metrics.InFlight.Dec()
+	attrs := req.GetAttributes()
+	x := &exchange{snap: snap}
+	x.rc.RequestID = envoyRequestID(attrs.GetRequest().GetHttp().GetId())
+	x.rc.Time = start
+	x.rc.Principal = identity.Anonymous
+	x.rc.Risk = identity.NeutralRisk
+	x.rc.ClientIP = parseAddr(envoySourceAddr(attrs.GetSource())) // for the audit line of a malformed request
+
+	rec := newHeaderRecorder()
+	orig, r, err := extAuthzRequest(ctx, attrs)
+	if err == nil {
+		x.rc.Method = orig.method
+		x.rc.UserAgent = r.UserAgent()
+		x.rc.ClientIP, x.rc.TrustedProxyHops = clientAddress(r, snap.cfg.TrustedProxies)
+		x.trustedPeer = x.rc.TrustedProxyHops > 0
+		x.rc.Device = envoyDevice(attrs.GetSource())
+		if x.rc.Device.Present && snap.cfg.DevicePosture != nil {
+			x.rc.Device = snap.cfg.DevicePosture(x.rc.Device)
+		}
+		err = s.decide(rec, r, x)
+		fixReturnURLs(err, x, &orig)
+	}
+	if err == nil {
+		err = s.verifyAllow(rec.Header(), x)
+	}
+	var resp *authv3.CheckResponse
+	if err == nil {
+		x.status = http.StatusOK
+		resp = extAuthzAllow(rec.Header(), r, x)
+	} else {
+		resp, x.status = extAuthzDeny(rec, r, x, err)
+		_, x.errCode = statusOf(err)
+	}
+	s.finish(x, err, start)
+	if resp == nil {
+		return nil, status.Error(codes.Canceled, "request cancelled")
+	}
+	return resp, nil
+}
+
+// fixReturnURLs points sign-in and step-up links back at the URL the
+// client used. decide built them from the rebuilt request, which has no
+// TLS state and so always looks like http.
+func fixReturnURLs(err error, x *exchange, orig *originalRequest) {
+	var ln *loginNeeded
+	var su *stepUpNeeded
+	switch {
+	case errors.As(err, &ln):
+		ln.location = x.snap.loginURL(orig.returnURL(x.rc.Path), x.route.IdP)
+	case errors.As(err, &su):
+		su.location = withReturnURL(su.location, orig.returnURL(x.rc.Path))
+	}
+}
+
+// extAuthzPeerAllowed reports whether the gRPC peer may ask: a unix
+// socket, loopback, or an address in trusted_proxies (an Envoy on another
+// host, reached over a network the operator trusts).
+func extAuthzPeerAllowed(ctx context.Context, snap *snapshot) bool {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return false
+	}
+	switch addr := p.Addr.(type) {
+	case *net.UnixAddr:
+		return true
+	case *net.TCPAddr:
+		ip := parseAddr(addr.String())
+		return ip.IsLoopback() || isTrusted(ip, snap.cfg.TrustedProxies)
+	}
+	return false
+}
+
+// extAuthzRequest rebuilds the request Envoy describes as an *http.Request
+// for decide: method, host, path with query, scheme, headers and the
+// client's address. No body is read (with_request_body stays off).
+func extAuthzRequest(ctx context.Context, attrs *authv3.AttributeContext) (originalRequest, *http.Request, error) {
+	h := attrs.GetRequest().GetHttp()
+	if h == nil {
+		return originalRequest{}, nil, badOriginal("the check request has no attributes.request.http")
+	}
+	scheme := strings.ToLower(h.GetScheme())
+	if scheme == "" {
+		scheme = "http"
+	}
+	if scheme != "http" && scheme != "https" {
+		return originalRequest{}, nil, badOriginal("the original scheme must be http or https")
+	}
+	uri := h.GetPath()
+	if !strings.HasPrefix(uri, "/") {
+		return originalRequest{}, nil, badOriginal("the original path must start with /")
+	}
+	u, err := url.ParseRequestURI(uri)
+	if err != nil || u.Host != "" || u.Scheme != "" {
+		return originalRequest{}, nil, badOriginal("the original path is not a request URI")
+	}
+	u.Scheme, u.Host = scheme, h.GetHost()
+	orig, err := newOriginal(h.GetMethod(), scheme, h.GetHost(), u)
+	if err != nil {
+		return originalRequest{}, nil, err
+	}
+	base := &http.Request{
+		Method: orig.method, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: envoyHeaders(h), Host: orig.host, RemoteAddr: envoySourceAddr(attrs.GetSource()),
+	}
+	return orig, originalHTTPRequest(base.WithContext(ctx), &orig), nil
+}
+
+// envoyHeaders converts Envoy's header attributes: the merged headers map,
+// or header_map when Envoy runs with encode_raw_headers. Pseudo-headers
+// (:authority, :path, …) are carried by the other attributes.
+func envoyHeaders(h *authv3.AttributeContext_HttpRequest) http.Header {
+	out := make(http.Header, len(h.GetHeaders()))
+	for k, v := range h.GetHeaders() {
+		if !strings.HasPrefix(k, ":") && k != "host" {
+			out[http.CanonicalHeaderKey(k)] = []string{v}
+		}
+	}
+	for _, hv := range h.GetHeaderMap().GetHeaders() {
+		k := hv.GetKey()
+		if strings.HasPrefix(k, ":") || strings.EqualFold(k, "host") {
+			continue
+		}
+		v := hv.GetValue()
+		if raw := hv.GetRawValue(); len(raw) > 0 {
+			v = string(raw)
+		}
+		out.Add(k, v)
+	}
+	return out
+}
+
+// envoySourceAddr is the downstream client address Envoy reports, as
+// host:port for clientAddress.
+func envoySourceAddr(src *authv3.AttributeContext_Peer) string {
+	sa := src.GetAddress().GetSocketAddress()
+	if sa == nil {
+		return ""
+	}
+	return net.JoinHostPort(sa.GetAddress(), strconv.FormatUint(uint64(sa.GetPortValue()), 10))
+}
+
+// envoyDevice maps the downstream peer Envoy verified with mTLS to the
+// device. Envoy sets the principal (the certificate's URI SAN, else DNS
+// SAN, else subject) only after verifying the chain; an empty principal
+// means no verified certificate and no device. The certificate itself is
+// present only with include_peer_certificate and adds the fingerprint
+// that posture lookups key on.
+func envoyDevice(src *authv3.AttributeContext_Peer) identity.Device {
+	principal := src.GetPrincipal()
+	if principal == "" {
+		return identity.Device{}
+	}
+	dev := identity.Device{Present: true, ID: principal}
+	if u, err := url.Parse(principal); err == nil && isSPIFFEURL(u) {
+		dev.SPIFFEID = principal
+	}
+	if leaf := envoyPeerCertificate(src.GetCertificate()); leaf != nil {
+		fp := sha256.Sum256(leaf.Raw)
+		dev.Fingerprint = hex.EncodeToString(fp[:])
+		dev.NotAfter = leaf.NotAfter
+		dev.DNSNames = leaf.DNSNames
+		dev.Emails = leaf.EmailAddresses
+		dev.CommonName = leaf.Subject.CommonName
+	}
+	return dev
+}
+
+// isSPIFFEURL applies the SPIFFE-ID rules certs uses for client
+// certificates: a trust domain without port or user info, no query or
+// fragment.
+func isSPIFFEURL(u *url.URL) bool {
+	return u.Scheme == "spiffe" && u.Host != "" && u.Port() == "" && u.User == nil &&
+		u.Opaque == "" && u.RawQuery == "" && u.Fragment == "" && !u.ForceQuery
+}
+
+// envoyPeerCertificate parses the URL-encoded PEM leaf Envoy sends with
+// include_peer_certificate; nil if absent or unparseable.
+func envoyPeerCertificate(encoded string) *x509.Certificate {
+	if encoded == "" {
+		return nil
+	}
+	raw, err := url.QueryUnescape(encoded)
+	if err != nil {
+		return nil
+	}
+	block, _ := pem.Decode([]byte(raw))
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil
+	}
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil
+	}
+	return leaf
+}
+
+// envoyRequestID uses Envoy's x-request-id as the audit request id, so
+// audit lines and Envoy's access log join on it, when it is a plain
+// token; anything else gets a fresh id.
+func envoyRequestID(id string) string {
+	if id == "" || len(id) > 64 {
+		return newRequestID()
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return newRequestID()
+		}
+	}
+	return id
+}
