@@ -61,7 +61,12 @@ func DefaultOptions() Options { return Options{CheckPolicies: CheckPolicies} }
 
 // LoadRuntime loads, validates and builds the file at path.
 func LoadRuntime(path string) (*Runtime, error) {
-	f, err := Load(path, DefaultOptions())
+	return LoadRuntimeWith(path, DefaultOptions())
+}
+
+// LoadRuntimeWith is LoadRuntime with options (overrides).
+func LoadRuntimeWith(path string, opts Options) (*Runtime, error) {
+	f, err := Load(path, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -71,9 +76,6 @@ func LoadRuntime(path string) (*Runtime, error) {
 // Build converts a validated File. Problems found only now (a file that
 // changed since validation) are returned joined.
 func Build(f *File) (*Runtime, error) {
-	if f.Mode == ModeSidecar {
-		return nil, errors.New("mode: sidecar is not available in this build yet")
-	}
 	rt := &Runtime{File: f, WatchFiles: append([]string(nil), f.PolicyFiles...)}
 	var errs []error
 
@@ -99,7 +101,14 @@ func Build(f *File) (*Runtime, error) {
 	if engine != nil {
 		rt.Proxy.Authorizer = engine
 	}
-	for i, r := range f.Routes {
+	routes := f.Routes
+	if f.Mode == ModeSidecar && f.Sidecar != nil {
+		// One implicit route to the local service, for any host.
+		sc := DefaultRoute()
+		sc.Name, sc.Host, sc.Upstream, sc.Auth = f.Sidecar.Name, "*", f.Sidecar.Upstream, string(proxy.AuthSidecar)
+		routes = append([]Route{sc}, routes...)
+	}
+	for i, r := range routes {
 		pr, err := buildRoute(r)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("routes[%d]: %w", i, err))
@@ -132,6 +141,14 @@ func Build(f *File) (*Runtime, error) {
 		})
 	}
 	rt.Browser = buildBrowser(f, ext)
+	if len(f.Assertion.TrustedJWKS) > 0 {
+		v, err := authn.NewAssertionVerifier(f.Assertion.TrustedJWKS, nil, nil)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("assertion.trusted_jwks: %w", err))
+		} else {
+			rt.Proxy.Assertions = v
+		}
+	}
 	rt.AWS = f.awsConfig()
 	if f.Assertion.SigningKeyFile != "" {
 		key, err := LoadSigningKey(f.Assertion.SigningKeyFile)

@@ -17,6 +17,9 @@ type Options struct {
 	CheckPolicies func(paths []string, loc *time.Location) error
 	// LookupEnv resolves ${NAME} references; os.LookupEnv when nil.
 	LookupEnv func(name string) (string, bool)
+	// Override, when set, adjusts the decoded file before validation (the
+	// command line's overrides, e.g. `ztproxy sidecar --upstream`).
+	Override func(*File)
 }
 
 // Load reads the configuration file at path and returns it decoded,
@@ -49,6 +52,9 @@ func Parse(data []byte, baseDir string, opts Options) (*File, error) {
 		return nil, c.err()
 	}
 	f.BaseDir = baseDir
+	if opts.Override != nil {
+		opts.Override(&f)
+	}
 	f.validate(opts, c)
 	if err := c.err(); err != nil {
 		return nil, err

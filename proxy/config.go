@@ -23,6 +23,9 @@ const (
 	AuthMTLS    AuthMode = "mtls"
 	AuthBrowser AuthMode = "browser"
 	AuthPublic  AuthMode = "public"
+	// AuthSidecar accepts, in order: a front proxy's X-Ztp-Assertion for
+	// this route, a bearer JWT, or a verified client certificate.
+	AuthSidecar AuthMode = "sidecar"
 )
 
 // RouteConfig is one protected upstream.
@@ -83,6 +86,9 @@ type Config struct {
 	AWS AWSMinter
 	// AWSFederationEndpoint overrides the AWS console federation endpoint.
 	AWSFederationEndpoint string
+	// Assertions verifies front proxies' identity assertions (sidecar
+	// mode).
+	Assertions AssertionVerifier
 	// Risk scores requests; nil means the neutral score for everyone.
 	Risk RiskScorer
 	// AssertionTTL is the lifetime of X-Ztp-Assertion JWTs.
@@ -139,6 +145,10 @@ func (c *Config) CheckAndSetDefaults() error {
 		case AuthBrowser:
 			if c.Browser == nil {
 				errs = append(errs, fmt.Errorf("routes[%d].auth: browser needs sign-in configured (idps with client_id, session secrets)", i))
+			}
+		case AuthSidecar:
+			if c.Assertions == nil && c.Bearer == nil {
+				errs = append(errs, fmt.Errorf("routes[%d].auth: sidecar needs trusted JWKS or an identity provider", i))
 			}
 		case AuthMTLS, AuthPublic:
 		default:

@@ -25,7 +25,14 @@ type RiskScorer interface {
 	Score(ctx context.Context, rc *identity.RequestContext) (identity.Risk, error)
 }
 
+// AssertionVerifier checks a front proxy's X-Ztp-Assertion for this
+// service (aud) and returns the identity and device it carries.
+type AssertionVerifier interface {
+	Verify(ctx context.Context, raw, audience string) (identity.Principal, identity.Device, error)
+}
+
 var (
-	_ Authorizer     = (*authz.Engine)(nil)
-	_ BearerVerifier = (*authn.BearerVerifier)(nil)
+	_ AssertionVerifier = (*authn.AssertionVerifier)(nil)
+	_ Authorizer        = (*authz.Engine)(nil)
+	_ BearerVerifier    = (*authn.BearerVerifier)(nil)
 )

@@ -213,8 +213,43 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, x *exchang
 		return nil
 	case AuthBrowser:
 		return s.authenticateBrowser(w, r, x)
+	case AuthSidecar:
+		return s.authenticateSidecar(r, x)
 	}
 	return fmt.Errorf("unknown auth mode %q", rt.Auth)
+}
+
+// authenticateSidecar accepts a front proxy's assertion for this service,
+// else a bearer token, else a verified client certificate (a service
+// calling directly).
+func (s *Server) authenticateSidecar(r *http.Request, x *exchange) error {
+	if raw := r.Header.Get(headerAssertion); raw != "" && x.snap.cfg.Assertions != nil {
+		p, d, err := x.snap.cfg.Assertions.Verify(r.Context(), raw, x.route.Name)
+		if err != nil {
+			return err
+		}
+		x.rc.Principal = p
+		if d.Present && !x.rc.Device.Present {
+			x.rc.Device = d // the device the front proxy verified
+		}
+		return nil
+	}
+	if raw, ok := authn.ParseAuthorization(r.Header.Get("Authorization")); ok && x.snap.cfg.Bearer != nil {
+		p, err := x.snap.cfg.Bearer.Verify(r.Context(), raw)
+		if err != nil {
+			return err
+		}
+		x.rc.Principal, x.consumedAuth, x.rawBearer = p, true, raw
+		return nil
+	}
+	if x.rc.Device.Present {
+		x.rc.Principal = identity.Principal{
+			Kind: identity.KindService, ID: x.rc.Device.ID, Subject: x.rc.Device.ID,
+			AuthKind: identity.AuthMTLS, Expiry: x.rc.Device.NotAfter,
+		}
+		return nil
+	}
+	return &authn.BearerError{Code: "invalid_request", Description: "an identity assertion, a bearer token or a client certificate is required"}
 }
 
 func isUpgrade(r *http.Request) bool {

@@ -80,6 +80,10 @@ func (rt *router) match(host, path string) *route {
 			}
 		}
 	}
+	// "*" (a sidecar's implicit route) matches any host.
+	if hr := rt.hosts["*"]; hr != nil {
+		return hr.match(path)
+	}
 	return nil
 }
 

@@ -136,7 +136,7 @@ routes:
 		return err
 	}
 	defer closeAudit()
-	return serve(ctx, configPath, rt, logger, audit)
+	return serve(ctx, configPath, rt, logger, audit, config.DefaultOptions())
 }
 
 // randomWord is a random 22-character password or secret.

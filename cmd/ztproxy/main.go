@@ -18,6 +18,8 @@ const usage = `ztproxy — identity-aware access proxy
 Usage:
   ztproxy demo                         run the proxy on embedded defaults (dev certs, demo app and issuer)
   ztproxy serve --config FILE          run the proxy (SIGHUP or a file change reloads, SIGTERM drains)
+  ztproxy sidecar --upstream URL --config FILE
+                                       guard one local service (mTLS services, bearer JWTs, front-proxy assertions)
   ztproxy check-config --config FILE   validate a configuration and list every problem
   ztproxy certs dev --out DIR          write a development CA, server and device certificates
   ztproxy policy test --config FILE --input REQUEST.json
@@ -49,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = cmdServe(ctx, args[1:], stdout, stderr)
+	case "sidecar":
+		err = cmdSidecar(ctx, args[1:], stdout, stderr)
 	case "check-config":
 		err = cmdCheckConfig(args[1:], stdout, stderr)
 	case "demo":

@@ -31,6 +31,7 @@ var reloadPollInterval = time.Second
 // the last good one keeps serving.
 type reloader struct {
 	path    string
+	opts    config.Options
 	current *config.Runtime
 	bearer  *authn.BearerVerifier
 	// sessions outlives reloads: its revocation cache is shared state.
@@ -75,7 +76,7 @@ func (r *reloader) run(ctx context.Context) {
 }
 
 func (r *reloader) reload() {
-	rt, err := config.LoadRuntime(r.path)
+	rt, err := config.LoadRuntimeWith(r.path, r.opts)
 	if err == nil {
 		err = r.apply(rt)
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"ztproxy/authn"
@@ -25,7 +26,41 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	rt, err := config.LoadRuntime(path)
+	return serveWith(ctx, path, config.DefaultOptions(), stdout, stderr)
+}
+
+// cmdSidecar runs the proxy in sidecar mode in front of one local
+// service: `ztproxy sidecar --upstream http://127.0.0.1:8080 --config F`.
+func cmdSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("sidecar", stderr)
+	path := fs.String("config", "", "configuration file (YAML)")
+	upstream := fs.String("upstream", "", "the local service, e.g. http://127.0.0.1:8080 (overrides sidecar.upstream)")
+	if err := fs.Parse(args); err != nil {
+		return usageError(err.Error())
+	}
+	if *path == "" {
+		return usageError("--config is required")
+	}
+	opts := config.DefaultOptions()
+	opts.Override = func(f *config.File) {
+		f.Mode = config.ModeSidecar
+		if f.Sidecar == nil {
+			sc := config.DefaultSidecar()
+			f.Sidecar = &sc
+		}
+		if *upstream != "" {
+			if !strings.Contains(*upstream, "://") {
+				*upstream = "http://" + *upstream
+			}
+			f.Sidecar.Upstream = *upstream
+		}
+	}
+	return serveWith(ctx, *path, opts, stdout, stderr)
+}
+
+// serveWith loads the config with opts (kept for reloads) and serves.
+func serveWith(ctx context.Context, path string, opts config.Options, stdout, stderr io.Writer) error {
+	rt, err := config.LoadRuntimeWith(path, opts)
 	if err != nil {
 		printProblems(stderr, path, err)
 		return exitCodeError(1)
@@ -36,11 +71,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer closeAudit()
-	return serve(ctx, path, rt, logger, audit)
+	return serve(ctx, path, rt, logger, audit, opts)
 }
 
 // serve runs the proxy described by rt until ctx ends.
-func serve(ctx context.Context, path string, rt *config.Runtime, logger, audit *slog.Logger) error {
+func serve(ctx context.Context, path string, rt *config.Runtime, logger, audit *slog.Logger, opts config.Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	metrics := proxy.NewMetrics()
@@ -125,7 +160,7 @@ func serve(ctx context.Context, path string, rt *config.Runtime, logger, audit *
 			return fmt.Errorf("ext_authz_listen: %w", err)
 		}
 	}
-	r := &reloader{path: path, current: rt, bearer: bearer, sessions: sessions, risk: risk, aws: minter, server: srv, metrics: metrics, log: logger, certs: certManager}
+	r := &reloader{path: path, opts: opts, current: rt, bearer: bearer, sessions: sessions, risk: risk, aws: minter, server: srv, metrics: metrics, log: logger, certs: certManager}
 	go r.run(ctx)
 
 	scheme := "https"
