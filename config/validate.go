@@ -124,6 +124,11 @@ func (f *File) checkMode(c *collector) {
 }
 
 func (f *File) checkListeners(c *collector) {
+	if f.Mode == ModeSidecar && f.AdminListen == "" {
+		// A sidecar's minimal config: the admin listener defaults to
+		// loopback for the probes.
+		f.AdminListen = "127.0.0.1:9090"
+	}
 	publicHost, publicPort, publicOK := checkHostPort(c, "listen", f.Listen)
 	adminHost, adminPort, adminOK := checkHostPort(c, "admin_listen", f.AdminListen)
 	if !publicOK || !adminOK || publicPort != adminPort || publicPort == "0" {
@@ -161,6 +166,21 @@ func isWildcardHost(host string) bool {
 }
 
 func (f *File) checkExternalURL(c *collector) {
+	if f.ExternalURL == "" && f.Mode == ModeSidecar && f.Listen != "" {
+		// A sidecar has no sign-in pages; its assertions' issuer is its
+		// own listener.
+		host, port, err := net.SplitHostPort(f.Listen)
+		if err == nil {
+			if host == "" || host == "0.0.0.0" || host == "::" {
+				host = "localhost"
+			}
+			scheme := "https"
+			if f.InsecurePlaintext {
+				scheme = "http"
+			}
+			f.ExternalURL = scheme + "://" + net.JoinHostPort(host, port)
+		}
+	}
 	if f.ExternalURL == "" {
 		c.add("external_url", "required: the https URL users reach ztproxy at")
 		return

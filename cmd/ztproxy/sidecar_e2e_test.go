@@ -60,16 +60,17 @@ routes:
   - {name: orders, host: 127.0.0.1, path_prefix: /orders, upstream: "https://%s", upstream_ca_file: certs/ca.pem, upstream_server_name: localhost, auth: bearer}
   - {name: billing, host: 127.0.0.1, path_prefix: /billing, upstream: "https://%s", upstream_ca_file: certs/ca.pem, upstream_server_name: localhost, auth: bearer}
 `, frontPub, frontAdm, frontPub, op.Issuer, scPub, scPub))
+	// A minimal sidecar config: listener, trust anchors, policies (the
+	// upstream comes from the command line).
 	writeFile(t, filepath.Join(dir, "sidecar.yaml"), fmt.Sprintf(`
 listen: %q
 admin_listen: %q
-external_url: "https://%s"
 tls: {cert_file: certs/server.pem, key_file: certs/server-key.pem, client_ca_file: certs/ca.pem, client_auth: request}
 policies: [sidecar.cedar]
 assertion: {trusted_jwks: ["http://%s/.ztp/jwks.json"]}
 sidecar: {name: orders}
 store: {path: sidecar.db}
-`, scPub, scAdm, scPub, frontPub))
+`, scPub, scAdm, frontPub))
 	startServe(t, filepath.Join(dir, "front.yaml"), frontAdm, frontPub)
 	begin := time.Now()
 	sc := startProc(t, scAdm, scPub, "sidecar", "--upstream", svc.URL, "--config", filepath.Join(dir, "sidecar.yaml"))
