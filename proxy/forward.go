@@ -49,9 +49,12 @@ func newForwarder(s *Server, rc *RouteConfig) (*forwarder, error) {
 		rt = &awsSigningTransport{base: rt, route: rc, now: s.now}
 	}
 	f.proxy = &httputil.ReverseProxy{
-		Rewrite:       f.rewrite,
-		Transport:     rt,
-		FlushInterval: -1, // stream: SSE and long polls must not be buffered
+		Rewrite:   f.rewrite,
+		Transport: rt,
+		// Default flushing: ReverseProxy flushes at once for event streams
+		// and responses of unknown length (long polls), and batches the rest
+		// (forcing a flush per write cost 18% of CPU under load).
+		FlushInterval: 0,
 		ErrorHandler:  f.upstreamError,
 		BufferPool:    copyBuffers,
 	}

@@ -133,7 +133,10 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, x *exchange) err
 		return err
 	}
 
-	if scorer := x.snap.cfg.Risk; scorer != nil && x.rc.Principal.Kind != identity.KindAnonymous {
+	// Behavioral risk describes people: services (mTLS, client
+	// credentials) have no human behaviour to learn and keep the neutral
+	// score; policy governs them by identity and device.
+	if scorer := x.snap.cfg.Risk; scorer != nil && x.rc.Principal.Kind == identity.KindUser {
 		risk, err := scorer.Score(r.Context(), &x.rc)
 		x.rc.Risk = risk
 		if risk.Level != "" {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -36,6 +37,11 @@ Usage:
 var version = "dev"
 
 func main() {
+	if os.Getenv("GOGC") == "" {
+		// The proxy's live heap is small, so the default GOGC=100 collects
+		// very often under load; trade a little memory for fewer cycles.
+		debug.SetGCPercent(200)
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -1,0 +1,610 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Candidate is one thing measured: a URL, the headers that authenticate
+// there, the load tool, and the server processes whose CPU and RSS count.
+type Candidate struct {
+	Name        string      `json:"name"`
+	Desc        string      `json:"desc"`
+	Tool        string      `json:"tool"` // wrk | loadgen
+	URL         string      `json:"url"`
+	Unavailable string      `json:"unavailable,omitempty"`
+	Runs        []RunResult `json:"runs"`
+	PeakRSSKB   int64       `json:"peak_rss_kb"`
+	RSSNote     string      `json:"rss_note,omitempty"`
+
+	headers map[string]string
+	tls     *tlsFiles
+	pids    func() []int
+}
+
+type tlsFiles struct{ ca, cert, key string }
+
+// RunResult is one measured run.
+type RunResult struct {
+	Round        int     `json:"round"`
+	ReqPerSec    float64 `json:"req_per_sec"`
+	Requests     int64   `json:"requests"`
+	P50Ms        float64 `json:"p50_ms"`
+	P99Ms        float64 `json:"p99_ms"`
+	Non2xx       int64   `json:"non2xx"`
+	SocketErrors int64   `json:"socket_errors"`
+	CPUPerReqUs  float64 `json:"cpu_us_per_req"`
+	Raw          string  `json:"raw"`
+}
+
+// Report is everything one run of the harness found.
+type Report struct {
+	Machine    Machine      `json:"machine"`
+	Settings   string       `json:"settings"`
+	Candidates []*Candidate `json:"candidates"`
+	Ready      *ReadyResult `json:"ready,omitempty"`
+	Sessions   *SessionRSS  `json:"sessions,omitempty"`
+	Notes      []string     `json:"notes"`
+	Markdown   string       `json:"-"`
+	OutDir     string       `json:"-"`
+}
+
+type Machine struct {
+	CPUs      int    `json:"cpus"`
+	Model     string `json:"model"`
+	GoVersion string `json:"go_version"`
+	Kernel    string `json:"kernel"`
+	Wrk       string `json:"wrk"`
+	Nginx     string `json:"nginx"`
+	OAuth2    string `json:"oauth2_proxy"`
+}
+
+type env struct {
+	o        options
+	work     string
+	logs     string
+	self     string
+	ztpBin   string
+	procs    []*process
+	upstream string // host:port
+	certs    string
+}
+
+func (e *env) track(p *process) *process { e.procs = append(e.procs, p); return p }
+
+func (e *env) stopAll() {
+	for i := len(e.procs) - 1; i >= 0; i-- {
+		e.procs[i].stop()
+	}
+}
+
+func run(o options) (rep *Report, err error) {
+	rep = &Report{OutDir: o.out}
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return nil, err
+	}
+	work, err := os.MkdirTemp("", "ztpbench-")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			o.logf("kept the work dir for inspection: %s", work)
+			return
+		}
+		os.RemoveAll(work)
+	}()
+	e := &env{o: o, work: work, logs: filepath.Join(o.out, "logs")}
+	os.MkdirAll(e.logs, 0o755)
+	defer e.stopAll()
+	if e.self, err = os.Executable(); err != nil {
+		return nil, err
+	}
+	if o.perf {
+		// `go run` strips the symbol table; perf needs it for the go-rp profile.
+		self := filepath.Join(work, "ztpbench")
+		b := exec.Command("go", "build", "-o", self, "./bench")
+		b.Dir = o.repo
+		if out, err := b.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go build ./bench: %v\n%s", err, out)
+		}
+		e.self = self
+	}
+	wrkBin, err := findBin("wrk", "/usr/bin/wrk")
+	if err != nil {
+		return nil, fmt.Errorf("wrk is required (apt-get install wrk): %w", err)
+	}
+	nginxBin, err := findBin("nginx", "/usr/sbin/nginx")
+	if err != nil {
+		return nil, fmt.Errorf("nginx is required (apt-get install nginx): %w", err)
+	}
+	rep.Machine = machine(wrkBin, nginxBin)
+	rep.Settings = fmt.Sprintf("wrk -t%d -c%d -d%s --latency (Lua script: headers + non-2xx counter); %d round(s), interleaved; warm-up %s per candidate discarded",
+		o.threads, o.connections, o.duration, o.rounds, warmupFor(o))
+	o.logf("machine: %d CPUs, %s, %s", rep.Machine.CPUs, rep.Machine.Model, rep.Machine.GoVersion)
+
+	// ztproxy
+	t0 := time.Now()
+	e.ztpBin = filepath.Join(work, "ztproxy")
+	build := exec.Command("go", "build", "-o", e.ztpBin, "./cmd/ztproxy")
+	build.Dir = o.repo
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go build ./cmd/ztproxy: %v\n%s", err, out)
+	}
+	o.logf("built ztproxy in %v", time.Since(t0).Round(time.Millisecond))
+	e.certs = filepath.Join(work, "certs")
+	if out, err := exec.Command(e.ztpBin, "certs", "dev", "--out", e.certs).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("ztproxy certs dev: %v\n%s", err, out)
+	}
+
+	// 1. upstream
+	up, addr, err := startProcess("upstream", e.logs, []string{roleEnv + "=upstream"}, true, e.self, "-addr", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	e.track(up)
+	e.upstream = addr
+	upURL := "http://" + addr
+	var cands []*Candidate
+	cands = append(cands, &Candidate{Name: "direct", Desc: "wrk straight to the Go upstream (the physical limit)",
+		Tool: "wrk", URL: upURL + "/app/hello", pids: pidsOf(up)})
+
+	// 2. nginx (plain + TLS with required client cert)
+	nginxPlain, nginxTLS := freeAddr(), freeAddr()
+	ndir := filepath.Join(work, "nginx")
+	os.MkdirAll(filepath.Join(ndir, "tmp"), 0o755)
+	conf := filepath.Join(ndir, "nginx.conf")
+	workers := runtime.NumCPU()
+	writeFile(conf, nginxConf(ndir, nginxPlain, nginxTLS, addr, e.certs, workers))
+	if out, err := exec.Command(nginxBin, "-t", "-q", "-p", ndir, "-c", conf).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("nginx -t: %v\n%s", err, out)
+	}
+	ng, _, err := startProcess("nginx", e.logs, nil, false, nginxBin, "-p", ndir, "-c", conf, "-g", "daemon off;")
+	if err != nil {
+		return nil, err
+	}
+	e.track(ng)
+	if err := waitDial(nginxPlain, 10*time.Second); err != nil {
+		return nil, fmt.Errorf("nginx: %v\n%s", err, tailFile(filepath.Join(ndir, "error.log"), 2000))
+	}
+	nginxPids := func() []int { return childPIDs(ng.pid()) }
+	cands = append(cands, &Candidate{Name: "nginx", Desc: fmt.Sprintf("nginx %d workers, keepalive upstream pool, access log on", workers),
+		Tool: "wrk", URL: "http://" + nginxPlain + "/app/hello", pids: nginxPids})
+
+	// 3. bare Go ReverseProxy, tuned transport (and the default one, full mode)
+	gp, gpAddr, err := startProcess("go-rp", e.logs, []string{roleEnv + "=goproxy"}, true, e.self, "-addr", "127.0.0.1:0", "-upstream", upURL)
+	if err != nil {
+		return nil, err
+	}
+	e.track(gp)
+	cands = append(cands, &Candidate{Name: "go-rp", Desc: "bare httputil.ReverseProxy, MaxIdleConnsPerHost 512",
+		Tool: "wrk", URL: "http://" + gpAddr + "/app/hello", pids: pidsOf(gp)})
+	if !o.short {
+		gpd, gpdAddr, err := startProcess("go-rp-default", e.logs, []string{roleEnv + "=goproxy"}, true, e.self,
+			"-addr", "127.0.0.1:0", "-upstream", upURL, "-default-transport")
+		if err != nil {
+			return nil, err
+		}
+		e.track(gpd)
+		cands = append(cands, &Candidate{Name: "go-rp-default", Desc: "bare httputil.ReverseProxy, http.DefaultTransport (2 idle conns/host)",
+			Tool: "wrk", URL: "http://" + gpdAddr + "/app/hello", pids: pidsOf(gpd)})
+	}
+
+	// The OP, with clients for ztproxy and oauth2-proxy.
+	ztpAddr, ztpAdmin := freeAddr(), freeAddr()
+	sessAddr := freeAddr()
+	o2pAddr := freeAddr()
+	ztpClient := opClient{ID: "ztproxy", Secret: "ztp-bench-secret",
+		RedirectURIs: []string{"http://" + ztpAddr + "/.ztp/callback", "http://" + sessAddr + "/.ztp/callback"}}
+	o2pClient := opClient{ID: "oauth2-proxy", Secret: "o2p-bench-secret", RedirectURIs: []string{"http://" + o2pAddr + "/oauth2/callback"},
+		GrantTypes: []string{"authorization_code", "refresh_token"}}
+	alice := opUser{Sub: "alice", Email: "alice@ztp.test", Password: "alice-bench-pw", Groups: []string{"eng", "admins"}}
+	users := []opUser{alice}
+	for i := 0; i < sessionUsers; i++ {
+		users = append(users, opUser{Sub: fmt.Sprintf("user%03d", i), Email: fmt.Sprintf("user%03d@ztp.test", i),
+			Password: "pw-" + fmt.Sprint(i), Groups: []string{"eng"}})
+	}
+	opp, err := startOP(o.repo, work, e.logs, []opClient{ztpClient, o2pClient}, users)
+	if err != nil {
+		return nil, err
+	}
+	e.track(opp.proc)
+	o.logf("oidc-provider at %s", opp.issuer)
+
+	// 5. oauth2-proxy (authenticated path)
+	o2p := &Candidate{Name: "oauth2-proxy", Desc: "oauth2-proxy v7.15.6, cookie session (OIDC against the same OP)", Tool: "wrk"}
+	if err := e.startOAuth2Proxy(o2p, opp, o2pClient, o2pAddr, alice, upURL, &rep.Machine); err != nil {
+		o2p.Unavailable = err.Error()
+		rep.Notes = append(rep.Notes, "oauth2-proxy unavailable: "+err.Error())
+		o.logf("oauth2-proxy unavailable: %v", err)
+	}
+	cands = append(cands, o2p)
+
+	// 6+7. ztproxy plaintext: browser route and bearer route
+	fnames, froutes := fillerRoutes(20, upURL)
+	policyFile := filepath.Join(work, "policies", "bench.cedar")
+	writeFile(policyFile, benchPolicies(50, fnames))
+	ztpDir := filepath.Join(work, "ztp-plain")
+	routes := fmt.Sprintf("  - {name: api, host: 127.0.0.1, path_prefix: /api, upstream: %q, auth: bearer}\n", upURL) +
+		fmt.Sprintf("  - {name: app, host: 127.0.0.1, path_prefix: /app, upstream: %q, auth: browser}\n", upURL) + froutes
+	zc := ztpConfig{listen: ztpAddr, admin: ztpAdmin, external: "http://" + ztpAddr, issuer: opp.issuer,
+		clientSecret: ztpClient.Secret, stateDir: ztpDir, routes: routes, policyFile: policyFile}
+	zp, err := e.startZtproxy("ztproxy", zc)
+	if err != nil {
+		return nil, err
+	}
+	bc := browserClient()
+	resp, err := opp.login(bc, "http://"+ztpAddr+"/app/hello", alice, true)
+	if err != nil {
+		return nil, fmt.Errorf("ztproxy sign-in: %w", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("ztproxy sign-in ended with %s at %s", resp.Status, resp.Request.URL)
+	}
+	ztpCookie, err := cookieHeader(bc, "http://"+ztpAddr+"/app/", "_ztp_session")
+	if err != nil {
+		return nil, err
+	}
+	cands = append(cands, &Candidate{Name: "ztproxy-browser", Tool: "wrk",
+		Desc: "ztproxy browser route: session cookie, 50 Cedar policies, risk engine (cached profile), assertion JWT, audit log",
+		URL:  "http://" + ztpAddr + "/app/hello", headers: map[string]string{"Cookie": ztpCookie}, pids: pidsOf(zp)})
+	token, err := opp.codeFlowAccessToken(ztpClient, alice, true)
+	if err != nil {
+		return nil, fmt.Errorf("bearer token: %w", err)
+	}
+	cands = append(cands, &Candidate{Name: "ztproxy-bearer", Tool: "wrk",
+		Desc: "ztproxy bearer route: RS256 JWT access token from the OP, same policies, risk, assertion",
+		URL:  "http://" + ztpAddr + "/api/hello", headers: map[string]string{"Authorization": "Bearer " + token}, pids: pidsOf(zp)})
+
+	// 8. TLS pair with client certificates (Go load generator: wrk has no client certs)
+	tlsAddr, tlsAdmin := freeAddr(), freeAddr()
+	zt, err := e.startZtproxy("ztproxy-tls", ztpConfig{listen: tlsAddr, admin: tlsAdmin, external: "https://" + tlsAddr, tls: true,
+		certDir: e.certs, issuer: opp.issuer, clientSecret: ztpClient.Secret, stateDir: filepath.Join(work, "ztp-tls"), policyFile: policyFile,
+		routes: fmt.Sprintf("  - {name: devices, host: 127.0.0.1, path_prefix: /devices, upstream: %q, auth: mtls}\n", upURL) + froutes})
+	if err != nil {
+		return nil, err
+	}
+	tf := &tlsFiles{ca: filepath.Join(e.certs, "ca.pem"), cert: filepath.Join(e.certs, "client.pem"), key: filepath.Join(e.certs, "client-key.pem")}
+	cands = append(cands,
+		&Candidate{Name: "nginx-mtls", Tool: "loadgen", tls: tf, pids: nginxPids,
+			Desc: "nginx TLS 1.3, ssl_verify_client on, keepalive upstream", URL: "https://" + nginxTLS + "/devices/hello"},
+		&Candidate{Name: "ztproxy-mtls", Tool: "loadgen", tls: tf, pids: pidsOf(zt),
+			Desc: "ztproxy TLS 1.3 mTLS route (device cert is the identity), same policies, assertion", URL: "https://" + tlsAddr + "/devices/hello"},
+	)
+	rep.Candidates = cands
+
+	// Every candidate must answer 2xx before anything is measured; this also
+	// teaches the risk engine alice's network and browser (low rate) so that
+	// the profile is cached when the load starts.
+	for _, c := range cands {
+		if c.Unavailable != "" {
+			continue
+		}
+		for i := 0; i < 5; i++ {
+			if err := probe(c); err != nil {
+				return rep, fmt.Errorf("%s: %w", c.Name, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	o.logf("all candidates answer 2xx; warming up")
+	for _, c := range cands {
+		if c.Unavailable != "" {
+			continue
+		}
+		r, err := e.measure(c, 0, warmupFor(o))
+		if err != nil {
+			return rep, err
+		}
+		o.logf("warm-up %-16s %8.0f req/s (discarded)", c.Name, r.ReqPerSec)
+	}
+	for round := 1; round <= o.rounds; round++ {
+		for _, c := range cands {
+			if c.Unavailable != "" {
+				continue
+			}
+			r, err := e.measure(c, round, o.duration)
+			if err != nil {
+				return rep, err
+			}
+			c.Runs = append(c.Runs, r)
+			o.logf("round %d %-16s %8.0f req/s  p50 %.2f ms  p99 %.2f ms  cpu %.1f µs/req", round, c.Name, r.ReqPerSec, r.P50Ms, r.P99Ms, r.CPUPerReqUs)
+		}
+	}
+	for _, c := range cands {
+		if c.Unavailable != "" || c.pids == nil {
+			continue
+		}
+		if st, err := readProcStat(c.pids()); err == nil {
+			c.PeakRSSKB = st.hwmKB
+		}
+	}
+	for _, c := range cands {
+		switch c.Name {
+		case "ztproxy-browser", "ztproxy-bearer":
+			c.RSSNote = "one process serves both routes"
+		case "nginx", "nginx-mtls":
+			c.RSSNote = "master + workers, one process set serves both"
+		}
+	}
+
+	if o.perf {
+		e.perfProfiles(cands)
+	}
+
+	// Cost side.
+	if rr, err := e.readyTime(opp, upURL, o.short); err != nil {
+		rep.Notes = append(rep.Notes, "ready-time measurement failed: "+err.Error())
+	} else {
+		rep.Ready = rr
+	}
+	if sr, err := e.sessionRSS(opp, ztpClient, sessAddr, upURL, policyFile, froutes, users[1:]); err != nil {
+		rep.Notes = append(rep.Notes, "session RSS measurement failed: "+err.Error())
+	} else {
+		rep.Sessions = sr
+	}
+
+	rep.Markdown = markdown(rep)
+	writeFile(filepath.Join(o.out, "results.md"), rep.Markdown)
+	js, _ := json.MarshalIndent(rep, "", "  ")
+	writeFile(filepath.Join(o.out, "results.json"), string(js))
+	o.logf("results in %s", o.out)
+	return rep, nil
+}
+
+const sessionUsers = 100
+
+func warmupFor(o options) time.Duration {
+	if o.short {
+		return time.Second
+	}
+	return 5 * time.Second
+}
+
+func pidsOf(p *process) func() []int { return func() []int { return []int{p.pid()} } }
+
+func findBin(name, def string) (string, error) {
+	if fi, err := os.Stat(def); err == nil && !fi.IsDir() {
+		return def, nil
+	}
+	return exec.LookPath(name)
+}
+
+func machine(wrkBin, nginxBin string) Machine {
+	m := Machine{CPUs: runtime.NumCPU()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				m.Model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	if out, err := exec.Command("go", "version").Output(); err == nil {
+		m.GoVersion = strings.TrimSpace(string(out))
+	}
+	if out, err := exec.Command("uname", "-sr").Output(); err == nil {
+		m.Kernel = strings.TrimSpace(string(out))
+	}
+	out, _ := exec.Command(wrkBin, "-v").CombinedOutput()
+	m.Wrk = strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+	out, _ = exec.Command(nginxBin, "-v").CombinedOutput()
+	m.Nginx = strings.TrimSpace(string(out))
+	return m
+}
+
+func (e *env) startZtproxy(name string, zc ztpConfig) (*process, error) {
+	os.MkdirAll(zc.stateDir, 0o755)
+	cfg := filepath.Join(zc.stateDir, "ztproxy.yaml")
+	if err := writeFile(cfg, zc.yaml()); err != nil {
+		return nil, err
+	}
+	if out, err := exec.Command(e.ztpBin, "check-config", "--config", cfg).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("%s check-config: %v\n%s", name, err, out)
+	}
+	p, _, err := startProcess(name, e.logs, nil, false, e.ztpBin, "serve", "--config", cfg)
+	if err != nil {
+		return nil, err
+	}
+	e.track(p)
+	if err := waitHTTP("http://"+zc.admin+"/readyz", 20*time.Second, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// probe sends one request as the load tool will and wants a 2xx.
+func probe(c *Candidate) error {
+	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if c.tls != nil {
+		cfg, err := c.tls.config()
+		if err != nil {
+			return err
+		}
+		client.Transport = &http.Transport{TLSClientConfig: cfg}
+	}
+	req, _ := http.NewRequest(http.MethodGet, c.URL, nil)
+	req.Header.Set("User-Agent", benchUA)
+	for k, v := range c.headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("GET %s: %s (Location %q): %.300s", c.URL, resp.Status, resp.Header.Get("Location"), body)
+	}
+	if len(body) != ResponseSize {
+		return fmt.Errorf("GET %s: body of %d bytes, want the upstream's %d", c.URL, len(body), ResponseSize)
+	}
+	return nil
+}
+
+func (t *tlsFiles) config() (*tls.Config, error) {
+	pem, err := os.ReadFile(t.ca)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	cert, err := tls.LoadX509KeyPair(t.cert, t.key)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// measure runs the candidate's load tool once for d and fails loudly on any
+// non-2xx response. Round 0 is the warm-up.
+func (e *env) measure(c *Candidate, round int, d time.Duration) (RunResult, error) {
+	r := RunResult{Round: round}
+	var before procStat
+	if c.pids != nil {
+		before, _ = readProcStat(c.pids())
+	}
+	tag := fmt.Sprintf("%s-round%d", c.Name, round)
+	if round == 0 {
+		tag = c.Name + "-warmup"
+	}
+	raw := filepath.Join(e.o.out, "raw", tag+".txt")
+	os.MkdirAll(filepath.Dir(raw), 0o755)
+	r.Raw, _ = filepath.Rel(e.o.out, raw)
+	var out []byte
+	var err error
+	ctx, cancel := context.WithTimeout(context.Background(), d+60*time.Second)
+	defer cancel()
+	switch c.Tool {
+	case "wrk":
+		script := filepath.Join(e.work, c.Name+".lua")
+		writeFile(script, wrkScript(c.headers))
+		args := []string{fmt.Sprintf("-t%d", e.o.threads), fmt.Sprintf("-c%d", e.o.connections),
+			fmt.Sprintf("-d%ds", max(1, int(d.Round(time.Second).Seconds()))), "--latency", "-s", script, c.URL}
+		cmd := exec.CommandContext(ctx, "wrk", args...)
+		out, err = cmd.CombinedOutput()
+		os.WriteFile(raw, append([]byte("$ wrk "+strings.Join(args, " ")+"\n"), out...), 0o644)
+		if err != nil {
+			return r, fmt.Errorf("%s: wrk: %v\n%s", c.Name, err, out)
+		}
+		if err := parseWrk(string(out), &r); err != nil {
+			return r, fmt.Errorf("%s: %v\n%s", c.Name, err, out)
+		}
+	case "loadgen":
+		args := []string{"-url", c.URL, "-c", fmt.Sprint(e.o.connections), "-t", fmt.Sprint(e.o.threads), "-d", d.String(),
+			"-ca", c.tls.ca, "-cert", c.tls.cert, "-key", c.tls.key, "-H", "User-Agent: " + benchUA}
+		for k, v := range c.headers {
+			args = append(args, "-H", k+": "+v)
+		}
+		cmd := exec.CommandContext(ctx, e.self, args...)
+		cmd.Env = append(os.Environ(), roleEnv+"=loadgen")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err = cmd.Output()
+		os.WriteFile(raw, append([]byte("$ loadgen "+strings.Join(args, " ")+"\n"), append(out, stderr.Bytes()...)...), 0o644)
+		if err != nil {
+			return r, fmt.Errorf("%s: loadgen: %v\n%s", c.Name, err, stderr.String())
+		}
+		var lr LoadResult
+		if err := json.Unmarshal(out, &lr); err != nil {
+			return r, fmt.Errorf("%s: loadgen output: %v", c.Name, err)
+		}
+		r.ReqPerSec, r.Requests, r.P50Ms, r.P99Ms, r.Non2xx, r.SocketErrors = lr.ReqPerSec, lr.Requests, lr.P50Ms, lr.P99Ms, lr.Non2xx, lr.Errors
+	}
+	if r.Non2xx > 0 {
+		return r, fmt.Errorf("%s: %d of %d responses were not 2xx (see %s) — refusing to measure an error path", c.Name, r.Non2xx, r.Requests, raw)
+	}
+	if r.Requests == 0 {
+		return r, fmt.Errorf("%s: no requests completed (see %s)", c.Name, raw)
+	}
+	if c.pids != nil {
+		if after, err := readProcStat(c.pids()); err == nil && r.Requests > 0 {
+			r.CPUPerReqUs = float64((after.cpu - before.cpu).Microseconds()) / float64(r.Requests)
+		}
+	}
+	return r, nil
+}
+
+var errNoLatency = errors.New("wrk output has no latency distribution")
+
+// parseWrk reads req/s, the 50 %/99 % latencies, request count, socket
+// errors and the script's non-2xx count from wrk --latency output.
+func parseWrk(s string, r *RunResult) error {
+	foundRPS, found50, found99, foundBad := false, false, false, false
+	for _, line := range strings.Split(s, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 2 && f[0] == "Requests/sec:":
+			fmt.Sscan(f[1], &r.ReqPerSec)
+			foundRPS = true
+		case len(f) == 2 && f[0] == "50%":
+			r.P50Ms, found50 = wrkDur(f[1]), true
+		case len(f) == 2 && f[0] == "99%":
+			r.P99Ms, found99 = wrkDur(f[1]), true
+		case len(f) >= 3 && f[1] == "requests" && f[2] == "in":
+			fmt.Sscan(f[0], &r.Requests)
+		case len(f) >= 2 && f[0] == "BENCH_NON2XX":
+			fmt.Sscan(f[1], &r.Non2xx)
+			foundBad = true
+		case strings.HasPrefix(strings.TrimSpace(line), "Non-2xx or 3xx responses:"):
+			var n int64
+			fmt.Sscan(f[len(f)-1], &n)
+			if n > r.Non2xx {
+				r.Non2xx = n
+			}
+		case strings.HasPrefix(strings.TrimSpace(line), "Socket errors:"):
+			// Socket errors: connect 0, read 0, write 0, timeout 0
+			for i := 2; i+1 < len(f); i += 2 {
+				var n int64
+				fmt.Sscan(strings.TrimSuffix(f[i+1], ","), &n)
+				r.SocketErrors += n
+			}
+		}
+	}
+	if !foundRPS {
+		return errors.New("wrk output has no Requests/sec")
+	}
+	if !found50 || !found99 {
+		return errNoLatency
+	}
+	if !foundBad {
+		return errors.New("wrk output has no BENCH_NON2XX line (Lua script did not run)")
+	}
+	return nil
+}
+
+// wrkDur converts wrk's "1.23ms" / "456.00us" / "1.02s" to milliseconds.
+func wrkDur(s string) float64 {
+	var v float64
+	switch {
+	case strings.HasSuffix(s, "us"):
+		fmt.Sscan(strings.TrimSuffix(s, "us"), &v)
+		return v / 1000
+	case strings.HasSuffix(s, "ms"):
+		fmt.Sscan(strings.TrimSuffix(s, "ms"), &v)
+		return v
+	case strings.HasSuffix(s, "m"):
+		fmt.Sscan(strings.TrimSuffix(s, "m"), &v)
+		return v * 60000
+	case strings.HasSuffix(s, "s"):
+		fmt.Sscan(strings.TrimSuffix(s, "s"), &v)
+		return v * 1000
+	}
+	return 0
+}

@@ -1,0 +1,107 @@
+// Command bench is ztproxy's reproducible end-to-end load benchmark: it
+// builds ztproxy, starts every candidate on loopback in front of one Go
+// upstream with a fixed 1 KiB response, signs in through a real OpenID
+// provider (npm oidc-provider) for the session cookies and tokens, measures
+// each candidate with the same wrk settings interleaved over several rounds,
+// and writes a Markdown table plus the raw tool output to a results
+// directory. See docs/performance.md.
+//
+//	go run ./bench                 # full: 3 rounds x 10 s per candidate
+//	go run ./bench -short          # CI smoke: 1 round x 2 s
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+type options struct {
+	short       bool
+	duration    time.Duration
+	warmup      time.Duration
+	rounds      int
+	connections int
+	threads     int
+	out         string
+	repo        string
+	// sessionBudget bounds how long the session-RSS measurement signs in.
+	sessionBudget time.Duration
+	// perf records a CPU profile of ztproxy's browser route with perf(1).
+	perf bool
+	// oauth2ProxyInstall allows `go install` of oauth2-proxy when missing.
+	oauth2ProxyInstall bool
+	logf               func(format string, args ...any)
+}
+
+func main() {
+	if runRole() {
+		return
+	}
+	var o options
+	flag.BoolVar(&o.short, "short", false, "CI smoke mode: 2 s per candidate, 1 round, no oauth2-proxy install")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured run length per candidate and round")
+	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds (A B C ... A B C ...)")
+	flag.IntVar(&o.connections, "connections", 50, "concurrent keep-alive connections (wrk -c)")
+	flag.IntVar(&o.threads, "threads", 2, "load generator threads (wrk -t)")
+	flag.StringVar(&o.out, "out", "", "results directory (default bench/results/<timestamp>)")
+	flag.DurationVar(&o.sessionBudget, "session-budget", 60*time.Second, "time spent signing in sessions for the RSS measurement")
+	flag.BoolVar(&o.perf, "perf", false, "record a perf CPU profile of ztproxy (browser route) and of the bare Go proxy")
+	flag.Parse()
+	o.oauth2ProxyInstall = true
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.short {
+		if !set["duration"] {
+			o.duration = 2 * time.Second
+		}
+		if !set["rounds"] {
+			o.rounds = 1
+		}
+		if !set["session-budget"] {
+			o.sessionBudget = 3 * time.Second
+		}
+		o.oauth2ProxyInstall = false
+	}
+	repo, err := repoRoot()
+	if err != nil {
+		fatal(err)
+	}
+	o.repo = repo
+	if o.out == "" {
+		o.out = filepath.Join(repo, "bench", "results", time.Now().Format("20060102-150405"))
+	}
+	o.logf = func(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
+	rep, err := run(o)
+	if rep != nil && rep.Markdown != "" {
+		fmt.Println(rep.Markdown)
+	}
+	if err != nil {
+		fatal(err)
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintf(os.Stderr, "bench: FAIL: %v\n", err)
+	os.Exit(1)
+}
+
+// repoRoot is the nearest directory at or above the working directory with go.mod.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod at or above the working directory")
+		}
+		dir = parent
+	}
+}
