@@ -124,6 +124,7 @@ func Build(f *File) (*Runtime, error) {
 		MaxHeaderBytes:    f.Server.MaxHeaderBytes,
 		MaxBodyBytes:      f.Server.MaxBodyBytes,
 		ShutdownGrace:     f.Server.ShutdownGrace,
+		Pprof:             f.Server.Pprof,
 	}
 	if !f.InsecurePlaintext {
 		rt.Certs = &certs.Config{

@@ -208,6 +208,8 @@ type Server struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// ShutdownGrace is how long in-flight requests get on shutdown.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+	// Pprof serves /debug/pprof/ on the admin listener.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Audit says where audit records are written.

@@ -64,6 +64,9 @@ type ServerConfig struct {
 	// MaxBodyBytes bounds proxied request bodies; 0 means unlimited.
 	MaxBodyBytes  int64
 	ShutdownGrace time.Duration
+	// Pprof serves /debug/pprof/ on the admin listener (never the public
+	// one) for CPU and allocation profiles under load.
+	Pprof bool
 }
 
 // Config is the reloadable part of the proxy: everything a request sees.

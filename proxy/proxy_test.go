@@ -301,3 +301,24 @@ func TestJWKSEndpoint(t *testing.T) {
 		t.Errorf("unknown /.ztp/ path: status %d", rec.Code)
 	}
 }
+
+func TestPprofOnlyWhenEnabled(t *testing.T) {
+	tp := newTestProxy(t)
+	rec := httptest.NewRecorder()
+	tp.server.AdminHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pprof/", nil))
+	if rec.Code != http.StatusNotFound {
+		t.Fatalf("pprof served without being enabled: %d", rec.Code)
+	}
+	s, err := New(tp.cfg, Options{Server: ServerConfig{Pprof: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec = httptest.NewRecorder()
+	s.AdminHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pprof/", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("enabled pprof: %d", rec.Code)
+	}
+	if rec := tp.do(t, "GET", "https://app.example.com/debug/pprof/", nil); strings.Contains(rec.Body.String(), "goroutine") {
+		t.Fatal("pprof reachable on the public listener")
+	}
+}
