@@ -142,6 +142,14 @@ func Build(f *File) (*Runtime, error) {
 		})
 	}
 	rt.Browser = buildBrowser(f, ext)
+	for _, idp := range f.IdPs {
+		if idp.StepUp != nil {
+			if rt.Proxy.StepUpHints == nil {
+				rt.Proxy.StepUpHints = map[string]proxy.StepUpHint{}
+			}
+			rt.Proxy.StepUpHints[idp.Name] = proxy.StepUpHint{ACRValues: idp.StepUp.ACRValues, MaxAge: idp.StepUp.MaxAge}
+		}
+	}
 	if len(f.Assertion.TrustedJWKS) > 0 {
 		v, err := authn.NewAssertionVerifier(f.Assertion.TrustedJWKS, nil, nil)
 		if err != nil {

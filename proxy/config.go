@@ -92,6 +92,9 @@ type Config struct {
 	// Assertions verifies front proxies' identity assertions (sidecar
 	// mode).
 	Assertions AssertionVerifier
+	// StepUpHints are the IdPs' step-up settings by IdP name, for RFC 9470
+	// challenges to bearer callers.
+	StepUpHints map[string]StepUpHint
 	// Risk scores requests; nil means the neutral score for everyone.
 	Risk RiskScorer
 	// AssertionTTL is the lifetime of X-Ztp-Assertion JWTs.

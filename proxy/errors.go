@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"ztproxy/authn"
 	"ztproxy/identity"
@@ -43,6 +44,15 @@ type denyError struct {
 	decision identity.Decision
 	bearer   bool // caller authenticated with a bearer token
 	cause    error
+	// hint is the caller's IdP step-up settings, for the RFC 9470
+	// challenge's acr_values and max_age.
+	hint StepUpHint
+}
+
+// StepUpHint is an IdP's step-up settings: what to ask for and how fresh.
+type StepUpHint struct {
+	ACRValues string
+	MaxAge    time.Duration
 }
 
 func (e *denyError) Error() string {
@@ -144,7 +154,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error, requestID str
 		if de.decision.Effect == identity.StepUp {
 			msg = "additional authentication is required"
 			if de.bearer {
-				h.Set("WWW-Authenticate", stepUpChallenge(de.decision))
+				h.Set("WWW-Authenticate", stepUpChallenge(de.decision, de.hint))
 			}
 		} else {
 			msg = "access denied by policy"
@@ -182,16 +192,21 @@ func bearerChallenge(code, description string) string {
 
 // stepUpChallenge renders an RFC 9470 insufficient_user_authentication
 // challenge from the step-up requirements.
-func stepUpChallenge(d identity.Decision) string {
+func stepUpChallenge(d identity.Decision, hint StepUpHint) string {
 	var acrs []string
 	for _, req := range d.StepUp {
 		if v, ok := strings.CutPrefix(req, "acr:"); ok {
 			acrs = append(acrs, v)
+		} else if req == "mfa" && hint.ACRValues != "" {
+			acrs = append(acrs, strings.Fields(hint.ACRValues)...)
 		}
 	}
 	c := `Bearer error="insufficient_user_authentication", error_description="a stronger or more recent authentication is required"`
 	if len(acrs) > 0 {
 		c += fmt.Sprintf(`, acr_values=%q`, sanitizeQuoted(strings.Join(acrs, " ")))
+	}
+	if hint.MaxAge > 0 {
+		c += fmt.Sprintf(`, max_age=%d`, int(hint.MaxAge/time.Second))
 	}
 	return c
 }

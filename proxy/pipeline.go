@@ -171,7 +171,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, x *exchange) err
 		if dec.Effect == identity.StepUp && rt.Auth == AuthBrowser && x.snap.cfg.Browser != nil {
 			return s.browserStepUp(r, x, dec)
 		}
-		return &denyError{decision: dec, bearer: rt.Auth == AuthBearer}
+		return &denyError{decision: dec, bearer: rt.Auth == AuthBearer || x.rawBearer != "", hint: x.snap.cfg.StepUpHints[x.rc.Principal.IdP]}
 	}
 	return nil
 }

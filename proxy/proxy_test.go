@@ -322,3 +322,22 @@ func TestPprofOnlyWhenEnabled(t *testing.T) {
 		t.Fatal("pprof reachable on the public listener")
 	}
 }
+
+// TestStepUpChallengeRFC9470 checks the challenge format, including the
+// IdP's acr_values and max_age hints.
+func TestStepUpChallengeRFC9470(t *testing.T) {
+	tp := newTestProxy(t)
+	cfg := tp.cfg
+	cfg.StepUpHints = map[string]StepUpHint{"corp": {ACRValues: "urn:example:mfa", MaxAge: 5 * time.Minute}}
+	if err := tp.server.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	rec := tp.do(t, "DELETE", "https://app.example.com/api/x", tp.bearer(t, "eng"))
+	want := `Bearer error="insufficient_user_authentication", error_description="a stronger or more recent authentication is required", acr_values="urn:example:mfa", max_age=300`
+	if rec.Code != http.StatusUnauthorized || rec.Header().Get("WWW-Authenticate") != want {
+		t.Fatalf("status %d, challenge %q", rec.Code, rec.Header().Get("WWW-Authenticate"))
+	}
+	if !strings.Contains(tp.audit.String(), `"decision":"step_up"`) || !strings.Contains(tp.audit.String(), `"step_up":["mfa"]`) {
+		t.Fatalf("audit does not record the step-up: %s", tp.audit.String())
+	}
+}

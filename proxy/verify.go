@@ -204,7 +204,7 @@ func writeVerifyError(w http.ResponseWriter, r *http.Request, x *exchange, err e
 		msg = "additional authentication is required"
 		stepUp = de.decision.StepUp
 		if de.bearer {
-			h.Set("WWW-Authenticate", stepUpChallenge(de.decision))
+			h.Set("WWW-Authenticate", stepUpChallenge(de.decision, de.hint))
 		} else {
 			// Only a proxy-verified factor (WebAuthn) would do: no URL.
 			code = "step_up"
