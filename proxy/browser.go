@@ -95,11 +95,7 @@ func (s *Server) authenticateBrowser(w http.ResponseWriter, r *http.Request, x *
 // requestURL rebuilds the absolute URL the browser asked for, for the
 // return after sign-in.
 func requestURL(r *http.Request, x *exchange) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	u := url.URL{Scheme: scheme, Host: r.Host, Path: x.rc.Path, RawQuery: r.URL.RawQuery}
+	u := url.URL{Scheme: x.scheme, Host: r.Host, Path: x.rc.Path, RawQuery: r.URL.RawQuery}
 	return u.String()
 }
 

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
 	"net"
 	"net/http"
 	"net/url"
@@ -110,8 +109,8 @@ func (a *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 		if x.rc.Device.Present && snap.cfg.DevicePosture != nil {
 			x.rc.Device = snap.cfg.DevicePosture(x.rc.Device)
 		}
+		x.scheme = orig.scheme
 		err = s.decide(rec, r, x)
-		fixReturnURLs(err, x, &orig)
 	}
 	if err == nil {
 		err = s.verifyAllow(rec.Header(), x)
@@ -129,20 +128,6 @@ func (a *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 		return nil, status.Error(codes.Canceled, "request cancelled")
 	}
 	return resp, nil
-}
-
-// fixReturnURLs points sign-in and step-up links back at the URL the
-// client used. decide built them from the rebuilt request, which has no
-// TLS state and so always looks like http.
-func fixReturnURLs(err error, x *exchange, orig *originalRequest) {
-	var ln *loginNeeded
-	var su *stepUpNeeded
-	switch {
-	case errors.As(err, &ln):
-		ln.location = x.snap.loginURL(orig.returnURL(x.rc.Path), x.route.IdP)
-	case errors.As(err, &su):
-		su.location = withReturnURL(su.location, orig.returnURL(x.rc.Path))
-	}
 }
 
 // extAuthzPeerAllowed reports whether the gRPC peer may ask: a unix

@@ -34,6 +34,10 @@ type exchange struct {
 	authnTime    time.Duration
 	authzTime    time.Duration
 	clientIPText string
+	// scheme is the scheme the client used: from the connection, or for
+	// forward-auth and ext_authz from the front proxy's original request.
+	// Sign-in and step-up return URLs are built with it.
+	scheme string
 	// rawBearer is the verified bearer token (a web identity for STS).
 	rawBearer string
 	awsCreds  *awscreds.Credentials
@@ -74,7 +78,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.metrics.InFlight.Inc()
 	defer s.metrics.InFlight.Dec()
 	snap := s.state.Load()
-	x := &exchange{snap: snap}
+	x := &exchange{snap: snap, scheme: "http"}
+	if r.TLS != nil {
+		x.scheme = "https"
+	}
 	x.rc.RequestID = newRequestID()
 	x.rc.Time = start
 	x.rc.Method = r.Method

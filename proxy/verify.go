@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"ztproxy/authn"
@@ -74,33 +73,13 @@ func (s *Server) verifyDecide(w http.ResponseWriter, r *http.Request, x *exchang
 		return err
 	}
 	x.rc.Method = orig.method
+	// The browser comes back through the front proxy, on its scheme.
+	x.scheme = orig.scheme
 	err = s.decide(w, originalHTTPRequest(r, &orig), x)
-	var ln *loginNeeded
-	var su *stepUpNeeded
-	switch {
-	case errors.Is(err, errNoClientCert):
+	if errors.Is(err, errNoClientCert) {
 		err = errVerifyMTLS
-	case errors.As(err, &ln):
-		// decide built the return URL from the verify connection's
-		// scheme; the browser comes back to the front proxy's.
-		ln.location = x.snap.loginURL(orig.returnURL(x.rc.Path), x.route.IdP)
-	case errors.As(err, &su):
-		su.location = withReturnURL(su.location, orig.returnURL(x.rc.Path))
 	}
 	return err
-}
-
-// withReturnURL replaces the rd parameter of one of the proxy's own
-// sign-in or step-up URLs.
-func withReturnURL(location, returnTo string) string {
-	u, err := url.Parse(location)
-	if err != nil {
-		return location // built by the proxy itself; cannot happen
-	}
-	q := u.Query()
-	q.Set("rd", returnTo)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 // originalHTTPRequest is the verify request re-addressed to the original

@@ -26,13 +26,6 @@ type originalRequest struct {
 	url    *url.URL
 }
 
-// returnURL is the absolute URL to come back to after sign-in: the
-// canonical path the policy saw, on the host and scheme the client used.
-func (o *originalRequest) returnURL(canonical string) string {
-	u := url.URL{Scheme: o.scheme, Host: o.host, Path: canonical, RawQuery: o.url.RawQuery}
-	return u.String()
-}
-
 func badOriginal(msg string) error {
 	return &httpError{status: http.StatusBadRequest, code: "bad_original_request", msg: msg}
 }
