@@ -39,16 +39,12 @@ func (s *Server) mintAWS(ctx context.Context, x *exchange, role string) (awscred
 		Role: role, Principal: *p, DeviceID: x.rc.Device.ID, RiskLevel: string(x.rc.Risk.Level),
 		Route: x.rc.Route, SessionExpiry: p.Expiry, WebIdentityToken: x.rawBearer,
 	}
-	if req.WebIdentityToken == "" && p.SessionID != "" {
-		if b, ok := x.snap.cfg.Browser.(interface {
-			IDToken(context.Context, string) (string, error)
-		}); ok {
-			tok, err := b.IDToken(ctx, p.SessionID)
-			if err != nil {
-				return awscreds.Credentials{}, &httpError{status: http.StatusServiceUnavailable, code: "session_check_failed", msg: "your session could not be read", err: err}
-			}
-			req.WebIdentityToken = tok
+	if req.WebIdentityToken == "" && p.SessionID != "" && x.snap.cfg.Browser != nil {
+		tok, err := x.snap.cfg.Browser.IDToken(ctx, p.SessionID)
+		if err != nil {
+			return awscreds.Credentials{}, &httpError{status: http.StatusServiceUnavailable, code: "session_check_failed", msg: "your session could not be read", err: err}
 		}
+		req.WebIdentityToken = tok
 	}
 	creds, err := m.Credentials(ctx, req)
 	switch {

@@ -20,6 +20,8 @@ type BrowserAuth interface {
 	CookieName() string
 	DefaultIdP() string
 	StepUpRequest(idp, requirement string) authn.LoginOptions
+	// IDToken is a session's current ID token (web identity for STS).
+	IDToken(ctx context.Context, sessionID string) (string, error)
 }
 
 // StepUpPath starts a step-up sign-in: /.ztp/stepup?rd=<url>&req=<requirement>.

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -28,12 +27,11 @@ import (
 // five minutes before they expire.
 func cmdAWS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "credential-process" {
-		return usageError("usage: ztproxy aws credential-process --proxy URL --role NAME [--ca-file F] [--no-browser]")
+		return usageError("usage: ztproxy aws credential-process --proxy URL --role NAME [--no-browser]")
 	}
 	fs := newFlags("aws credential-process", stderr)
 	proxyURL := fs.String("proxy", "", "the proxy's external URL, e.g. https://access.example.com")
 	role := fs.String("role", "", "AWS role name as configured in the proxy")
-	caFile := fs.String("ca-file", "", "PEM CA bundle to trust for the proxy (default: system roots)")
 	noBrowser := fs.Bool("no-browser", false, "print the sign-in URL instead of opening a browser")
 	cacheDir := fs.String("cache-dir", "", "credential cache directory (default: the user cache dir)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait for the browser sign-in")
@@ -49,7 +47,7 @@ func cmdAWS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		_, err := stdout.Write(creds)
 		return err
 	}
-	creds, err := browserCredentials(ctx, base, *role, *caFile, *noBrowser, *timeout, stderr)
+	creds, err := browserCredentials(ctx, base, *role, *noBrowser, *timeout, stderr)
 	if err != nil {
 		return err
 	}
@@ -92,18 +90,7 @@ func readCachedCredentials(path string) ([]byte, bool) {
 // browserCredentials runs the loopback hand-off: a one-shot listener on
 // 127.0.0.1, the browser opened at the proxy, and the proxy's page posting
 // the credentials and our state back.
-func browserCredentials(ctx context.Context, base, role, caFile string, noBrowser bool, timeout time.Duration, stderr io.Writer) ([]byte, error) {
-	if caFile != "" {
-		// The CA only matters to the browser; check it is readable so a typo
-		// is reported here.
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, err
-		}
-		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s: no PEM certificates", caFile)
-		}
-	}
+func browserCredentials(ctx context.Context, base, role string, noBrowser bool, timeout time.Duration, stderr io.Writer) ([]byte, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
