@@ -38,9 +38,8 @@ func TestShortBenchmark(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(repo, "internal", "testenv", "oidcprovider", "node_modules", "oidc-provider")); err != nil {
 		testenv.RequireComponent(t, "npm oidc-provider (internal/testenv/oidcprovider/node_modules)", err)
 	}
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("go tool not on PATH")
-	}
+	_, err := exec.LookPath("go")
+	testenv.RequireComponent(t, "go tool", err)
 	out := t.TempDir()
 	start := time.Now()
 	rep, err := run(options{
