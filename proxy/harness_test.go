@@ -225,3 +225,58 @@ func (tp *testProxy) bearerWith(t testing.TB, claims map[string]any) http.Header
 }
 
 var _ identity.Effect // keep identity imported for helpers in other test files
+
+// testSessionCookies configures the browser session cookie in tests.
+var testSessionCookies = authn.SessionCodecConfig{CookieName: "_ztp_session", Secrets: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}}
+
+// newTestBrowser is browser sign-in against the test issuer with an
+// in-memory session store.
+func newTestBrowser(t testing.TB, tp *testProxy) *authn.Browser {
+	t.Helper()
+	browser, err := authn.NewBrowser(authn.BrowserConfig{
+		IdPs:        []authn.BrowserIdPConfig{{Name: "corp", Issuer: tp.issuer.srv.URL, ClientID: "c", ClientSecret: "s"}},
+		ExternalURL: mustURL(t, "https://ztp.example.com"), Cookies: testSessionCookies, Store: &memorySessions{revoked: map[string]bool{}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return browser
+}
+
+// sealTestSession returns the cookies of a live session of alice.
+func sealTestSession(t testing.TB, groups ...string) []*http.Cookie {
+	t.Helper()
+	codec, err := authn.NewSessionCodec(testSessionCookies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	sealed, err := codec.Seal(&authn.Session{
+		ID: authn.NewSessionID(), IssuedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Hour),
+		Principal: identity.Principal{Kind: identity.KindUser, ID: "https://idp#alice", Issuer: "https://idp", Subject: "alice",
+			Email: "alice@example.com", Groups: groups, AMR: []string{"pwd"}, AuthTime: now, IdP: "corp"},
+	}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sealed
+}
+
+// memorySessions is a minimal SessionStore for in-process tests: the hot
+// path only asks IsRevoked, which production answers from a cache.
+type memorySessions struct{ revoked map[string]bool }
+
+func (m *memorySessions) SaveSession(context.Context, authn.SessionRecord) error { return nil }
+func (m *memorySessions) LoadSession(context.Context, string) (authn.SessionRecord, error) {
+	return authn.SessionRecord{}, authn.ErrSessionNotFound
+}
+func (m *memorySessions) RevokeSession(_ context.Context, id string, _ time.Time) error {
+	m.revoked[id] = true
+	return nil
+}
+func (m *memorySessions) UpdateSessionTokens(context.Context, string, string, string, time.Time) error {
+	return nil
+}
+func (m *memorySessions) IsRevoked(_ context.Context, id string) (bool, error) {
+	return m.revoked[id], nil
+}

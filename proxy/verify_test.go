@@ -10,10 +10,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
-
-	"ztproxy/authn"
-	"ztproxy/identity"
 )
 
 const verifyPolicies = testPolicies + `
@@ -36,15 +32,7 @@ type verifyEnv struct {
 
 func newVerifyEnv(t testing.TB) *verifyEnv {
 	tp := newTestProxy(t)
-	secret := []byte("0123456789abcdef0123456789abcdef")
-	cookies := authn.SessionCodecConfig{CookieName: "_ztp_session", Secrets: [][]byte{secret}}
-	browser, err := authn.NewBrowser(authn.BrowserConfig{
-		IdPs:        []authn.BrowserIdPConfig{{Name: "corp", Issuer: tp.issuer.srv.URL, ClientID: "c", ClientSecret: "s"}},
-		ExternalURL: mustURL(t, "https://ztp.example.com"), Cookies: cookies, Store: &memorySessions{revoked: map[string]bool{}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	browser := newTestBrowser(t, tp)
 	cfg := tp.cfg
 	cfg.Browser = browser
 	cfg.TrustedProxies = mustPrefixes(t, "192.0.2.10/32")
@@ -55,19 +43,7 @@ func newVerifyEnv(t testing.TB) *verifyEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	codec, err := authn.NewSessionCodec(cookies)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	sealed, err := codec.Seal(&authn.Session{
-		ID: authn.NewSessionID(), IssuedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Hour),
-		Principal: identity.Principal{Kind: identity.KindUser, ID: "https://idp#alice", Issuer: "https://idp", Subject: "alice",
-			Email: "alice@example.com", Groups: []string{"eng"}, AMR: []string{"pwd"}, AuthTime: now, IdP: "corp"},
-	}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sealed := sealTestSession(t, "eng")
 	return &verifyEnv{testProxy: tp, server: s, session: sealed}
 }
 
