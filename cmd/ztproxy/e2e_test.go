@@ -232,7 +232,6 @@ func TestE2E(t *testing.T) {
 			resp, _ := get(t, client, base+"/admin/panel", map[string]string{"Authorization": "Bearer " + alice.IDToken})
 			return resp.StatusCode == 403
 		})
-		writeFile(t, e.policyPath, e2ePolicies+"\npermit (principal, action, resource) when { context.nope };\n")
 		writeFile(t, e.policyPath, "this is not cedar")
 		waitFor(t, 10*time.Second, "second reload failure", func() bool {
 			return strings.Contains(p.metrics(t), `ztproxy_config_reloads_total{result="failure"} 2`)

@@ -4,6 +4,7 @@
 package demo
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"html/template"
 	"net/http"
@@ -46,7 +47,7 @@ func assertionPayload(raw string) map[string]any {
 	if len(parts) != 3 {
 		return nil
 	}
-	data, err := decodeSegment(parts[1])
+	data, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
 		return nil
 	}
