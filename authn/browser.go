@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -23,6 +24,8 @@ type Browser struct {
 	idps    map[string]*browserIdP
 	first   string
 	refresh singleflight.Group
+	// webauthn is nil unless BrowserConfig.WebAuthn is set.
+	webauthn *WebAuthn
 }
 
 // browserIdP is one sign-in provider, discovered on first use.
@@ -83,6 +86,13 @@ func NewBrowser(cfg BrowserConfig) (*Browser, error) {
 		}
 		b.idps[ic.Name] = bi
 	}
+	if cfg.WebAuthn != nil {
+		wc := *cfg.WebAuthn
+		wc.Codec, wc.Now = codec, cfg.Now
+		if b.webauthn, err = NewWebAuthn(wc); err != nil {
+			return nil, err
+		}
+	}
 	return b, nil
 }
 
@@ -115,26 +125,9 @@ type Result struct {
 // created over mTLS, not revoked, and its IdP tokens still refreshable.
 func (b *Browser) Authenticate(ctx context.Context, r *http.Request, device identity.Device) (Result, error) {
 	now := b.cfg.Now()
-	sess, err := b.codec.Open(r, now)
+	sess, err := b.openSession(ctx, r, device, now)
 	if err != nil {
-		var clear []*http.Cookie
-		if !errors.Is(err, ErrNoSession) {
-			clear = b.codec.Clear(r)
-		}
-		return Result{}, &LoginRequiredError{Reason: err.Error(), Clear: clear}
-	}
-	if now.Sub(sess.LastSeen) > b.cfg.IdleTimeout {
-		return Result{}, &LoginRequiredError{Reason: "session idle too long", Clear: b.codec.Clear(r)}
-	}
-	if sess.DeviceFingerprint != "" && sess.DeviceFingerprint != device.Fingerprint {
-		return Result{}, &LoginRequiredError{Reason: "session belongs to another device", Clear: b.codec.Clear(r)}
-	}
-	revoked, err := b.cfg.Store.IsRevoked(ctx, sess.ID)
-	if err != nil {
-		return Result{}, fmt.Errorf("authn: checking session revocation: %w", err)
-	}
-	if revoked {
-		return Result{}, &LoginRequiredError{Reason: "session was signed out", Clear: b.codec.Clear(r)}
+		return Result{}, err
 	}
 	changed := false
 	if !sess.IDTokenExpiry.IsZero() && !now.Before(sess.IDTokenExpiry.Add(-b.cfg.RefreshSkew)) {
@@ -163,6 +156,35 @@ func (b *Browser) Authenticate(ctx context.Context, r *http.Request, device iden
 		res.SetCookies = cookies
 	}
 	return res, nil
+}
+
+// openSession opens the request's session cookie and checks that the
+// session is intact, not idle, on the device it was bound to, and not
+// revoked. A *LoginRequiredError (with cookies to clear) means the browser
+// must sign in again; any other error is the store's.
+func (b *Browser) openSession(ctx context.Context, r *http.Request, device identity.Device, now time.Time) (*Session, error) {
+	sess, err := b.codec.Open(r, now)
+	if err != nil {
+		var clear []*http.Cookie
+		if !errors.Is(err, ErrNoSession) {
+			clear = b.codec.Clear(r)
+		}
+		return nil, &LoginRequiredError{Reason: err.Error(), Clear: clear}
+	}
+	if now.Sub(sess.LastSeen) > b.cfg.IdleTimeout {
+		return nil, &LoginRequiredError{Reason: "session idle too long", Clear: b.codec.Clear(r)}
+	}
+	if sess.DeviceFingerprint != "" && sess.DeviceFingerprint != device.Fingerprint {
+		return nil, &LoginRequiredError{Reason: "session belongs to another device", Clear: b.codec.Clear(r)}
+	}
+	revoked, err := b.cfg.Store.IsRevoked(ctx, sess.ID)
+	if err != nil {
+		return nil, fmt.Errorf("authn: checking session revocation: %w", err)
+	}
+	if revoked {
+		return nil, &LoginRequiredError{Reason: "session was signed out", Clear: b.codec.Clear(r)}
+	}
+	return sess, nil
 }
 
 // IDToken returns the current ID token of a session, kept server-side (for

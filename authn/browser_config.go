@@ -82,6 +82,9 @@ type BrowserConfig struct {
 	HTTPClient  *http.Client
 	Now         func() time.Time
 	Logger      *slog.Logger
+	// WebAuthn, when set, enables proxy-verified security keys for
+	// step-up. NewBrowser fills its Codec and Now.
+	WebAuthn *WebAuthnConfig
 }
 
 // CheckAndSetDefaults validates c and fills defaults, reporting every

@@ -12,7 +12,10 @@ import (
 const (
 	StepUpMFA      = "mfa"
 	StepUpWebAuthn = "webauthn"
-	stepUpACR      = "acr:"
+	// StepUpReauth is not a policy value: it asks the IdP for a fresh
+	// sign-in (any factors) before the user changes their security keys.
+	StepUpReauth = "reauth"
+	stepUpACR    = "acr:"
 )
 
 // stepUpClockSkew tolerates an IdP whose clock is a little behind.
@@ -31,6 +34,8 @@ func CheckStepUp(p identity.Principal, requirement, idpStepUpACR string, started
 		return false, fmt.Sprintf("the identity provider reused an earlier sign-in (%s) instead of asking again", p.AuthTime.UTC().Format(time.RFC3339))
 	}
 	switch {
+	case requirement == StepUpReauth:
+		return true, ""
 	case requirement == StepUpMFA:
 		if p.HasMFA() || (idpStepUpACR != "" && acrIn(p.ACR, idpStepUpACR)) {
 			return true, ""

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
@@ -17,13 +18,13 @@ import (
 )
 
 // WebAuthnCredential mirrors the store's credential (authn must not import
-// store).
+// store); the fields are in the same order so config converts directly.
 type WebAuthnCredential struct {
 	UserID     string
 	ID         []byte
 	PublicKey  []byte
-	AAGUID     []byte
 	SignCount  uint32
+	AAGUID     []byte
 	Transports []string
 	Name       string
 	CreatedAt  time.Time
@@ -52,6 +53,9 @@ type WebAuthnConfig struct {
 	RPOrigins []string
 	// Store keeps the credentials.
 	Store WebAuthnStore
+	// EnrollMaxAge is how recent the user's sign-in must be to add or
+	// remove a security key (5 minutes when zero).
+	EnrollMaxAge time.Duration
 	// Codec seals the ceremony state cookies (with its login state keys).
 	Codec *SessionCodec
 	// Now is time.Now when nil.
@@ -61,6 +65,10 @@ type WebAuthnConfig struct {
 // WebAuthnStateTTL is how long a registration or step-up ceremony may take,
 // from Begin* to Finish*.
 const WebAuthnStateTTL = 5 * time.Minute
+
+// DefaultWebAuthnEnrollMaxAge is how recent a sign-in must be to change
+// the user's security keys when WebAuthnConfig.EnrollMaxAge is zero.
+const DefaultWebAuthnEnrollMaxAge = 5 * time.Minute
 
 // Errors of the WebAuthn ceremonies. All of them mean the ceremony failed;
 // handlers show an error and let the user start again.
@@ -120,6 +128,9 @@ func NewWebAuthn(cfg WebAuthnConfig) (*WebAuthn, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.EnrollMaxAge <= 0 {
+		cfg.EnrollMaxAge = DefaultWebAuthnEnrollMaxAge
 	}
 	cfg.RPOrigins = slices.Clone(cfg.RPOrigins)
 	lib, err := webauthn.New(&webauthn.Config{
@@ -248,7 +259,8 @@ func (w *WebAuthn) BeginRegistration(ctx context.Context, p identity.Principal) 
 // FinishRegistration verifies the attestation response in the request body
 // (the JSON of the PublicKeyCredential from navigator.credentials.create)
 // against the state cookie sealed by BeginRegistration, and stores the new
-// credential.
+// credential. The key's name is the request's "name" query parameter
+// (printable text, at most 64 characters), or a dated default.
 func (w *WebAuthn) FinishRegistration(ctx context.Context, p identity.Principal, r *http.Request) (WebAuthnCredential, error) {
 	if err := checkWebAuthnPrincipal(p); err != nil {
 		return WebAuthnCredential{}, err
@@ -284,7 +296,7 @@ func (w *WebAuthn) FinishRegistration(ctx context.Context, p identity.Principal,
 		PublicKey: lc.PublicKey,
 		AAGUID:    lc.Authenticator.AAGUID,
 		SignCount: lc.Authenticator.SignCount,
-		Name:      "Security key added " + now.Format(time.DateOnly),
+		Name:      keyName(r.URL.Query().Get("name"), now),
 		CreatedAt: now,
 	}
 	for _, t := range lc.Transport {
@@ -367,6 +379,18 @@ func (w *WebAuthn) FinishLogin(ctx context.Context, p identity.Principal, r *htt
 	cred.SignCount = newCount
 	cred.LastUsed = w.cfg.Now().UTC().Truncate(time.Second)
 	return cred, nil
+}
+
+// keyName cleans a user-chosen security key name.
+func keyName(raw string, now time.Time) string {
+	name := strings.TrimSpace(sanitizeText(raw))
+	if r := []rune(name); len(r) > 64 {
+		name = string(r[:64])
+	}
+	if name == "" {
+		name = "Security key added " + now.Format(time.DateOnly)
+	}
+	return name
 }
 
 // UpgradeSession returns a copy of s after a successful WebAuthn step-up:

@@ -231,6 +231,13 @@ func buildBrowser(f *File, ext *url.URL) *authn.BrowserConfig {
 	if len(bc.IdPs) == 0 {
 		return nil
 	}
+	if rpid := f.WebAuthnRPID(); rpid != "" {
+		// The caller sets Store.
+		bc.WebAuthn = &authn.WebAuthnConfig{
+			RPID: rpid, RPDisplayName: f.WebAuthn.RPName, EnrollMaxAge: f.WebAuthn.EnrollMaxAge,
+			RPOrigins: []string{ext.Scheme + "://" + ext.Host},
+		}
+	}
 	return bc
 }
 

@@ -73,6 +73,9 @@ type File struct {
 	IdPs []IdP `yaml:"idps"`
 	// Session configures the browser session cookie.
 	Session Session `yaml:"session"`
+	// WebAuthn configures proxy-verified security keys and passkeys for
+	// @step_up("webauthn").
+	WebAuthn WebAuthn `yaml:"webauthn"`
 	// Assertion configures the signed identity JWT sent upstream.
 	Assertion Assertion `yaml:"assertion"`
 	// Server holds the HTTP server limits of the public listener.
@@ -176,6 +179,22 @@ type Session struct {
 
 	// SecretKeys are the Secrets after DecodeSecret, in the same order.
 	SecretKeys [][]byte `yaml:"-"`
+}
+
+// WebAuthn configures the proxy's own security key step-up.
+type WebAuthn struct {
+	// Enabled turns it on; it needs browser sign-in and an external_url
+	// with a domain name (browsers refuse WebAuthn on IP addresses).
+	Enabled bool `yaml:"enabled"`
+	// RPID is the relying party id keys are bound to: the external_url's
+	// host name (the default) or a parent domain of it. Changing it
+	// invalidates every enrolled key.
+	RPID string `yaml:"rp_id"`
+	// RPName is the name browsers show when asking for the key.
+	RPName string `yaml:"rp_name"`
+	// EnrollMaxAge is how recent a sign-in (the first key) or a key
+	// verification (later changes) must be to add or remove a key.
+	EnrollMaxAge time.Duration `yaml:"enroll_max_age"`
 }
 
 // Assertion configures the identity assertion JWT the proxy signs for
@@ -395,6 +414,7 @@ func DefaultFile() File {
 		Audit:    Audit{Output: "stdout"},
 		Store:    Store{Backend: "embedded", Path: "ztproxy.db", TablePrefix: "ztproxy_", RevocationCacheTTL: 30 * time.Second},
 		Risk:     DefaultRisk(),
+		WebAuthn: WebAuthn{Enabled: true, RPName: "ztproxy", EnrollMaxAge: 5 * time.Minute},
 		Log:      Log{Level: "info", Format: "json"},
 		Location: time.UTC,
 	}

@@ -31,6 +31,7 @@ func (f *File) validate(opts Options, c *collector) {
 	f.checkRoutes(c)
 	f.checkSidecar(c)
 	f.checkSession(c)
+	f.checkWebAuthn(c)
 	f.checkAssertion(c)
 	f.checkServer(c)
 	f.checkOutputs(c)

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"time"
 
 	"ztproxy/authn"
 	"ztproxy/identity"
@@ -40,24 +42,69 @@ func (e *stepUpNeeded) Error() string {
 }
 
 // browserStepUp turns a step-up decision on a browser route into the
-// redirect that satisfies it.
+// redirect that satisfies it: an IdP requirement for an acr first (a
+// security key keeps the acr, a new IdP sign-in would drop the key), then
+// the proxy's own security key check, then MFA at the IdP.
 func (s *Server) browserStepUp(r *http.Request, x *exchange, d identity.Decision) error {
-	req := ""
-	for _, r := range d.StepUp {
-		if r != authn.StepUpWebAuthn {
-			req = r
-			break
-		}
-	}
-	if req == "" {
-		// Only proxy-verified WebAuthn would satisfy this policy.
+	req := pickStepUp(d.StepUp)
+	p := &x.rc.Principal
+	if satisfiedJustNow(p, req, x.rc.Time) {
+		// The user has just done what the policy asks and it still
+		// says step-up: explain instead of sending them round again.
+		d.Effect = identity.Deny
+		d.Reasons = append(slices.Clone(d.Reasons), "you completed the extra verification just now, but the policy still does not allow this request")
 		return &denyError{decision: d}
+	}
+	if req == authn.StepUpWebAuthn {
+		if webauthnOf(x.snap) == nil {
+			// Only proxy-verified WebAuthn would satisfy this policy
+			// and it is not configured: fail closed.
+			return &denyError{decision: d}
+		}
+		q := url.Values{"rd": {requestURL(r, x)}}
+		return &stepUpNeeded{location: x.snap.issuer + WebAuthnStepUpPath + "?" + q.Encode(), decision: d}
 	}
 	q := url.Values{"rd": {requestURL(r, x)}, "req": {req}}
 	if x.route.IdP != "" {
 		q.Set("idp", x.route.IdP)
 	}
 	return &stepUpNeeded{location: x.snap.issuer + StepUpPath + "?" + q.Encode(), decision: d}
+}
+
+// pickStepUp chooses which of a decision's requirements to satisfy first.
+func pickStepUp(reqs []string) string {
+	for _, r := range reqs {
+		if strings.HasPrefix(r, "acr:") {
+			return r
+		}
+	}
+	if slices.Contains(reqs, authn.StepUpWebAuthn) {
+		return authn.StepUpWebAuthn
+	}
+	if len(reqs) > 0 {
+		return reqs[0]
+	}
+	return authn.StepUpMFA
+}
+
+// stepUpLoopWindow: a requirement satisfied this recently that policy
+// still asks for is not asked for again.
+const stepUpLoopWindow = time.Minute
+
+// satisfiedJustNow reports whether p met req within stepUpLoopWindow.
+func satisfiedJustNow(p *identity.Principal, req string, now time.Time) bool {
+	if p.AuthTime.IsZero() || now.Sub(p.AuthTime) > stepUpLoopWindow {
+		return false
+	}
+	switch {
+	case req == authn.StepUpWebAuthn:
+		return slices.Contains(p.AMR, "webauthn")
+	case req == authn.StepUpMFA:
+		return p.HasMFA()
+	case strings.HasPrefix(req, "acr:"):
+		return p.ACR == strings.TrimPrefix(req, "acr:")
+	}
+	return false
 }
 
 var _ BrowserAuth = (*authn.Browser)(nil)

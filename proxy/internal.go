@@ -24,8 +24,10 @@ func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request, x *exchan
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	var err error
-	switch r.URL.Path {
-	case "/.ztp/jwks.json":
+	switch path := r.URL.Path; {
+	case isWebAuthnPath(path):
+		err = s.serveWebAuthn(w, r, x)
+	case path == "/.ztp/jwks.json":
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			err = errMethod
 			break
@@ -35,26 +37,26 @@ func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request, x *exchan
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(s.signer.JWKS())
 		return
-	case authn.LoginPath:
+	case path == authn.LoginPath:
 		err = s.handleLogin(w, r, x)
-	case AWSCredentialsPath:
+	case path == AWSCredentialsPath:
 		err = s.handleAWSCredentials(w, r, x)
-	case AWSConsolePath:
+	case path == AWSConsolePath:
 		err = s.handleAWSConsole(w, r, x)
-	case AWSCLIPath:
+	case path == AWSCLIPath:
 		err = s.handleAWSCLI(w, r, x)
-	case StepUpPath:
+	case path == StepUpPath:
 		err = s.handleStepUp(w, r, x)
-	case authn.CallbackPath:
+	case path == authn.CallbackPath:
 		err = s.handleCallback(w, r, x)
-	case authn.LogoutPath:
+	case path == authn.LogoutPath:
 		err = s.handleLogout(w, r, x)
-	case authn.SignedOutPath:
+	case path == authn.SignedOutPath:
 		renderPage(w, http.StatusOK, pageData{Title: "Signed out", Message: "You are signed out. Close this tab, or sign in again to continue.", Link: "/", LinkText: "Sign in again"})
 		return
-	case "/.ztp/whoami":
+	case path == "/.ztp/whoami":
 		err = s.handleWhoami(w, r, x)
-	case "/.ztp/verify":
+	case path == "/.ztp/verify":
 		err = s.handleVerify(w, r, x)
 	default:
 		err = &httpError{status: http.StatusNotFound, code: "not_found", msg: "not found"}
@@ -70,7 +72,8 @@ func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request, x *exchan
 	}
 	// Sign-in, callback and sign-out are security events: audit them too.
 	switch r.URL.Path {
-	case authn.LoginPath, authn.CallbackPath, authn.LogoutPath, StepUpPath:
+	case authn.LoginPath, authn.CallbackPath, authn.LogoutPath, StepUpPath,
+		webauthnFinishPath, enrollFinishPath, WebAuthnRemovePath:
 		x.decision.Effect = identity.Allow
 		s.finish(x, err, x.rc.Time)
 	case AWSCredentialsPath, AWSConsolePath, AWSCLIPath:
@@ -93,7 +96,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, x *exchange
 func (s *Server) handleStepUp(w http.ResponseWriter, r *http.Request, x *exchange) error {
 	return s.startSignIn(w, r, x, StepUpPath, func(b BrowserAuth, q url.Values) (string, authn.LoginOptions, error) {
 		req, idp := q.Get("req"), q.Get("idp")
-		if req != authn.StepUpMFA && !strings.HasPrefix(req, "acr:") {
+		if req != authn.StepUpMFA && req != authn.StepUpReauth && !strings.HasPrefix(req, "acr:") {
 			return "", authn.LoginOptions{}, &httpError{status: http.StatusBadRequest, code: "bad_step_up", msg: "unknown verification requirement"}
 		}
 		if idp == "" {

@@ -16,6 +16,9 @@ type pageData struct {
 	Link      string
 	LinkText  string
 	Body      template.HTML
+	// Nonce, when set, allows the page's own scripts carrying it and
+	// same-origin fetches (the WebAuthn pages).
+	Nonce string
 }
 
 // pageCSP allows nothing but the page's own inline style: no scripts, no
@@ -26,7 +29,11 @@ const pageCSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'sel
 func renderPage(w http.ResponseWriter, status int, d pageData) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", pageCSP)
+	csp := pageCSP
+	if d.Nonce != "" {
+		csp += "; script-src 'nonce-" + d.Nonce + "'; connect-src 'self'"
+	}
+	h.Set("Content-Security-Policy", csp)
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -48,6 +55,9 @@ ul{padding-left:1.2rem;line-height:1.6}
 table{border-collapse:collapse;width:100%;font-size:.9rem}td,th{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #e7e9ee;vertical-align:top}
 code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.85em;word-break:break-all}
 .allow{color:#0b7a3e;font-weight:600}.deny{color:#b3261e;font-weight:600}.step_up{color:#a05a00;font-weight:600}
+button{font:inherit;background:#2b59c3;color:#fff;border:0;padding:.55rem 1rem;border-radius:8px;cursor:pointer}button:disabled{opacity:.55}
+button.link{background:none;color:#b3261e;padding:0;text-decoration:underline}
+input{font:inherit;padding:.4rem .5rem;border:1px solid #c9ced8;border-radius:6px;margin:0 .5rem .8rem 0}
 a.button{display:inline-block;margin-top:1rem;background:#2b59c3;color:#fff;text-decoration:none;padding:.55rem 1rem;border-radius:8px}
 @media (prefers-color-scheme:dark){body{background:#15171c;color:#e6e8ee}main{background:#1e2128;box-shadow:none}td,th{border-color:#2e323b}.muted,header{color:#9aa1b2}}
 </style></head>

@@ -32,6 +32,18 @@ type whoami struct {
 	Risk     identity.Risk    `json:"risk"`
 	Routes   []whoamiRoute    `json:"routes"`
 	Hidden   int              `json:"hidden_routes"`
+	// Keys are the user's security keys; nil when WebAuthn is off or the
+	// caller is not a browser session.
+	Keys []whoamiKey `json:"security_keys,omitempty"`
+	// KeysEnabled shows the security key section.
+	KeysEnabled bool `json:"-"`
+}
+
+type whoamiKey struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Created  string `json:"created"`
+	LastUsed string `json:"last_used,omitempty"`
 }
 
 type whoamiRoute struct {
@@ -59,6 +71,9 @@ func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request, x *exchang
 		}
 	}
 	info := s.whoamiFor(snap, x)
+	if err := s.whoamiKeys(r, x, &info); err != nil {
+		return err
+	}
 	if wantsJSON(r) {
 		w.Header().Set("Content-Type", "application/json")
 		return json.NewEncoder(w).Encode(info)
@@ -153,6 +168,12 @@ var whoamiTemplate = template.Must(template.New("whoami").Parse(`
 {{if .Routes}}<table><tr><th>Route</th><th>Decision</th><th>Policies</th></tr>
 {{range .Routes}}<tr><td><a href="{{.URL}}">{{.Name}}</a></td><td class="{{.Decision}}">{{.Decision}}{{range .StepUp}} ({{.}}){{end}}</td><td><code>{{range $i, $p := .Policies}}{{if $i}}, {{end}}{{$p}}{{end}}</code></td></tr>{{end}}
 </table>{{else}}<p class="muted">No application allows you right now.</p>{{end}}
+{{if .KeysEnabled}}<h2>Security keys</h2>
+{{if .Keys}}<table><tr><th>Name</th><th>Added</th><th>Last used</th><th></th></tr>
+{{range .Keys}}<tr><td>{{.Name}}</td><td>{{.Created}}</td><td>{{if .LastUsed}}{{.LastUsed}}{{else}}<span class="muted">never</span>{{end}}</td>
+<td><form method="post" action="/.ztp/stepup/keys/remove"><input type="hidden" name="id" value="{{.ID}}"><button class="link" type="submit">Remove</button></form></td></tr>{{end}}
+</table>{{else}}<p class="muted">No security key yet. Applications that need one will ask you to add it.</p>{{end}}
+<p><a href="/.ztp/stepup/enroll?rd=%2F.ztp%2Fwhoami">Add a security key or passkey</a></p>{{end}}
 `))
 
 func whoamiHTML(info whoami) template.HTML {

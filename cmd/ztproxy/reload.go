@@ -36,6 +36,7 @@ type reloader struct {
 	bearer  *authn.BearerVerifier
 	// sessions outlives reloads: its revocation cache is shared state.
 	sessions authn.SessionStore
+	keys     authn.WebAuthnStore
 	// risk outlives reloads: its caches and pending observations.
 	risk *riskengine.Engine
 	// aws outlives reloads: its credential cache (aws settings need a restart).
@@ -103,7 +104,7 @@ func (r *reloader) apply(rt *config.Runtime) error {
 		}
 	}
 	setBearer(&rt.Proxy, bearer)
-	if err := setBrowser(&rt.Proxy, rt, r.sessions, r.log); err != nil {
+	if err := setBrowser(&rt.Proxy, rt, r.sessions, r.keys, r.log); err != nil {
 		return err
 	}
 	if rt.File.Store != r.current.File.Store || !reflect.DeepEqual(rt.File.Risk, r.current.File.Risk) {

@@ -132,7 +132,8 @@ func serve(ctx context.Context, path string, rt *config.Runtime, logger, audit *
 	}
 	setAWS(&rt.Proxy, minter)
 	sessions := config.SessionStore(st, rt.File.Store.RevocationCacheTTL)
-	if err := setBrowser(&rt.Proxy, rt, sessions, logger); err != nil {
+	keys := config.KeyStore(st)
+	if err := setBrowser(&rt.Proxy, rt, sessions, keys, logger); err != nil {
 		return err
 	}
 	srv, err := proxy.New(rt.Proxy, proxy.Options{
@@ -160,7 +161,7 @@ func serve(ctx context.Context, path string, rt *config.Runtime, logger, audit *
 			return fmt.Errorf("ext_authz_listen: %w", err)
 		}
 	}
-	r := &reloader{path: path, opts: opts, current: rt, bearer: bearer, sessions: sessions, risk: risk, aws: minter, server: srv, metrics: metrics, log: logger, certs: certManager}
+	r := &reloader{path: path, opts: opts, current: rt, bearer: bearer, sessions: sessions, keys: keys, risk: risk, aws: minter, server: srv, metrics: metrics, log: logger, certs: certManager}
 	go r.run(ctx)
 
 	scheme := "https"
@@ -189,12 +190,17 @@ func newBearer(rt *config.Runtime, logger *slog.Logger) (*authn.BearerVerifier, 
 }
 
 // setBrowser builds browser sign-in when the config has it.
-func setBrowser(c *proxy.Config, rt *config.Runtime, sessions authn.SessionStore, logger *slog.Logger) error {
+func setBrowser(c *proxy.Config, rt *config.Runtime, sessions authn.SessionStore, keys authn.WebAuthnStore, logger *slog.Logger) error {
 	if rt.Browser == nil {
 		return nil
 	}
 	bc := *rt.Browser
 	bc.Store, bc.Logger = sessions, logger
+	if bc.WebAuthn != nil {
+		wc := *bc.WebAuthn
+		wc.Store = keys
+		bc.WebAuthn = &wc
+	}
 	b, err := authn.NewBrowser(bc)
 	if err != nil {
 		return err

@@ -1,0 +1,322 @@
+package proxy
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"ztproxy/authn"
+	"ztproxy/identity"
+)
+
+// Proxy-verified WebAuthn step-up: pages on the external origin to verify
+// with a security key or passkey, to enroll one (after a fresh sign-in at
+// the IdP), and to remove one.
+const (
+	WebAuthnStepUpPath = "/.ztp/stepup/webauthn"
+	WebAuthnEnrollPath = "/.ztp/stepup/enroll"
+	WebAuthnRemovePath = "/.ztp/stepup/keys/remove"
+	webauthnBeginPath  = WebAuthnStepUpPath + "/begin"
+	webauthnFinishPath = WebAuthnStepUpPath + "/finish"
+	enrollBeginPath    = WebAuthnEnrollPath + "/begin"
+	enrollFinishPath   = WebAuthnEnrollPath + "/finish"
+)
+
+// WebAuthnAuth is the part of browser sign-in that manages security keys
+// (implemented by *authn.Browser when WebAuthn is configured).
+type WebAuthnAuth interface {
+	WebAuthnEnabled() bool
+	ReturnTo(raw string) string
+	CheckKeyChange(ctx context.Context, p identity.Principal) error
+	SecurityKeys(ctx context.Context, p identity.Principal) ([]authn.WebAuthnCredential, error)
+	BeginEnroll(ctx context.Context, p identity.Principal) ([]byte, *http.Cookie, error)
+	FinishEnroll(ctx context.Context, p identity.Principal, r *http.Request) (authn.WebAuthnCredential, []*http.Cookie, error)
+	RemoveSecurityKey(ctx context.Context, p identity.Principal, id []byte) error
+	BeginWebAuthnStepUp(ctx context.Context, p identity.Principal) ([]byte, *http.Cookie, error)
+	FinishWebAuthnStepUp(ctx context.Context, r *http.Request, device identity.Device) (authn.WebAuthnStepUpResult, error)
+}
+
+var _ WebAuthnAuth = (*authn.Browser)(nil)
+
+// webauthnOf returns the snapshot's WebAuthn support, or nil.
+func webauthnOf(snap *snapshot) WebAuthnAuth {
+	if snap.cfg.Browser == nil {
+		return nil
+	}
+	wa, ok := snap.cfg.Browser.(WebAuthnAuth)
+	if !ok || !wa.WebAuthnEnabled() {
+		return nil
+	}
+	return wa
+}
+
+var errNoWebAuthn = &httpError{status: http.StatusNotFound, code: "not_found", msg: "security keys are not enabled on this proxy"}
+
+// isWebAuthnPath reports whether p is one of the WebAuthn endpoints.
+func isWebAuthnPath(p string) bool {
+	return strings.HasPrefix(p, WebAuthnStepUpPath) || strings.HasPrefix(p, WebAuthnEnrollPath) || p == WebAuthnRemovePath
+}
+
+// serveWebAuthn dispatches the WebAuthn endpoints.
+func (s *Server) serveWebAuthn(w http.ResponseWriter, r *http.Request, x *exchange) error {
+	wa := webauthnOf(x.snap)
+	if wa == nil {
+		return errNoWebAuthn
+	}
+	switch r.URL.Path {
+	case WebAuthnStepUpPath:
+		return s.webauthnPage(w, r, x, wa, false)
+	case WebAuthnEnrollPath:
+		return s.webauthnPage(w, r, x, wa, true)
+	case webauthnBeginPath, enrollBeginPath:
+		return s.webauthnBegin(w, r, x, wa, r.URL.Path == enrollBeginPath)
+	case webauthnFinishPath:
+		return s.webauthnFinish(w, r, x, wa)
+	case enrollFinishPath:
+		return s.enrollFinish(w, r, x, wa)
+	case WebAuthnRemovePath:
+		return s.removeKey(w, r, x, wa)
+	}
+	return &httpError{status: http.StatusNotFound, code: "not_found", msg: "not found"}
+}
+
+// webauthnPage serves the verification page, or the enrollment page. A
+// user without keys is sent from verification to enrollment, and
+// enrollment needs a sign-in at the IdP within the last few minutes.
+func (s *Server) webauthnPage(w http.ResponseWriter, r *http.Request, x *exchange, wa WebAuthnAuth, enroll bool) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return errMethod
+	}
+	if !x.snap.onExternalHost(r) {
+		http.Redirect(w, r, x.snap.issuer+r.URL.Path+"?"+r.URL.RawQuery, http.StatusFound)
+		return nil
+	}
+	rd := wa.ReturnTo(r.URL.Query().Get("rd"))
+	self := x.snap.issuer + r.URL.Path + "?" + url.Values{"rd": {rd}}.Encode()
+	if err := s.authenticateEndpoint(w, r, x, self); err != nil {
+		return err
+	}
+	p := x.rc.Principal
+	if p.AuthKind != identity.AuthBrowser {
+		return &httpError{status: http.StatusForbidden, code: "browser_only", msg: "security keys are used from a signed-in browser"}
+	}
+	keys, err := wa.SecurityKeys(r.Context(), p)
+	if err != nil {
+		return &httpError{status: http.StatusServiceUnavailable, code: "store_unavailable", msg: "your security keys could not be loaded right now; try again shortly", err: err}
+	}
+	if !enroll && len(keys) == 0 {
+		http.Redirect(w, r, x.snap.issuer+WebAuthnEnrollPath+"?"+url.Values{"rd": {self}}.Encode(), http.StatusFound)
+		x.status = http.StatusFound
+		return nil
+	}
+	if enroll {
+		// The session cookie alone never binds a new factor: the first
+		// key needs a fresh IdP sign-in, later ones an existing key.
+		if loc, err := keyChangeRedirect(r.Context(), x, wa, self); err != nil || loc != "" {
+			if err == nil {
+				http.Redirect(w, r, loc, http.StatusFound)
+				x.status = http.StatusFound
+			}
+			return err
+		}
+	}
+	x.status = http.StatusOK
+	renderWebAuthnPage(w, webauthnPageData{Enroll: enroll, ReturnTo: rd, Keys: len(keys), User: displayUser(p)})
+	return nil
+}
+
+// keyChangeRedirect is where a user must go before changing their keys
+// (and come back to rd), or "" when they may change them now.
+func keyChangeRedirect(ctx context.Context, x *exchange, wa WebAuthnAuth, rd string) (string, error) {
+	err := wa.CheckKeyChange(ctx, x.rc.Principal)
+	switch {
+	case err == nil:
+		return "", nil
+	case errors.Is(err, authn.ErrReauthRequired):
+		return x.snap.issuer + StepUpPath + "?" + url.Values{"rd": {rd}, "req": {authn.StepUpReauth}}.Encode(), nil
+	case errors.Is(err, authn.ErrKeyVerificationRequired):
+		return x.snap.issuer + WebAuthnStepUpPath + "?" + url.Values{"rd": {rd}}.Encode(), nil
+	}
+	return "", webauthnError(x, err)
+}
+
+func displayUser(p identity.Principal) string {
+	if p.Email != "" {
+		return p.Email
+	}
+	return p.ID
+}
+
+// webauthnBegin returns the options for navigator.credentials.create/get
+// and sets the ceremony state cookie.
+func (s *Server) webauthnBegin(w http.ResponseWriter, r *http.Request, x *exchange, wa WebAuthnAuth, enroll bool) error {
+	if err := s.webauthnPost(w, r, x); err != nil {
+		return err
+	}
+	begin := wa.BeginWebAuthnStepUp
+	if enroll {
+		begin = wa.BeginEnroll
+	}
+	options, cookie, err := begin(r.Context(), x.rc.Principal)
+	if err != nil {
+		return webauthnError(x, err)
+	}
+	http.SetCookie(w, cookie)
+	return writeJSON(w, x, map[string]json.RawMessage{"publicKey": options})
+}
+
+// webauthnFinish verifies the assertion, upgrades the session and tells
+// the page where to go.
+func (s *Server) webauthnFinish(w http.ResponseWriter, r *http.Request, x *exchange, wa WebAuthnAuth) error {
+	if err := s.webauthnPost(w, r, x); err != nil {
+		return err
+	}
+	res, err := wa.FinishWebAuthnStepUp(r.Context(), r, x.rc.Device)
+	for _, c := range res.Cookies {
+		http.SetCookie(w, c)
+	}
+	if err != nil {
+		return webauthnError(x, err)
+	}
+	x.rc.Principal = res.Principal
+	s.log.Info("step-up with security key", "principal", res.Principal.ID, "key", res.Key.Name, "request_id", x.rc.RequestID)
+	return writeJSON(w, x, map[string]string{"redirect": wa.ReturnTo(r.URL.Query().Get("rd"))})
+}
+
+// enrollFinish stores a new key and sends the page on to verification.
+func (s *Server) enrollFinish(w http.ResponseWriter, r *http.Request, x *exchange, wa WebAuthnAuth) error {
+	if err := s.webauthnPost(w, r, x); err != nil {
+		return err
+	}
+	key, cookies, err := wa.FinishEnroll(r.Context(), x.rc.Principal, r)
+	for _, c := range cookies {
+		http.SetCookie(w, c)
+	}
+	if err != nil {
+		return webauthnError(x, err)
+	}
+	s.log.Info("security key enrolled", "principal", x.rc.Principal.ID, "key", key.Name, "request_id", x.rc.RequestID)
+	return writeJSON(w, x, map[string]string{"redirect": wa.ReturnTo(r.URL.Query().Get("rd"))})
+}
+
+// removeKey deletes a key from a form on the whoami page.
+func (s *Server) removeKey(w http.ResponseWriter, r *http.Request, x *exchange, wa WebAuthnAuth) error {
+	if err := s.webauthnPost(w, r, x); err != nil {
+		return err
+	}
+	if err := r.ParseForm(); err != nil {
+		return &httpError{status: http.StatusBadRequest, code: "bad_request", msg: "malformed form"}
+	}
+	id, err := base64.RawURLEncoding.DecodeString(r.PostForm.Get("id"))
+	if err != nil || len(id) == 0 || len(id) > 1023 {
+		return &httpError{status: http.StatusBadRequest, code: "bad_request", msg: "unknown security key"}
+	}
+	whoamiURL := x.snap.issuer + "/.ztp/whoami"
+	if loc, err := keyChangeRedirect(r.Context(), x, wa, whoamiURL); err != nil || loc != "" {
+		if err == nil {
+			// Verify first, then come back and remove the key again.
+			http.Redirect(w, r, loc, http.StatusSeeOther)
+			x.status = http.StatusSeeOther
+		}
+		return err
+	}
+	if err := wa.RemoveSecurityKey(r.Context(), x.rc.Principal, id); err != nil {
+		return webauthnError(x, err)
+	}
+	s.log.Info("security key removed", "principal", x.rc.Principal.ID, "request_id", x.rc.RequestID)
+	http.Redirect(w, r, whoamiURL, http.StatusSeeOther)
+	x.status = http.StatusSeeOther
+	return nil
+}
+
+// webauthnPost checks a state-changing request: POST, from a page of the
+// proxy's own origin (never another site), by a signed-in browser.
+func (s *Server) webauthnPost(w http.ResponseWriter, r *http.Request, x *exchange) error {
+	if r.Method != http.MethodPost {
+		return errMethod
+	}
+	if !x.snap.sameOrigin(r) {
+		return &httpError{status: http.StatusForbidden, code: "cross_origin", msg: "this request must come from a ztproxy page"}
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := s.authenticateEndpoint(w, r, x, x.snap.issuer+"/.ztp/whoami"); err != nil {
+		return err
+	}
+	if x.rc.Principal.AuthKind != identity.AuthBrowser {
+		return &httpError{status: http.StatusForbidden, code: "browser_only", msg: "security keys are used from a signed-in browser"}
+	}
+	return nil
+}
+
+// sameOrigin reports whether a browser sent r from a page of the
+// external origin. fetch() sends that Origin; a form POST from a page with
+// Referrer-Policy no-referrer (all ztproxy pages) sends "Origin: null", so
+// then the browser's own Sec-Fetch-Site must say same-origin. A request
+// that proves neither is refused.
+func (snap *snapshot) sameOrigin(r *http.Request) bool {
+	ext := snap.cfg.ExternalURL
+	site := r.Header.Get("Sec-Fetch-Site")
+	switch r.Header.Get("Origin") {
+	case ext.Scheme + "://" + ext.Host:
+		return site == "" || site == "same-origin"
+	case "null", "":
+		return site == "same-origin"
+	}
+	return false
+}
+
+// webauthnError maps ceremony failures to what the page shows.
+func webauthnError(x *exchange, err error) error {
+	var lre *authn.LoginRequiredError
+	switch {
+	case errors.As(err, &lre):
+		return &loginNeeded{location: x.snap.loginURL(x.snap.issuer+"/.ztp/whoami", ""), clear: lre.Clear, reason: lre.Reason}
+	case errors.Is(err, authn.ErrReauthRequired), errors.Is(err, authn.ErrKeyVerificationRequired):
+		return &httpError{status: http.StatusForbidden, code: "reauth_required", msg: "changing security keys needs a recent sign-in or key verification; reload the page", err: err}
+	case errors.Is(err, authn.ErrWebAuthnDisabled):
+		return errNoWebAuthn
+	case errors.Is(err, authn.ErrWebAuthnNoCredentials):
+		return &httpError{status: http.StatusConflict, code: "no_security_key", msg: "you have no security key yet; add one first", err: err}
+	case errors.Is(err, authn.ErrWebAuthnState):
+		return &httpError{status: http.StatusBadRequest, code: "webauthn_expired", msg: "this verification expired or was started elsewhere; try again", err: err}
+	case errors.Is(err, authn.ErrWebAuthnSignCount):
+		return &httpError{status: http.StatusForbidden, code: "webauthn_replayed", msg: "the security key's response was already used, or the key may have been copied", err: err}
+	case errors.Is(err, authn.ErrWebAuthnVerify):
+		return &httpError{status: http.StatusForbidden, code: "webauthn_failed", msg: "the security key's response did not verify; use a key registered for your account", err: err}
+	}
+	return &httpError{status: http.StatusServiceUnavailable, code: "webauthn_unavailable", msg: "security keys cannot be checked right now; try again shortly", err: err}
+}
+
+func writeJSON(w http.ResponseWriter, x *exchange, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	x.status = http.StatusOK
+	return json.NewEncoder(w).Encode(v)
+}
+
+// whoamiKeys adds a browser user's security keys to the whoami answer.
+func (s *Server) whoamiKeys(r *http.Request, x *exchange, info *whoami) error {
+	wa := webauthnOf(x.snap)
+	if wa == nil || x.rc.Principal.AuthKind != identity.AuthBrowser {
+		return nil
+	}
+	keys, err := wa.SecurityKeys(r.Context(), x.rc.Principal)
+	if err != nil {
+		return &httpError{status: http.StatusServiceUnavailable, code: "store_unavailable", msg: "your security keys could not be loaded right now; try again shortly", err: err}
+	}
+	info.KeysEnabled = true
+	info.Keys = make([]whoamiKey, 0, len(keys))
+	for _, k := range keys {
+		wk := whoamiKey{ID: base64.RawURLEncoding.EncodeToString(k.ID), Name: k.Name, Created: k.CreatedAt.UTC().Format(time.DateOnly)}
+		if !k.LastUsed.IsZero() {
+			wk.LastUsed = k.LastUsed.UTC().Format("2006-01-02 15:04Z")
+		}
+		info.Keys = append(info.Keys, wk)
+	}
+	return nil
+}
