@@ -131,10 +131,11 @@ func TestLoadValid(t *testing.T) {
 			MaxBodyBytes:      10 << 20,
 			ShutdownGrace:     30 * time.Second,
 		},
-		Audit: Audit{Output: "stderr"},
-		Log:   Log{Level: "debug", Format: "text"},
-		Store: Store{Backend: "embedded", Path: td + "/ztproxy.db", TablePrefix: "ztproxy_", RevocationCacheTTL: 30 * time.Second},
-		Risk:  DefaultRisk(),
+		Audit:    Audit{Output: "stderr"},
+		Log:      Log{Level: "debug", Format: "text"},
+		Store:    Store{Backend: "embedded", Path: td + "/ztproxy.db", TablePrefix: "ztproxy_", RevocationCacheTTL: 30 * time.Second},
+		Risk:     DefaultRisk(),
+		WebAuthn: WebAuthn{Enabled: true, RPName: "ztproxy", EnrollMaxAge: 5 * time.Minute},
 		Routes: []Route{
 			{
 				Name: "app", Host: "app.example.com", PathPrefix: "/", Upstream: "http://127.0.0.1:8080",

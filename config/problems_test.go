@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,6 +34,19 @@ func TestProblems(t *testing.T) {
 		want []string
 	}{
 		{"minimal is valid", head + publicRoute, nil},
+		{"webauthn problems", head + publicRoute + `webauthn: {rp_id: "other.example.org", rp_name: "` + strings.Repeat("n", 65) + `", enroll_max_age: 2h}
+`, []string{
+			"webauthn.enroll_max_age: must be between 30s and 1h",
+			"webauthn.rp_name: must be at most 64 characters",
+			`webauthn.rp_id: "other.example.org" must be external_url's host "ztp.example.com" or a parent domain of it`,
+		}},
+		{"webauthn rp_id is a parent domain", head + publicRoute + "webauthn: {rp_id: example.com}\n", nil},
+		{"webauthn rp_id with a port", head + publicRoute + "webauthn: {rp_id: \"ztp.example.com:8443\"}\n", []string{
+			`webauthn.rp_id: "ztp.example.com:8443" must be a domain name (no scheme, port or IP address)`,
+		}},
+		{"webauthn rp_id on an IP external_url", strings.Replace(head, "https://ztp.example.com", "https://10.0.0.1", 1) + publicRoute + "webauthn: {rp_id: example.com}\n", []string{
+			`webauthn.rp_id: external_url "https://10.0.0.1" is an IP address; browsers allow WebAuthn only on a domain name`,
+		}},
 		{"empty file", "", []string{
 			`listen: required: host:port, such as ":8443"`,
 			`admin_listen: required: host:port, such as ":8443"`,
@@ -353,5 +367,23 @@ func TestPolicyHookProblems(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, problemsOf(t, err)); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}
+
+func TestWebAuthnRPID(t *testing.T) {
+	for _, tc := range []struct {
+		ext, rpID string
+		enabled   bool
+		want      string
+	}{
+		{"https://ZTP.example.com:8443", "", true, "ztp.example.com"},
+		{"https://ztp.example.com", "Example.com", true, "example.com"},
+		{"https://127.0.0.1:8443", "", true, ""}, // browsers refuse IPs: off
+		{"https://ztp.example.com", "", false, ""},
+	} {
+		f := &File{ExternalURL: tc.ext, WebAuthn: WebAuthn{Enabled: tc.enabled, RPID: tc.rpID}}
+		if got := f.WebAuthnRPID(); got != tc.want {
+			t.Errorf("%s %q enabled=%v: %q, want %q", tc.ext, tc.rpID, tc.enabled, got, tc.want)
+		}
 	}
 }

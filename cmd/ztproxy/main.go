@@ -28,6 +28,8 @@ Usage:
   ztproxy store init --config FILE     create the DynamoDB tables (or the embedded file); prints the IAM policy
   ztproxy risk flag USER --level compromised|watch --reason TEXT --config FILE
   ztproxy risk clear USER --config FILE / ztproxy risk show USER --config FILE
+  ztproxy keys list USER --config FILE / ztproxy keys remove USER (--id ID | --all) --config FILE
+                                       see or reset a user's security keys (WebAuthn step-up)
   ztproxy aws credential-process --proxy URL --role NAME
                                        AWS credentials via browser sign-in (for ~/.aws/config credential_process)
   ztproxy version                      print the version
@@ -69,6 +71,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdStore(ctx, args[1:], stdout, stderr)
 	case "risk":
 		err = cmdRisk(ctx, args[1:], stdout, stderr)
+	case "keys":
+		err = cmdKeys(ctx, args[1:], stdout, stderr)
 	case "certs":
 		err = cmdCerts(args[1:], stdout, stderr)
 	case "policy":

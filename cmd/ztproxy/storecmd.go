@@ -77,19 +77,8 @@ func cmdRisk(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args[2:]); err != nil {
 		return usageError(err.Error())
 	}
-	if *path == "" {
-		return usageError("--config is required")
-	}
-	f, err := config.Load(*path, config.DefaultOptions())
+	f, st, err := openOperatorStore(ctx, *path, stderr)
 	if err != nil {
-		printProblems(stderr, *path, err)
-		return exitCodeError(1)
-	}
-	st, err := config.OpenStore(ctx, f, nil)
-	if err != nil {
-		if f.Store.Backend == "embedded" {
-			return fmt.Errorf("%w (the embedded store is locked while `ztproxy serve` runs; use the dynamodb backend to manage flags live)", err)
-		}
 		return err
 	}
 	defer st.Close()
@@ -121,6 +110,27 @@ func cmdRisk(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usageError(usage)
 	}
 	return nil
+}
+
+// openOperatorStore loads the configuration and opens its store for an
+// operator command.
+func openOperatorStore(ctx context.Context, path string, stderr io.Writer) (*config.File, store.Store, error) {
+	if path == "" {
+		return nil, nil, usageError("--config is required")
+	}
+	f, err := config.Load(path, config.DefaultOptions())
+	if err != nil {
+		printProblems(stderr, path, err)
+		return nil, nil, exitCodeError(1)
+	}
+	st, err := config.OpenStore(ctx, f, nil)
+	if err != nil {
+		if f.Store.Backend == "embedded" {
+			return nil, nil, fmt.Errorf("%w (the embedded store is locked while `ztproxy serve` runs; use the dynamodb backend to manage it live)", err)
+		}
+		return nil, nil, err
+	}
+	return f, st, nil
 }
 
 func showRisk(ctx context.Context, st store.Store, userID string, w io.Writer) error {
