@@ -245,6 +245,12 @@ func newTestBrowser(t testing.TB, tp *testProxy) *authn.Browser {
 
 // sealTestSession returns the cookies of a live session of alice.
 func sealTestSession(t testing.TB, groups ...string) []*http.Cookie {
+	return sealSession(t, 0, []string{"pwd"}, groups...)
+}
+
+// sealSession returns the cookies of a live session of alice who
+// authenticated authAge ago with amr.
+func sealSession(t testing.TB, authAge time.Duration, amr []string, groups ...string) []*http.Cookie {
 	t.Helper()
 	codec, err := authn.NewSessionCodec(testSessionCookies)
 	if err != nil {
@@ -254,7 +260,7 @@ func sealTestSession(t testing.TB, groups ...string) []*http.Cookie {
 	sealed, err := codec.Seal(&authn.Session{
 		ID: authn.NewSessionID(), IssuedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Hour),
 		Principal: identity.Principal{Kind: identity.KindUser, ID: "https://idp#alice", Issuer: "https://idp", Subject: "alice",
-			Email: "alice@example.com", Groups: groups, AMR: []string{"pwd"}, AuthTime: now, IdP: "corp"},
+			Email: "alice@example.com", Groups: groups, AMR: amr, AuthTime: now.Add(-authAge), IdP: "corp"},
 	}, now)
 	if err != nil {
 		t.Fatal(err)

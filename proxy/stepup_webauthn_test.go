@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"ztproxy/authn"
-	"ztproxy/identity"
 )
 
 const webauthnTestPolicies = `
@@ -104,25 +103,6 @@ func newWebAuthnEnv(t *testing.T, withKeys bool) *webauthnEnv {
 	return e
 }
 
-// session seals a session of alice authenticated authAge ago with amr.
-func webauthnSession(t *testing.T, authAge time.Duration, amr []string, groups ...string) []*http.Cookie {
-	t.Helper()
-	codec, err := authn.NewSessionCodec(testSessionCookies)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	sealed, err := codec.Seal(&authn.Session{
-		ID: authn.NewSessionID(), IssuedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Hour),
-		Principal: identity.Principal{Kind: identity.KindUser, ID: "https://idp#alice", Issuer: "https://idp", Subject: "alice",
-			Email: "alice@example.com", Groups: groups, AMR: amr, AuthTime: now.Add(-authAge), IdP: "corp"},
-	}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sealed
-}
-
 func (e *webauthnEnv) send(t *testing.T, method, target string, cookies []*http.Cookie, hdr map[string]string, body string) *httptest.ResponseRecorder {
 	t.Helper()
 	req := httptest.NewRequest(method, target, strings.NewReader(body))
@@ -142,19 +122,19 @@ var htmlNav = map[string]string{"Accept": "text/html", "Sec-Fetch-Mode": "naviga
 
 func TestWebAuthnStepUpRedirect(t *testing.T) {
 	e := newWebAuthnEnv(t, true)
-	rec := e.send(t, "GET", "https://web.example.com/admin/users?page=2", webauthnSession(t, time.Hour, []string{"pwd"}, "eng", "admins"), htmlNav, "")
+	rec := e.send(t, "GET", "https://web.example.com/admin/users?page=2", sealSession(t, time.Hour, []string{"pwd"}, "eng", "admins"), htmlNav, "")
 	loc, _ := url.Parse(rec.Header().Get("Location"))
 	if rec.Code != http.StatusFound || loc.Host != "ztp.example.com" || loc.Path != WebAuthnStepUpPath || loc.Query().Get("rd") != "https://web.example.com/admin/users?page=2" {
 		t.Fatalf("step-up: %d %s", rec.Code, rec.Header().Get("Location"))
 	}
 	// Verified with a key a minute ago and still not allowed (not in
 	// admins): explained, not sent round again.
-	rec = e.send(t, "GET", "https://web.example.com/admin/users", webauthnSession(t, 10*time.Second, []string{"pwd", "hwk", "webauthn"}, "eng"), htmlNav, "")
+	rec = e.send(t, "GET", "https://web.example.com/admin/users", sealSession(t, 10*time.Second, []string{"pwd", "hwk", "webauthn"}, "eng"), htmlNav, "")
 	if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "completed the extra verification just now") {
 		t.Fatalf("loop guard: %d %s", rec.Code, rec.Body)
 	}
 	// With the key verification and the group, the request passes.
-	rec = e.send(t, "GET", "https://web.example.com/admin/users", webauthnSession(t, 10*time.Second, []string{"pwd", "hwk", "webauthn"}, "eng", "admins"), htmlNav, "")
+	rec = e.send(t, "GET", "https://web.example.com/admin/users", sealSession(t, 10*time.Second, []string{"pwd", "hwk", "webauthn"}, "eng", "admins"), htmlNav, "")
 	if rec.Code != http.StatusOK {
 		t.Fatalf("after key verification: %d %s", rec.Code, rec.Body)
 	}
@@ -162,11 +142,11 @@ func TestWebAuthnStepUpRedirect(t *testing.T) {
 
 func TestWebAuthnRequirementWithoutWebAuthnDenies(t *testing.T) {
 	e := newWebAuthnEnv(t, false)
-	rec := e.send(t, "GET", "https://web.example.com/admin/users", webauthnSession(t, time.Hour, []string{"pwd"}, "eng", "admins"), htmlNav, "")
+	rec := e.send(t, "GET", "https://web.example.com/admin/users", sealSession(t, time.Hour, []string{"pwd"}, "eng", "admins"), htmlNav, "")
 	if rec.Code != http.StatusForbidden || rec.Header().Get("Location") != "" {
 		t.Fatalf("webauthn policy without webauthn: %d %v", rec.Code, rec.Header())
 	}
-	rec = e.send(t, "GET", "https://ztp.example.com"+WebAuthnStepUpPath, webauthnSession(t, time.Minute, nil, "eng"), htmlNav, "")
+	rec = e.send(t, "GET", "https://ztp.example.com"+WebAuthnStepUpPath, sealSession(t, time.Minute, nil, "eng"), htmlNav, "")
 	if rec.Code != http.StatusNotFound {
 		t.Fatalf("pages without webauthn: %d", rec.Code)
 	}
@@ -174,8 +154,8 @@ func TestWebAuthnRequirementWithoutWebAuthnDenies(t *testing.T) {
 
 func TestWebAuthnPagesSendUsersWhereTheyMustGo(t *testing.T) {
 	e := newWebAuthnEnv(t, true)
-	fresh := webauthnSession(t, time.Minute, []string{"pwd"}, "eng")
-	stale := webauthnSession(t, time.Hour, []string{"pwd"}, "eng")
+	fresh := sealSession(t, time.Minute, []string{"pwd"}, "eng")
+	stale := sealSession(t, time.Hour, []string{"pwd"}, "eng")
 	rd := url.QueryEscape("https://web.example.com/admin/x")
 
 	// No key yet: verification sends to enrollment, keeping the way back.
@@ -212,7 +192,7 @@ func TestWebAuthnPagesSendUsersWhereTheyMustGo(t *testing.T) {
 
 func TestWebAuthnEndpointsRefuseOtherOrigins(t *testing.T) {
 	e := newWebAuthnEnv(t, true)
-	fresh := webauthnSession(t, time.Minute, []string{"pwd"}, "eng")
+	fresh := sealSession(t, time.Minute, []string{"pwd"}, "eng")
 	begin := "https://ztp.example.com" + enrollBeginPath
 	cases := []struct {
 		name string
@@ -272,23 +252,23 @@ func TestWhoamiListsSecurityKeys(t *testing.T) {
 	now := time.Now()
 	_ = e.keys.PutCredential(context.Background(), authn.WebAuthnCredential{UserID: "https://idp#alice", ID: []byte{1, 2, 3}, Name: "blue key", CreatedAt: now})
 	_ = e.keys.PutCredential(context.Background(), authn.WebAuthnCredential{UserID: "https://idp#bob", ID: []byte{4}, Name: "bob's key", CreatedAt: now})
-	rec := e.send(t, "GET", "https://ztp.example.com/.ztp/whoami", webauthnSession(t, time.Minute, nil, "eng"), map[string]string{"Accept": "application/json"}, "")
+	rec := e.send(t, "GET", "https://ztp.example.com/.ztp/whoami", sealSession(t, time.Minute, nil, "eng"), map[string]string{"Accept": "application/json"}, "")
 	var out whoami
 	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || len(out.Keys) != 1 || out.Keys[0].Name != "blue key" || out.Keys[0].ID != "AQID" {
 		t.Fatalf("whoami keys: %v %s", err, rec.Body)
 	}
-	rec = e.send(t, "GET", "https://ztp.example.com/.ztp/whoami", webauthnSession(t, time.Minute, nil, "eng"), htmlNav, "")
+	rec = e.send(t, "GET", "https://ztp.example.com/.ztp/whoami", sealSession(t, time.Minute, nil, "eng"), htmlNav, "")
 	if !strings.Contains(rec.Body.String(), "blue key") || !strings.Contains(rec.Body.String(), `action="/.ztp/stepup/keys/remove"`) || strings.Contains(rec.Body.String(), "bob&#39;s key") {
 		t.Fatalf("whoami page: %s", rec.Body)
 	}
 	// Removing needs a recent key verification: a password session is
 	// sent to verify first and the key stays.
 	form := map[string]string{"Origin": "null", "Sec-Fetch-Site": "same-origin", "Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"}
-	rec = e.send(t, "POST", "https://ztp.example.com"+WebAuthnRemovePath, webauthnSession(t, time.Minute, []string{"pwd"}, "eng"), form, "id=AQID")
+	rec = e.send(t, "POST", "https://ztp.example.com"+WebAuthnRemovePath, sealSession(t, time.Minute, []string{"pwd"}, "eng"), form, "id=AQID")
 	if rec.Code != http.StatusSeeOther || !strings.Contains(rec.Header().Get("Location"), WebAuthnStepUpPath) {
 		t.Fatalf("remove without key verification: %d %s", rec.Code, rec.Header().Get("Location"))
 	}
-	rec = e.send(t, "POST", "https://ztp.example.com"+WebAuthnRemovePath, webauthnSession(t, time.Minute, []string{"pwd", "hwk", "webauthn"}, "eng"), form, "id=AQID")
+	rec = e.send(t, "POST", "https://ztp.example.com"+WebAuthnRemovePath, sealSession(t, time.Minute, []string{"pwd", "hwk", "webauthn"}, "eng"), form, "id=AQID")
 	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "https://ztp.example.com/.ztp/whoami" {
 		t.Fatalf("remove: %d %s", rec.Code, rec.Header().Get("Location"))
 	}
