@@ -27,43 +27,7 @@ unless { context.auth.mfa && context.auth.age_seconds < 900 };
 // the proxy sends the user back to the real OP (prompt=login), accepts
 // the return only when the OP asserts a second factor, and never loops.
 func TestBrowserStepUpViaIdP(t *testing.T) {
-	dir := t.TempDir()
-	e := &browserEnv{certDir: filepath.Join(dir, "certs")}
-	if code, out := runZtproxy(t, "certs", "dev", "--out", e.certDir); code != 0 {
-		t.Fatal(out)
-	}
-	public := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	e.base = "https://" + public
-	e.op = testenv.StartOIDC(t, testenv.OIDCOptions{
-		Clients: []testenv.OIDCClient{{ID: "ztproxy", Secret: "stepup-secret", RedirectURIs: []string{e.base + "/.ztp/callback"}}},
-		Users:   []testenv.OIDCUser{{Sub: "alice", Email: "alice@ztp.test", Password: "alice-pw", Groups: []string{"eng"}}},
-	})
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, r.Method+" "+r.URL.Path+" for "+r.Header.Get("X-Ztp-Email"))
-	}))
-	t.Cleanup(up.Close)
-	writeFile(t, filepath.Join(dir, "p.cedar"), stepUpPolicies)
-	writeFile(t, filepath.Join(dir, "z.yaml"), fmt.Sprintf(`
-listen: %q
-admin_listen: %q
-external_url: %q
-tls: {cert_file: certs/server.pem, key_file: certs/server-key.pem}
-policies: [p.cedar]
-idps:
-  - name: corp
-    issuer: %q
-    client_id: ztproxy
-    client_secret: stepup-secret
-    scopes: [openid, email, profile, groups]
-    step_up: {acr_values: "urn:ztp:loa:mfa", max_age: 0s}
-session: {secrets: ["0123456789abcdef0123456789abcdef"]}
-store: {path: state.db}
-routes:
-  - {name: admin, host: 127.0.0.1, path_prefix: /admin, upstream: %q, auth: browser}
-  - {name: app, host: 127.0.0.1, upstream: %q, auth: browser}
-`, public, admin, e.base, e.op.Issuer, up.URL, up.URL))
-	startServe(t, filepath.Join(dir, "z.yaml"), admin, public)
+	e := newStepUpEnv(t, stepUpPolicies, "")
 	alice := e.op.User(t, "alice")
 	c := e.client(t)
 
@@ -102,4 +66,49 @@ routes:
 	if resp.StatusCode != 200 || body != "GET /admin/users for alice@ztp.test" || resp.Request.URL.String() != e.base+"/admin/users?page=2" {
 		t.Fatalf("step-up with MFA: %d at %s: %s", resp.StatusCode, resp.Request.URL, body)
 	}
+}
+
+// newStepUpEnv runs the real binary with routes "admin" (/admin) and "app"
+// on 127.0.0.1, signing in at the real OP whose idp asks for
+// acr urn:ztp:loa:mfa and max_age 0 on step-up; extra is appended to the
+// config.
+func newStepUpEnv(t *testing.T, policies, extra string) *browserEnv {
+	dir := t.TempDir()
+	e := &browserEnv{certDir: filepath.Join(dir, "certs")}
+	if code, out := runZtproxy(t, "certs", "dev", "--out", e.certDir); code != 0 {
+		t.Fatal(out)
+	}
+	public := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	e.base = "https://" + public
+	e.op = testenv.StartOIDC(t, testenv.OIDCOptions{
+		Clients: []testenv.OIDCClient{{ID: "ztproxy", Secret: "stepup-secret", RedirectURIs: []string{e.base + "/.ztp/callback"}}},
+		Users:   []testenv.OIDCUser{{Sub: "alice", Email: "alice@ztp.test", Password: "alice-pw", Groups: []string{"eng"}}},
+	})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Method+" "+r.URL.Path+" for "+r.Header.Get("X-Ztp-Email"))
+	}))
+	t.Cleanup(up.Close)
+	writeFile(t, filepath.Join(dir, "p.cedar"), policies)
+	writeFile(t, filepath.Join(dir, "z.yaml"), fmt.Sprintf(`
+listen: %q
+admin_listen: %q
+external_url: %q
+tls: {cert_file: certs/server.pem, key_file: certs/server-key.pem}
+policies: [p.cedar]
+idps:
+  - name: corp
+    issuer: %q
+    client_id: ztproxy
+    client_secret: stepup-secret
+    scopes: [openid, email, profile, groups]
+    step_up: {acr_values: "urn:ztp:loa:mfa", max_age: 0s}
+session: {secrets: ["0123456789abcdef0123456789abcdef"]}
+store: {path: state.db}
+routes:
+  - {name: admin, host: 127.0.0.1, path_prefix: /admin, upstream: %q, auth: browser}
+  - {name: app, host: 127.0.0.1, upstream: %q, auth: browser}
+%s`, public, admin, e.base, e.op.Issuer, up.URL, up.URL, extra))
+	e.proc = startServe(t, filepath.Join(dir, "z.yaml"), admin, public)
+	return e
 }
