@@ -21,13 +21,20 @@ import (
 	"ztproxy/internal/demo/op"
 )
 
-const demoPolicies = `// Demo policies: engineers may use the app, devices with the dev
-// certificate may use /device, everyone may read /status.
+const demoPolicies = `// Demo policies: engineers may use the app, and /admin with a security
+// key or passkey verified by ztproxy; devices with the dev certificate may
+// use /device, everyone may read /status.
 
 @id("eng-uses-app")
 @reason("the app is for engineers")
-permit (principal, action, resource == Route::"app")
-when { principal in Group::"eng" };
+permit (principal, action, resource)
+when { principal in Group::"eng" && (resource == Route::"app" || resource == Route::"admin") };
+
+@id("admin-needs-security-key")
+@step_up("webauthn")
+@reason("the admin area needs your security key or passkey within the last 15 minutes")
+forbid (principal, action, resource == Route::"admin")
+unless { context.auth.amr.contains("webauthn") && context.auth.age_seconds < 900 };
 
 @id("dev-laptop")
 permit (principal, action, resource == Route::"device")
@@ -117,8 +124,9 @@ audit: {output: %q}
 routes:
   - {name: status, host: localhost, path_prefix: /status, upstream: %q, auth: public}
   - {name: device, host: localhost, path_prefix: /device, upstream: %q, auth: mtls}
+  - {name: admin, host: localhost, path_prefix: /admin, upstream: %q, auth: browser}
   - {name: app, host: localhost, path_prefix: /, upstream: %q, auth: browser}
-`, *listen, *admin, external, provider.Issuer, filepath.Join(*dir, "audit.log"), app, app, app)
+`, *listen, *admin, external, provider.Issuer, filepath.Join(*dir, "audit.log"), app, app, app, app)
 	if err := os.WriteFile(configPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}
@@ -160,10 +168,12 @@ import it or accept the warning):
   bob    password %s   (group contractors: denied by policy)
 
 Then see %s/.ztp/whoami, or sign out at %s/.ztp/logout.
+%s/admin asks for a security key or passkey (WebAuthn, verified by ztproxy);
+browsers allow that only without certificate warnings, so import the demo CA first.
 From a terminal:
   curl --cacert %s %s/status
   curl --cacert %s --cert %s --key %s %s/device   # device certificate (mTLS)
 
-`, dir, issuer, admin, external, ca, users[0].Password, users[1].Password, external, external,
+`, dir, issuer, admin, external, ca, users[0].Password, users[1].Password, external, external, external,
 		ca, external, ca, filepath.Join(certDir, "client.pem"), filepath.Join(certDir, "client-key.pem"), external)
 }

@@ -71,9 +71,16 @@ func TestDemoSmoke(t *testing.T) {
 	}
 	base := "https://localhost:" + strings.Split(public, ":")[1]
 
-	resp, body := signInDemo(t, newClient(), base+"/hello", "alice", passwords["alice"])
+	aliceClient := newClient()
+	resp, body := signInDemo(t, aliceClient, base+"/hello", "alice", passwords["alice"])
 	if resp.StatusCode != 200 || !strings.Contains(body, "alice@demo.ztproxy.dev") || resp.Request.URL.Path != "/hello" {
 		t.Fatalf("alice: %d at %s: %s", resp.StatusCode, resp.Request.URL, body)
+	}
+	// /admin needs a security key: alice has none yet, so she lands on
+	// the enrollment page (her sign-in is fresh).
+	resp, body = get(t, aliceClient, base+"/admin", map[string]string{"Accept": "text/html"})
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/.ztp/stepup/enroll" || !strings.Contains(body, "Add a security key") {
+		t.Fatalf("alice on /admin: %d at %s", resp.StatusCode, resp.Request.URL)
 	}
 	resp, body = signInDemo(t, newClient(), base+"/hello", "bob", passwords["bob"])
 	if resp.StatusCode != 403 {
