@@ -26,7 +26,7 @@ type webauthnPageData struct {
 func renderWebAuthnPage(w http.ResponseWriter, d webauthnPageData) {
 	var n [16]byte
 	rand.Read(n[:])
-	d.Nonce = base64.RawStdEncoding.EncodeToString(n[:])
+	d.Nonce = base64.RawURLEncoding.EncodeToString(n[:]) // no characters html/template would escape
 	q := "?" + url.Values{"rd": {d.ReturnTo}}.Encode()
 	title := "Verify it's you"
 	if d.Enroll {

@@ -174,7 +174,7 @@ func TestWebAuthnPagesSendUsersWhereTheyMustGo(t *testing.T) {
 	// nonce in the CSP and nothing else.
 	rec = e.send(t, "GET", "https://ztp.example.com"+WebAuthnEnrollPath+"?rd="+rd, fresh, htmlNav, "")
 	csp := rec.Header().Get("Content-Security-Policy")
-	m := regexp.MustCompile(`script-src 'nonce-([A-Za-z0-9+/]+)'`).FindStringSubmatch(csp)
+	m := regexp.MustCompile(`script-src 'nonce-([A-Za-z0-9_-]+)'`).FindStringSubmatch(csp)
 	if rec.Code != http.StatusOK || m == nil || !strings.Contains(rec.Body.String(), `<script nonce="`+m[1]+`">`) || !strings.Contains(csp, "connect-src 'self'") {
 		t.Fatalf("enroll page: %d CSP %q", rec.Code, csp)
 	}
