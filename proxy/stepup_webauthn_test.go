@@ -219,7 +219,7 @@ func TestWebAuthnEndpointsRefuseOtherOrigins(t *testing.T) {
 			}
 			var out struct {
 				PublicKey struct {
-					Challenge string `json:"challenge"`
+					Challenge string              `json:"challenge"`
 					RP        struct{ ID string } `json:"rp"`
 				} `json:"publicKey"`
 			}
