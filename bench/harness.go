@@ -57,6 +57,7 @@ type Report struct {
 	Candidates []*Candidate `json:"candidates"`
 	Ready      *ReadyResult `json:"ready,omitempty"`
 	Sessions   *SessionRSS  `json:"sessions,omitempty"`
+	FixedRate  *FixedRate   `json:"fixed_rate,omitempty"`
 	Notes      []string     `json:"notes"`
 	Markdown   string       `json:"-"`
 	OutDir     string       `json:"-"`
@@ -343,6 +344,10 @@ func run(o options) (rep *Report, err error) {
 		}
 	}
 
+	if rep.FixedRate, err = e.fixedRatePhase(cands); err != nil {
+		return rep, err
+	}
+
 	if o.perf {
 		e.perfProfiles(cands)
 	}
@@ -487,18 +492,16 @@ func (e *env) measure(c *Candidate, round int, d time.Duration) (RunResult, erro
 	raw := filepath.Join(e.o.out, "raw", tag+".txt")
 	os.MkdirAll(filepath.Dir(raw), 0o755)
 	r.Raw, _ = filepath.Rel(e.o.out, raw)
-	var out []byte
-	var err error
-	ctx, cancel := context.WithTimeout(context.Background(), d+60*time.Second)
-	defer cancel()
 	switch c.Tool {
 	case "wrk":
+		ctx, cancel := context.WithTimeout(context.Background(), d+60*time.Second)
+		defer cancel()
 		script := filepath.Join(e.work, c.Name+".lua")
 		writeFile(script, wrkScript(c.headers))
 		args := []string{fmt.Sprintf("-t%d", e.o.threads), fmt.Sprintf("-c%d", e.o.connections),
 			fmt.Sprintf("-d%ds", max(1, int(d.Round(time.Second).Seconds()))), "--latency", "-s", script, c.URL}
 		cmd := exec.CommandContext(ctx, "wrk", args...)
-		out, err = cmd.CombinedOutput()
+		out, err := cmd.CombinedOutput()
 		os.WriteFile(raw, append([]byte("$ wrk "+strings.Join(args, " ")+"\n"), out...), 0o644)
 		if err != nil {
 			return r, fmt.Errorf("%s: wrk: %v\n%s", c.Name, err, out)
@@ -512,18 +515,9 @@ func (e *env) measure(c *Candidate, round int, d time.Duration) (RunResult, erro
 		for k, v := range c.headers {
 			args = append(args, "-H", k+": "+v)
 		}
-		cmd := exec.CommandContext(ctx, e.self, args...)
-		cmd.Env = append(os.Environ(), roleEnv+"=loadgen")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err = cmd.Output()
-		os.WriteFile(raw, append([]byte("$ loadgen "+strings.Join(args, " ")+"\n"), append(out, stderr.Bytes()...)...), 0o644)
+		lr, _, err := e.loadgen(c, tag, d, args)
 		if err != nil {
-			return r, fmt.Errorf("%s: loadgen: %v\n%s", c.Name, err, stderr.String())
-		}
-		var lr LoadResult
-		if err := json.Unmarshal(out, &lr); err != nil {
-			return r, fmt.Errorf("%s: loadgen output: %v", c.Name, err)
+			return r, err
 		}
 		r.ReqPerSec, r.Requests, r.P50Ms, r.P99Ms, r.Non2xx, r.SocketErrors = lr.ReqPerSec, lr.Requests, lr.P50Ms, lr.P99Ms, lr.Non2xx, lr.Errors
 	}
@@ -539,6 +533,29 @@ func (e *env) measure(c *Candidate, round int, d time.Duration) (RunResult, erro
 		}
 	}
 	return r, nil
+}
+
+// loadgen runs the Go load generator with args for about d, keeps its
+// output under raw/<tag>.txt and returns its result and that path.
+func (e *env) loadgen(c *Candidate, tag string, d time.Duration, args []string) (LoadResult, string, error) {
+	raw := filepath.Join(e.o.out, "raw", tag+".txt")
+	os.MkdirAll(filepath.Dir(raw), 0o755)
+	ctx, cancel := context.WithTimeout(context.Background(), d+60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, e.self, args...)
+	cmd.Env = append(os.Environ(), roleEnv+"=loadgen")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	os.WriteFile(raw, append([]byte("$ loadgen "+strings.Join(args, " ")+"\n"), append(out, stderr.Bytes()...)...), 0o644)
+	var lr LoadResult
+	if err != nil {
+		return lr, raw, fmt.Errorf("%s: loadgen: %v\n%s", c.Name, err, stderr.String())
+	}
+	if err := json.Unmarshal(out, &lr); err != nil {
+		return lr, raw, fmt.Errorf("%s: loadgen output: %v", c.Name, err)
+	}
+	return lr, raw, nil
 }
 
 var errNoLatency = errors.New("wrk output has no latency distribution")
