@@ -143,12 +143,15 @@ type FixedRateRun struct {
 	Round int        `json:"round"`
 	Load  LoadResult `json:"load"`
 	Raw   string     `json:"raw"`
+	// CPUPerReqUs is the candidate's own CPU time per request.
+	CPUPerReqUs float64 `json:"cpu_us_per_req"`
 }
 
 // FixedRateStats are the medians over rounds for one candidate.
 type FixedRateStats struct {
 	Name          string  `json:"name"`
 	Achieved      float64 `json:"achieved_req_per_sec"`
+	CPUPerReqUs   float64 `json:"cpu_us_per_req"`
 	P50Ms         float64 `json:"p50_ms"`
 	P99Ms         float64 `json:"p99_ms"`
 	P999Ms        float64 `json:"p999_ms"`
@@ -162,19 +165,20 @@ type FixedRateStats struct {
 func (f *FixedRate) summarize(names []string) {
 	f.Summary = nil
 	for _, name := range names {
-		var ach, p50, p99, p999 []float64
+		var ach, p50, p99, p999, cpu []float64
 		for _, r := range f.Runs {
 			if r.Name == name {
 				ach = append(ach, r.Load.ReqPerSec)
 				p50 = append(p50, r.Load.P50Ms)
 				p99 = append(p99, r.Load.P99Ms)
 				p999 = append(p999, r.Load.P999Ms)
+				cpu = append(cpu, r.CPUPerReqUs)
 			}
 		}
 		if len(ach) == 0 {
 			continue
 		}
-		f.Summary = append(f.Summary, FixedRateStats{Name: name, Achieved: median(ach), P50Ms: median(p50), P99Ms: median(p99), P999Ms: median(p999)})
+		f.Summary = append(f.Summary, FixedRateStats{Name: name, Achieved: median(ach), CPUPerReqUs: median(cpu), P50Ms: median(p50), P99Ms: median(p99), P999Ms: median(p999)})
 	}
 	var direct *FixedRateStats
 	for i := range f.Summary {
@@ -218,8 +222,12 @@ func (e *env) fixedRatePhase(cands []*Candidate) (*FixedRate, error) {
 	d := e.o.duration
 	f := &FixedRate{Rate: float64(int(zb.RPS() / 2)), Conns: e.o.connections, Duration: d.String(),
 		Basis: fmt.Sprintf("half of ztproxy-browser's median peak %.0f req/s", zb.RPS())}
+	names := fixedRateNames
+	if find(cands, "ztproxy-alt") != nil {
+		names = append(names[:len(names):len(names)], "ztproxy-alt")
+	}
 	for round := 1; round <= e.o.rounds; round++ {
-		for _, name := range fixedRateNames {
+		for _, name := range names {
 			c := find(cands, name)
 			if c == nil {
 				continue
@@ -230,20 +238,28 @@ func (e *env) fixedRatePhase(cands []*Candidate) (*FixedRate, error) {
 			for k, v := range c.headers {
 				args = append(args, "-H", k+": "+v)
 			}
+			var before procStat
+			if c.pids != nil {
+				before, _ = readProcStat(c.pids())
+			}
 			lr, raw, err := e.loadgen(c, tag, d, args)
 			if err != nil {
 				return f, err
+			}
+			cpu := 0.0
+			if after, err := readProcStat(c.pids()); err == nil && c.pids != nil && lr.Requests > 0 {
+				cpu = float64((after.cpu - before.cpu).Microseconds()) / float64(lr.Requests)
 			}
 			if lr.Non2xx > 0 || lr.Errors > 0 {
 				return f, fmt.Errorf("%s at %.0f req/s: %d non-2xx and %d transport errors of %d (first: %s; see %s) — refusing to report latency of an error path",
 					name, f.Rate, lr.Non2xx, lr.Errors, lr.Requests, lr.FirstBad, raw)
 			}
 			rel, _ := filepath.Rel(e.o.out, raw)
-			f.Runs = append(f.Runs, FixedRateRun{Name: name, Round: round, Load: lr, Raw: rel})
-			e.o.logf("fixed rate %.0f req/s, round %d %-16s achieved %8.0f  p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms",
-				f.Rate, round, name, lr.ReqPerSec, lr.P50Ms, lr.P99Ms, lr.P999Ms)
+			f.Runs = append(f.Runs, FixedRateRun{Name: name, Round: round, Load: lr, Raw: rel, CPUPerReqUs: cpu})
+			e.o.logf("fixed rate %.0f req/s, round %d %-16s achieved %8.0f  p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  cpu %.1f µs/req",
+				f.Rate, round, name, lr.ReqPerSec, lr.P50Ms, lr.P99Ms, lr.P999Ms, cpu)
 		}
 	}
-	f.summarize(fixedRateNames)
+	f.summarize(names)
 	return f, nil
 }

@@ -206,10 +206,11 @@ func run(o options) (rep *Report, err error) {
 
 	// The OP, with clients for ztproxy and oauth2-proxy.
 	ztpAddr, ztpAdmin := freeAddr(), freeAddr()
+	altAddr, altAdmin := freeAddr(), freeAddr()
 	sessAddr := freeAddr()
 	o2pAddr := freeAddr()
 	ztpClient := opClient{ID: "ztproxy", Secret: "ztp-bench-secret",
-		RedirectURIs: []string{"http://" + ztpAddr + "/.ztp/callback", "http://" + sessAddr + "/.ztp/callback"}}
+		RedirectURIs: []string{"http://" + ztpAddr + "/.ztp/callback", "http://" + sessAddr + "/.ztp/callback", "http://" + altAddr + "/.ztp/callback"}}
 	o2pClient := opClient{ID: "oauth2-proxy", Secret: "o2p-bench-secret", RedirectURIs: []string{"http://" + o2pAddr + "/oauth2/callback"},
 		GrantTypes: []string{"authorization_code", "refresh_token"}}
 	alice := opUser{Sub: "alice", Email: "alice@ztp.test", Password: "alice-bench-pw", Groups: []string{"eng", "admins"}}
@@ -247,23 +248,34 @@ func run(o options) (rep *Report, err error) {
 	if err != nil {
 		return nil, err
 	}
-	bc := browserClient()
-	resp, err := opp.login(bc, "http://"+ztpAddr+"/app/hello", alice, true)
-	if err != nil {
-		return nil, fmt.Errorf("ztproxy sign-in: %w", err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return nil, fmt.Errorf("ztproxy sign-in ended with %s at %s", resp.Status, resp.Request.URL)
-	}
-	ztpCookie, err := cookieHeader(bc, "http://"+ztpAddr+"/app/", "_ztp_session")
+	ztpCookie, err := browserCookie(opp, ztpAddr, alice)
 	if err != nil {
 		return nil, err
 	}
 	cands = append(cands, &Candidate{Name: "ztproxy-browser", Tool: "wrk",
 		Desc: "ztproxy browser route: session cookie, 50 Cedar policies, risk engine (cached profile), assertion JWT, audit log",
 		URL:  "http://" + ztpAddr + "/app/hello", headers: map[string]string{"Cookie": ztpCookie}, pids: pidsOf(zp)})
+	if o.altBin != "" || o.altEnv != nil {
+		altBin := o.altBin
+		if altBin == "" {
+			altBin = e.ztpBin
+		}
+		// A second ztproxy (another build or environment) for A/B
+		// comparisons, interleaved with the first.
+		azc := zc
+		azc.listen, azc.admin, azc.external, azc.stateDir = altAddr, altAdmin, "http://"+altAddr, filepath.Join(work, "ztp-alt")
+		ap, err := e.startZtproxyAs("ztproxy-alt", altBin, o.altEnv, azc)
+		if err != nil {
+			return nil, err
+		}
+		altCookie, err := browserCookie(opp, altAddr, alice)
+		if err != nil {
+			return nil, err
+		}
+		cands = append(cands, &Candidate{Name: "ztproxy-alt", Tool: "wrk",
+			Desc: fmt.Sprintf("ztproxy-browser's setup on %s (env %q)", altBin, o.altEnv),
+			URL:  "http://" + altAddr + "/app/hello", headers: map[string]string{"Cookie": altCookie}, pids: pidsOf(ap)})
+	}
 	token, err := opp.codeFlowAccessToken(ztpClient, alice, true)
 	if err != nil {
 		return nil, fmt.Errorf("bearer token: %w", err)
@@ -288,6 +300,13 @@ func run(o options) (rep *Report, err error) {
 			Desc: "ztproxy TLS 1.3 mTLS route (device cert is the identity), same policies, assertion", URL: "https://" + tlsAddr + "/devices/hello"},
 	)
 	rep.Candidates = cands
+	if o.only != nil {
+		for _, c := range cands {
+			if !o.only[c.Name] && c.Unavailable == "" {
+				c.Unavailable = "skipped (-only)"
+			}
+		}
+	}
 
 	// Every candidate must answer 2xx before anything is measured; this also
 	// teaches the risk engine alice's network and browser (low rate) so that
@@ -353,15 +372,10 @@ func run(o options) (rep *Report, err error) {
 	}
 
 	// Cost side.
-	if rr, err := e.readyTime(opp, upURL, o.short); err != nil {
-		rep.Notes = append(rep.Notes, "ready-time measurement failed: "+err.Error())
+	if o.only != nil {
+		rep.Notes = append(rep.Notes, "-only: ready time and session RSS not measured")
 	} else {
-		rep.Ready = rr
-	}
-	if sr, err := e.sessionRSS(opp, ztpClient, sessAddr, upURL, policyFile, froutes, users[1:]); err != nil {
-		rep.Notes = append(rep.Notes, "session RSS measurement failed: "+err.Error())
-	} else {
-		rep.Sessions = sr
+		e.costSide(rep, opp, ztpClient, sessAddr, upURL, policyFile, froutes, users[1:])
 	}
 
 	rep.Markdown = markdown(rep)
@@ -373,6 +387,20 @@ func run(o options) (rep *Report, err error) {
 }
 
 const sessionUsers = 100
+
+// costSide measures the ready time and the RSS of many sessions.
+func (e *env) costSide(rep *Report, opp *op, client opClient, sessAddr, upURL, policyFile, froutes string, users []opUser) {
+	if rr, err := e.readyTime(opp, upURL, e.o.short); err != nil {
+		rep.Notes = append(rep.Notes, "ready-time measurement failed: "+err.Error())
+	} else {
+		rep.Ready = rr
+	}
+	if sr, err := e.sessionRSS(opp, client, sessAddr, upURL, policyFile, froutes, users); err != nil {
+		rep.Notes = append(rep.Notes, "session RSS measurement failed: "+err.Error())
+	} else {
+		rep.Sessions = sr
+	}
+}
 
 func warmupFor(o options) time.Duration {
 	if o.short {
@@ -413,16 +441,36 @@ func machine(wrkBin, nginxBin string) Machine {
 	return m
 }
 
+// browserCookie signs alice in through the ztproxy at addr (login → OP →
+// callback, second factor ticked) and returns the session Cookie header.
+func browserCookie(opp *op, addr string, u opUser) (string, error) {
+	bc := browserClient()
+	resp, err := opp.login(bc, "http://"+addr+"/app/hello", u, true)
+	if err != nil {
+		return "", fmt.Errorf("ztproxy sign-in: %w", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return "", fmt.Errorf("ztproxy sign-in ended with %s at %s", resp.Status, resp.Request.URL)
+	}
+	return cookieHeader(bc, "http://"+addr+"/app/", "_ztp_session")
+}
+
 func (e *env) startZtproxy(name string, zc ztpConfig) (*process, error) {
+	return e.startZtproxyAs(name, e.ztpBin, nil, zc)
+}
+
+func (e *env) startZtproxyAs(name, bin string, env []string, zc ztpConfig) (*process, error) {
 	os.MkdirAll(zc.stateDir, 0o755)
 	cfg := filepath.Join(zc.stateDir, "ztproxy.yaml")
 	if err := writeFile(cfg, zc.yaml()); err != nil {
 		return nil, err
 	}
-	if out, err := exec.Command(e.ztpBin, "check-config", "--config", cfg).CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "check-config", "--config", cfg).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("%s check-config: %v\n%s", name, err, out)
 	}
-	p, _, err := startProcess(name, e.logs, nil, false, e.ztpBin, "serve", "--config", cfg)
+	p, _, err := startProcess(name, e.logs, env, false, bin, "serve", "--config", cfg)
 	if err != nil {
 		return nil, err
 	}

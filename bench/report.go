@@ -102,14 +102,14 @@ func markdown(rep *Report) string {
 	if f := rep.FixedRate; f != nil {
 		fmt.Fprintf(&b, "\nFixed rate (open loop, Go load generator, %d connections, %s per run, %d run(s) per candidate interleaved; latency from each request's intended send time): **%.0f req/s** = %s.\n\n",
 			f.Conns, f.Duration, len(f.Runs)/max(1, len(f.Summary)), f.Rate, f.Basis)
-		b.WriteString("| candidate | achieved req/s | p50 ms | p99 ms | p99.9 ms | p50 added over direct ms | p99 added over direct ms |\n")
-		b.WriteString("|---|---:|---:|---:|---:|---:|---:|\n")
+		b.WriteString("| candidate | achieved req/s | p50 ms | p99 ms | p99.9 ms | p50 added over direct ms | p99 added over direct ms | CPU µs/req |\n")
+		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, s := range f.Summary {
 			added50, added99 := "–", "–"
 			if s.DirectPresent && s.Name != "direct" {
 				added50, added99 = fmt.Sprintf("%.2f", s.P50AddedMs), fmt.Sprintf("%.2f", s.P99AddedMs)
 			}
-			fmt.Fprintf(&b, "| %s | %.0f | %.2f | %.2f | %.2f | %s | %s |\n", s.Name, s.Achieved, s.P50Ms, s.P99Ms, s.P999Ms, added50, added99)
+			fmt.Fprintf(&b, "| %s | %.0f | %.2f | %.2f | %.2f | %s | %s | %.1f |\n", s.Name, s.Achieved, s.P50Ms, s.P99Ms, s.P999Ms, added50, added99, s.CPUPerReqUs)
 		}
 	}
 	if r := rep.Ready; r != nil {
