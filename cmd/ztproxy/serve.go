@@ -276,6 +276,15 @@ func newAuditLogger(output string, stdout, stderr io.Writer) (*slog.Logger, func
 		}
 		w, closeFn = f, func() { f.Close() }
 	}
+	// Batch lines (flushed within a few ms); closeFn flushes them, and
+	// serve returns only after draining, so SIGTERM loses none.
+	aw := proxy.NewAuditWriter(w)
+	closeOut := closeFn
+	closeFn = func() {
+		aw.Close()
+		closeOut()
+	}
+	w = aw
 	h := slog.NewJSONHandler(w, &slog.HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 		if len(groups) == 0 && a.Key == slog.MessageKey {
 			a.Key = "event"
