@@ -35,8 +35,10 @@ type leanTransport struct {
 	// responseHeaderTimeout bounds the wait for the response headers after
 	// the request was written; 0 means no limit beyond the context.
 	responseHeaderTimeout time.Duration
-	idleTimeout           time.Duration
+	idleTimeout           time.Duration // 0: no limit
 	maxIdlePerHost        int
+	// maxResponseHeaderBytes bounds the response head (1xx included).
+	maxResponseHeaderBytes int64
 
 	mu    sync.Mutex
 	idle  map[string][]*leanConn // per host:port, most recently used last
@@ -53,15 +55,25 @@ const idleCheckAfter = time.Second
 // maxInformational bounds the 1xx responses read before the final one.
 const maxInformational = 16
 
+// newLeanTransport takes its limits from fallback's settings, with
+// http.Transport's meaning of zero values.
 func newLeanTransport(fallback *http.Transport, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *leanTransport {
-	return &leanTransport{
-		fallback:              fallback,
-		dial:                  dial,
-		responseHeaderTimeout: fallback.ResponseHeaderTimeout,
-		idleTimeout:           fallback.IdleConnTimeout,
-		maxIdlePerHost:        fallback.MaxIdleConnsPerHost,
-		idle:                  map[string][]*leanConn{},
+	t := &leanTransport{
+		fallback:               fallback,
+		dial:                   dial,
+		responseHeaderTimeout:  fallback.ResponseHeaderTimeout,
+		idleTimeout:            fallback.IdleConnTimeout,
+		maxIdlePerHost:         fallback.MaxIdleConnsPerHost,
+		maxResponseHeaderBytes: fallback.MaxResponseHeaderBytes,
+		idle:                   map[string][]*leanConn{},
 	}
+	if t.maxIdlePerHost <= 0 {
+		t.maxIdlePerHost = http.DefaultMaxIdleConnsPerHost
+	}
+	if t.maxResponseHeaderBytes <= 0 {
+		t.maxResponseHeaderBytes = 10 << 20 // http.Transport's default
+	}
+	return t
 }
 
 // handles reports whether req can take the lean path.
@@ -121,7 +133,7 @@ func (t *leanTransport) getConn(ctx context.Context, addr string, check bool) (*
 		t.idle[addr] = list[:len(list)-1]
 		t.mu.Unlock()
 		idleFor := time.Since(c.idleAt)
-		if idleFor > t.idleTimeout || ((check || idleFor > idleCheckAfter) && c.peerClosedOrSent()) {
+		if (t.idleTimeout > 0 && idleFor > t.idleTimeout) || ((check || idleFor > idleCheckAfter) && c.peerClosedOrSent()) {
 			c.close()
 			continue
 		}
@@ -146,7 +158,7 @@ func (t *leanTransport) put(c *leanConn) {
 		return
 	}
 	t.idle[c.addr] = append(list, c)
-	if t.sweep == nil {
+	if t.sweep == nil && t.idleTimeout > 0 {
 		t.sweep = time.AfterFunc(t.idleTimeout, t.sweepIdle)
 	}
 	t.mu.Unlock()
@@ -225,7 +237,10 @@ type staleConnError struct{ err error }
 func (e *staleConnError) Error() string { return e.err.Error() }
 func (e *staleConnError) Unwrap() error { return e.err }
 
-var errUnexpectedSwitch = errors.New("proxy: upstream switched protocols without an upgrade request")
+var (
+	errUnexpectedSwitch = errors.New("proxy: upstream switched protocols without an upgrade request")
+	errHeaderTooLarge   = errors.New("proxy: upstream response headers too large")
+)
 
 // hostPort adds HTTP's default port to a URL host without one.
 func hostPort(host string) string {

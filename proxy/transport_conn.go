@@ -15,14 +15,17 @@ import (
 // request at a time: taken from the pool, or dialled, by RoundTrip, and
 // given back by the response body at a clean EOF.
 type leanConn struct {
-	t      *leanTransport
-	addr   string
-	conn   net.Conn
-	br     *bufio.Reader
-	bw     *bufio.Writer
-	nread  int64 // bytes read from conn, to tell "no response byte yet"
-	reused bool
-	idleAt time.Time
+	t     *leanTransport
+	addr  string
+	conn  net.Conn
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	nread int64 // bytes read from conn, to tell "no response byte yet"
+	// readLimit, while reading a response head, is the nread at which
+	// reading fails with errHeaderTooLarge; 0 means no limit.
+	readLimit int64
+	reused    bool
+	idleAt    time.Time
 }
 
 func newLeanConn(t *leanTransport, addr string, conn net.Conn) *leanConn {
@@ -36,6 +39,9 @@ func newLeanConn(t *leanTransport, addr string, conn net.Conn) *leanConn {
 type countingReader struct{ c *leanConn }
 
 func (r countingReader) Read(p []byte) (int, error) {
+	if r.c.readLimit > 0 && r.c.nread >= r.c.readLimit {
+		return 0, errHeaderTooLarge
+	}
 	n, err := r.c.conn.Read(p)
 	r.c.nread += int64(n)
 	return n, err
@@ -81,6 +87,8 @@ func (c *leanConn) roundTrip(ctx context.Context, req *http.Request) (*http.Resp
 		return fail(err, before)
 	}
 	var resp *http.Response
+	c.readLimit = c.nread + c.t.maxResponseHeaderBytes
+	defer func() { c.readLimit = 0 }()
 	for n := 0; ; n++ {
 		resp, err = http.ReadResponse(c.br, req)
 		if err != nil {

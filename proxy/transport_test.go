@@ -570,3 +570,42 @@ func TestForwarderUsesLeanTransportForPlainHTTP(t *testing.T) {
 		}
 	}
 }
+
+// TestLeanTransportBoundsResponseHead: an upstream that never ends its
+// headers gets an error, not an unbounded buffer.
+func TestLeanTransportBoundsResponseHead(t *testing.T) {
+	up := startRaw(t, func(_ int64, conn net.Conn, br *bufio.Reader) {
+		readRequest(br)
+		io.WriteString(conn, "HTTP/1.1 200 OK\r\n")
+		line := "X-Filler: " + strings.Repeat("a", 1000) + "\r\n"
+		for {
+			if _, err := io.WriteString(conn, line); err != nil {
+				return
+			}
+		}
+	})
+	lt := testLean(t)
+	lt.maxResponseHeaderBytes = 64 << 10
+	req, _ := http.NewRequest("GET", up.url(), nil)
+	if _, err := lt.RoundTrip(req); !errors.Is(err, errHeaderTooLarge) {
+		t.Fatalf("endless headers: %v, want errHeaderTooLarge", err)
+	}
+}
+
+// TestLeanTransportZeroSettings: zero values mean what they mean for
+// http.Transport (no idle timeout, 2 idle connections per host).
+func TestLeanTransportZeroSettings(t *testing.T) {
+	up := startRaw(t, keepAlive(func(*http.Request) string { return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" }))
+	d := &net.Dialer{}
+	lt := newLeanTransport(&http.Transport{}, d.DialContext)
+	defer lt.CloseIdleConnections()
+	if lt.maxIdlePerHost != http.DefaultMaxIdleConnsPerHost || lt.maxResponseHeaderBytes <= 0 {
+		t.Fatalf("defaults: %d idle, %d header bytes", lt.maxIdlePerHost, lt.maxResponseHeaderBytes)
+	}
+	get(t, lt, "GET", up.url())
+	time.Sleep(20 * time.Millisecond)
+	get(t, lt, "GET", up.url())
+	if n := up.accepted.Load(); n != 1 || lt.idleCount() != 1 {
+		t.Fatalf("with no idle timeout: %d connections, %d idle; want 1, 1", n, lt.idleCount())
+	}
+}
