@@ -285,12 +285,9 @@ func newAuditLogger(output string, stdout, stderr io.Writer) (*slog.Logger, func
 		closeOut()
 	}
 	w = aw
-	h := slog.NewJSONHandler(w, &slog.HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-		if len(groups) == 0 && a.Key == slog.MessageKey {
-			a.Key = "event"
-		}
-		return a
-	}})
+	// The same JSON lines as slog.NewJSONHandler (message under "event"),
+	// encoded without reflection.
+	h := proxy.NewAuditHandler(w)
 	return slog.New(h).With("log", "audit"), closeFn, nil
 }
 
