@@ -220,8 +220,12 @@ func (e *env) fixedRatePhase(cands []*Candidate) (*FixedRate, error) {
 		return nil, fmt.Errorf("fixed rate: ztproxy-browser was not measured")
 	}
 	d := e.o.duration
-	f := &FixedRate{Rate: float64(int(zb.RPS() / 2)), Conns: e.o.connections, Duration: d.String(),
-		Basis: fmt.Sprintf("half of ztproxy-browser's median peak %.0f req/s", zb.RPS())}
+	frac := e.o.rateFraction
+	if frac <= 0 {
+		frac = 0.5
+	}
+	f := &FixedRate{Rate: float64(int(zb.RPS() * frac)), Conns: e.o.connections, Duration: d.String(),
+		Basis: fmt.Sprintf("%.2f × ztproxy-browser's median peak %.0f req/s", frac, zb.RPS())}
 	names := fixedRateNames
 	if find(cands, "ztproxy-alt") != nil {
 		names = append(names[:len(names):len(names)], "ztproxy-alt")

@@ -42,7 +42,10 @@ type options struct {
 	// comparisons that are interleaved like every other candidate.
 	altBin string
 	altEnv []string
-	logf   func(format string, args ...any)
+	// rateFraction of ztproxy-browser's peak is the open-loop rate (the
+	// target is stated at 0.5).
+	rateFraction float64
+	logf         func(format string, args ...any)
 }
 
 func main() {
@@ -59,6 +62,7 @@ func main() {
 	flag.DurationVar(&o.sessionBudget, "session-budget", 60*time.Second, "time spent signing in sessions for the RSS measurement")
 	flag.BoolVar(&o.perf, "perf", false, "record a perf CPU profile of ztproxy (browser route) and of the bare Go proxy")
 	onlyList := flag.String("only", "", "comma-separated candidates to measure (default all); skips ready time and session RSS")
+	flag.Float64Var(&o.rateFraction, "rate-fraction", 0.5, "fixed-rate phase at this fraction of ztproxy-browser's peak req/s")
 	flag.StringVar(&o.altBin, "alt-ztproxy", "", "also measure this ztproxy binary as ztproxy-alt (A/B tuning)")
 	altEnv := flag.String("alt-env", "", "space-separated K=V environment for ztproxy-alt (implies -alt-ztproxy of this build if unset)")
 	flag.Parse()

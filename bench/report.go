@@ -95,7 +95,7 @@ func markdown(rep *Report) string {
 		}
 		if f := rep.FixedRate; f != nil {
 			if s := f.stats("ztproxy-browser"); s != nil && s.DirectPresent {
-				fmt.Fprintf(&b, "- p99 added over direct ≤ 1 ms at half of peak load (%.0f req/s): %.2f ms\n", f.Rate, s.P99AddedMs)
+				fmt.Fprintf(&b, "- p99 added over direct ≤ 1 ms at half of peak load (%s = %.0f req/s): %.2f ms\n", f.Basis, f.Rate, s.P99AddedMs)
 			}
 		}
 	}
