@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"ztproxy/identity"
 )
 
 // AuditMessageKey is the key of the record message in audit lines
@@ -17,8 +19,8 @@ const AuditMessageKey = "event"
 
 // auditHandler writes JSON lines byte for byte as slog.NewJSONHandler does
 // with the message key renamed to AuditMessageKey, but encodes the kinds
-// audit records use (strings, ints, floats, bools, string slices) without
-// reflection: slog's generic path (json.Marshal for floats and slices) was
+// audit records use (strings, ints, floats, bools, string slices, risk
+// reasons) without reflection: slog's generic path (json.Marshal for floats and slices) was
 // most of the audit line's cost. A record with anything else, or a
 // handler with groups, goes through slog's own JSON handler.
 type auditHandler struct {
@@ -139,21 +141,36 @@ func appendAuditAttr(b []byte, a slog.Attr) ([]byte, bool) {
 		}
 		return appendJSONFloat(b, f), true
 	case slog.KindAny:
-		ss, isSlice := v.Any().([]string)
-		if !isSlice {
-			return b, false
-		}
-		if ss == nil {
-			return append(b, "null"...), true
-		}
-		b = append(b, '[')
-		for i, s := range ss {
-			if i > 0 {
-				b = append(b, ',')
+		switch x := v.Any().(type) {
+		case []string:
+			if x == nil {
+				return append(b, "null"...), true
 			}
-			b = appendMarshalString(b, s)
+			b = append(b, '[')
+			for i, s := range x {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendMarshalString(b, s)
+			}
+			return append(b, ']'), true
+		case []identity.RiskReason:
+			if x == nil {
+				return append(b, "null"...), true
+			}
+			b = append(b, '[')
+			for i, r := range x {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = append(b, `{"code":`...)
+				b = appendMarshalString(b, r.Code)
+				b = append(b, `,"points":`...)
+				b = strconv.AppendInt(b, int64(r.Points), 10)
+				b = append(b, '}')
+			}
+			return append(b, ']'), true
 		}
-		return append(b, ']'), true
 	}
 	return b, false
 }

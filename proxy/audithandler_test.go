@@ -5,8 +5,11 @@ import (
 	"context"
 	"log/slog"
 	"math"
+	"net/netip"
 	"testing"
 	"time"
+
+	"ztproxy/identity"
 )
 
 // slogReference is the handler the audit log used before: slog's JSON
@@ -46,7 +49,10 @@ func TestAuditHandlerMatchesSlog(t *testing.T) {
 	for _, s := range trickyStrings {
 		sameAsSlog(t, "decision", slog.String("path", s), slog.String(s, "key"), slog.Any("policy_ids", []string{s, "x"}))
 		sameAsSlog(t, s)
+		sameAsSlog(t, "decision", slog.Any("risk_reasons", []identity.RiskReason{{Code: s, Points: 30}, {Code: "velocity", Points: -2}}))
 	}
+	var nilReasons []identity.RiskReason
+	sameAsSlog(t, "decision", slog.Any("risk_reasons", nilReasons))
 	for _, f := range []float64{0, 0.001, 0.123, 1.5, 12345.678, 1e-7, 1e21, 1e20, -3.25, math.Inf(1), math.NaN()} {
 		sameAsSlog(t, "decision", slog.Float64("latency_ms", f))
 	}
@@ -75,7 +81,8 @@ func FuzzAuditHandlerMatchesSlog(f *testing.F) {
 		f.Add(s, 1.5)
 	}
 	f.Fuzz(func(t *testing.T, s string, x float64) {
-		sameAsSlog(t, s, slog.String(s, s), slog.Float64("f", x), slog.Any("ids", []string{s}))
+		sameAsSlog(t, s, slog.String(s, s), slog.Float64("f", x), slog.Any("ids", []string{s}),
+			slog.Any("risk_reasons", []identity.RiskReason{{Code: s, Points: int(x)}}))
 	})
 }
 
@@ -94,5 +101,39 @@ func BenchmarkAuditHandler(b *testing.B) {
 					slog.String("risk_level", "low"), slog.Int("status", 200), slog.Float64("latency_ms", 0.412))
 			}
 		})
+	}
+}
+
+// failingHandler fails the test if a record falls back to slog.
+type failingHandler struct {
+	slog.Handler
+	t *testing.T
+}
+
+func (f failingHandler) Handle(_ context.Context, r slog.Record) error {
+	f.t.Errorf("audit record %q took slog's reflective path", r.Message)
+	return nil
+}
+
+// TestAuditLineTakesFastPath: a full decision record (email, device, risk
+// reasons, step-up, error) is encoded by the audit handler itself.
+func TestAuditLineTakesFastPath(t *testing.T) {
+	var buf bytes.Buffer
+	h := NewAuditHandler(&buf).(*auditHandler)
+	h.fallback = failingHandler{h.fallback, t}
+	s := &Server{audit: slog.New(h).With("log", "audit")}
+	x := &exchange{status: 403}
+	x.rc.RequestID, x.rc.Route, x.rc.Method, x.rc.Host, x.rc.Path = "r1", "app", "GET", "app.example.com", "/x"
+	x.rc.ClientIP = netip.MustParseAddr("192.0.2.1")
+	x.rc.Principal = identity.Principal{ID: "iss#alice", Email: "alice@example.com", AuthKind: identity.AuthBrowser}
+	x.rc.Device = identity.Device{Present: true, ID: "dev1", Fingerprint: "fp"}
+	x.rc.Risk = identity.Risk{Score: 55, Level: identity.RiskMedium, Reasons: []identity.RiskReason{{Code: "velocity", Points: 30}}}
+	x.decision = identity.Decision{PolicyIDs: []string{"admins-only"}, StepUp: []string{"mfa"}}
+	s.auditLine(x, "deny", &httpError{status: 403, code: "forbidden"}, 1500*time.Microsecond)
+	for _, want := range []string{`"event":"decision"`, `"log":"audit"`, `"risk_reasons":[{"code":"velocity","points":30}]`,
+		`"policy_ids":["admins-only"]`, `"step_up":["mfa"]`, `"device":"dev1"`, `"status":403`, `"latency_ms":1.5`} {
+		if !bytes.Contains(buf.Bytes(), []byte(want)) {
+			t.Errorf("audit line lacks %s:\n%s", want, buf.String())
+		}
 	}
 }
