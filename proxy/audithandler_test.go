@@ -119,9 +119,10 @@ func (f failingHandler) Handle(_ context.Context, r slog.Record) error {
 // reasons, step-up, error) is encoded by the audit handler itself.
 func TestAuditLineTakesFastPath(t *testing.T) {
 	var buf bytes.Buffer
-	h := NewAuditHandler(&buf).(*auditHandler)
+	logger := slog.New(NewAuditHandler(&buf)).With("log", "audit")
+	h := logger.Handler().(*auditHandler)
 	h.fallback = failingHandler{h.fallback, t}
-	s := &Server{audit: slog.New(h).With("log", "audit")}
+	s := &Server{audit: logger}
 	x := &exchange{status: 403}
 	x.rc.RequestID, x.rc.Route, x.rc.Method, x.rc.Host, x.rc.Path = "r1", "app", "GET", "app.example.com", "/x"
 	x.rc.ClientIP = netip.MustParseAddr("192.0.2.1")
