@@ -76,8 +76,8 @@ func newLeanTransport(fallback *http.Transport, dial func(ctx context.Context, n
 	return t
 }
 
-// handles reports whether req can take the lean path.
-func handles(req *http.Request) bool {
+// leanEligible reports whether req can take the lean path.
+func leanEligible(req *http.Request) bool {
 	return req.URL.Scheme == "http" && req.URL.Host != "" &&
 		(req.Body == nil || req.Body == http.NoBody) && req.ContentLength == 0 &&
 		req.Method != http.MethodConnect && len(req.Trailer) == 0 &&
@@ -86,7 +86,7 @@ func handles(req *http.Request) bool {
 
 // RoundTrip implements http.RoundTripper.
 func (t *leanTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if !handles(req) {
+	if !leanEligible(req) {
 		return t.fallback.RoundTrip(req)
 	}
 	ctx := req.Context()

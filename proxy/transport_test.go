@@ -505,8 +505,8 @@ func TestLeanTransportFallback(t *testing.T) {
 			return r
 		}, false},
 	} {
-		if got := handles(tc.req()); got != tc.handle {
-			t.Errorf("handles(%s %s upgrade=%q) = %v", tc.req().Method, tc.req().URL, tc.req().Header.Get("Upgrade"), got)
+		if got := leanEligible(tc.req()); got != tc.handle {
+			t.Errorf("leanEligible(%s %s upgrade=%q) = %v", tc.req().Method, tc.req().URL, tc.req().Header.Get("Upgrade"), got)
 		}
 	}
 	lt := testLean(t)
