@@ -94,6 +94,22 @@ func TestShortBenchmark(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	if f := rep.FixedRate; f == nil {
+		t.Error("no fixed-rate (half of peak) measurement")
+	} else {
+		for _, name := range fixedRateNames {
+			s := f.stats(name)
+			if s == nil || s.P99Ms <= 0 || s.Achieved < 0.8*f.Rate {
+				t.Errorf("fixed rate %.0f req/s: %s: %+v", f.Rate, name, s)
+			}
+		}
+		if zb := f.stats("ztproxy-browser"); zb != nil && !zb.DirectPresent {
+			t.Error("no p99 added over direct")
+		}
+		if !strings.Contains(rep.Markdown, "p99 added over direct ≤ 1 ms at half of peak load") {
+			t.Error("table lacks the added-latency target")
+		}
+	}
 	if rep.Ready == nil || rep.Ready.Median <= 0 {
 		t.Errorf("no ready-time measurement: %v", rep.Notes)
 	}

@@ -57,6 +57,7 @@ type Report struct {
 	Candidates []*Candidate `json:"candidates"`
 	Ready      *ReadyResult `json:"ready,omitempty"`
 	Sessions   *SessionRSS  `json:"sessions,omitempty"`
+	FixedRate  *FixedRate   `json:"fixed_rate,omitempty"`
 	Notes      []string     `json:"notes"`
 	Markdown   string       `json:"-"`
 	OutDir     string       `json:"-"`
@@ -205,10 +206,11 @@ func run(o options) (rep *Report, err error) {
 
 	// The OP, with clients for ztproxy and oauth2-proxy.
 	ztpAddr, ztpAdmin := freeAddr(), freeAddr()
+	altAddr, altAdmin := freeAddr(), freeAddr()
 	sessAddr := freeAddr()
 	o2pAddr := freeAddr()
 	ztpClient := opClient{ID: "ztproxy", Secret: "ztp-bench-secret",
-		RedirectURIs: []string{"http://" + ztpAddr + "/.ztp/callback", "http://" + sessAddr + "/.ztp/callback"}}
+		RedirectURIs: []string{"http://" + ztpAddr + "/.ztp/callback", "http://" + sessAddr + "/.ztp/callback", "http://" + altAddr + "/.ztp/callback"}}
 	o2pClient := opClient{ID: "oauth2-proxy", Secret: "o2p-bench-secret", RedirectURIs: []string{"http://" + o2pAddr + "/oauth2/callback"},
 		GrantTypes: []string{"authorization_code", "refresh_token"}}
 	alice := opUser{Sub: "alice", Email: "alice@ztp.test", Password: "alice-bench-pw", Groups: []string{"eng", "admins"}}
@@ -246,23 +248,34 @@ func run(o options) (rep *Report, err error) {
 	if err != nil {
 		return nil, err
 	}
-	bc := browserClient()
-	resp, err := opp.login(bc, "http://"+ztpAddr+"/app/hello", alice, true)
-	if err != nil {
-		return nil, fmt.Errorf("ztproxy sign-in: %w", err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return nil, fmt.Errorf("ztproxy sign-in ended with %s at %s", resp.Status, resp.Request.URL)
-	}
-	ztpCookie, err := cookieHeader(bc, "http://"+ztpAddr+"/app/", "_ztp_session")
+	ztpCookie, err := browserCookie(opp, ztpAddr, alice)
 	if err != nil {
 		return nil, err
 	}
 	cands = append(cands, &Candidate{Name: "ztproxy-browser", Tool: "wrk",
 		Desc: "ztproxy browser route: session cookie, 50 Cedar policies, risk engine (cached profile), assertion JWT, audit log",
 		URL:  "http://" + ztpAddr + "/app/hello", headers: map[string]string{"Cookie": ztpCookie}, pids: pidsOf(zp)})
+	if o.altBin != "" || o.altEnv != nil {
+		altBin := o.altBin
+		if altBin == "" {
+			altBin = e.ztpBin
+		}
+		// A second ztproxy (another build or environment) for A/B
+		// comparisons, interleaved with the first.
+		azc := zc
+		azc.listen, azc.admin, azc.external, azc.stateDir = altAddr, altAdmin, "http://"+altAddr, filepath.Join(work, "ztp-alt")
+		ap, err := e.startZtproxyAs("ztproxy-alt", altBin, o.altEnv, azc)
+		if err != nil {
+			return nil, err
+		}
+		altCookie, err := browserCookie(opp, altAddr, alice)
+		if err != nil {
+			return nil, err
+		}
+		cands = append(cands, &Candidate{Name: "ztproxy-alt", Tool: "wrk",
+			Desc: fmt.Sprintf("ztproxy-browser's setup on %s (env %q)", altBin, o.altEnv),
+			URL:  "http://" + altAddr + "/app/hello", headers: map[string]string{"Cookie": altCookie}, pids: pidsOf(ap)})
+	}
 	token, err := opp.codeFlowAccessToken(ztpClient, alice, true)
 	if err != nil {
 		return nil, fmt.Errorf("bearer token: %w", err)
@@ -287,6 +300,13 @@ func run(o options) (rep *Report, err error) {
 			Desc: "ztproxy TLS 1.3 mTLS route (device cert is the identity), same policies, assertion", URL: "https://" + tlsAddr + "/devices/hello"},
 	)
 	rep.Candidates = cands
+	if o.only != nil {
+		for _, c := range cands {
+			if !o.only[c.Name] && c.Unavailable == "" {
+				c.Unavailable = "skipped (-only)"
+			}
+		}
+	}
 
 	// Every candidate must answer 2xx before anything is measured; this also
 	// teaches the risk engine alice's network and browser (low rate) so that
@@ -343,20 +363,19 @@ func run(o options) (rep *Report, err error) {
 		}
 	}
 
+	if rep.FixedRate, err = e.fixedRatePhase(cands); err != nil {
+		return rep, err
+	}
+
 	if o.perf {
 		e.perfProfiles(cands)
 	}
 
 	// Cost side.
-	if rr, err := e.readyTime(opp, upURL, o.short); err != nil {
-		rep.Notes = append(rep.Notes, "ready-time measurement failed: "+err.Error())
+	if o.only != nil {
+		rep.Notes = append(rep.Notes, "-only: ready time and session RSS not measured")
 	} else {
-		rep.Ready = rr
-	}
-	if sr, err := e.sessionRSS(opp, ztpClient, sessAddr, upURL, policyFile, froutes, users[1:]); err != nil {
-		rep.Notes = append(rep.Notes, "session RSS measurement failed: "+err.Error())
-	} else {
-		rep.Sessions = sr
+		e.costSide(rep, opp, ztpClient, sessAddr, upURL, policyFile, froutes, users[1:])
 	}
 
 	rep.Markdown = markdown(rep)
@@ -368,6 +387,20 @@ func run(o options) (rep *Report, err error) {
 }
 
 const sessionUsers = 100
+
+// costSide measures the ready time and the RSS of many sessions.
+func (e *env) costSide(rep *Report, opp *op, client opClient, sessAddr, upURL, policyFile, froutes string, users []opUser) {
+	if rr, err := e.readyTime(opp, upURL, e.o.short); err != nil {
+		rep.Notes = append(rep.Notes, "ready-time measurement failed: "+err.Error())
+	} else {
+		rep.Ready = rr
+	}
+	if sr, err := e.sessionRSS(opp, client, sessAddr, upURL, policyFile, froutes, users); err != nil {
+		rep.Notes = append(rep.Notes, "session RSS measurement failed: "+err.Error())
+	} else {
+		rep.Sessions = sr
+	}
+}
 
 func warmupFor(o options) time.Duration {
 	if o.short {
@@ -408,16 +441,36 @@ func machine(wrkBin, nginxBin string) Machine {
 	return m
 }
 
+// browserCookie signs alice in through the ztproxy at addr (login → OP →
+// callback, second factor ticked) and returns the session Cookie header.
+func browserCookie(opp *op, addr string, u opUser) (string, error) {
+	bc := browserClient()
+	resp, err := opp.login(bc, "http://"+addr+"/app/hello", u, true)
+	if err != nil {
+		return "", fmt.Errorf("ztproxy sign-in: %w", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return "", fmt.Errorf("ztproxy sign-in ended with %s at %s", resp.Status, resp.Request.URL)
+	}
+	return cookieHeader(bc, "http://"+addr+"/app/", "_ztp_session")
+}
+
 func (e *env) startZtproxy(name string, zc ztpConfig) (*process, error) {
+	return e.startZtproxyAs(name, e.ztpBin, nil, zc)
+}
+
+func (e *env) startZtproxyAs(name, bin string, env []string, zc ztpConfig) (*process, error) {
 	os.MkdirAll(zc.stateDir, 0o755)
 	cfg := filepath.Join(zc.stateDir, "ztproxy.yaml")
 	if err := writeFile(cfg, zc.yaml()); err != nil {
 		return nil, err
 	}
-	if out, err := exec.Command(e.ztpBin, "check-config", "--config", cfg).CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "check-config", "--config", cfg).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("%s check-config: %v\n%s", name, err, out)
 	}
-	p, _, err := startProcess(name, e.logs, nil, false, e.ztpBin, "serve", "--config", cfg)
+	p, _, err := startProcess(name, e.logs, env, false, bin, "serve", "--config", cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -487,18 +540,16 @@ func (e *env) measure(c *Candidate, round int, d time.Duration) (RunResult, erro
 	raw := filepath.Join(e.o.out, "raw", tag+".txt")
 	os.MkdirAll(filepath.Dir(raw), 0o755)
 	r.Raw, _ = filepath.Rel(e.o.out, raw)
-	var out []byte
-	var err error
-	ctx, cancel := context.WithTimeout(context.Background(), d+60*time.Second)
-	defer cancel()
 	switch c.Tool {
 	case "wrk":
+		ctx, cancel := context.WithTimeout(context.Background(), d+60*time.Second)
+		defer cancel()
 		script := filepath.Join(e.work, c.Name+".lua")
 		writeFile(script, wrkScript(c.headers))
 		args := []string{fmt.Sprintf("-t%d", e.o.threads), fmt.Sprintf("-c%d", e.o.connections),
 			fmt.Sprintf("-d%ds", max(1, int(d.Round(time.Second).Seconds()))), "--latency", "-s", script, c.URL}
 		cmd := exec.CommandContext(ctx, "wrk", args...)
-		out, err = cmd.CombinedOutput()
+		out, err := cmd.CombinedOutput()
 		os.WriteFile(raw, append([]byte("$ wrk "+strings.Join(args, " ")+"\n"), out...), 0o644)
 		if err != nil {
 			return r, fmt.Errorf("%s: wrk: %v\n%s", c.Name, err, out)
@@ -512,18 +563,9 @@ func (e *env) measure(c *Candidate, round int, d time.Duration) (RunResult, erro
 		for k, v := range c.headers {
 			args = append(args, "-H", k+": "+v)
 		}
-		cmd := exec.CommandContext(ctx, e.self, args...)
-		cmd.Env = append(os.Environ(), roleEnv+"=loadgen")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err = cmd.Output()
-		os.WriteFile(raw, append([]byte("$ loadgen "+strings.Join(args, " ")+"\n"), append(out, stderr.Bytes()...)...), 0o644)
+		lr, _, err := e.loadgen(c, tag, d, args)
 		if err != nil {
-			return r, fmt.Errorf("%s: loadgen: %v\n%s", c.Name, err, stderr.String())
-		}
-		var lr LoadResult
-		if err := json.Unmarshal(out, &lr); err != nil {
-			return r, fmt.Errorf("%s: loadgen output: %v", c.Name, err)
+			return r, err
 		}
 		r.ReqPerSec, r.Requests, r.P50Ms, r.P99Ms, r.Non2xx, r.SocketErrors = lr.ReqPerSec, lr.Requests, lr.P50Ms, lr.P99Ms, lr.Non2xx, lr.Errors
 	}
@@ -539,6 +581,29 @@ func (e *env) measure(c *Candidate, round int, d time.Duration) (RunResult, erro
 		}
 	}
 	return r, nil
+}
+
+// loadgen runs the Go load generator with args for about d, keeps its
+// output under raw/<tag>.txt and returns its result and that path.
+func (e *env) loadgen(c *Candidate, tag string, d time.Duration, args []string) (LoadResult, string, error) {
+	raw := filepath.Join(e.o.out, "raw", tag+".txt")
+	os.MkdirAll(filepath.Dir(raw), 0o755)
+	ctx, cancel := context.WithTimeout(context.Background(), d+60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, e.self, args...)
+	cmd.Env = append(os.Environ(), roleEnv+"=loadgen")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	os.WriteFile(raw, append([]byte("$ loadgen "+strings.Join(args, " ")+"\n"), append(out, stderr.Bytes()...)...), 0o644)
+	var lr LoadResult
+	if err != nil {
+		return lr, raw, fmt.Errorf("%s: loadgen: %v\n%s", c.Name, err, stderr.String())
+	}
+	if err := json.Unmarshal(out, &lr); err != nil {
+		return lr, raw, fmt.Errorf("%s: loadgen output: %v", c.Name, err)
+	}
+	return lr, raw, nil
 }
 
 var errNoLatency = errors.New("wrk output has no latency distribution")

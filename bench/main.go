@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -33,7 +34,18 @@ type options struct {
 	perf bool
 	// oauth2ProxyInstall allows `go install` of oauth2-proxy when missing.
 	oauth2ProxyInstall bool
-	logf               func(format string, args ...any)
+	// only, when set, restricts the measured candidates (and skips the
+	// cost side): for quick comparisons while tuning.
+	only map[string]bool
+	// altBin and altEnv start a second ztproxy ("ztproxy-alt", browser
+	// route) from another build and/or with extra environment, for A/B
+	// comparisons that are interleaved like every other candidate.
+	altBin string
+	altEnv []string
+	// rateFraction of ztproxy-browser's peak is the open-loop rate (the
+	// target is stated at 0.5).
+	rateFraction float64
+	logf         func(format string, args ...any)
 }
 
 func main() {
@@ -49,7 +61,20 @@ func main() {
 	flag.StringVar(&o.out, "out", "", "results directory (default bench/results/<timestamp>)")
 	flag.DurationVar(&o.sessionBudget, "session-budget", 60*time.Second, "time spent signing in sessions for the RSS measurement")
 	flag.BoolVar(&o.perf, "perf", false, "record a perf CPU profile of ztproxy (browser route) and of the bare Go proxy")
+	onlyList := flag.String("only", "", "comma-separated candidates to measure (default all); skips ready time and session RSS")
+	flag.Float64Var(&o.rateFraction, "rate-fraction", 0.5, "fixed-rate phase at this fraction of ztproxy-browser's peak req/s")
+	flag.StringVar(&o.altBin, "alt-ztproxy", "", "also measure this ztproxy binary as ztproxy-alt (A/B tuning)")
+	altEnv := flag.String("alt-env", "", "space-separated K=V environment for ztproxy-alt (implies -alt-ztproxy of this build if unset)")
 	flag.Parse()
+	if *altEnv != "" {
+		o.altEnv = strings.Fields(*altEnv)
+	}
+	if *onlyList != "" {
+		o.only = map[string]bool{}
+		for _, n := range strings.Split(*onlyList, ",") {
+			o.only[strings.TrimSpace(n)] = true
+		}
+	}
 	o.oauth2ProxyInstall = true
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })

@@ -93,9 +93,23 @@ func markdown(rep *Report) string {
 		if o2 != nil {
 			fmt.Fprintf(&b, "- ztproxy browser ≥ 1.5 × oauth2-proxy: %.2f\n", zb.RPS()/o2.RPS())
 		}
-		if d := find(rep.Candidates, "direct"); d != nil {
-			fmt.Fprintf(&b, "- p99 added over direct at full load (not half load; see docs): %.2f ms\n",
-				median(zb.series(func(r RunResult) float64 { return r.P99Ms }))-median(d.series(func(r RunResult) float64 { return r.P99Ms })))
+		if f := rep.FixedRate; f != nil {
+			if s := f.stats("ztproxy-browser"); s != nil && s.DirectPresent {
+				fmt.Fprintf(&b, "- p99 added over direct ≤ 1 ms at half of peak load (%s = %.0f req/s): %.2f ms\n", f.Basis, f.Rate, s.P99AddedMs)
+			}
+		}
+	}
+	if f := rep.FixedRate; f != nil {
+		fmt.Fprintf(&b, "\nFixed rate (open loop, Go load generator, %d connections, %s per run, %d run(s) per candidate interleaved; latency from each request's intended send time): **%.0f req/s** = %s.\n\n",
+			f.Conns, f.Duration, len(f.Runs)/max(1, len(f.Summary)), f.Rate, f.Basis)
+		b.WriteString("| candidate | achieved req/s | p50 ms | p99 ms | p99.9 ms | p50 added over direct ms | p99 added over direct ms | CPU µs/req |\n")
+		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, s := range f.Summary {
+			added50, added99 := "–", "–"
+			if s.DirectPresent && s.Name != "direct" {
+				added50, added99 = fmt.Sprintf("%.2f", s.P50AddedMs), fmt.Sprintf("%.2f", s.P99AddedMs)
+			}
+			fmt.Fprintf(&b, "| %s | %.0f | %.2f | %.2f | %.2f | %s | %s | %.1f |\n", s.Name, s.Achieved, s.P50Ms, s.P99Ms, s.P999Ms, added50, added99, s.CPUPerReqUs)
 		}
 	}
 	if r := rep.Ready; r != nil {

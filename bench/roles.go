@@ -19,7 +19,6 @@ import (
 	"net/url"
 	"os"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -124,10 +123,13 @@ type LoadResult struct {
 	P50Ms     float64 `json:"p50_ms"`
 	P90Ms     float64 `json:"p90_ms"`
 	P99Ms     float64 `json:"p99_ms"`
+	P999Ms    float64 `json:"p999_ms"`
 	MaxMs     float64 `json:"max_ms"`
-	Threads   int     `json:"threads"`
-	Conns     int     `json:"connections"`
-	FirstBad  string  `json:"first_bad,omitempty"`
+	// Rate is the fixed request rate of an open-loop run; 0 = closed loop.
+	Rate     float64 `json:"rate,omitempty"`
+	Threads  int     `json:"threads"`
+	Conns    int     `json:"connections"`
+	FirstBad string  `json:"first_bad,omitempty"`
 }
 
 // roleLoadgen is a closed-loop load generator like wrk (-c connections, each
@@ -143,6 +145,7 @@ func roleLoadgen(args []string) error {
 	cert := fs.String("cert", "", "client certificate (PEM)")
 	key := fs.String("key", "", "client key (PEM)")
 	serverName := fs.String("server-name", "", "TLS server name")
+	rate := fs.Float64("rate", 0, "open loop: requests per second on a fixed schedule (0 = closed loop)")
 	var hdrs headerFlags
 	fs.Var(&hdrs, "H", "header 'Name: value' (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -170,7 +173,12 @@ func roleLoadgen(args []string) error {
 	for _, h := range hdrs {
 		header.Add(h[0], h[1])
 	}
-	res := runLoad(*target, header, tlsCfg, *conns, *dur)
+	var res LoadResult
+	if *rate > 0 {
+		res = runFixedRate(*target, header, tlsCfg, *conns, *rate, *dur)
+	} else {
+		res = runLoad(*target, header, tlsCfg, *conns, *dur)
+	}
 	res.Threads = *threads
 	return json.NewEncoder(os.Stdout).Encode(res)
 }
@@ -244,16 +252,8 @@ func runLoad(target string, header http.Header, tlsCfg *tls.Config, conns int, d
 	}
 	wg.Wait()
 	elapsed := time.Since(start).Seconds()
-	slices.Sort(all)
-	pct := func(p float64) float64 {
-		if len(all) == 0 {
-			return 0
-		}
-		i := int(p * float64(len(all)-1))
-		return float64(all[i].Microseconds()) / 1000
-	}
-	r := LoadResult{Requests: total.Load(), Non2xx: bad.Load(), Errors: errs.Load(), Seconds: elapsed, Conns: conns,
-		P50Ms: pct(0.50), P90Ms: pct(0.90), P99Ms: pct(0.99), MaxMs: pct(1)}
+	r := LoadResult{Requests: total.Load(), Non2xx: bad.Load(), Errors: errs.Load(), Seconds: elapsed, Conns: conns}
+	r.setPercentiles(all)
 	if fb, ok := firstBad.Load().(string); ok {
 		r.FirstBad = fb
 	}

@@ -16,8 +16,14 @@ import (
 type forwarder struct {
 	route     *RouteConfig
 	server    *Server
-	transport *http.Transport
+	transport upstreamTransport
 	proxy     *httputil.ReverseProxy
+}
+
+// upstreamTransport is a route's own transport.
+type upstreamTransport interface {
+	http.RoundTripper
+	CloseIdleConnections()
 }
 
 func newForwarder(s *Server, rc *RouteConfig) (*forwarder, error) {
@@ -41,7 +47,12 @@ func newForwarder(s *Server, rc *RouteConfig) (*forwarder, error) {
 		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: rc.UpstreamCAs, ServerName: rc.UpstreamServerName}
 	}
 	f := &forwarder{route: rc, server: s, transport: t}
-	var rt http.RoundTripper = t
+	if rc.Upstream.Scheme == "http" {
+		// Plain body-less requests skip net/http's per-connection
+		// goroutines; the rest still go through t.
+		f.transport = newLeanTransport(t, dialer.DialContext)
+	}
+	var rt http.RoundTripper = f.transport
 	if s.opts.UpstreamTransport != nil {
 		rt = s.opts.UpstreamTransport
 	}

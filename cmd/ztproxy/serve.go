@@ -282,12 +282,18 @@ func newAuditLogger(output string, stdout, stderr io.Writer) (*slog.Logger, func
 		}
 		w, closeFn = f, func() { f.Close() }
 	}
-	h := slog.NewJSONHandler(w, &slog.HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-		if len(groups) == 0 && a.Key == slog.MessageKey {
-			a.Key = "event"
-		}
-		return a
-	}})
+	// Batch lines (flushed within a few ms); closeFn flushes them, and
+	// serve returns only after draining, so SIGTERM loses none.
+	aw := proxy.NewAuditWriter(w)
+	closeOut := closeFn
+	closeFn = func() {
+		aw.Close()
+		closeOut()
+	}
+	w = aw
+	// The same JSON lines as slog.NewJSONHandler (message under "event"),
+	// encoded without reflection.
+	h := proxy.NewAuditHandler(w)
 	return slog.New(h).With("log", "audit"), closeFn, nil
 }
 

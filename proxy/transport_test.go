@@ -1,0 +1,611 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"net/http/httputil"
+	"net/textproto"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// rawUpstream is a TCP server whose handler speaks HTTP by hand, to send
+// the responses a well-behaved httptest server never sends.
+type rawUpstream struct {
+	l        net.Listener
+	accepted atomic.Int64
+	wg       sync.WaitGroup
+}
+
+// startRaw serves every connection with handle until the test ends.
+func startRaw(t *testing.T, handle func(n int64, conn net.Conn, br *bufio.Reader)) *rawUpstream {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &rawUpstream{l: l}
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			n := u.accepted.Add(1)
+			u.wg.Add(1)
+			go func() {
+				defer u.wg.Done()
+				defer conn.Close()
+				handle(n, conn, bufio.NewReader(conn))
+			}()
+		}
+	}()
+	t.Cleanup(func() { l.Close() })
+	return u
+}
+
+func (u *rawUpstream) url() string { return "http://" + u.l.Addr().String() }
+
+// readRequest reads one request head (and no body) or reports false.
+func readRequest(br *bufio.Reader) (*http.Request, bool) {
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		return nil, false
+	}
+	io.Copy(io.Discard, req.Body)
+	return req, true
+}
+
+// keepAlive answers every request on a connection with resp(request).
+func keepAlive(resp func(r *http.Request) string) func(int64, net.Conn, *bufio.Reader) {
+	return func(_ int64, conn net.Conn, br *bufio.Reader) {
+		for {
+			r, ok := readRequest(br)
+			if !ok {
+				return
+			}
+			if _, err := io.WriteString(conn, resp(r)); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func testLean(t testing.TB) *leanTransport {
+	fb := &http.Transport{MaxIdleConnsPerHost: 8, IdleConnTimeout: time.Minute, DisableCompression: true}
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	lt := newLeanTransport(fb, d.DialContext)
+	t.Cleanup(lt.CloseIdleConnections)
+	return lt
+}
+
+// get does a request through rt and returns status, body and trailer.
+func get(t *testing.T, rt http.RoundTripper, method, url string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("%s %s: body: %v", method, url, err)
+	}
+	return resp, string(body)
+}
+
+func TestLeanTransportReusesConnection(t *testing.T) {
+	var conns sync.Map
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conns.Store(r.RemoteAddr, true)
+		fmt.Fprintf(w, "hello %s", r.URL.Path)
+	}))
+	defer up.Close()
+	lt := testLean(t)
+	for i := range 10 {
+		resp, body := get(t, lt, "GET", fmt.Sprintf("%s/%d", up.URL, i))
+		if resp.StatusCode != 200 || body != fmt.Sprintf("hello /%d", i) {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	n := 0
+	conns.Range(func(any, any) bool { n++; return true })
+	if n != 1 {
+		t.Errorf("10 sequential requests used %d connections, want 1", n)
+	}
+	if lt.idleCount() != 1 {
+		t.Errorf("idle connections %d, want 1", lt.idleCount())
+	}
+}
+
+func TestLeanTransportResponses(t *testing.T) {
+	const ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	tests := []struct {
+		name     string
+		method   string
+		response string
+		wantBody string
+		reused   bool // the connection serves the next request
+		check    func(t *testing.T, resp *http.Response)
+	}{
+		{name: "content-length", method: "GET", response: ok, wantBody: "ok", reused: true},
+		{name: "connection close", method: "GET", response: "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", wantBody: "ok"},
+		{name: "http/1.0 until EOF", method: "GET", response: "HTTP/1.0 200 OK\r\n\r\nuntil eof", wantBody: "until eof"},
+		{name: "chunked with trailers", method: "GET", wantBody: "hello, world", reused: true,
+			response: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n5\r\nhello\r\n7\r\n, world\r\n0\r\nX-Sum: 42\r\n\r\n",
+			check: func(t *testing.T, resp *http.Response) {
+				if got := resp.Trailer.Get("X-Sum"); got != "42" {
+					t.Errorf("trailer X-Sum = %q, want 42", got)
+				}
+			}},
+		{name: "HEAD with content-length", method: "HEAD", response: "HTTP/1.1 200 OK\r\nContent-Length: 1024\r\n\r\n", reused: true,
+			check: func(t *testing.T, resp *http.Response) {
+				if resp.ContentLength != 1024 {
+					t.Errorf("HEAD Content-Length %d, want 1024", resp.ContentLength)
+				}
+			}},
+		{name: "204", method: "GET", response: "HTTP/1.1 204 No Content\r\n\r\n", reused: true},
+		{name: "304", method: "GET", response: "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n", reused: true},
+		{name: "1xx then 200", method: "GET", response: "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n" + ok, wantBody: "ok", reused: true},
+		{name: "stray bytes after the body", method: "GET", response: ok + "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale", wantBody: "ok"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			second := keepAlive(func(*http.Request) string {
+				return "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond"
+			})
+			up := startRaw(t, func(n int64, conn net.Conn, br *bufio.Reader) {
+				if n == 1 {
+					if _, ok := readRequest(br); !ok {
+						return
+					}
+					io.WriteString(conn, tc.response)
+					if strings.Contains(tc.response, "HTTP/1.0") {
+						return // close = end of body
+					}
+				}
+				// Every later request gets a marker body.
+				second(n, conn, br)
+			})
+			lt := testLean(t)
+			resp, body := get(t, lt, tc.method, up.url()+"/first")
+			if body != tc.wantBody {
+				t.Fatalf("body %q, want %q", body, tc.wantBody)
+			}
+			if tc.check != nil {
+				tc.check(t, resp)
+			}
+			resp, body = get(t, lt, "GET", up.url()+"/second")
+			if resp.StatusCode != 200 || body != "second" {
+				t.Fatalf("next request: %d %q (a response of the first exchange leaked into it?)", resp.StatusCode, body)
+			}
+			if want := map[bool]int64{true: 1, false: 2}[tc.reused]; up.accepted.Load() != want {
+				t.Errorf("connections %d, want %d", up.accepted.Load(), want)
+			}
+		})
+	}
+}
+
+func TestLeanTransportPassesInformational(t *testing.T) {
+	up := startRaw(t, keepAlive(func(*http.Request) string {
+		return "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	}))
+	lt := testLean(t)
+	var got []string
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		got = append(got, fmt.Sprint(code, " ", h.Get("Link")))
+		return nil
+	}}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", up.url(), nil)
+	resp, err := lt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(got) != 1 || got[0] != "103 </s.css>" {
+		t.Fatalf("status %d, 1xx seen %q", resp.StatusCode, got)
+	}
+}
+
+func TestLeanTransportRejectsUnaskedSwitch(t *testing.T) {
+	up := startRaw(t, keepAlive(func(*http.Request) string {
+		return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+	}))
+	req, _ := http.NewRequest("GET", up.url(), nil)
+	if _, err := testLean(t).RoundTrip(req); !errors.Is(err, errUnexpectedSwitch) {
+		t.Fatalf("101 without an upgrade request: %v", err)
+	}
+}
+
+// TestLeanTransportRetriesStaleConnection: the upstream closes a keep-alive
+// connection after each response without saying so. The next idempotent
+// request fails on the reused connection before any response byte and is
+// sent once more on a fresh one; a body-less POST is not retried, but the
+// closed idle connection is noticed before it is used.
+func TestLeanTransportRetriesStaleConnection(t *testing.T) {
+	t.Run("closed after the response", func(t *testing.T) {
+		up := startRaw(t, func(_ int64, conn net.Conn, br *bufio.Reader) {
+			if _, ok := readRequest(br); ok {
+				io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			}
+		})
+		lt := testLean(t)
+		for i := range 3 {
+			if resp, body := get(t, lt, "GET", up.url()); resp.StatusCode != 200 || body != "ok" {
+				t.Fatalf("GET %d: %d %q", i, resp.StatusCode, body)
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // let the FIN arrive
+		if resp, body := get(t, lt, "POST", up.url()); resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("POST on a connection the upstream closed while idle: %d %q", resp.StatusCode, body)
+		}
+		if n := up.accepted.Load(); n != 4 {
+			t.Errorf("connections %d, want 4", n)
+		}
+	})
+	t.Run("closed on the next request", func(t *testing.T) {
+		// Each connection answers its first request and drops the second
+		// unanswered (as a server whose keep-alive timer fired just then).
+		up := startRaw(t, func(_ int64, conn net.Conn, br *bufio.Reader) {
+			if _, ok := readRequest(br); ok {
+				io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			}
+			readRequest(br)
+		})
+		lt := testLean(t)
+		get(t, lt, "GET", up.url())
+		if resp, body := get(t, lt, "GET", up.url()); resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("retried GET: %d %q", resp.StatusCode, body)
+		}
+		if n := up.accepted.Load(); n != 2 {
+			t.Fatalf("connections %d, want 2 (one retry)", n)
+		}
+		req, _ := http.NewRequest("POST", up.url(), nil)
+		if _, err := lt.RoundTrip(req); err == nil {
+			t.Fatal("POST on a connection dropped mid-request succeeded: it was retried")
+		}
+		if n := up.accepted.Load(); n != 2 {
+			t.Errorf("connections %d after the POST, want 2 (no retry)", n)
+		}
+	})
+	t.Run("fresh connection is not retried", func(t *testing.T) {
+		up := startRaw(t, func(_ int64, conn net.Conn, br *bufio.Reader) { readRequest(br) })
+		req, _ := http.NewRequest("GET", up.url(), nil)
+		if _, err := testLean(t).RoundTrip(req); err == nil {
+			t.Fatal("no error from an upstream that closed without answering")
+		}
+		if n := up.accepted.Load(); n != 1 {
+			t.Errorf("connections %d, want 1", n)
+		}
+	})
+}
+
+func TestLeanTransportUnreadBodyClosesConnection(t *testing.T) {
+	body := strings.Repeat("x", 64<<10)
+	up := startRaw(t, keepAlive(func(*http.Request) string {
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	}))
+	lt := testLean(t)
+	for _, read := range []int{0, 100} {
+		req, _ := http.NewRequest("GET", up.url(), nil)
+		resp, err := lt.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.CopyN(io.Discard, resp.Body, int64(read))
+		resp.Body.Close()
+		if lt.idleCount() != 0 {
+			t.Fatalf("connection with %d unread body bytes went back to the pool", len(body)-read)
+		}
+	}
+	if resp, got := get(t, lt, "GET", up.url()); resp.StatusCode != 200 || got != body {
+		t.Fatalf("next request: %d, %d bytes", resp.StatusCode, len(got))
+	}
+	if n := up.accepted.Load(); n != 3 {
+		t.Errorf("connections %d, want 3", n)
+	}
+}
+
+func TestLeanTransportCancelMidBody(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	up := startRaw(t, func(_ int64, conn net.Conn, br *bufio.Reader) {
+		readRequest(br)
+		io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart")
+		<-release
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", up.url(), nil)
+	lt := testLean(t)
+	resp, err := lt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "part" {
+		t.Fatalf("first bytes: %q %v", buf, err)
+	}
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	_, err = io.ReadAll(resp.Body)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("read after cancel: %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("cancel took %v to unblock the read", d)
+	}
+	resp.Body.Close()
+	if lt.idleCount() != 0 {
+		t.Error("cancelled connection went back to the pool")
+	}
+}
+
+func TestLeanTransportTimeouts(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	up := startRaw(t, func(_ int64, conn net.Conn, br *bufio.Reader) {
+		readRequest(br)
+		<-release
+	})
+	t.Run("response header timeout", func(t *testing.T) {
+		lt := testLean(t)
+		lt.responseHeaderTimeout = 100 * time.Millisecond
+		req, _ := http.NewRequest("GET", up.url(), nil)
+		start := time.Now()
+		_, err := lt.RoundTrip(req)
+		if !isTimeout(err) {
+			t.Fatalf("err %v, want a timeout", err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("timeout after %v", d)
+		}
+		if n := up.accepted.Load(); n != 1 {
+			t.Errorf("connections %d, want 1 (a timeout is not retried)", n)
+		}
+	})
+	t.Run("context deadline", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", up.url(), nil)
+		if _, err := testLean(t).RoundTrip(req); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err %v, want context.DeadlineExceeded", err)
+		}
+	})
+}
+
+// TestLeanTransportConcurrentNeverMixesResponses sends 50 × 40 requests
+// with ids over a small pool; each must get its own response (run with
+// -race).
+func TestLeanTransportConcurrentNeverMixesResponses(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Req-Id")
+		if id[len(id)-1] == '7' {
+			w.Header().Set("Connection", "close")
+		}
+		if id[len(id)-1] == '3' { // chunked
+			w.Write([]byte("id="))
+			w.(http.Flusher).Flush()
+			w.Write([]byte(id))
+			return
+		}
+		io.WriteString(w, "id="+id)
+	}))
+	defer up.Close()
+	lt := testLean(t)
+	var wg sync.WaitGroup
+	var bad atomic.Int64
+	for g := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 40 {
+				id := fmt.Sprintf("%d-%d", g, i)
+				req, _ := http.NewRequest("GET", up.URL+"/"+id, nil)
+				req.Header.Set("X-Req-Id", id)
+				resp, err := lt.RoundTrip(req)
+				if err != nil {
+					t.Error(err)
+					bad.Add(1)
+					return
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || string(body) != "id="+id {
+					t.Errorf("request %s got %q (%v)", id, body, err)
+					bad.Add(1)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := lt.idleCount(); n > lt.maxIdlePerHost {
+		t.Errorf("%d idle connections, max %d", n, lt.maxIdlePerHost)
+	}
+}
+
+func TestLeanTransportIdlePool(t *testing.T) {
+	up := startRaw(t, keepAlive(func(*http.Request) string { return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" }))
+	t.Run("max idle per host", func(t *testing.T) {
+		lt := testLean(t)
+		lt.maxIdlePerHost = 2
+		var resps []*http.Response
+		for range 5 { // five connections at once
+			req, _ := http.NewRequest("GET", up.url(), nil)
+			resp, err := lt.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resps = append(resps, resp)
+		}
+		for _, r := range resps {
+			io.Copy(io.Discard, r.Body)
+			r.Body.Close()
+		}
+		if n := lt.idleCount(); n != 2 {
+			t.Errorf("idle %d, want 2", n)
+		}
+		lt.CloseIdleConnections()
+		if n := lt.idleCount(); n != 0 {
+			t.Errorf("idle %d after CloseIdleConnections", n)
+		}
+	})
+	t.Run("idle timeout", func(t *testing.T) {
+		lt := testLean(t)
+		lt.idleTimeout = 50 * time.Millisecond
+		get(t, lt, "GET", up.url())
+		if lt.idleCount() != 1 {
+			t.Fatal("no idle connection")
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		for lt.idleCount() != 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if lt.idleCount() != 0 {
+			t.Error("idle connection outlived the idle timeout")
+		}
+	})
+}
+
+// TestLeanTransportFallback: requests the lean path does not handle go to
+// the standard transport, and still work.
+func TestLeanTransportFallback(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s", r.Method, b)
+	}))
+	defer up.Close()
+	for _, tc := range []struct {
+		req    func() *http.Request
+		handle bool
+	}{
+		{func() *http.Request { r, _ := http.NewRequest("GET", up.URL, nil); return r }, true},
+		{func() *http.Request { r, _ := http.NewRequest("POST", up.URL, strings.NewReader("body")); return r }, false},
+		{func() *http.Request {
+			r, _ := http.NewRequest("GET", up.URL, nil)
+			r.Header.Set("Upgrade", "websocket")
+			return r
+		}, false},
+		{func() *http.Request {
+			r, _ := http.NewRequest("GET", strings.Replace(up.URL, "http:", "https:", 1), nil)
+			return r
+		}, false},
+	} {
+		if got := leanEligible(tc.req()); got != tc.handle {
+			t.Errorf("leanEligible(%s %s upgrade=%q) = %v", tc.req().Method, tc.req().URL, tc.req().Header.Get("Upgrade"), got)
+		}
+	}
+	lt := testLean(t)
+	req, _ := http.NewRequest("POST", up.URL, strings.NewReader("body"))
+	resp, err := lt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "POST body" {
+		t.Fatalf("fallback POST: %q", b)
+	}
+	if lt.idleCount() != 0 {
+		t.Error("the fallback's connection ended up in the lean pool")
+	}
+}
+
+func TestHostPort(t *testing.T) {
+	for in, want := range map[string]string{"a.example": "a.example:80", "a.example:8080": "a.example:8080", "[::1]": "[::1]:80", "[::1]:81": "[::1]:81", "127.0.0.1": "127.0.0.1:80"} {
+		if got := hostPort(in); got != want {
+			t.Errorf("hostPort(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestLeanTransportBehindReverseProxy: through httputil.ReverseProxy the
+// lean path still relays 103 Early Hints and trailers to the client.
+func TestLeanTransportBehindReverseProxy(t *testing.T) {
+	up := startRaw(t, keepAlive(func(*http.Request) string {
+		return "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n" +
+			"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n2\r\nok\r\n0\r\nX-Sum: 7\r\n\r\n"
+	}))
+	u := mustURL(t, up.url())
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u) }, Transport: testLean(t)}
+	front := httptest.NewServer(rp)
+	defer front.Close()
+	var hints []int
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, _ textproto.MIMEHeader) error { hints = append(hints, code); return nil }}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", front.URL, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "ok" || resp.Trailer.Get("X-Sum") != "7" || len(hints) != 1 || hints[0] != 103 {
+		t.Fatalf("body %q, trailer %q, 1xx %v", body, resp.Trailer.Get("X-Sum"), hints)
+	}
+}
+
+func TestForwarderUsesLeanTransportForPlainHTTP(t *testing.T) {
+	s := &Server{opts: Options{}}
+	for scheme, lean := range map[string]bool{"http": true, "https": false} {
+		f, err := newForwarder(s, &RouteConfig{Name: "r", Upstream: mustURL(t, scheme+"://up.example"), Timeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := f.transport.(*leanTransport); ok != lean {
+			t.Errorf("%s upstream: lean transport %v, want %v", scheme, ok, lean)
+		}
+	}
+}
+
+// TestLeanTransportBoundsResponseHead: an upstream that never ends its
+// headers gets an error, not an unbounded buffer.
+func TestLeanTransportBoundsResponseHead(t *testing.T) {
+	up := startRaw(t, func(_ int64, conn net.Conn, br *bufio.Reader) {
+		readRequest(br)
+		io.WriteString(conn, "HTTP/1.1 200 OK\r\n")
+		line := "X-Filler: " + strings.Repeat("a", 1000) + "\r\n"
+		for {
+			if _, err := io.WriteString(conn, line); err != nil {
+				return
+			}
+		}
+	})
+	lt := testLean(t)
+	lt.maxResponseHeaderBytes = 64 << 10
+	req, _ := http.NewRequest("GET", up.url(), nil)
+	if _, err := lt.RoundTrip(req); !errors.Is(err, errHeaderTooLarge) {
+		t.Fatalf("endless headers: %v, want errHeaderTooLarge", err)
+	}
+}
+
+// TestLeanTransportZeroSettings: zero values mean what they mean for
+// http.Transport (no idle timeout, 2 idle connections per host).
+func TestLeanTransportZeroSettings(t *testing.T) {
+	up := startRaw(t, keepAlive(func(*http.Request) string { return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" }))
+	d := &net.Dialer{}
+	lt := newLeanTransport(&http.Transport{}, d.DialContext)
+	defer lt.CloseIdleConnections()
+	if lt.maxIdlePerHost != http.DefaultMaxIdleConnsPerHost || lt.maxResponseHeaderBytes <= 0 {
+		t.Fatalf("defaults: %d idle, %d header bytes", lt.maxIdlePerHost, lt.maxResponseHeaderBytes)
+	}
+	get(t, lt, "GET", up.url())
+	time.Sleep(20 * time.Millisecond)
+	get(t, lt, "GET", up.url())
+	if n := up.accepted.Load(); n != 1 || lt.idleCount() != 1 {
+		t.Fatalf("with no idle timeout: %d connections, %d idle; want 1, 1", n, lt.idleCount())
+	}
+}
