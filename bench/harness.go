@@ -224,10 +224,14 @@ func run(o options) (rep *Report, err error) {
 	o2pAddr := freeAddr()
 	ztpClient := opClient{ID: "ztproxy", Secret: "ztp-bench-secret",
 		RedirectURIs: []string{"http://" + ztpAddr + "/.ztp/callback", "http://" + sessAddr + "/.ztp/callback", "http://" + altAddr + "/.ztp/callback"}}
-	pinnedZtpAddr := ""
+	pinnedZtpAddr, pinnedAltAddr := "", ""
 	if o.pin {
 		pinnedZtpAddr = freeAddr()
 		ztpClient.RedirectURIs = append(ztpClient.RedirectURIs, "http://"+pinnedZtpAddr+"/.ztp/callback")
+		if o.altBin != "" || o.altEnv != nil {
+			pinnedAltAddr = freeAddr()
+			ztpClient.RedirectURIs = append(ztpClient.RedirectURIs, "http://"+pinnedAltAddr+"/.ztp/callback")
+		}
 	}
 	o2pClient := opClient{ID: "oauth2-proxy", Secret: "o2p-bench-secret", RedirectURIs: []string{"http://" + o2pAddr + "/oauth2/callback"},
 		GrantTypes: []string{"authorization_code", "refresh_token"}}
@@ -355,7 +359,7 @@ func run(o options) (rep *Report, err error) {
 	}
 
 	if o.pin {
-		in := isolatedInputs{opp: opp, client: ztpClient, user: alice, ztpAddr: pinnedZtpAddr, policyFile: policyFile, nginxBin: nginxBin}
+		in := isolatedInputs{opp: opp, client: ztpClient, user: alice, ztpAddr: pinnedZtpAddr, altAddr: pinnedAltAddr, policyFile: policyFile, nginxBin: nginxBin}
 		if rep.Isolated, err = e.isolatedPhase(in); err != nil {
 			return rep, err
 		}

@@ -101,6 +101,7 @@ type isolatedInputs struct {
 	client     opClient
 	user       opUser
 	ztpAddr    string // registered as a redirect URI with the OP
+	altAddr    string // the same for ztproxy-alt; empty without -alt-*
 	policyFile string
 	nginxBin   string
 }
@@ -183,14 +184,38 @@ func (e *env) isolatedPhase(in isolatedInputs) (iso *Isolated, err error) {
 		headers: map[string]string{"Cookie": cookie}, pids: pidsOf(zp),
 		Desc: "ztproxy browser route (same policies, risk, assertion, audit), GOMAXPROCS=1 on CPU " + lay.CandidateCPUs})
 
-	// Interleave in isolatedNames order; honour -only like the shared phase.
+	names := isolatedNames
+	if in.altAddr != "" {
+		// The A/B build or environment, pinned like ztproxy-browser.
+		altBin := e.o.altBin
+		if altBin == "" {
+			altBin = e.ztpBin
+		}
+		azc := zc
+		azc.listen, azc.admin, azc.external, azc.stateDir = in.altAddr, freeAddr(), "http://"+in.altAddr, filepath.Join(e.work, "ztp-alt-pinned")
+		ap, err := e.startZtproxyOn(lay.CandidateCPUs, "ztproxy-alt-pinned", altBin, append([]string{one}, e.o.altEnv...), azc)
+		if err != nil {
+			return nil, err
+		}
+		procs = append(procs, ap)
+		altCookie, err := browserCookie(in.opp, in.altAddr, in.user)
+		if err != nil {
+			return nil, fmt.Errorf("pinned ztproxy-alt: %w", err)
+		}
+		cands = append(cands, &Candidate{Name: "ztproxy-alt", Tool: "wrk", URL: "http://" + in.altAddr + "/app/hello",
+			headers: map[string]string{"Cookie": altCookie}, pids: pidsOf(ap),
+			Desc: fmt.Sprintf("ztproxy-browser's setup on %s (env %q), GOMAXPROCS=1 on CPU %s", altBin, e.o.altEnv, lay.CandidateCPUs)})
+		names = append(names[:len(names):len(names)], "ztproxy-alt")
+	}
+
+	// Interleave in names order; honour -only like the shared phase.
 	byName := map[string]*Candidate{}
 	for _, c := range cands {
 		c.loadCPUs = lay.LoadCPUs
 		byName[c.Name] = c
 	}
 	cands = cands[:0]
-	for _, n := range isolatedNames {
+	for _, n := range names {
 		c := byName[n]
 		if e.o.only != nil && !e.o.only[n] {
 			c.Unavailable = "skipped (-only)"
@@ -201,7 +226,7 @@ func (e *env) isolatedPhase(in isolatedInputs) (iso *Isolated, err error) {
 	if err := e.throughput(cands); err != nil {
 		return iso, err
 	}
-	iso.FixedRate, err = e.fixedRatePhase(cands, isolatedNames, lay.Name)
+	iso.FixedRate, err = e.fixedRatePhase(cands, isolatedNames, lay.Name) // adds ztproxy-alt when present
 	return iso, err
 }
 
