@@ -129,6 +129,9 @@ func (r *LoadResult) setPercentiles(lat []time.Duration) {
 // FixedRate is the open-loop section of the report: direct, ztproxy and
 // nginx at half of ztproxy-browser's measured peak.
 type FixedRate struct {
+	// Layout names where the load generator, the upstream and the
+	// candidates ran (shared or isolated).
+	Layout   string           `json:"layout"`
 	Rate     float64          `json:"rate"`
 	Basis    string           `json:"basis"`
 	Duration string           `json:"duration"`
@@ -210,11 +213,12 @@ func (f *FixedRate) stats(name string) *FixedRateStats {
 // fixedRateNames are measured at the fixed rate, in this interleaved order.
 var fixedRateNames = []string{"direct", "ztproxy-browser", "nginx"}
 
-// fixedRatePhase runs direct, ztproxy-browser and nginx at half of
-// ztproxy-browser's measured peak (median req/s of the throughput rounds),
-// interleaved over the same number of rounds, with the Go load generator
-// in open-loop mode. Any non-2xx response or transport error fails the run.
-func (e *env) fixedRatePhase(cands []*Candidate) (*FixedRate, error) {
+// fixedRatePhase runs names (direct, ztproxy-browser and nginx by default)
+// at half of ztproxy-browser's measured peak (median req/s of the
+// throughput rounds), interleaved over the same number of rounds, with the
+// Go load generator in open-loop mode. Any non-2xx response or transport
+// error fails the run. layout labels the result.
+func (e *env) fixedRatePhase(cands []*Candidate, names []string, layout string) (*FixedRate, error) {
 	zb := find(cands, "ztproxy-browser")
 	if zb == nil {
 		return nil, fmt.Errorf("fixed rate: ztproxy-browser was not measured")
@@ -224,9 +228,8 @@ func (e *env) fixedRatePhase(cands []*Candidate) (*FixedRate, error) {
 	if frac <= 0 {
 		frac = 0.5
 	}
-	f := &FixedRate{Rate: float64(int(zb.RPS() * frac)), Conns: e.o.connections, Duration: d.String(),
+	f := &FixedRate{Layout: layout, Rate: float64(int(zb.RPS() * frac)), Conns: e.o.connections, Duration: d.String(),
 		Basis: fmt.Sprintf("%.2f × ztproxy-browser's median peak %.0f req/s", frac, zb.RPS())}
-	names := fixedRateNames
 	if find(cands, "ztproxy-alt") != nil {
 		names = append(names[:len(names):len(names)], "ztproxy-alt")
 	}
@@ -236,8 +239,8 @@ func (e *env) fixedRatePhase(cands []*Candidate) (*FixedRate, error) {
 			if c == nil {
 				continue
 			}
-			tag := fmt.Sprintf("%s-fixedrate-round%d", name, round)
-			args := []string{"-url", c.URL, "-c", fmt.Sprint(e.o.connections), "-t", fmt.Sprint(e.o.threads), "-d", d.String(),
+			tag := fmt.Sprintf("%s%s-fixedrate-round%d", name, c.tagSuffix(), round)
+			args := []string{"-url", c.URL, "-c", fmt.Sprint(e.o.connections), "-t", fmt.Sprint(e.loadThreads(c)), "-d", d.String(),
 				"-rate", fmt.Sprint(f.Rate), "-H", "User-Agent: " + benchUA}
 			for k, v := range c.headers {
 				args = append(args, "-H", k+": "+v)
@@ -261,7 +264,7 @@ func (e *env) fixedRatePhase(cands []*Candidate) (*FixedRate, error) {
 			rel, _ := filepath.Rel(e.o.out, raw)
 			f.Runs = append(f.Runs, FixedRateRun{Name: name, Round: round, Load: lr, Raw: rel, CPUPerReqUs: cpu})
 			e.o.logf("fixed rate %.0f req/s, round %d %-16s achieved %8.0f  p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  cpu %.1f µs/req",
-				f.Rate, round, name, lr.ReqPerSec, lr.P50Ms, lr.P99Ms, lr.P999Ms, cpu)
+				f.Rate, round, name+c.tagSuffix(), lr.ReqPerSec, lr.P50Ms, lr.P99Ms, lr.P999Ms, cpu)
 		}
 	}
 	f.summarize(names)

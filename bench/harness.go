@@ -33,6 +33,9 @@ type Candidate struct {
 	headers map[string]string
 	tls     *tlsFiles
 	pids    func() []int
+	// loadCPUs pins the load tool (wrk or loadgen) to these CPUs and runs
+	// it with one thread; empty in the default, unpinned layout.
+	loadCPUs string
 }
 
 type tlsFiles struct{ ca, cert, key string }
@@ -52,15 +55,20 @@ type RunResult struct {
 
 // Report is everything one run of the harness found.
 type Report struct {
-	Machine    Machine      `json:"machine"`
-	Settings   string       `json:"settings"`
+	Machine  Machine `json:"machine"`
+	Settings string  `json:"settings"`
+	// Layout names where the processes of the main tables ran.
+	Layout     string       `json:"layout"`
 	Candidates []*Candidate `json:"candidates"`
 	Ready      *ReadyResult `json:"ready,omitempty"`
 	Sessions   *SessionRSS  `json:"sessions,omitempty"`
 	FixedRate  *FixedRate   `json:"fixed_rate,omitempty"`
-	Notes      []string     `json:"notes"`
-	Markdown   string       `json:"-"`
-	OutDir     string       `json:"-"`
+	// Isolated is the -pin phase: the same measurements with the proxy on
+	// its own core.
+	Isolated *Isolated `json:"isolated,omitempty"`
+	Notes    []string  `json:"notes"`
+	Markdown string    `json:"-"`
+	OutDir   string    `json:"-"`
 }
 
 type Machine struct {
@@ -93,7 +101,7 @@ func (e *env) stopAll() {
 }
 
 func run(o options) (rep *Report, err error) {
-	rep = &Report{OutDir: o.out}
+	rep = &Report{OutDir: o.out, Layout: sharedLayout}
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return nil, err
 	}
@@ -133,6 +141,11 @@ func run(o options) (rep *Report, err error) {
 		return nil, fmt.Errorf("nginx is required (apt-get install nginx): %w", err)
 	}
 	rep.Machine = machine(wrkBin, nginxBin)
+	if o.pin {
+		if err := checkPinnable(rep.Machine.CPUs); err != nil {
+			return nil, err
+		}
+	}
 	rep.Settings = fmt.Sprintf("wrk -t%d -c%d -d%s --latency (Lua script: headers + non-2xx counter); %d round(s), interleaved; warm-up %s per candidate discarded",
 		o.threads, o.connections, o.duration, o.rounds, warmupFor(o))
 	o.logf("machine: %d CPUs, %s, %s", rep.Machine.CPUs, rep.Machine.Model, rep.Machine.GoVersion)
@@ -211,6 +224,15 @@ func run(o options) (rep *Report, err error) {
 	o2pAddr := freeAddr()
 	ztpClient := opClient{ID: "ztproxy", Secret: "ztp-bench-secret",
 		RedirectURIs: []string{"http://" + ztpAddr + "/.ztp/callback", "http://" + sessAddr + "/.ztp/callback", "http://" + altAddr + "/.ztp/callback"}}
+	pinnedZtpAddr, pinnedAltAddr := "", ""
+	if o.pin {
+		pinnedZtpAddr = freeAddr()
+		ztpClient.RedirectURIs = append(ztpClient.RedirectURIs, "http://"+pinnedZtpAddr+"/.ztp/callback")
+		if o.altBin != "" || o.altEnv != nil {
+			pinnedAltAddr = freeAddr()
+			ztpClient.RedirectURIs = append(ztpClient.RedirectURIs, "http://"+pinnedAltAddr+"/.ztp/callback")
+		}
+	}
 	o2pClient := opClient{ID: "oauth2-proxy", Secret: "o2p-bench-secret", RedirectURIs: []string{"http://" + o2pAddr + "/oauth2/callback"},
 		GrantTypes: []string{"authorization_code", "refresh_token"}}
 	alice := opUser{Sub: "alice", Email: "alice@ztp.test", Password: "alice-bench-pw", Groups: []string{"eng", "admins"}}
@@ -308,43 +330,8 @@ func run(o options) (rep *Report, err error) {
 		}
 	}
 
-	// Every candidate must answer 2xx before anything is measured; this also
-	// teaches the risk engine alice's network and browser (low rate) so that
-	// the profile is cached when the load starts.
-	for _, c := range cands {
-		if c.Unavailable != "" {
-			continue
-		}
-		for i := 0; i < 5; i++ {
-			if err := probe(c); err != nil {
-				return rep, fmt.Errorf("%s: %w", c.Name, err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	o.logf("all candidates answer 2xx; warming up")
-	for _, c := range cands {
-		if c.Unavailable != "" {
-			continue
-		}
-		r, err := e.measure(c, 0, warmupFor(o))
-		if err != nil {
-			return rep, err
-		}
-		o.logf("warm-up %-16s %8.0f req/s (discarded)", c.Name, r.ReqPerSec)
-	}
-	for round := 1; round <= o.rounds; round++ {
-		for _, c := range cands {
-			if c.Unavailable != "" {
-				continue
-			}
-			r, err := e.measure(c, round, o.duration)
-			if err != nil {
-				return rep, err
-			}
-			c.Runs = append(c.Runs, r)
-			o.logf("round %d %-16s %8.0f req/s  p50 %.2f ms  p99 %.2f ms  cpu %.1f µs/req", round, c.Name, r.ReqPerSec, r.P50Ms, r.P99Ms, r.CPUPerReqUs)
-		}
+	if err := e.throughput(cands); err != nil {
+		return rep, err
 	}
 	for _, c := range cands {
 		if c.Unavailable != "" || c.pids == nil {
@@ -363,12 +350,19 @@ func run(o options) (rep *Report, err error) {
 		}
 	}
 
-	if rep.FixedRate, err = e.fixedRatePhase(cands); err != nil {
+	if rep.FixedRate, err = e.fixedRatePhase(cands, fixedRateNames, sharedLayout); err != nil {
 		return rep, err
 	}
 
 	if o.perf {
 		e.perfProfiles(cands)
+	}
+
+	if o.pin {
+		in := isolatedInputs{opp: opp, client: ztpClient, user: alice, ztpAddr: pinnedZtpAddr, altAddr: pinnedAltAddr, policyFile: policyFile, nginxBin: nginxBin}
+		if rep.Isolated, err = e.isolatedPhase(in); err != nil {
+			return rep, err
+		}
 	}
 
 	// Cost side.
@@ -387,6 +381,51 @@ func run(o options) (rep *Report, err error) {
 }
 
 const sessionUsers = 100
+
+// throughput probes every available candidate, runs its discarded warm-up
+// and then the interleaved closed-loop rounds, appending to c.Runs.
+func (e *env) throughput(cands []*Candidate) error {
+	o := e.o
+	// Every candidate must answer 2xx before anything is measured; this also
+	// teaches the risk engine alice's network and browser (low rate) so that
+	// the profile is cached when the load starts.
+	for _, c := range cands {
+		if c.Unavailable != "" {
+			continue
+		}
+		for i := 0; i < 5; i++ {
+			if err := probe(c); err != nil {
+				return fmt.Errorf("%s: %w", c.Name, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	o.logf("all candidates answer 2xx; warming up")
+	for _, c := range cands {
+		if c.Unavailable != "" {
+			continue
+		}
+		r, err := e.measure(c, 0, warmupFor(o))
+		if err != nil {
+			return err
+		}
+		o.logf("warm-up %-16s %8.0f req/s (discarded)", c.Name+c.tagSuffix(), r.ReqPerSec)
+	}
+	for round := 1; round <= o.rounds; round++ {
+		for _, c := range cands {
+			if c.Unavailable != "" {
+				continue
+			}
+			r, err := e.measure(c, round, o.duration)
+			if err != nil {
+				return err
+			}
+			c.Runs = append(c.Runs, r)
+			o.logf("round %d %-16s %8.0f req/s  p50 %.2f ms  p99 %.2f ms  cpu %.1f µs/req", round, c.Name+c.tagSuffix(), r.ReqPerSec, r.P50Ms, r.P99Ms, r.CPUPerReqUs)
+		}
+	}
+	return nil
+}
 
 // costSide measures the ready time and the RSS of many sessions.
 func (e *env) costSide(rep *Report, opp *op, client opClient, sessAddr, upURL, policyFile, froutes string, users []opUser) {
@@ -462,6 +501,12 @@ func (e *env) startZtproxy(name string, zc ztpConfig) (*process, error) {
 }
 
 func (e *env) startZtproxyAs(name, bin string, env []string, zc ztpConfig) (*process, error) {
+	return e.startZtproxyOn("", name, bin, env, zc)
+}
+
+// startZtproxyOn starts ztproxy pinned to cpus (taskset -c), or unpinned
+// when cpus is empty.
+func (e *env) startZtproxyOn(cpus, name, bin string, env []string, zc ztpConfig) (*process, error) {
 	os.MkdirAll(zc.stateDir, 0o755)
 	cfg := filepath.Join(zc.stateDir, "ztproxy.yaml")
 	if err := writeFile(cfg, zc.yaml()); err != nil {
@@ -470,7 +515,8 @@ func (e *env) startZtproxyAs(name, bin string, env []string, zc ztpConfig) (*pro
 	if out, err := exec.Command(bin, "check-config", "--config", cfg).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("%s check-config: %v\n%s", name, err, out)
 	}
-	p, _, err := startProcess(name, e.logs, env, false, bin, "serve", "--config", cfg)
+	pbin, pargs := onCPUs(cpus, bin, "serve", "--config", cfg)
+	p, _, err := startProcess(name, e.logs, env, false, pbin, pargs...)
 	if err != nil {
 		return nil, err
 	}
@@ -533,9 +579,9 @@ func (e *env) measure(c *Candidate, round int, d time.Duration) (RunResult, erro
 	if c.pids != nil {
 		before, _ = readProcStat(c.pids())
 	}
-	tag := fmt.Sprintf("%s-round%d", c.Name, round)
+	tag := fmt.Sprintf("%s%s-round%d", c.Name, c.tagSuffix(), round)
 	if round == 0 {
-		tag = c.Name + "-warmup"
+		tag = c.Name + c.tagSuffix() + "-warmup"
 	}
 	raw := filepath.Join(e.o.out, "raw", tag+".txt")
 	os.MkdirAll(filepath.Dir(raw), 0o755)
@@ -546,11 +592,12 @@ func (e *env) measure(c *Candidate, round int, d time.Duration) (RunResult, erro
 		defer cancel()
 		script := filepath.Join(e.work, c.Name+".lua")
 		writeFile(script, wrkScript(c.headers))
-		args := []string{fmt.Sprintf("-t%d", e.o.threads), fmt.Sprintf("-c%d", e.o.connections),
+		args := []string{fmt.Sprintf("-t%d", e.loadThreads(c)), fmt.Sprintf("-c%d", e.o.connections),
 			fmt.Sprintf("-d%ds", max(1, int(d.Round(time.Second).Seconds()))), "--latency", "-s", script, c.URL}
-		cmd := exec.CommandContext(ctx, "wrk", args...)
+		bin, args := onCPUs(c.loadCPUs, "wrk", args...)
+		cmd := exec.CommandContext(ctx, bin, args...)
 		out, err := cmd.CombinedOutput()
-		os.WriteFile(raw, append([]byte("$ wrk "+strings.Join(args, " ")+"\n"), out...), 0o644)
+		os.WriteFile(raw, append([]byte("$ "+bin+" "+strings.Join(args, " ")+"\n"), out...), 0o644)
 		if err != nil {
 			return r, fmt.Errorf("%s: wrk: %v\n%s", c.Name, err, out)
 		}
@@ -558,7 +605,7 @@ func (e *env) measure(c *Candidate, round int, d time.Duration) (RunResult, erro
 			return r, fmt.Errorf("%s: %v\n%s", c.Name, err, out)
 		}
 	case "loadgen":
-		args := []string{"-url", c.URL, "-c", fmt.Sprint(e.o.connections), "-t", fmt.Sprint(e.o.threads), "-d", d.String(),
+		args := []string{"-url", c.URL, "-c", fmt.Sprint(e.o.connections), "-t", fmt.Sprint(e.loadThreads(c)), "-d", d.String(),
 			"-ca", c.tls.ca, "-cert", c.tls.cert, "-key", c.tls.key, "-H", "User-Agent: " + benchUA}
 		for k, v := range c.headers {
 			args = append(args, "-H", k+": "+v)
@@ -590,12 +637,17 @@ func (e *env) loadgen(c *Candidate, tag string, d time.Duration, args []string) 
 	os.MkdirAll(filepath.Dir(raw), 0o755)
 	ctx, cancel := context.WithTimeout(context.Background(), d+60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, e.self, args...)
+	bin, pargs := onCPUs(c.loadCPUs, e.self, args...)
+	cmd := exec.CommandContext(ctx, bin, pargs...)
 	cmd.Env = append(os.Environ(), roleEnv+"=loadgen")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
-	os.WriteFile(raw, append([]byte("$ loadgen "+strings.Join(args, " ")+"\n"), append(out, stderr.Bytes()...)...), 0o644)
+	prefix := "$ loadgen "
+	if c.loadCPUs != "" {
+		prefix = "$ taskset -c " + c.loadCPUs + " loadgen "
+	}
+	os.WriteFile(raw, append([]byte(prefix+strings.Join(args, " ")+"\n"), append(out, stderr.Bytes()...)...), 0o644)
 	var lr LoadResult
 	if err != nil {
 		return lr, raw, fmt.Errorf("%s: loadgen: %v\n%s", c.Name, err, stderr.String())

@@ -45,7 +45,10 @@ type options struct {
 	// rateFraction of ztproxy-browser's peak is the open-loop rate (the
 	// target is stated at 0.5).
 	rateFraction float64
-	logf         func(format string, args ...any)
+	// pin adds the isolated layout: peak and fixed rate again with the load
+	// tool and upstream on CPU 0 and the candidate alone on CPU 1.
+	pin  bool
+	logf func(format string, args ...any)
 }
 
 func main() {
@@ -63,6 +66,7 @@ func main() {
 	flag.BoolVar(&o.perf, "perf", false, "record a perf CPU profile of ztproxy (browser route) and of the bare Go proxy")
 	onlyList := flag.String("only", "", "comma-separated candidates to measure (default all); skips ready time and session RSS")
 	flag.Float64Var(&o.rateFraction, "rate-fraction", 0.5, "fixed-rate phase at this fraction of ztproxy-browser's peak req/s")
+	flag.BoolVar(&o.pin, "pin", false, "also measure the isolated layout: load tool + upstream on CPU 0, candidate alone on CPU 1 (taskset; GOMAXPROCS=1, nginx 1 worker)")
 	flag.StringVar(&o.altBin, "alt-ztproxy", "", "also measure this ztproxy binary as ztproxy-alt (A/B tuning)")
 	altEnv := flag.String("alt-env", "", "space-separated K=V environment for ztproxy-alt (implies -alt-ztproxy of this build if unset)")
 	flag.Parse()

@@ -45,6 +45,7 @@ func markdown(rep *Report) string {
 	m := rep.Machine
 	fmt.Fprintf(&b, "Machine: %d CPUs (%s), %s, %s; %s; %s\n\n", m.CPUs, m.Model, m.Kernel, m.GoVersion, m.Wrk, m.Nginx)
 	fmt.Fprintf(&b, "Settings: %s. Response: %d B body from one Go upstream.\n\n", rep.Settings, ResponseSize)
+	fmt.Fprintf(&b, "Layout: %s.\n\n", rep.Layout)
 	b.WriteString("| # | candidate | tool | req/s (median) | min–max | p50 ms | p99 ms | CPU µs/req | peak RSS MB | × go-rp | × oauth2-proxy |\n")
 	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	gp, o2 := find(rep.Candidates, "go-rp"), find(rep.Candidates, "oauth2-proxy")
@@ -98,19 +99,18 @@ func markdown(rep *Report) string {
 				fmt.Fprintf(&b, "- p99 added over direct ≤ 1 ms at half of peak load (%s = %.0f req/s): %.2f ms\n", f.Basis, f.Rate, s.P99AddedMs)
 			}
 		}
+		if iso := rep.Isolated; iso != nil && iso.FixedRate != nil {
+			f := iso.FixedRate
+			if s := f.stats("ztproxy-browser"); s != nil && s.DirectPresent {
+				fmt.Fprintf(&b, "- p99 added over direct, %s (%s = %.0f req/s): %.2f ms\n", f.Layout, f.Basis, f.Rate, s.P99AddedMs)
+			}
+		}
 	}
 	if f := rep.FixedRate; f != nil {
-		fmt.Fprintf(&b, "\nFixed rate (open loop, Go load generator, %d connections, %s per run, %d run(s) per candidate interleaved; latency from each request's intended send time): **%.0f req/s** = %s.\n\n",
-			f.Conns, f.Duration, len(f.Runs)/max(1, len(f.Summary)), f.Rate, f.Basis)
-		b.WriteString("| candidate | achieved req/s | p50 ms | p99 ms | p99.9 ms | p50 added over direct ms | p99 added over direct ms | CPU µs/req |\n")
-		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|\n")
-		for _, s := range f.Summary {
-			added50, added99 := "–", "–"
-			if s.DirectPresent && s.Name != "direct" {
-				added50, added99 = fmt.Sprintf("%.2f", s.P50AddedMs), fmt.Sprintf("%.2f", s.P99AddedMs)
-			}
-			fmt.Fprintf(&b, "| %s | %.0f | %.2f | %.2f | %.2f | %s | %s | %.1f |\n", s.Name, s.Achieved, s.P50Ms, s.P99Ms, s.P999Ms, added50, added99, s.CPUPerReqUs)
-		}
+		fixedRateMarkdown(&b, f)
+	}
+	if rep.Isolated != nil {
+		isolatedMarkdown(&b, rep.Isolated)
 	}
 	if r := rep.Ready; r != nil {
 		fmt.Fprintf(&b, "\nReady time (exec → /readyz 200) with %d routes and %d policies: median %v over %d run(s) %v; RSS when ready %.1f MB.\n",
@@ -132,4 +132,19 @@ func markdown(rep *Report) string {
 		fmt.Fprintf(&b, "\nNote: %s\n", n)
 	}
 	return b.String()
+}
+
+// fixedRateMarkdown renders one fixed-rate phase, labelled with its layout.
+func fixedRateMarkdown(b *strings.Builder, f *FixedRate) {
+	fmt.Fprintf(b, "\nFixed rate, layout %q (open loop, Go load generator, %d connections, %s per run, %d run(s) per candidate interleaved; latency from each request's intended send time): **%.0f req/s** = %s.\n\n",
+		f.Layout, f.Conns, f.Duration, len(f.Runs)/max(1, len(f.Summary)), f.Rate, f.Basis)
+	b.WriteString("| candidate | achieved req/s | p50 ms | p99 ms | p99.9 ms | p50 added over direct ms | p99 added over direct ms | CPU µs/req |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, s := range f.Summary {
+		added50, added99 := "–", "–"
+		if s.DirectPresent && s.Name != "direct" {
+			added50, added99 = fmt.Sprintf("%.2f", s.P50AddedMs), fmt.Sprintf("%.2f", s.P99AddedMs)
+		}
+		fmt.Fprintf(b, "| %s | %.0f | %.2f | %.2f | %.2f | %s | %s | %.1f |\n", s.Name, s.Achieved, s.P50Ms, s.P99Ms, s.P999Ms, added50, added99, s.CPUPerReqUs)
+	}
 }
