@@ -74,17 +74,7 @@ func runFixedRate(target string, header http.Header, tlsCfg *tls.Config, conns i
 					}
 					continue
 				}
-				n := 0
-				for {
-					m, err := resp.Body.Read(buf[n:])
-					n += m
-					if n == len(buf) {
-						n = 0
-					}
-					if err != nil {
-						break
-					}
-				}
+				n := drainBody(resp.Body, buf)
 				resp.Body.Close()
 				lat = append(lat, time.Since(intended))
 				total.Add(1)

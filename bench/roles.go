@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -224,17 +225,7 @@ func runLoad(target string, header http.Header, tlsCfg *tls.Config, conns int, d
 					time.Sleep(10 * time.Millisecond)
 					continue
 				}
-				n := 0
-				for {
-					m, err := resp.Body.Read(buf[n:])
-					n += m
-					if n == len(buf) {
-						n = 0
-					}
-					if err != nil {
-						break
-					}
-				}
+				n := drainBody(resp.Body, buf)
 				if (resp.StatusCode < 200 || resp.StatusCode > 299) && firstBad.Load() == nil {
 					firstBad.Store(fmt.Sprintf("%s %v %.300s", resp.Status, resp.Header, buf[:n]))
 				}
@@ -261,4 +252,21 @@ func runLoad(target string, header http.Header, tlsCfg *tls.Config, conns int, d
 		r.ReqPerSec = float64(r.Requests) / elapsed
 	}
 	return r
+}
+
+// drainBody reads r to its end through buf without allocating and returns
+// how many bytes of the last buffer-full are in buf (the body's tail, for
+// error messages).
+func drainBody(r io.Reader, buf []byte) int {
+	n := 0
+	for {
+		m, err := r.Read(buf[n:])
+		n += m
+		if n == len(buf) {
+			n = 0
+		}
+		if err != nil {
+			return n
+		}
+	}
 }
