@@ -131,6 +131,7 @@ risk: {enabled: true}
 assertion: {ttl: 60s}
 audit: {output: %q}
 log: {level: info, format: json}
+server: {pprof: true}          # /debug/pprof on the loopback admin port, for traces during a run
 routes:
 `, z.issuer, z.clientSecret, apiResource, filepath.Join(z.stateDir, "state.db"), filepath.Join(z.stateDir, "audit.log"))
 	b.WriteString(z.routes)
