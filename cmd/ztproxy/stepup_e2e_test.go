@@ -27,7 +27,7 @@ unless { context.auth.mfa && context.auth.age_seconds < 900 };
 // the proxy sends the user back to the real OP (prompt=login), accepts
 // the return only when the OP asserts a second factor, and never loops.
 func TestBrowserStepUpViaIdP(t *testing.T) {
-	e := newStepUpEnv(t, stepUpPolicies, "")
+	e := newStepUpEnv(t, "127.0.0.1", stepUpPolicies, "")
 	alice := e.op.User(t, "alice")
 	c := e.client(t)
 
@@ -69,18 +69,19 @@ func TestBrowserStepUpViaIdP(t *testing.T) {
 }
 
 // newStepUpEnv runs the real binary with routes "admin" (/admin) and "app"
-// on 127.0.0.1, signing in at the real OP whose idp asks for
-// acr urn:ztp:loa:mfa and max_age 0 on step-up; extra is appended to the
-// config.
-func newStepUpEnv(t *testing.T, policies, extra string) *browserEnv {
+// on host (127.0.0.1, or localhost where WebAuthn needs a domain name),
+// signing in at the real OP whose idp asks for acr urn:ztp:loa:mfa and
+// max_age 0 on step-up; extra is appended to the config.
+func newStepUpEnv(t *testing.T, host, policies, extra string) *browserEnv {
 	dir := t.TempDir()
 	e := &browserEnv{certDir: filepath.Join(dir, "certs")}
 	if code, out := runZtproxy(t, "certs", "dev", "--out", e.certDir); code != 0 {
 		t.Fatal(out)
 	}
-	public := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	port := testenv.FreePort(t)
+	public := fmt.Sprintf("127.0.0.1:%d", port)
 	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	e.base = "https://" + public
+	e.base = fmt.Sprintf("https://%s:%d", host, port)
 	e.op = testenv.StartOIDC(t, testenv.OIDCOptions{
 		Clients: []testenv.OIDCClient{{ID: "ztproxy", Secret: "stepup-secret", RedirectURIs: []string{e.base + "/.ztp/callback"}}},
 		Users:   []testenv.OIDCUser{{Sub: "alice", Email: "alice@ztp.test", Password: "alice-pw", Groups: []string{"eng"}}},
@@ -104,11 +105,11 @@ idps:
     scopes: [openid, email, profile, groups]
     step_up: {acr_values: "urn:ztp:loa:mfa", max_age: 0s}
 session: {secrets: ["0123456789abcdef0123456789abcdef"]}
-store: {path: state.db}
+store: {path: state.db, revocation_cache_ttl: 1s}
 routes:
-  - {name: admin, host: 127.0.0.1, path_prefix: /admin, upstream: %q, auth: browser}
-  - {name: app, host: 127.0.0.1, upstream: %q, auth: browser}
-%s`, public, admin, e.base, e.op.Issuer, up.URL, up.URL, extra))
+  - {name: admin, host: %s, path_prefix: /admin, upstream: %q, auth: browser}
+  - {name: app, host: %s, upstream: %q, auth: browser}
+%s`, public, admin, e.base, e.op.Issuer, host, up.URL, host, up.URL, extra))
 	e.proc = startServe(t, filepath.Join(dir, "z.yaml"), admin, public)
 	return e
 }

@@ -44,7 +44,7 @@ func (x *xffTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // to step up at the IdP (prompt=login, max_age=0, acr_values); after
 // the second factor the request passes.
 func TestBrowserStepUpOnRisk(t *testing.T) {
-	e := newStepUpEnv(t, riskStepUpPolicies, `trusted_proxies: ["127.0.0.1"]
+	e := newStepUpEnv(t, "127.0.0.1", riskStepUpPolicies, `trusted_proxies: ["127.0.0.1"]
 risk: {thresholds: {medium: 20, high: 90}, unknown_user_score: 1, profile_ttl: 300ms, flush_interval: 200ms}
 `)
 	alice := e.op.User(t, "alice")

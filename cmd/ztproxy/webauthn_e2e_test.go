@@ -1,11 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,41 +26,9 @@ unless { context.auth.amr.contains("webauthn") && context.auth.age_seconds < 900
 // second authenticator that was never enrolled gets nowhere, cannot
 // remove the first one, and the key owner can.
 func TestWebAuthnStepUpChromium(t *testing.T) {
-	dir := t.TempDir()
-	e := &browserEnv{certDir: filepath.Join(dir, "certs")}
-	if code, out := runZtproxy(t, "certs", "dev", "--out", e.certDir); code != 0 {
-		t.Fatal(out)
-	}
-	port := testenv.FreePort(t)
-	public := fmt.Sprintf("127.0.0.1:%d", port)
-	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	// WebAuthn needs a domain name: browsers refuse it on IP addresses.
-	e.base = fmt.Sprintf("https://localhost:%d", port)
-	e.op = testenv.StartOIDC(t, testenv.OIDCOptions{
-		Clients: []testenv.OIDCClient{{ID: "ztproxy", Secret: "webauthn-secret", RedirectURIs: []string{e.base + "/.ztp/callback"}}},
-		Users:   []testenv.OIDCUser{{Sub: "alice", Email: "alice@ztp.test", Password: "alice-pw", Groups: []string{"eng"}}},
-	})
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, r.Method+" "+r.URL.Path+" for "+r.Header.Get("X-Ztp-Email"))
-	}))
-	t.Cleanup(up.Close)
-	writeFile(t, filepath.Join(dir, "p.cedar"), webauthnPolicies)
-	writeFile(t, filepath.Join(dir, "z.yaml"), fmt.Sprintf(`
-listen: %q
-admin_listen: %q
-external_url: %q
-tls: {cert_file: certs/server.pem, key_file: certs/server-key.pem}
-policies: [p.cedar]
-idps:
-  - {name: corp, issuer: %q, client_id: ztproxy, client_secret: webauthn-secret, scopes: [openid, email, profile, groups]}
-session: {secrets: ["0123456789abcdef0123456789abcdef"]}
-webauthn: {rp_name: "ztproxy e2e"}
-store: {path: state.db, revocation_cache_ttl: 1s}
-routes:
-  - {name: admin, host: localhost, path_prefix: /admin, upstream: %q, auth: browser}
-  - {name: app, host: localhost, upstream: %q, auth: browser}
-`, public, admin, e.base, e.op.Issuer, up.URL, up.URL))
-	p := startServe(t, filepath.Join(dir, "z.yaml"), admin, public)
+	e := newStepUpEnv(t, "localhost", webauthnPolicies, "webauthn: {rp_name: \"ztproxy e2e\"}\n")
+	p := e.proc
 	alice := e.op.User(t, "alice")
 	br := testenv.StartBrowser(t, testenv.BrowserOptions{IgnoreCertErrors: true})
 
