@@ -68,8 +68,8 @@ func decodesCleanly(s string) bool {
 		if !strings.Contains(s, "%") {
 			return true
 		}
-		decoded, ok := percentDecode(s)
-		if !ok {
+		decoded, err := url.PathUnescape(s) // %XX only: "+" stays "+"
+		if err != nil {
 			return false
 		}
 		for i := 0; i < len(decoded); i++ {
@@ -99,8 +99,8 @@ func safeRelativeReturnTo(raw string) bool {
 		if !safeDecodedPath(path) {
 			return false
 		}
-		decoded, ok := percentDecode(path)
-		if !ok {
+		decoded, err := url.PathUnescape(path)
+		if err != nil {
 			return false
 		}
 		if decoded == path {
@@ -205,41 +205,3 @@ func canonicalReturnHost(host string) (string, bool) {
 	return host, true
 }
 
-// percentDecode decodes %XX escapes (and nothing else: "+" stays "+"). It
-// fails on a malformed escape.
-func percentDecode(s string) (string, bool) {
-	if !strings.Contains(s, "%") {
-		return s, true
-	}
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); i++ {
-		if s[i] != '%' {
-			b.WriteByte(s[i])
-			continue
-		}
-		if i+2 >= len(s) {
-			return "", false
-		}
-		hi, okHi := unhexDigit(s[i+1])
-		lo, okLo := unhexDigit(s[i+2])
-		if !okHi || !okLo {
-			return "", false
-		}
-		b.WriteByte(hi<<4 | lo)
-		i += 2
-	}
-	return b.String(), true
-}
-
-func unhexDigit(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
-}
