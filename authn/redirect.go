@@ -204,4 +204,3 @@ func canonicalReturnHost(host string) (string, bool) {
 	}
 	return host, true
 }
-

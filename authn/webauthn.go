@@ -35,6 +35,8 @@ type WebAuthnCredential struct {
 type WebAuthnStore interface {
 	PutCredential(ctx context.Context, c WebAuthnCredential) error
 	ListCredentials(ctx context.Context, userID string) ([]WebAuthnCredential, error)
+	// DeleteCredential returns ErrWebAuthnKeyNotFound when there is
+	// nothing to delete.
 	DeleteCredential(ctx context.Context, userID string, id []byte) error
 	// UpdateSignCount stores newCount and the time of use. It returns an
 	// error when the count did not increase, unless both are zero.
@@ -66,9 +68,9 @@ type WebAuthnConfig struct {
 // from Begin* to Finish*.
 const WebAuthnStateTTL = 5 * time.Minute
 
-// DefaultWebAuthnEnrollMaxAge is how recent a sign-in must be to change
+// defaultWebAuthnEnrollMaxAge is how recent a sign-in must be to change
 // the user's security keys when WebAuthnConfig.EnrollMaxAge is zero.
-const DefaultWebAuthnEnrollMaxAge = 5 * time.Minute
+const defaultWebAuthnEnrollMaxAge = 5 * time.Minute
 
 // Errors of the WebAuthn ceremonies. All of them mean the ceremony failed;
 // handlers show an error and let the user start again.
@@ -76,6 +78,9 @@ var (
 	// ErrWebAuthnNoCredentials means the user has no registered
 	// credential, so there is nothing to step up with: enroll one first.
 	ErrWebAuthnNoCredentials = errors.New("authn: no webauthn credential registered")
+	// ErrWebAuthnKeyNotFound means the user has no key with that id
+	// (already removed).
+	ErrWebAuthnKeyNotFound = errors.New("authn: no such webauthn credential")
 	// ErrWebAuthnState means the ceremony state cookie is missing,
 	// malformed, expired, or belongs to another user, session or ceremony.
 	ErrWebAuthnState = errors.New("authn: invalid webauthn ceremony state")
@@ -130,7 +135,7 @@ func NewWebAuthn(cfg WebAuthnConfig) (*WebAuthn, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.EnrollMaxAge <= 0 {
-		cfg.EnrollMaxAge = DefaultWebAuthnEnrollMaxAge
+		cfg.EnrollMaxAge = defaultWebAuthnEnrollMaxAge
 	}
 	cfg.RPOrigins = slices.Clone(cfg.RPOrigins)
 	lib, err := webauthn.New(&webauthn.Config{

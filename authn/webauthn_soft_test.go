@@ -57,7 +57,7 @@ func (s *memWebAuthnStore) DeleteCredential(_ context.Context, userID string, id
 	n := len(s.creds[userID])
 	s.creds[userID] = slices.DeleteFunc(s.creds[userID], func(c WebAuthnCredential) bool { return bytes.Equal(c.ID, id) })
 	if len(s.creds[userID]) == n {
-		return errors.New("not found")
+		return ErrWebAuthnKeyNotFound
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"errors"
 
 	"ztproxy/authn"
 	"ztproxy/store"
@@ -31,7 +32,11 @@ func (k keyStore) ListCredentials(ctx context.Context, userID string) ([]authn.W
 }
 
 func (k keyStore) DeleteCredential(ctx context.Context, userID string, id []byte) error {
-	return k.st.DeleteCredential(ctx, userID, id)
+	err := k.st.DeleteCredential(ctx, userID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return authn.ErrWebAuthnKeyNotFound
+	}
+	return err
 }
 
 func (k keyStore) UpdateSignCount(ctx context.Context, userID string, id []byte, newCount uint32) error {

@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"html/template"
 	"net/http"
 	"regexp"
@@ -31,9 +29,7 @@ func (s *Server) handleAWSCLI(w http.ResponseWriter, r *http.Request, x *exchang
 	if err != nil {
 		return err
 	}
-	var nonce [16]byte
-	rand.Read(nonce[:])
-	n := base64.RawStdEncoding.EncodeToString(nonce[:])
+	n := newCSPNonce()
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")

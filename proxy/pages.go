@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"html/template"
 	"net/http"
 )
@@ -24,6 +26,14 @@ type pageData struct {
 // pageCSP allows nothing but the page's own inline style: no scripts, no
 // third-party resources, no framing.
 const pageCSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// newCSPNonce returns a fresh script nonce for one response, base64url so
+// that html/template has nothing to escape in the nonce attribute.
+func newCSPNonce() string {
+	var n [16]byte
+	rand.Read(n[:])
+	return base64.RawURLEncoding.EncodeToString(n[:])
+}
 
 // renderPage writes a product page with the shared layout.
 func renderPage(w http.ResponseWriter, status int, d pageData) {

@@ -2,8 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/base64"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -13,7 +11,6 @@ import (
 type webauthnPageData struct {
 	Enroll   bool
 	ReturnTo string
-	Keys     int
 	User     string
 	Begin    string
 	Finish   string
@@ -24,9 +21,7 @@ type webauthnPageData struct {
 // button, a status line, and a small script (allowed by a per-response
 // nonce) that runs the ceremony against the begin/finish endpoints.
 func renderWebAuthnPage(w http.ResponseWriter, d webauthnPageData) {
-	var n [16]byte
-	rand.Read(n[:])
-	d.Nonce = base64.RawURLEncoding.EncodeToString(n[:]) // no characters html/template would escape
+	d.Nonce = newCSPNonce()
 	q := "?" + url.Values{"rd": {d.ReturnTo}}.Encode()
 	title := "Verify it's you"
 	if d.Enroll {

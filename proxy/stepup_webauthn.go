@@ -126,7 +126,7 @@ func (s *Server) webauthnPage(w http.ResponseWriter, r *http.Request, x *exchang
 		}
 	}
 	x.status = http.StatusOK
-	renderWebAuthnPage(w, webauthnPageData{Enroll: enroll, ReturnTo: rd, Keys: len(keys), User: displayUser(p)})
+	renderWebAuthnPage(w, webauthnPageData{Enroll: enroll, ReturnTo: rd, User: displayUser(p)})
 	return nil
 }
 
@@ -280,6 +280,8 @@ func webauthnError(x *exchange, err error) error {
 		return &httpError{status: http.StatusForbidden, code: "reauth_required", msg: "changing security keys needs a recent sign-in or key verification; reload the page", err: err}
 	case errors.Is(err, authn.ErrWebAuthnDisabled):
 		return errNoWebAuthn
+	case errors.Is(err, authn.ErrWebAuthnKeyNotFound):
+		return &httpError{status: http.StatusNotFound, code: "no_such_key", msg: "that security key is not registered (anymore)", err: err}
 	case errors.Is(err, authn.ErrWebAuthnNoCredentials):
 		return &httpError{status: http.StatusConflict, code: "no_security_key", msg: "you have no security key yet; add one first", err: err}
 	case errors.Is(err, authn.ErrWebAuthnState):

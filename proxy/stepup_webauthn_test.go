@@ -59,7 +59,7 @@ func (m *memKeys) DeleteCredential(_ context.Context, user string, id []byte) er
 			return nil
 		}
 	}
-	return authn.ErrWebAuthnNoCredentials
+	return authn.ErrWebAuthnKeyNotFound
 }
 
 func (m *memKeys) UpdateSignCount(context.Context, string, []byte, uint32) error { return nil }
@@ -274,6 +274,11 @@ func TestWhoamiListsSecurityKeys(t *testing.T) {
 	}
 	if keys, _ := e.keys.ListCredentials(context.Background(), "https://idp#alice"); len(keys) != 0 {
 		t.Fatalf("key not removed: %v", keys)
+	}
+	// Removing it again (a second click) is a clear 404, not a 503.
+	rec = e.send(t, "POST", "https://ztp.example.com"+WebAuthnRemovePath, sealSession(t, time.Minute, []string{"pwd", "hwk", "webauthn"}, "eng"), form, "id=AQID")
+	if rec.Code != http.StatusNotFound {
+		t.Fatalf("removing a removed key: %d %s", rec.Code, rec.Body)
 	}
 	if !strings.Contains(e.audit.String(), `"path":"/.ztp/stepup/keys/remove"`) {
 		t.Fatal("removal not audited")
