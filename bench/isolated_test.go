@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"ztproxy/internal/testenv"
 )
 
 func TestOnCPUs(t *testing.T) {
@@ -33,9 +35,8 @@ func TestOnCPUs(t *testing.T) {
 // allowed CPUs back from /proc: taskset must stop parsing its own options
 // at the mask, so the child's "-c" reaches the child.
 func TestOnCPUsPins(t *testing.T) {
-	if _, err := exec.LookPath("taskset"); err != nil {
-		t.Skip("taskset not installed")
-	}
+	_, err := exec.LookPath("taskset")
+	testenv.RequireComponent(t, "taskset", err)
 	bin, args := onCPUs("0", "sh", "-c", "grep Cpus_allowed_list /proc/self/status")
 	out, err := exec.Command(bin, args...).CombinedOutput()
 	if err != nil {
