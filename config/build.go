@@ -2,9 +2,9 @@ package config
 
 import (
 	"crypto/ecdsa"
-	"errors"
-	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -43,6 +43,10 @@ type Runtime struct {
 	// WatchFiles are the files whose change triggers a reload: the config
 	// itself (added by the caller) and every policy file.
 	WatchFiles []string
+
+	// lines knows the line of every YAML path of the file, for problems
+	// found after Build (see NewReport); nil for a Runtime built by Build.
+	lines *collector
 }
 
 // CheckPolicies is the Options.CheckPolicies hook backed by the Cedar
@@ -64,28 +68,49 @@ func LoadRuntime(path string) (*Runtime, error) {
 	return LoadRuntimeWith(path, DefaultOptions())
 }
 
-// LoadRuntimeWith is LoadRuntime with options (overrides).
+// LoadRuntimeWith is LoadRuntime with options (overrides). It is the
+// first half of every start-up, check-config and reload: every problem
+// it finds is an *Errors, with YAML paths and lines, in file order.
 func LoadRuntimeWith(path string, opts Options) (*Runtime, error) {
-	f, err := Load(path, opts)
+	data, err := os.ReadFile(path)
 	if err != nil {
+		return nil, &Errors{Problems: []Problem{{Path: PathFile, Message: err.Error()}}}
+	}
+	c := newCollector()
+	f := parse(data, filepath.Dir(path), opts, c)
+	if f == nil {
+		return nil, c.err()
+	}
+	rt := f.build(c)
+	if err := c.err(); err != nil {
 		return nil, err
 	}
-	return Build(f)
+	return rt, nil
 }
 
 // Build converts a validated File. Problems found only now (a file that
-// changed since validation) are returned joined.
+// changed since validation) are returned as an *Errors.
 func Build(f *File) (*Runtime, error) {
-	rt := &Runtime{File: f, WatchFiles: append([]string(nil), f.PolicyFiles...)}
-	var errs []error
+	c := newCollector()
+	rt := f.build(c)
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	return rt, nil
+}
+
+// build converts f, reporting problems to c, and keeps c's line map so
+// that problems found later (NewReport) have lines too.
+func (f *File) build(c *collector) *Runtime {
+	rt := &Runtime{File: f, WatchFiles: append([]string(nil), f.PolicyFiles...), lines: c}
 
 	files, err := authz.LoadFiles(f.PolicyFiles)
 	if err != nil {
-		errs = append(errs, fmt.Errorf("policies: %w", err))
+		addErr(c, "policies", err)
 	}
 	engine, err := authz.New(authz.Config{Policies: files, Location: f.Location})
 	if err != nil {
-		errs = append(errs, fmt.Errorf("policies: %w", err))
+		addErr(c, "policies", err)
 	}
 
 	ext, _ := url.Parse(f.ExternalURL)
@@ -101,21 +126,7 @@ func Build(f *File) (*Runtime, error) {
 	if engine != nil {
 		rt.Proxy.Authorizer = engine
 	}
-	routes := f.Routes
-	if f.Mode == ModeSidecar && f.Sidecar != nil {
-		// One implicit route to the local service, for any host.
-		sc := DefaultRoute()
-		sc.Name, sc.Host, sc.Upstream, sc.Auth = f.Sidecar.Name, "*", f.Sidecar.Upstream, string(proxy.AuthSidecar)
-		routes = append([]Route{sc}, routes...)
-	}
-	for i, r := range routes {
-		pr, err := buildRoute(r)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("routes[%d]: %w", i, err))
-			continue
-		}
-		rt.Proxy.Routes = append(rt.Proxy.Routes, pr)
-	}
+	f.buildRoutes(c, rt)
 	rt.Server = proxy.ServerConfig{
 		ReadHeaderTimeout: f.Server.ReadHeaderTimeout,
 		ReadTimeout:       f.Server.ReadTimeout,
@@ -153,7 +164,7 @@ func Build(f *File) (*Runtime, error) {
 	if len(f.Assertion.TrustedJWKS) > 0 {
 		v, err := authn.NewAssertionVerifier(f.Assertion.TrustedJWKS, nil, nil)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("assertion.trusted_jwks: %w", err))
+			addErr(c, "assertion.trusted_jwks", err)
 		} else {
 			rt.Proxy.Assertions = v
 		}
@@ -162,20 +173,42 @@ func Build(f *File) (*Runtime, error) {
 	if f.Assertion.SigningKeyFile != "" {
 		key, err := LoadSigningKey(f.Assertion.SigningKeyFile)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("assertion.signing_key_file: %w", err))
+			addErr(c, "assertion.signing_key_file", err)
 		}
 		rt.SigningKey = key
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return rt, nil
+	return rt
 }
 
-func buildRoute(r Route) (proxy.RouteConfig, error) {
+// buildRoutes converts the routes, with the sidecar's implicit route
+// first in sidecar mode.
+func (f *File) buildRoutes(c *collector, rt *Runtime) {
+	routes, paths := f.Routes, make([]string, len(f.Routes))
+	for i := range routes {
+		paths[i] = indexPath("routes", i)
+	}
+	if f.Mode == ModeSidecar && f.Sidecar != nil {
+		// One implicit route to the local service, for any host.
+		sc := DefaultRoute()
+		sc.Name, sc.Host, sc.Upstream, sc.Auth = f.Sidecar.Name, "*", f.Sidecar.Upstream, string(proxy.AuthSidecar)
+		routes = append([]Route{sc}, routes...)
+		paths = append([]string{"sidecar"}, paths...)
+	}
+	for i, r := range routes {
+		pr, field, err := buildRoute(r)
+		if err != nil {
+			addErr(c, paths[i]+"."+field, err)
+			continue
+		}
+		rt.Proxy.Routes = append(rt.Proxy.Routes, pr)
+	}
+}
+
+// buildRoute converts one route; on failure it names the failing field.
+func buildRoute(r Route) (proxy.RouteConfig, string, error) {
 	up, err := url.Parse(r.Upstream)
 	if err != nil {
-		return proxy.RouteConfig{}, fmt.Errorf("upstream: %w", err)
+		return proxy.RouteConfig{}, "upstream", err
 	}
 	pr := proxy.RouteConfig{
 		Name: r.Name, Host: r.Host, PathPrefix: r.PathPrefix, Upstream: up,
@@ -192,11 +225,11 @@ func buildRoute(r Route) (proxy.RouteConfig, error) {
 	if r.UpstreamCAFile != "" {
 		pool, err := certs.LoadCertPool(r.UpstreamCAFile)
 		if err != nil {
-			return pr, fmt.Errorf("upstream_ca_file: %w", err)
+			return pr, "upstream_ca_file", err
 		}
 		pr.UpstreamCAs = pool
 	}
-	return pr, nil
+	return pr, "", nil
 }
 
 // buildBrowser converts the sign-in settings, or returns nil when sign-in
@@ -215,11 +248,11 @@ func buildBrowser(f *File, ext *url.URL) *authn.BrowserConfig {
 		ReturnHostAllowed: returnHostMatcher(f, ext),
 	}
 	for _, idp := range f.IdPs {
-		if idp.ClientID == "" || idp.ClientSecret == "" {
+		if idp.ClientID == "" || idp.ResolvedClientSecret == "" {
 			continue
 		}
 		bi := authn.BrowserIdPConfig{
-			Name: idp.Name, Issuer: idp.Issuer, ClientID: idp.ClientID, ClientSecret: idp.ClientSecret,
+			Name: idp.Name, Issuer: idp.Issuer, ClientID: idp.ClientID, ClientSecret: idp.ResolvedClientSecret,
 			Scopes: idp.Scopes, GroupsClaim: idp.GroupsClaim, ClaimsToExpose: idp.Claims,
 			ExtraAuthParams: idp.ExtraAuthParams, LogoutURL: idp.LogoutURL,
 		}

@@ -46,9 +46,10 @@ func (d *decoder) overLimit(n *yaml.Node) bool {
 	return d.failed
 }
 
-// decodeDocument parses data as one YAML document and decodes it into f.
+// decodeDocument parses data as one YAML document, expands ${NAME}
+// references in its scalar values (see expandTree) and decodes it into f.
 // It reports whether decoding got far enough for validation to be useful.
-func decodeDocument(data []byte, f *File, c *collector) bool {
+func decodeDocument(data []byte, f *File, lookup func(string) (string, bool), c *collector) bool {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
@@ -73,6 +74,7 @@ func decodeDocument(data []byte, f *File, c *collector) bool {
 		c.addAt(PathRoot, root.Line, "must be a mapping, not %s", describe(root))
 		return false
 	}
+	expandTree(root, "", lookup, c)
 	d := &decoder{c: c, fields: map[reflect.Type]map[string]int{}}
 	d.decode(root, reflect.ValueOf(f).Elem(), "")
 	return !d.failed

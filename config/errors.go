@@ -70,6 +70,9 @@ type collector struct {
 	lines  map[string]int // path → first line of its value
 	ends   map[string]int // path → last line within its value
 	failed map[string]bool
+	// warnings are kept apart from problems: they do not fail the load.
+	warnings  []Problem
+	warnOrder []int
 }
 
 func newCollector() *collector {
@@ -113,6 +116,13 @@ func (c *collector) add(path, format string, args ...any) {
 	c.order = append(c.order, order)
 }
 
+// warn records a warning at path, with the line of path or its parent.
+func (c *collector) warn(path, format string, args ...any) {
+	line, order := c.position(path)
+	c.warnings = append(c.warnings, Problem{Path: path, Message: fmt.Sprintf(format, args...), Line: line})
+	c.warnOrder = append(c.warnOrder, order)
+}
+
 // position returns the line shown for a problem at path and its sort key.
 // A path missing from the file takes the line of its nearest parent, and
 // sorts at the end of that parent's block.
@@ -133,16 +143,29 @@ func (c *collector) err() error {
 	if len(c.problems) == 0 {
 		return nil
 	}
-	index := make([]int, len(c.problems))
+	return &Errors{Problems: inFileOrder(c.problems, c.order)}
+}
+
+// warningList returns the warnings in file order, or nil.
+func (c *collector) warningList() []Problem {
+	if len(c.warnings) == 0 {
+		return nil
+	}
+	return inFileOrder(c.warnings, c.warnOrder)
+}
+
+// inFileOrder sorts problems by their sort keys, stably.
+func inFileOrder(problems []Problem, order []int) []Problem {
+	index := make([]int, len(problems))
 	for i := range index {
 		index[i] = i
 	}
-	sort.SliceStable(index, func(i, j int) bool { return c.order[index[i]] < c.order[index[j]] })
-	problems := make([]Problem, len(index))
+	sort.SliceStable(index, func(i, j int) bool { return order[index[i]] < order[index[j]] })
+	sorted := make([]Problem, len(index))
 	for i, k := range index {
-		problems[i] = c.problems[k]
+		sorted[i] = problems[k]
 	}
-	return &Errors{Problems: problems}
+	return sorted
 }
 
 // parentPath strips the last ".key" or "[i]" from a YAML path.

@@ -34,32 +34,40 @@ func Load(path string, opts Options) (*File, error) {
 	return Parse(data, filepath.Dir(path), opts)
 }
 
-// Parse expands ${NAME} references in data, decodes it strictly on top of
-// DefaultFile, and validates the result. Relative file names resolve
+// Parse decodes data strictly on top of DefaultFile, expanding ${NAME}
+// references in its values, and validates the result. Relative file names resolve
 // against baseDir (the working directory when empty).
 //
 // Every problem found is returned at once as an *Errors, in file order; the
 // File is returned only when there are none.
 func Parse(data []byte, baseDir string, opts Options) (*File, error) {
 	c := newCollector()
+	f := parse(data, baseDir, opts, c)
+	if f == nil {
+		return nil, c.err()
+	}
+	return f, nil
+}
+
+// parse is Parse reporting to c; it returns nil when there are problems.
+func parse(data []byte, baseDir string, opts Options, c *collector) *File {
 	lookup := opts.LookupEnv
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	expanded := expandEnv(data, lookup, c)
 	f := DefaultFile()
-	if !decodeDocument(expanded, &f, c) {
-		return nil, c.err()
+	if !decodeDocument(data, &f, lookup, c) {
+		return nil
 	}
 	f.BaseDir = baseDir
 	if opts.Override != nil {
 		opts.Override(&f)
 	}
 	f.validate(opts, c)
-	if err := c.err(); err != nil {
-		return nil, err
+	if len(c.problems) > 0 {
+		return nil
 	}
-	return &f, nil
+	return &f
 }
 
 // Validate checks f and reports every problem as an *Errors. Problems have

@@ -174,9 +174,9 @@ routes:
   - {name: app, host: app.example.com, upstream: "http://127.0.0.1:8080", auth: browser}
 `, []string{
 			`idps[0].client_id: required: browser route "app" signs in with this idp`,
-			`idps[0].client_secret: required: browser route "app" signs in with this idp`,
+			`idps[0].client_secret: required (or client_secret_file): browser route "app" signs in with this idp`,
 			`routes[0].host: browser route host "app.example.com" differs from the external_url host "ztp.example.com": set session.cookie_domain to a parent domain of both`,
-			`session.secrets: required: route "app" uses auth browser`,
+			`session.secrets: required (or secrets_file): route "app" uses auth browser`,
 		}},
 		{"assertion", head + publicRoute + `assertion:
   signing_key_file: certs/server.crt
@@ -332,7 +332,7 @@ routes:
 		t.Fatalf("err = %v, want *Errors", err)
 	}
 	want := []Problem{
-		{Path: "(env)", Line: 5, Message: "${ZONE} is not set"},
+		{Path: "timezone", Line: 5, Message: "${ZONE} is not set"},
 		{Path: "log.level", Line: 6, Message: `must be debug, info, warn or error, not "loud"`},
 		{Path: "routes[0].upsteam", Line: 10, Message: "unknown key"},
 		{Path: "routes[0].timeout", Line: 12, Message: `invalid duration "30": use a number with a unit, such as "30s" or "1h30m"`},

@@ -107,6 +107,9 @@ type File struct {
 	// TrustedProxyPrefixes are the parsed TrustedProxies; a bare IP becomes
 	// a /32 or /128.
 	TrustedProxyPrefixes []netip.Prefix `yaml:"-"`
+	// Warnings are problems that do not stop ztproxy, such as a secret
+	// file other users can read. Validate fills them in.
+	Warnings []Problem `yaml:"-"`
 }
 
 // TLS configures the certificates of the public listener. File names are
@@ -143,6 +146,9 @@ type IdP struct {
 	ClientID string `yaml:"client_id"`
 	// ClientSecret is the OAuth client secret for browser sign-in.
 	ClientSecret string `yaml:"client_secret"`
+	// ClientSecretFile names a file holding the client secret instead
+	// (a mounted Kubernetes or ECS secret); at most one of the two is set.
+	ClientSecretFile string `yaml:"client_secret_file"`
 	// Scopes are requested at browser sign-in; they must include openid.
 	Scopes []string `yaml:"scopes"`
 	// ExtraAuthParams are added to the authorization request.
@@ -152,6 +158,10 @@ type IdP struct {
 	// StepUp, when set, is how this IdP is asked for stronger or fresher
 	// authentication.
 	StepUp *StepUp `yaml:"step_up"`
+
+	// ResolvedClientSecret is the client secret in effect: ClientSecret,
+	// or the content of ClientSecretFile. Validate fills it in.
+	ResolvedClientSecret string `yaml:"-"`
 }
 
 // StepUp describes the re-authentication request sent to an IdP when
@@ -176,8 +186,12 @@ type Session struct {
 	// Secrets are the cookie keys, newest first; older ones still decrypt
 	// during rotation. Each is interpreted by DecodeSecret.
 	Secrets []string `yaml:"secrets"`
+	// SecretsFile names a file holding the secrets instead, one per line,
+	// newest first; at most one of Secrets and SecretsFile is set.
+	SecretsFile string `yaml:"secrets_file"`
 
-	// SecretKeys are the Secrets after DecodeSecret, in the same order.
+	// SecretKeys are the Secrets (or the lines of SecretsFile) after
+	// DecodeSecret, in the same order.
 	SecretKeys [][]byte `yaml:"-"`
 }
 

@@ -14,13 +14,9 @@ import (
 // a file lock: one process at a time. onCall, if set, observes every
 // DynamoDB call (for metrics).
 func OpenStore(ctx context.Context, f *File, onCall func(op string, d time.Duration, err error)) (store.Store, error) {
-	var sealer store.Sealer
-	if len(f.Session.SecretKeys) > 0 {
-		s, err := authn.NewTokenSealer(f.Session.SecretKeys)
-		if err != nil {
-			return nil, err
-		}
-		sealer = s
+	sealer, err := storeSealer(f)
+	if err != nil {
+		return nil, err
 	}
 	switch f.Store.Backend {
 	case "dynamodb":
@@ -31,6 +27,19 @@ func OpenStore(ctx context.Context, f *File, onCall func(op string, d time.Durat
 	default:
 		return store.OpenBolt(store.BoltConfig{Path: f.Store.Path, Sealer: sealer})
 	}
+}
+
+// storeSealer seals refresh tokens at rest with the session secrets; nil
+// without session secrets.
+func storeSealer(f *File) (store.Sealer, error) {
+	if len(f.Session.SecretKeys) == 0 {
+		return nil, nil
+	}
+	s, err := authn.NewTokenSealer(f.Session.SecretKeys)
+	if err != nil {
+		return nil, fmt.Errorf("session.secrets: %w", err)
+	}
+	return s, nil
 }
 
 // SessionStore presents a store as authn's session store, with the hot

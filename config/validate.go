@@ -38,6 +38,7 @@ func (f *File) validate(opts Options, c *collector) {
 	f.checkStore(c)
 	f.checkRisk(c)
 	f.checkAWS(c)
+	f.Warnings = c.warningList()
 }
 
 // checkRisk checks the risk engine settings.
@@ -219,7 +220,9 @@ func (f *File) checkTLS(c *collector) {
 		c.add("tls.client_ca_file", "required when client_auth is %s", t.ClientAuth)
 	}
 	f.checkFile(c, "tls.cert_file", &t.CertFile)
-	f.checkFile(c, "tls.key_file", &t.KeyFile)
+	if f.checkFile(c, "tls.key_file", &t.KeyFile) {
+		warnWorldReadableFile(c, "tls.key_file", t.KeyFile)
+	}
 	f.checkFile(c, "tls.client_ca_file", &t.ClientCAFile)
 }
 

@@ -76,7 +76,8 @@ func (f *File) checkIdPs(c *collector) {
 		default:
 			c.add(path+".token_use", "must be empty, id or access, not %q", idp.TokenUse)
 		}
-		if idp.ClientSecret != "" && idp.ClientID == "" {
+		f.checkClientSecret(c, path, idp)
+		if idp.ResolvedClientSecret != "" && idp.ClientID == "" {
 			c.add(path+".client_id", "required when client_secret is set")
 		}
 		if idp.ClientID != "" && !slices.Contains(idp.Scopes, "openid") {
@@ -152,15 +153,15 @@ func (f *File) checkSession(c *collector) {
 	} else if s.Lifetime > 0 && s.IdleTimeout > s.Lifetime {
 		c.add("session.idle_timeout", "must not exceed lifetime (%s)", s.Lifetime)
 	}
-	if len(s.Secrets) == 0 && f.hasBrowserRoute() {
-		c.add("session.secrets", "required: route %q uses auth browser", browserRoute)
+	if len(s.Secrets) == 0 && s.SecretsFile == "" && f.hasBrowserRoute() {
+		c.add("session.secrets", "required (or secrets_file): route %q uses auth browser", browserRoute)
 	}
 	s.SecretKeys = nil
-	for i, secret := range s.Secrets {
-		key := DecodeSecret(secret)
+	for _, secret := range f.sessionSecrets(c) {
+		key := DecodeSecret(secret.value)
 		if len(key) < MinSecretBytes {
 			// Never show the secret; its length is enough to act on.
-			c.add(indexPath("session.secrets", i), "must be at least %d bytes (got %d); generate one with: openssl rand -base64 32", MinSecretBytes, len(key))
+			c.add(secret.path, "%smust be at least %d bytes (got %d); generate one with: openssl rand -base64 32", secret.where, MinSecretBytes, len(key))
 			continue
 		}
 		s.SecretKeys = append(s.SecretKeys, key)
@@ -251,6 +252,7 @@ func (f *File) checkAssertion(c *collector) {
 	a := &f.Assertion
 	if f.checkFile(c, "assertion.signing_key_file", &a.SigningKeyFile) {
 		checkSigningKey(c, "assertion.signing_key_file", a.SigningKeyFile)
+		warnWorldReadableFile(c, "assertion.signing_key_file", a.SigningKeyFile)
 	}
 	if a.TTL < MinAssertionTTL || a.TTL > MaxAssertionTTL {
 		c.add("assertion.ttl", "must be between %s and %s, not %s", MinAssertionTTL, MaxAssertionTTL, a.TTL)

@@ -158,8 +158,8 @@ func (f *File) checkIdPUse(c *collector, use idpUse) {
 			if idp.ClientID == "" {
 				c.add(path+".client_id", "required: browser route %q signs in with this idp", route)
 			}
-			if idp.ClientSecret == "" {
-				c.add(path+".client_secret", "required: browser route %q signs in with this idp", route)
+			if idp.ResolvedClientSecret == "" && idp.ClientSecretFile == "" {
+				c.add(path+".client_secret", "required (or client_secret_file): browser route %q signs in with this idp", route)
 			}
 		}
 		if route, ok := use.bearer[i]; ok && len(idp.Audiences) == 0 {

@@ -1,26 +1,29 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 
 	"ztproxy/config"
 )
 
-func cmdCheckConfig(args []string, stdout, stderr io.Writer) error {
+// cmdCheckConfig runs serve's start-up (assemble) without taking anything
+// exclusive, and says OK exactly when serve would start, apart from what
+// the notes it prints say it cannot prove.
+func cmdCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	path, err := configFlagOnly("check-config", args, stderr)
 	if err != nil {
 		return err
 	}
-	f, err := config.Load(path, config.DefaultOptions())
-	if err == nil {
-		var rt *config.Runtime
-		rt, err = config.Build(f)
-		if err == nil {
-			fmt.Fprintf(stdout, "%s: OK (%d routes, %d policy files)\n", path, len(rt.Proxy.Routes), len(f.PolicyFiles))
-			return nil
-		}
+	in, rep, err := assemble(ctx, path, config.DefaultOptions(), assembleCheck, stdout, stderr)
+	if err != nil {
+		printProblems(stdout, path, err)
+		return exitCodeError(1)
 	}
-	printProblems(stdout, path, err)
-	return exitCodeError(1)
+	in.close()
+	f := in.rt.File
+	fmt.Fprintf(stdout, "%s: OK (%d routes, %d policy files)\n", path, len(in.rt.Proxy.Routes), len(f.PolicyFiles))
+	printNotes(stdout, f.Warnings, rep.Notes())
+	return nil
 }

@@ -132,19 +132,14 @@ routes:
 	}
 	os.Setenv("ZTP_DEMO_CLIENT_SECRET", clientSecret)
 	os.Setenv("ZTP_DEMO_SESSION_SECRET", randomWord()+randomWord())
-	rt, err := config.LoadRuntime(configPath)
+	in, _, err := assemble(ctx, configPath, config.DefaultOptions(), assembleServe, stdout, stderr)
 	if err != nil {
 		printProblems(stderr, configPath, err)
 		return exitCodeError(1)
 	}
+	defer in.close()
 	printDemoBanner(stdout, *dir, certDir, external, *admin, provider.Issuer, users)
-	logger := newLogger(rt.File.Log, stderr)
-	audit, closeAudit, err := newAuditLogger(rt.File.Audit.Output, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	defer closeAudit()
-	return serve(ctx, configPath, rt, logger, audit, config.DefaultOptions())
+	return serve(ctx, configPath, in, config.DefaultOptions())
 }
 
 // randomWord is a random 22-character password or secret.

@@ -62,7 +62,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "sidecar":
 		err = cmdSidecar(ctx, args[1:], stdout, stderr)
 	case "check-config":
-		err = cmdCheckConfig(args[1:], stdout, stderr)
+		err = cmdCheckConfig(ctx, args[1:], stdout, stderr)
 	case "demo":
 		err = cmdDemo(ctx, args[1:], stdout, stderr)
 	case "aws":

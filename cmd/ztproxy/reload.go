@@ -86,6 +86,7 @@ func (r *reloader) reload() {
 		r.log.Error("configuration rejected; the previous configuration keeps serving", "path", r.path, "err", err)
 		return
 	}
+	logWarnings(r.log, rt.File.Warnings)
 	if rt.File.Listen != r.current.File.Listen || rt.File.AdminListen != r.current.File.AdminListen ||
 		!reflect.DeepEqual(rt.Certs, r.current.Certs) {
 		r.log.Warn("listener or TLS file settings changed: they take effect after a restart")
@@ -94,17 +95,20 @@ func (r *reloader) reload() {
 	r.log.Info("configuration reloaded", "routes", len(rt.Proxy.Routes))
 }
 
+// apply runs the reloadable part of start-up (assemble's steps) on rt
+// with the components that outlive reloads, and swaps the result in.
 func (r *reloader) apply(rt *config.Runtime) error {
+	rep := rt.NewReport()
+	// The running certs.Manager reloads the TLS files by itself; this only
+	// refuses a configuration whose TLS files would stop a restart.
+	buildCerts(rt, discardLogger, rep)
 	bearer := r.bearer
 	if !reflect.DeepEqual(rt.Bearer.IdPs, r.current.Bearer.IdPs) {
-		var err error
-		bearer, err = newBearer(rt, r.log)
-		if err != nil {
-			return err
-		}
+		bearer = buildBearer(rt, r.log, rep)
 	}
 	setBearer(&rt.Proxy, bearer)
-	if err := setBrowser(&rt.Proxy, rt, r.sessions, r.keys, r.log); err != nil {
+	buildBrowser(rt, r.sessions, r.keys, r.log, rep)
+	if err := rep.Err(); err != nil {
 		return err
 	}
 	if rt.File.Store != r.current.File.Store || !reflect.DeepEqual(rt.File.Risk, r.current.File.Risk) {
@@ -119,12 +123,13 @@ func (r *reloader) apply(rt *config.Runtime) error {
 	return nil
 }
 
-// watchDigest hashes the config file and every file its policy globs
-// match now, so an added, removed or edited policy file is noticed.
+// watchDigest hashes the config file, its secret files and every file its
+// policy globs match now, so an added, removed or edited policy file, or a
+// rotated secret, is noticed.
 func (r *reloader) watchDigest() [32]byte {
 	h := sha256.New()
-	files := []string{r.path}
 	f := r.current.File
+	files := append([]string{r.path}, f.SecretFiles()...)
 	for _, pattern := range f.Policies {
 		if !filepath.IsAbs(pattern) {
 			pattern = filepath.Join(f.BaseDir, pattern)

@@ -2,20 +2,17 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 	"time"
 
 	"ztproxy/authn"
 	"ztproxy/awscreds"
-	"ztproxy/certs"
 	"ztproxy/config"
 	"ztproxy/proxy"
 	"ztproxy/riskengine"
@@ -60,118 +57,42 @@ func cmdSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 // serveWith loads the config with opts (kept for reloads) and serves.
 func serveWith(ctx context.Context, path string, opts config.Options, stdout, stderr io.Writer) error {
-	rt, err := config.LoadRuntimeWith(path, opts)
+	in, _, err := assemble(ctx, path, opts, assembleServe, stdout, stderr)
 	if err != nil {
 		printProblems(stderr, path, err)
 		return exitCodeError(1)
 	}
-	logger := newLogger(rt.File.Log, stderr)
-	audit, closeAudit, err := newAuditLogger(rt.File.Audit.Output, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	defer closeAudit()
-	return serve(ctx, path, rt, logger, audit, opts)
+	defer in.close()
+	return serve(ctx, path, in, opts)
 }
 
-// serve runs the proxy described by rt until ctx ends.
-func serve(ctx context.Context, path string, rt *config.Runtime, logger, audit *slog.Logger, opts config.Options) error {
+// serve runs the assembled proxy until ctx ends.
+func serve(ctx context.Context, path string, in *instance, opts config.Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	metrics := proxy.NewMetrics()
-
-	var tlsConfig *tls.Config
-	var certManager *certs.Manager
-	if rt.Certs != nil {
-		cfg := *rt.Certs
-		cfg.Logger = logger
-		m, err := certs.New(cfg)
-		if err != nil {
-			return err
-		}
-		certManager = m
-		certManager.SetReloadHook(func(err error) {
+	rt, logger, metrics := in.rt, in.logger, in.metrics
+	if m := in.certs; m != nil {
+		m.SetReloadHook(func(err error) {
 			if err == nil {
-				metrics.SetCertExpiries(certManager.Expiries())
+				metrics.SetCertExpiries(m.Expiries())
 			}
 		})
-		metrics.SetCertExpiries(certManager.Expiries())
-		tlsConfig = certManager.TLSConfig()
-		go certManager.Run(ctx)
-	}
-
-	bearer, err := newBearer(rt, logger)
-	if err != nil {
-		return err
-	}
-	setBearer(&rt.Proxy, bearer)
-	st, err := config.OpenStore(ctx, rt.File, metrics.ObserveStoreCall)
-	if err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
-	defer st.Close()
-	risk, err := config.NewRiskEngine(rt.File, st, config.RiskHooks{OnStoreCall: metrics.ObserveStoreCall, OnCache: metrics.ObserveRiskCache}, logger)
-	if err != nil {
-		return err
-	}
-	if risk != nil {
-		// Runs before the store closes (defers are LIFO): pending
-		// observations are flushed after the listeners drained.
-		defer func() {
-			cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := risk.Close(cctx); err != nil {
-				logger.Error("risk engine: final flush failed", "err", err)
-			}
-		}()
-	}
-	setRisk(&rt.Proxy, risk)
-	minter, err := newAWSMinter(ctx, rt, metrics, logger)
-	if err != nil {
-		return err
-	}
-	setAWS(&rt.Proxy, minter)
-	sessions := config.SessionStore(st, rt.File.Store.RevocationCacheTTL)
-	keys := config.KeyStore(st)
-	if err := setBrowser(&rt.Proxy, rt, sessions, keys, logger); err != nil {
-		return err
-	}
-	srv, err := proxy.New(rt.Proxy, proxy.Options{
-		Server: rt.Server, SigningKey: rt.SigningKey, Audit: audit, Logger: logger, Metrics: metrics,
-	})
-	if err != nil {
-		return err
+		metrics.SetCertExpiries(m.Expiries())
+		in.listeners.TLS = m.TLSConfig()
+		go m.Run(ctx)
 	}
 	metrics.ReloadResult(nil, time.Now())
-
-	publicLn, err := net.Listen("tcp", rt.File.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	adminLn, err := net.Listen("tcp", rt.File.AdminListen)
-	if err != nil {
-		publicLn.Close()
-		return fmt.Errorf("admin_listen: %w", err)
-	}
-	var extAuthzLn net.Listener
-	if addr := rt.File.ExtAuthzListen; addr != "" {
-		if extAuthzLn, err = net.Listen("tcp", addr); err != nil {
-			publicLn.Close()
-			adminLn.Close()
-			return fmt.Errorf("ext_authz_listen: %w", err)
-		}
-	}
-	r := &reloader{path: path, opts: opts, current: rt, bearer: bearer, sessions: sessions, keys: keys, risk: risk, aws: minter, server: srv, metrics: metrics, log: logger, certs: certManager}
+	r := &reloader{path: path, opts: opts, current: rt, bearer: in.bearer, sessions: in.sessions, keys: in.keys,
+		risk: in.risk, aws: in.aws, server: in.server, metrics: metrics, log: logger, certs: in.certs}
 	go r.run(ctx)
 
 	scheme := "https"
-	if tlsConfig == nil {
+	if in.listeners.TLS == nil {
 		scheme = "http"
 	}
-	logger.Info("ztproxy serving", "listen", scheme+"://"+publicLn.Addr().String(),
-		"admin", "http://"+adminLn.Addr().String(), "routes", len(rt.Proxy.Routes), "external_url", rt.File.ExternalURL)
-	err = srv.Serve(ctx, proxy.Listeners{Public: publicLn, Admin: adminLn, TLS: tlsConfig, ExtAuthz: extAuthzLn})
-	if err != nil {
+	logger.Info("ztproxy serving", "listen", scheme+"://"+in.listeners.Public.Addr().String(),
+		"admin", "http://"+in.listeners.Admin.Addr().String(), "routes", len(rt.Proxy.Routes), "external_url", rt.File.ExternalURL)
+	if err := in.server.Serve(ctx, in.listeners); err != nil {
 		return err
 	}
 	logger.Info("ztproxy stopped: drained")
