@@ -1,9 +1,14 @@
 package config
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"os"
+	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // FuzzParse checks that Parse never panics, and that it returns either a
@@ -54,4 +59,68 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzExpand checks the property behind issue 12.12: expanding ${NAME}
+// references, whatever the variables hold, never changes the set of YAML
+// paths of the document (nor any node's kind, nor any key), leaves
+// scalars without a "$" alone, and substitutes a value verbatim, without
+// expanding it again.
+func FuzzExpand(f *testing.F) {
+	seeds := []struct{ doc, value string }{
+		{"a: ${X}\n", "x\nlisten: \"0.0.0.0:80\""},
+		{"a: \"${X}\"\nb: [${X}]\n", `p\x41ss" ]} {`},
+		{"a: &x ${X}\nb: *x\nc: {<<: {k: ${X}}}\n", "${X}"},
+		{"s: |\n  ${X}\n  $$\n", "- item\n- item"},
+		{"${X}: v\nl: [\"${X:-d}\", '${Y}']\n", ""},
+		{"n: ${X}\nb: ${X}\n", "0x10"},
+		{"# ${X}\na: $${X} ${X\n", "~"},
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s.doc), s.value)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, value string) {
+		var doc yaml.Node
+		if yaml.NewDecoder(bytes.NewReader(data)).Decode(&doc) != nil {
+			return
+		}
+		before := shapeOf(&doc)
+		plain := map[*yaml.Node]string{}
+		whole := map[*yaml.Node]bool{}
+		walkPaths(&doc, "", func(path string, n *yaml.Node) {
+			if n.Kind != yaml.ScalarNode || strings.HasSuffix(path, " (key)") {
+				return // keys are in the shape: they must not change at all
+			}
+			if !strings.Contains(n.Value, "$") {
+				plain[n] = n.Value
+			}
+			if n.Value == "${X}" {
+				whole[n] = true
+			}
+		})
+		lookup := func(string) (string, bool) { return value, true }
+		expandTree(&doc, "", lookup, newCollector())
+		if after := shapeOf(&doc); after != before {
+			t.Fatalf("expansion changed the document's paths:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+		for n, v := range plain {
+			if n.Value != v {
+				t.Fatalf("scalar without $ changed: %q → %q", v, n.Value)
+			}
+		}
+		for n := range whole {
+			if n.Value != value {
+				t.Fatalf("${X} expanded to %q, want the value %q verbatim", n.Value, value)
+			}
+		}
+	})
+}
+
+// shapeOf lists every path of the tree with its node kind, and every key.
+func shapeOf(doc *yaml.Node) string {
+	var b strings.Builder
+	walkPaths(doc, "", func(path string, n *yaml.Node) {
+		fmt.Fprintf(&b, "%q %d\n", path, n.Kind)
+	})
+	return b.String()
 }
