@@ -191,7 +191,6 @@ risk: {unknown_user_score: "${MISSING:-12}"}
 	}
 }
 
-
 // TestEnvInParse checks expansion end to end: values and defaults land in
 // the File, and missing variables are reported with every other problem.
 func TestEnvInParse(t *testing.T) {
