@@ -125,3 +125,27 @@ routes:
 		}
 	}
 }
+
+// TestCheckConfigEnvCannotAddKeys: issue 12.12 through the real binary. A
+// variable holding a newline and "key: value" added that key to the
+// document (here, silently turning on preserve_host). Values are now
+// expanded after parsing: the newline stays in the host, which is refused.
+func TestCheckConfigEnvCannotAddKeys(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "p.cedar"), "permit (principal, action, resource);\n")
+	writeFile(t, filepath.Join(dir, "c.yaml"), `listen: "127.0.0.1:8443"
+admin_listen: "127.0.0.1:9090"
+external_url: "http://127.0.0.1:8443"
+insecure_plaintext: true
+policies: [p.cedar]
+routes:
+  - name: api
+    host: ${ZTP_E2E_HOST}
+    upstream: "http://127.0.0.1:1"
+    auth: public
+`)
+	code, out := runWithEnv(t, []string{"ZTP_E2E_HOST=app.example.com\n    preserve_host: true"}, "check-config", "--config", filepath.Join(dir, "c.yaml"))
+	if code != 1 || !strings.Contains(out, `routes[0].host (line 8): "app.example.com\n    preserve_host: true"`) {
+		t.Fatalf("exit %d, want the host refused:\n%s", code, out)
+	}
+}
