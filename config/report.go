@@ -13,18 +13,23 @@ import (
 // problem gets the line of its YAML path, so check-config and serve print
 // "tls.client_ca_file (line 7): …" for them as for validation problems.
 type Report struct {
-	c     *collector
-	notes []Problem
+	c        *collector
+	notes    []Problem
+	warnings []Problem
 }
 
-// NewReport starts an empty report that knows the lines of rt's file.
+// NewReport starts a report that knows the lines of rt's file and holds
+// its warnings.
 func (rt *Runtime) NewReport() *Report {
 	c := newCollector()
 	if rt.lines != nil {
 		c.lines, c.ends = rt.lines.lines, rt.lines.ends
 	}
-	return &Report{c: c}
+	return &Report{c: c, warnings: rt.File.Warnings}
 }
+
+// Warnings are the file's warnings (File.Warnings).
+func (r *Report) Warnings() []Problem { return r.warnings }
 
 // Add records err at path: one problem per joined error. A component's
 // message that starts with a YAML path of its own (certs says

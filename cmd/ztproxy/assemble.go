@@ -61,7 +61,8 @@ func (in *instance) close() {
 // check-config says OK exactly when serve would start (see startMode for
 // the exceptions, which become notes). It loads and builds the file, then
 // constructs every component, reporting every problem at its YAML path.
-// On failure it returns an *config.Errors and has closed what it opened.
+// On failure it returns an *config.Errors, and the report when the file
+// itself loaded (for its warnings), and has closed what it opened.
 func assemble(ctx context.Context, path string, opts config.Options, mode startMode, stdout, stderr io.Writer) (*instance, *config.Report, error) {
 	rt, err := config.LoadRuntimeWith(path, opts)
 	if err != nil {
@@ -102,7 +103,7 @@ func assemble(ctx context.Context, path string, opts config.Options, mode startM
 	}
 	if err := rep.Err(); err != nil {
 		in.close()
-		return nil, nil, err
+		return nil, rep, err
 	}
 	return in, rep, nil
 }

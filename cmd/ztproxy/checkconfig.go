@@ -19,11 +19,13 @@ func cmdCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 	in, rep, err := assemble(ctx, path, config.DefaultOptions(), assembleCheck, stdout, stderr)
 	if err != nil {
 		printProblems(stdout, path, err)
+		if rep != nil {
+			printNotes(stdout, rep.Warnings(), nil)
+		}
 		return exitCodeError(1)
 	}
 	in.close()
-	f := in.rt.File
-	fmt.Fprintf(stdout, "%s: OK (%d routes, %d policy files)\n", path, len(in.rt.Proxy.Routes), len(f.PolicyFiles))
-	printNotes(stdout, f.Warnings, rep.Notes())
+	fmt.Fprintf(stdout, "%s: OK (%d routes, %d policy files)\n", path, len(in.rt.Proxy.Routes), len(in.rt.File.PolicyFiles))
+	printNotes(stdout, rep.Warnings(), rep.Notes())
 	return nil
 }

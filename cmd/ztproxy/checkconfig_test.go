@@ -149,3 +149,29 @@ routes:
 		t.Fatalf("exit %d, want the host refused:\n%s", code, out)
 	}
 }
+
+// TestCheckConfigWarnsWorldReadableSecret: a secret file every user can
+// read is a warning with its path and line (exit 0), never a failure.
+func TestCheckConfigWarnsWorldReadableSecret(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "p.cedar"), "permit (principal, action, resource);\n")
+	secret := filepath.Join(dir, "client-secret")
+	writeFile(t, secret, "s3cr3t\n")
+	if err := os.Chmod(secret, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "c.yaml"), `listen: "127.0.0.1:8443"
+admin_listen: "127.0.0.1:9090"
+external_url: "http://127.0.0.1:8443"
+insecure_plaintext: true
+policies: [p.cedar]
+idps: [{name: corp, issuer: "https://idp.example.com", client_id: c, client_secret_file: client-secret}]
+routes:
+  - {name: api, host: app.example.com, upstream: "http://127.0.0.1:1", auth: public}
+`)
+	code, out := runZtproxy(t, "check-config", "--config", filepath.Join(dir, "c.yaml"))
+	want := "warning: idps[0].client_secret_file (line 6): " + secret + " is readable by every user (mode 0644)"
+	if code != 0 || !strings.Contains(out, want) || strings.Contains(out, "s3cr3t") {
+		t.Fatalf("exit %d, want %q in:\n%s", code, want, out)
+	}
+}
