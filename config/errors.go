@@ -10,8 +10,6 @@ import (
 
 // Pseudo paths for problems that belong to no YAML key.
 const (
-	// PathEnv is the path of ${VAR} expansion problems.
-	PathEnv = "(env)"
 	// PathYAML is the path of YAML syntax problems.
 	PathYAML = "(yaml)"
 	// PathFile is the path of problems reading the file itself.
@@ -23,7 +21,8 @@ const (
 // Problem is one thing wrong with a configuration.
 type Problem struct {
 	// Path locates the problem: a YAML path such as "routes[2].upstream",
-	// or one of PathEnv, PathYAML, PathFile and PathRoot.
+	// or one of PathYAML, PathFile and PathRoot. (Problems with ${VAR}
+	// references are reported at the path of the value holding them.)
 	Path string
 	// Message says what is wrong, without repeating the path.
 	Message string
