@@ -254,21 +254,6 @@ func writeAgreeCase(t *testing.T, good map[string]string, c agreeCase) (string, 
 	return path, "127.0.0.1:" + admin
 }
 
-// runWithEnv runs a one-shot command with extra environment variables.
-func runWithEnv(t *testing.T, env []string, args ...string) (int, string) {
-	t.Helper()
-	cmd := exec.Command(ztproxyBinary(t), args...)
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return ee.ExitCode(), string(out)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return 0, string(out)
-}
-
 // serveStarts runs `ztproxy serve` until its admin /readyz answers 200
 // (true) or it exits (false), and stops it.
 func serveStarts(t *testing.T, env []string, cfg, admin string) (bool, string) {

@@ -52,7 +52,14 @@ func ztproxyBinary(t testing.TB) string {
 // runZtproxy runs a one-shot command and returns its exit code and output.
 func runZtproxy(t testing.TB, args ...string) (int, string) {
 	t.Helper()
+	return runWithEnv(t, nil, args...)
+}
+
+// runWithEnv is runZtproxy with extra environment variables.
+func runWithEnv(t testing.TB, env []string, args ...string) (int, string) {
+	t.Helper()
 	cmd := exec.Command(ztproxyBinary(t), args...)
+	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); ok {
 		return ee.ExitCode(), string(out)
