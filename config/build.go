@@ -143,24 +143,8 @@ func (f *File) build(c *collector) *Runtime {
 			ClientCAFile: f.TLS.ClientCAFile, ClientAuth: certs.ClientAuth(f.TLS.ClientAuth),
 		}
 	}
-	for _, idp := range f.IdPs {
-		if len(idp.Audiences) == 0 {
-			continue // browser-only IdP: no bearer tokens accepted from it
-		}
-		rt.Bearer.IdPs = append(rt.Bearer.IdPs, authn.IdPConfig{
-			Name: idp.Name, Issuer: idp.Issuer, Audiences: idp.Audiences, JWKSURL: idp.JWKSURL,
-			GroupsClaim: idp.GroupsClaim, TokenUse: idp.TokenUse, ClaimsToExpose: idp.Claims,
-		})
-	}
+	f.buildIdPs(rt)
 	rt.Browser = buildBrowser(f, ext)
-	for _, idp := range f.IdPs {
-		if idp.StepUp != nil {
-			if rt.Proxy.StepUpHints == nil {
-				rt.Proxy.StepUpHints = map[string]proxy.StepUpHint{}
-			}
-			rt.Proxy.StepUpHints[idp.Name] = proxy.StepUpHint{ACRValues: idp.StepUp.ACRValues, MaxAge: idp.StepUp.MaxAge}
-		}
-	}
 	if len(f.Assertion.TrustedJWKS) > 0 {
 		v, err := authn.NewAssertionVerifier(f.Assertion.TrustedJWKS, nil, nil)
 		if err != nil {
@@ -178,6 +162,25 @@ func (f *File) build(c *collector) *Runtime {
 		rt.SigningKey = key
 	}
 	return rt
+}
+
+// buildIdPs converts the bearer IdPs and the step-up hints.
+func (f *File) buildIdPs(rt *Runtime) {
+	for _, idp := range f.IdPs {
+		if idp.StepUp != nil {
+			if rt.Proxy.StepUpHints == nil {
+				rt.Proxy.StepUpHints = map[string]proxy.StepUpHint{}
+			}
+			rt.Proxy.StepUpHints[idp.Name] = proxy.StepUpHint{ACRValues: idp.StepUp.ACRValues, MaxAge: idp.StepUp.MaxAge}
+		}
+		if len(idp.Audiences) == 0 {
+			continue // browser-only IdP: no bearer tokens accepted from it
+		}
+		rt.Bearer.IdPs = append(rt.Bearer.IdPs, authn.IdPConfig{
+			Name: idp.Name, Issuer: idp.Issuer, Audiences: idp.Audiences, JWKSURL: idp.JWKSURL,
+			GroupsClaim: idp.GroupsClaim, TokenUse: idp.TokenUse, ClaimsToExpose: idp.Claims,
+		})
+	}
 }
 
 // buildRoutes converts the routes, with the sidecar's implicit route
