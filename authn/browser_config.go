@@ -33,6 +33,8 @@ type BrowserIdPConfig struct {
 	// StepUpMaxAge is sent as max_age for step-up (0: max_age=0, forcing
 	// a fresh authentication).
 	StepUpMaxAge time.Duration
+	// KeyRefresh says how the IdP's signing keys are kept current.
+	KeyRefresh KeyRefresh
 }
 
 // SessionRecord is the server-side half of a browser session: what must
@@ -79,9 +81,13 @@ type BrowserConfig struct {
 	ReturnHostAllowed func(host string) bool
 	// RefreshSkew refreshes IdP tokens this long before they expire.
 	RefreshSkew time.Duration
-	HTTPClient  *http.Client
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// HTTPClient makes every call to the IdPs (discovery, JWKS, token,
+	// refresh); it is hardened with NewIdPHTTPClient.
+	HTTPClient *http.Client
+	// KeySetEvents receive key set fetches, for metrics.
+	KeySetEvents KeySetEvents
+	Now          func() time.Time
+	Logger       *slog.Logger
 	// WebAuthn, when set, enables proxy-verified security keys for
 	// step-up. NewBrowser fills its Codec and Now.
 	WebAuthn *WebAuthnConfig
@@ -113,6 +119,9 @@ func (c *BrowserConfig) CheckAndSetDefaults() error {
 		if len(idp.AllowedAlgs) == 0 {
 			idp.AllowedAlgs = DefaultAllowedAlgs
 		}
+		if err := idp.KeyRefresh.CheckAndSetDefaults(); err != nil {
+			errs = append(errs, fmt.Errorf("idps[%d]: %w", i, err))
+		}
 		hasOpenID := false
 		for _, s := range idp.Scopes {
 			hasOpenID = hasOpenID || s == "openid"
@@ -139,9 +148,7 @@ func (c *BrowserConfig) CheckAndSetDefaults() error {
 	if c.ReturnHostAllowed == nil {
 		c.ReturnHostAllowed = func(string) bool { return false }
 	}
-	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Timeout: 10 * time.Second}
-	}
+	c.HTTPClient = NewIdPHTTPClient(c.HTTPClient)
 	if c.Now == nil {
 		c.Now = time.Now
 	}

@@ -38,6 +38,10 @@ type Runtime struct {
 	// client credentials or no session secret is set. Its Store is left
 	// for the caller.
 	Browser *authn.BrowserConfig
+	// Assertion configures the verification of front proxies' assertions
+	// (sidecar mode); nil without assertion.trusted_jwks. Build also sets
+	// Proxy.Assertions from it.
+	Assertion *authn.AssertionConfig
 	// SigningKey signs identity assertions; nil means generate one.
 	SigningKey *ecdsa.PrivateKey
 	// WatchFiles are the files whose change triggers a reload: the config
@@ -139,6 +143,7 @@ func Build(f *File) (*Runtime, error) {
 		rt.Bearer.IdPs = append(rt.Bearer.IdPs, authn.IdPConfig{
 			Name: idp.Name, Issuer: idp.Issuer, Audiences: idp.Audiences, JWKSURL: idp.JWKSURL,
 			GroupsClaim: idp.GroupsClaim, TokenUse: idp.TokenUse, ClaimsToExpose: idp.Claims,
+			KeyRefresh: idp.keyRefresh(),
 		})
 	}
 	rt.Browser = buildBrowser(f, ext)
@@ -150,8 +155,16 @@ func Build(f *File) (*Runtime, error) {
 			rt.Proxy.StepUpHints[idp.Name] = proxy.StepUpHint{ACRValues: idp.StepUp.ACRValues, MaxAge: idp.StepUp.MaxAge}
 		}
 	}
-	if len(f.Assertion.TrustedJWKS) > 0 {
-		v, err := authn.NewAssertionVerifier(f.Assertion.TrustedJWKS, nil, nil)
+	if a := f.Assertion; len(a.TrustedJWKS) > 0 {
+		rt.Assertion = &authn.AssertionConfig{
+			Sources: a.TrustedJWKS,
+			KeyRefresh: authn.KeyRefresh{
+				Interval: a.JWKSRefreshInterval, MinRefetchInterval: a.JWKSMinRefetchInterval, MaxStale: a.JWKSMaxStale,
+			},
+		}
+		// Built here so that check-config reports unreadable JWKS files;
+		// the caller rebuilds it with its logger and metric hooks.
+		v, err := authn.NewAssertionVerifier(*rt.Assertion)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("assertion.trusted_jwks: %w", err))
 		} else {
@@ -170,6 +183,11 @@ func Build(f *File) (*Runtime, error) {
 		return nil, err
 	}
 	return rt, nil
+}
+
+// keyRefresh converts the IdP's key-refresh settings.
+func (i *IdP) keyRefresh() authn.KeyRefresh {
+	return authn.KeyRefresh{Interval: i.JWKSRefreshInterval, MinRefetchInterval: i.JWKSMinRefetchInterval, MaxStale: i.JWKSMaxStale}
 }
 
 func buildRoute(r Route) (proxy.RouteConfig, error) {
@@ -221,7 +239,7 @@ func buildBrowser(f *File, ext *url.URL) *authn.BrowserConfig {
 		bi := authn.BrowserIdPConfig{
 			Name: idp.Name, Issuer: idp.Issuer, ClientID: idp.ClientID, ClientSecret: idp.ClientSecret,
 			Scopes: idp.Scopes, GroupsClaim: idp.GroupsClaim, ClaimsToExpose: idp.Claims,
-			ExtraAuthParams: idp.ExtraAuthParams, LogoutURL: idp.LogoutURL,
+			ExtraAuthParams: idp.ExtraAuthParams, LogoutURL: idp.LogoutURL, KeyRefresh: idp.keyRefresh(),
 		}
 		if idp.StepUp != nil {
 			bi.StepUpACR, bi.StepUpMaxAge = idp.StepUp.ACRValues, idp.StepUp.MaxAge
