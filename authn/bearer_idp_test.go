@@ -138,3 +138,45 @@ func TestVerifyConcurrentFirstUse(t *testing.T) {
 		t.Errorf("discovery requests %d, JWKS requests %d; want 1 and 1", d, j)
 	}
 }
+
+// TestVerifyRefusesRedirectedKeys: an issuer whose discovery document or
+// JWKS redirects to another server never makes that server's keys trusted.
+// Issue 12.3: tokens signed by the redirect target's key were accepted.
+func TestVerifyRefusesRedirectedKeys(t *testing.T) {
+	good, evil := rsaKey(t, 0, "k1"), rsaKey(t, 1, "k1")
+	for _, tc := range []struct {
+		name  string
+		setup func(iss, other *testIssuer) func(*IdPConfig)
+	}{
+		{"discovery", func(iss, other *testIssuer) func(*IdPConfig) {
+			other.SetAdvertisedIssuer(iss.URL())
+			iss.RedirectDiscovery(other.DiscoveryURL())
+			return nil
+		}},
+		{"jwks_uri", func(iss, other *testIssuer) func(*IdPConfig) {
+			iss.RedirectJWKS(other.JWKSURL())
+			return nil
+		}},
+		{"jwks_url", func(iss, other *testIssuer) func(*IdPConfig) {
+			iss.RedirectJWKS(other.JWKSURL())
+			return func(c *IdPConfig) { c.JWKSURL = iss.JWKSURL() }
+		}},
+		{"plain http jwks_uri in the discovery document", func(iss, other *testIssuer) func(*IdPConfig) {
+			iss.EditDiscovery(func(doc map[string]any) { doc["jwks_uri"] = "http://keys.example.com/jwks" })
+			return nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			iss, other := newTestIssuer(t, good), newTestIssuer(t, evil)
+			v := newTestVerifier(t, iss, newTestClock(testEpoch), tc.setup(iss, other))
+			forged := sign(t, evil, baseClaims(iss.URL()))
+			_, err := v.Verify(context.Background(), forged)
+			if be := wantBearerError(t, err, CodeInvalidToken, "identity provider unavailable", forged); !errors.Is(be, ErrIdPUnavailable) {
+				t.Errorf("error %v does not wrap ErrIdPUnavailable", be)
+			}
+			if n := other.DiscoveryFetches() + other.JWKSFetches(); n != 0 {
+				t.Errorf("the redirect target was fetched %d times", n)
+			}
+		})
+	}
+}

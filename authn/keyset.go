@@ -173,25 +173,26 @@ func (k *KeySet) usable(now int64) bool {
 	return ok && s != nil
 }
 
-// status decides whether the current keys may be used at now. It starts a
-// background refresh when one is due. With ok false and err nil the caller
-// must wait for a fetch (no keys yet, or keys past their refresh time and
-// no failed fetch since); err means the keys are too stale to use.
+// status decides whether the current keys may be used at now. Between
+// the soft and the hard refresh time it starts a background refresh and
+// says yes. With ok false and err nil the caller must wait for a fetch: no
+// keys yet, or keys past their refresh time and no failed fetch since.
+// After a failed fetch the old keys are used, with background retries,
+// until MaxStale has passed; then err says the keys are too stale.
 func (k *KeySet) status(now int64) (s *keySnapshot, ok bool, err error) {
 	s = k.snap.Load()
-	if s == nil {
+	switch {
+	case s == nil:
 		return nil, false, nil
-	}
-	if now < s.softAt {
+	case now < s.softAt:
 		return s, true, nil
-	}
-	k.begin(FetchScheduled, now)
-	if now < s.hardAt {
+	case now < s.hardAt:
+		k.begin(FetchScheduled, now)
 		return s, true, nil
-	}
-	if !k.failing.Load() {
+	case !k.failing.Load():
 		return s, false, nil
 	}
+	k.begin(FetchScheduled, now)
 	if now < s.staleAt {
 		return s, true, nil
 	}
@@ -212,7 +213,11 @@ func (k *KeySet) current(ctx context.Context) (*keySnapshot, error) {
 	}
 	call := k.begin(reason, now)
 	if call == nil {
-		// A fetch failed less than MinRefetchInterval ago.
+		// A fetch ended less than MinRefetchInterval ago: use its result
+		// if it succeeded.
+		if s, ok, err := k.status(k.now().UnixNano()); ok || err != nil {
+			return s, err
+		}
 		return nil, fmt.Errorf("%w: keys of %q: %w", ErrIdPUnavailable, k.name, k.lastError())
 	}
 	waitErr := k.wait(ctx, call)

@@ -98,13 +98,16 @@ func (r *reloader) apply(rt *config.Runtime) error {
 	bearer := r.bearer
 	if !reflect.DeepEqual(rt.Bearer.IdPs, r.current.Bearer.IdPs) {
 		var err error
-		bearer, err = newBearer(rt, r.log)
+		bearer, err = newBearer(rt, r.log, r.metrics)
 		if err != nil {
 			return err
 		}
 	}
 	setBearer(&rt.Proxy, bearer)
-	if err := setBrowser(&rt.Proxy, rt, r.sessions, r.keys, r.log); err != nil {
+	if err := setAssertions(&rt.Proxy, rt, r.log, r.metrics); err != nil {
+		return err
+	}
+	if err := setBrowser(&rt.Proxy, rt, r.sessions, r.keys, r.log, r.metrics); err != nil {
 		return err
 	}
 	if rt.File.Store != r.current.File.Store || !reflect.DeepEqual(rt.File.Risk, r.current.File.Risk) {

@@ -100,11 +100,14 @@ func serve(ctx context.Context, path string, rt *config.Runtime, logger, audit *
 		go certManager.Run(ctx)
 	}
 
-	bearer, err := newBearer(rt, logger)
+	bearer, err := newBearer(rt, logger, metrics)
 	if err != nil {
 		return err
 	}
 	setBearer(&rt.Proxy, bearer)
+	if err := setAssertions(&rt.Proxy, rt, logger, metrics); err != nil {
+		return err
+	}
 	st, err := config.OpenStore(ctx, rt.File, metrics.ObserveStoreCall)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
@@ -133,7 +136,7 @@ func serve(ctx context.Context, path string, rt *config.Runtime, logger, audit *
 	setAWS(&rt.Proxy, minter)
 	sessions := config.SessionStore(st, rt.File.Store.RevocationCacheTTL)
 	keys := config.KeyStore(st)
-	if err := setBrowser(&rt.Proxy, rt, sessions, keys, logger); err != nil {
+	if err := setBrowser(&rt.Proxy, rt, sessions, keys, logger, metrics); err != nil {
 		return err
 	}
 	srv, err := proxy.New(rt.Proxy, proxy.Options{
@@ -180,22 +183,38 @@ func serve(ctx context.Context, path string, rt *config.Runtime, logger, audit *
 
 // newBearer builds the bearer verifier, or returns nil when no identity
 // provider accepts bearer tokens.
-func newBearer(rt *config.Runtime, logger *slog.Logger) (*authn.BearerVerifier, error) {
+func newBearer(rt *config.Runtime, logger *slog.Logger, metrics *proxy.Metrics) (*authn.BearerVerifier, error) {
 	if len(rt.Bearer.IdPs) == 0 {
 		return nil, nil
 	}
 	cfg := rt.Bearer
-	cfg.Logger = logger
+	cfg.Logger, cfg.KeySetEvents = logger, metrics.KeySetEvents()
 	return authn.NewBearerVerifier(cfg)
 }
 
+// setAssertions rebuilds the sidecar's assertion verifier with the logger
+// and the key set metrics.
+func setAssertions(c *proxy.Config, rt *config.Runtime, logger *slog.Logger, metrics *proxy.Metrics) error {
+	if rt.Assertion == nil {
+		return nil
+	}
+	ac := *rt.Assertion
+	ac.Logger, ac.Events = logger, metrics.KeySetEvents()
+	v, err := authn.NewAssertionVerifier(ac)
+	if err != nil {
+		return fmt.Errorf("assertion.trusted_jwks: %w", err)
+	}
+	c.Assertions = v
+	return nil
+}
+
 // setBrowser builds browser sign-in when the config has it.
-func setBrowser(c *proxy.Config, rt *config.Runtime, sessions authn.SessionStore, keys authn.WebAuthnStore, logger *slog.Logger) error {
+func setBrowser(c *proxy.Config, rt *config.Runtime, sessions authn.SessionStore, keys authn.WebAuthnStore, logger *slog.Logger, metrics *proxy.Metrics) error {
 	if rt.Browser == nil {
 		return nil
 	}
 	bc := *rt.Browser
-	bc.Store, bc.Logger = sessions, logger
+	bc.Store, bc.Logger, bc.KeySetEvents = sessions, logger, metrics.KeySetEvents()
 	if bc.WebAuthn != nil {
 		wc := *bc.WebAuthn
 		wc.Store = keys
