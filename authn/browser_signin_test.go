@@ -2,8 +2,8 @@ package authn
 
 import (
 	"bytes"
-	"errors"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"

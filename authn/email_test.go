@@ -45,7 +45,7 @@ func TestCheckEmail(t *testing.T) {
 		{"m@corp.test\u2028", false},
 		{strings.Repeat("a", 65) + "@corp.test", false},
 		{"a@" + strings.Repeat("b", 64) + ".test", false},
-		{strings.Repeat("a", 64) + "@" + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 61), true}, // 254 bytes
+		{strings.Repeat("a", 64) + "@" + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 61), true},  // 254 bytes
 		{strings.Repeat("a", 64) + "@" + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 62), false}, // 255 bytes
 	} {
 		why := checkEmail(tc.email)
