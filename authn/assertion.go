@@ -98,20 +98,30 @@ var _ oidc.KeySet = assertionKeys(nil)
 
 func (m assertionKeys) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
 	var last error
-	for _, ks := range m {
+	unknown := make([]bool, len(m))
+	for i, ks := range m {
 		payload, _, err := ks.verify(ctx, jwt, false)
+		switch {
+		case err == nil:
+			return payload, nil
+		case errors.Is(err, errNoKeys):
+			return nil, err // a set holds the kid and it did not verify: no refetch helps
+		case errors.Is(err, errUnknownKID):
+			unknown[i] = true
+		}
+		if last == nil || !errors.Is(err, errUnknownKID) {
+			last = err
+		}
+	}
+	for i, ks := range m {
+		if !unknown[i] {
+			continue
+		}
+		payload, _, err := ks.verify(ctx, jwt, true)
 		if err == nil {
 			return payload, nil
 		}
 		if !errors.Is(err, errUnknownKID) {
-			return nil, err // a set holds the kid (or is unusable): no refetch helps
-		}
-		last = err
-	}
-	for _, ks := range m {
-		if payload, _, err := ks.verify(ctx, jwt, true); err == nil {
-			return payload, nil
-		} else if !errors.Is(err, errUnknownKID) {
 			last = err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -194,4 +195,22 @@ func keyFitsAnyAlg(pub any) bool {
 		}
 	}
 	return false
+}
+
+// FuzzJWKSTTL: whatever Cache-Control and Age an IdP sends, a key set is
+// kept between MinRefetchInterval and Interval.
+func FuzzJWKSTTL(f *testing.F) {
+	for _, seed := range [][2]string{{"max-age=60", ""}, {"no-store", ""}, {"max-age=100", "80"}, {"max-age=-1", "x"}, {`max-age="9"`, "999999999999"}} {
+		f.Add(seed[0], seed[1])
+	}
+	refresh := KeyRefresh{}
+	if err := refresh.CheckAndSetDefaults(); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, cacheControl, age string) {
+		ttl := jwksTTL(http.Header{"Cache-Control": {cacheControl}, "Age": {age}}, refresh)
+		if ttl < refresh.MinRefetchInterval || ttl > refresh.Interval {
+			t.Fatalf("Cache-Control %q Age %q: ttl %s outside [%s, %s]", cacheControl, age, ttl, refresh.MinRefetchInterval, refresh.Interval)
+		}
+	})
 }

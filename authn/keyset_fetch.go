@@ -8,7 +8,6 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -175,6 +174,3 @@ func parseMaxAge(values []string) (d time.Duration, ok bool) {
 	}
 	return 0, false
 }
-
-// errNoKeys is returned by a snapshot without a key for a token.
-var errNoKeys = errors.New("no key of the issuer matches the token")

@@ -27,6 +27,10 @@ var keyReferenceHeaders = []string{"jku", "x5u", "jwk", "x5c"}
 
 var _ oidc.KeySet = (*KeySet)(nil)
 
+// errNoKeys is the cause for a token whose kid the set holds (or that has
+// no kid) but that no key of the set verifies.
+var errNoKeys = errors.New("no key of the issuer verifies the token")
+
 // keyCapture records, for one verification through go-oidc, which key
 // verified the token and why none did.
 type keyCapture struct {

@@ -307,3 +307,60 @@ session: {secrets: ["0123456789abcdef0123456789abcdef"]}
 		t.Error("the upstream was reached without a valid sign-in")
 	}
 }
+
+// TestE2ESidecarTrustedJWKSRules: a sidecar's trusted_jwks URL gets the IdP
+// key rules: a redirect to another server's keys is not followed, and a
+// withdrawn front-proxy key is refused after a refresh.
+// Issues 12.3 and 22.1 for sidecar assertion verification.
+func TestE2ESidecarTrustedJWKSRules(t *testing.T) {
+	frontKey, newKey, evilKey := testenv.NewECSigningKey(t, "front-1"), testenv.NewECSigningKey(t, "front-2"), testenv.NewECSigningKey(t, "evil-1")
+	front := testenv.StartHostileIdP(t, frontKey, newKey)
+	attacker := testenv.StartHostileIdP(t, evilKey)
+	moved := testenv.StartHostileIdP(t)
+	moved.RedirectJWKS(attacker.JWKSURL())
+	dir := t.TempDir()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "service sees "+r.Header.Get("X-Ztp-User"))
+	}))
+	t.Cleanup(up.Close)
+	public, admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	writeFile(t, filepath.Join(dir, "p.cedar"), `permit (principal, action, resource);`)
+	writeFile(t, filepath.Join(dir, "sidecar.yaml"), fmt.Sprintf(`
+listen: %q
+admin_listen: %q
+insecure_plaintext: true
+policies: [p.cedar]
+assertion: {trusted_jwks: [%q, %q], jwks_refresh_interval: 2s, jwks_min_refetch_interval: 1s}
+sidecar: {name: orders}
+store: {path: sidecar.db}
+`, public, admin, front.JWKSURL(), moved.JWKSURL()))
+	sc := startProc(t, admin, public, "sidecar", "--upstream", up.URL, "--config", filepath.Join(dir, "sidecar.yaml"))
+	assertion := func(key *testenv.SigningKey) string {
+		now := time.Now()
+		return testenv.Token(key, map[string]any{
+			"iss": "http://front.test", "aud": "orders", "sub": "http://idp.test#alice", "kind": "User", "auth": "bearer",
+			"iat": now.Unix(), "exp": now.Add(time.Minute).Unix(),
+		})
+	}
+	send := func(raw string) int {
+		resp, body := get(t, http.DefaultClient, "http://"+public+"/orders/1", map[string]string{"X-Ztp-Assertion": raw})
+		_ = body
+		return resp.StatusCode
+	}
+	if st := send(assertion(frontKey)); st != http.StatusOK {
+		t.Fatalf("front proxy's assertion: %d", st)
+	}
+	if st := send(assertion(evilKey)); st != http.StatusUnauthorized {
+		t.Errorf("assertion signed by the redirect target's key: %d", st)
+	}
+	if n := attacker.JWKSFetches(); n != 0 {
+		t.Errorf("the redirect was followed: %d fetches", n)
+	}
+	front.Publish(newKey)
+	waitFor(t, 6*time.Second, "the withdrawn front key to be refused", func() bool {
+		return send(assertion(newKey)) == http.StatusOK && send(assertion(frontKey)) == http.StatusUnauthorized
+	})
+	if v := metricValue(t, sc, `ztproxy_idp_jwks_fetches_total{idp="assertion.trusted_jwks[1]",reason="initial",result="error"}`); v < 1 {
+		t.Errorf("failed fetch of the redirecting JWKS not counted: %v", v)
+	}
+}
