@@ -65,6 +65,15 @@ routes:
 	return e
 }
 
+// newCorpEnv starts a hostile IdP with one RSA key and ztproxy trusting it
+// as idp corp (audience api), with extra keys added to its idps entry.
+func newCorpEnv(t *testing.T, extra string) (*testenv.SigningKey, *testenv.HostileIdP, *idpEnv) {
+	t.Helper()
+	key := testenv.NewRSASigningKey(t, "k1", 0)
+	idp := testenv.StartHostileIdP(t, key)
+	return key, idp, newIdPEnv(t, fmt.Sprintf("idps:\n  - {name: corp, issuer: %q, audiences: [api]%s}\n", idp.Issuer, extra))
+}
+
 // call sends a bearer token to path and returns the status and body.
 func (e *idpEnv) call(t *testing.T, path, token string) (int, string) {
 	t.Helper()
@@ -131,12 +140,8 @@ func TestE2EIdPRedirectsRefused(t *testing.T) {
 // raising the proxy's memory, and the IdP works again once it is fixed.
 // Issue 12.3: a 96 MiB JWKS raised RSS from 52 to 528 MB.
 func TestE2EOversizedJWKS(t *testing.T) {
-	key := testenv.NewRSASigningKey(t, "k1", 0)
-	idp := testenv.StartHostileIdP(t, key)
+	key, idp, e := newCorpEnv(t, ", jwks_min_refetch_interval: 1s")
 	idp.SetJWKSPadding(96 << 20)
-	e := newIdPEnv(t, fmt.Sprintf(`idps:
-  - {name: corp, issuer: %q, audiences: [api], jwks_min_refetch_interval: 1s}
-`, idp.Issuer))
 	before := vmRSS(t, e.proc.cmd.Process.Pid)
 	token := testenv.Token(key, idp.Claims("alice", "api", time.Hour))
 	if st, body := e.call(t, "/open/x", token); st != http.StatusUnauthorized || !strings.Contains(body, "identity provider unavailable") {
@@ -198,11 +203,7 @@ func TestE2EWithdrawnKeyRefused(t *testing.T) {
 // JWKS fetch; the refusals are counted on the admin listener.
 // Issue 22.2: ~95–300 JWKS fetches within a fraction of a second.
 func TestE2EUnknownKIDFlood(t *testing.T) {
-	key := testenv.NewRSASigningKey(t, "k1", 0)
-	idp := testenv.StartHostileIdP(t, key)
-	e := newIdPEnv(t, fmt.Sprintf(`idps:
-  - {name: corp, issuer: %q, audiences: [api]}
-`, idp.Issuer))
+	key, idp, e := newCorpEnv(t, "")
 	if st, body := e.call(t, "/open/x", testenv.Token(key, idp.Claims("alice", "api", time.Hour))); st != http.StatusOK {
 		t.Fatalf("valid token: %d %s", st, body)
 	}
@@ -251,11 +252,7 @@ func bearerRequest(url, token string) *http.Request {
 // reaches policy or X-Ztp-Email, even with email_verified true.
 // Issue 12.7: these matched principal.email like "*@corp.test".
 func TestE2EBadEmailsDropped(t *testing.T) {
-	key := testenv.NewRSASigningKey(t, "k1", 0)
-	idp := testenv.StartHostileIdP(t, key)
-	e := newIdPEnv(t, fmt.Sprintf(`idps:
-  - {name: corp, issuer: %q, audiences: [api]}
-`, idp.Issuer))
+	key, idp, e := newCorpEnv(t, "")
 	token := func(email string) string {
 		c := idp.Claims("user", "api", time.Hour)
 		c["email"] = email

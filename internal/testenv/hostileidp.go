@@ -185,12 +185,7 @@ func (h *HostileIdP) SetUser(u HostileUser) {
 func (h *HostileIdP) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 	h.discoveryFetches.Add(1)
 	b, _ := h.snapshot()
-	switch {
-	case b.redirectDiscovery != "":
-		http.Redirect(w, r, b.redirectDiscovery, http.StatusFound)
-		return
-	case b.discoveryDown:
-		http.Error(w, "down", http.StatusServiceUnavailable)
+	if misbehave(w, r, b.redirectDiscovery, b.discoveryDown) {
 		return
 	}
 	issuer := h.Issuer
@@ -217,12 +212,7 @@ func (h *HostileIdP) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 func (h *HostileIdP) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	h.jwksFetches.Add(1)
 	b, keys := h.snapshot()
-	switch {
-	case b.redirectJWKS != "":
-		http.Redirect(w, r, b.redirectJWKS, http.StatusFound)
-		return
-	case b.jwksDown:
-		http.Error(w, "down", http.StatusServiceUnavailable)
+	if misbehave(w, r, b.redirectJWKS, b.jwksDown) {
 		return
 	}
 	jwks := make([]map[string]string, 0, len(keys))
@@ -251,6 +241,20 @@ func (h *HostileIdP) serveJWKS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Write(doc)
+}
+
+// misbehave answers with a redirect to redirect, or 503 when down, and
+// reports whether it did.
+func misbehave(w http.ResponseWriter, r *http.Request, redirect string, down bool) bool {
+	switch {
+	case redirect != "":
+		http.Redirect(w, r, redirect, http.StatusFound)
+	case down:
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	default:
+		return false
+	}
+	return true
 }
 
 // drip writes body one byte every d, stopping when the client goes away.
