@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 )
 
@@ -35,6 +36,30 @@ type BrowserIdPConfig struct {
 	StepUpMaxAge time.Duration
 	// KeyRefresh says how the IdP's signing keys are kept current.
 	KeyRefresh KeyRefresh
+}
+
+// checkAndSetDefaults validates one sign-in IdP and fills its defaults.
+func (idp *BrowserIdPConfig) checkAndSetDefaults() error {
+	var errs []error
+	if err := checkEndpointURL(idp.Issuer); err != nil {
+		errs = append(errs, fmt.Errorf("issuer: %w", err))
+	}
+	if idp.ClientID == "" || idp.ClientSecret == "" {
+		errs = append(errs, errors.New("client_id and client_secret are required for browser sign-in"))
+	}
+	if idp.GroupsClaim == "" {
+		idp.GroupsClaim = DefaultGroupsClaim
+	}
+	if len(idp.AllowedAlgs) == 0 {
+		idp.AllowedAlgs = DefaultAllowedAlgs
+	}
+	if err := idp.KeyRefresh.CheckAndSetDefaults(); err != nil {
+		errs = append(errs, err)
+	}
+	if !slices.Contains(idp.Scopes, "openid") {
+		idp.Scopes = append([]string{"openid"}, idp.Scopes...)
+	}
+	return errors.Join(errs...)
 }
 
 // SessionRecord is the server-side half of a browser session: what must
@@ -107,27 +132,8 @@ func (c *BrowserConfig) CheckAndSetDefaults() error {
 			errs = append(errs, fmt.Errorf("idps[%d].name: missing or duplicate", i))
 		}
 		names[idp.Name] = true
-		if err := checkEndpointURL(idp.Issuer); err != nil {
-			errs = append(errs, fmt.Errorf("idps[%d].issuer: %w", i, err))
-		}
-		if idp.ClientID == "" || idp.ClientSecret == "" {
-			errs = append(errs, fmt.Errorf("idps[%d]: client_id and client_secret are required for browser sign-in", i))
-		}
-		if idp.GroupsClaim == "" {
-			idp.GroupsClaim = DefaultGroupsClaim
-		}
-		if len(idp.AllowedAlgs) == 0 {
-			idp.AllowedAlgs = DefaultAllowedAlgs
-		}
-		if err := idp.KeyRefresh.CheckAndSetDefaults(); err != nil {
+		if err := idp.checkAndSetDefaults(); err != nil {
 			errs = append(errs, fmt.Errorf("idps[%d]: %w", i, err))
-		}
-		hasOpenID := false
-		for _, s := range idp.Scopes {
-			hasOpenID = hasOpenID || s == "openid"
-		}
-		if !hasOpenID {
-			idp.Scopes = append([]string{"openid"}, idp.Scopes...)
 		}
 	}
 	if c.ExternalURL == nil || c.ExternalURL.Host == "" {

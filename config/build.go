@@ -155,21 +155,8 @@ func Build(f *File) (*Runtime, error) {
 			rt.Proxy.StepUpHints[idp.Name] = proxy.StepUpHint{ACRValues: idp.StepUp.ACRValues, MaxAge: idp.StepUp.MaxAge}
 		}
 	}
-	if a := f.Assertion; len(a.TrustedJWKS) > 0 {
-		rt.Assertion = &authn.AssertionConfig{
-			Sources: a.TrustedJWKS,
-			KeyRefresh: authn.KeyRefresh{
-				Interval: a.JWKSRefreshInterval, MinRefetchInterval: a.JWKSMinRefetchInterval, MaxStale: a.JWKSMaxStale,
-			},
-		}
-		// Built here so that check-config reports unreadable JWKS files;
-		// the caller rebuilds it with its logger and metric hooks.
-		v, err := authn.NewAssertionVerifier(*rt.Assertion)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("assertion.trusted_jwks: %w", err))
-		} else {
-			rt.Proxy.Assertions = v
-		}
+	if err := buildAssertion(f, rt); err != nil {
+		errs = append(errs, err)
 	}
 	rt.AWS = f.awsConfig()
 	if f.Assertion.SigningKeyFile != "" {
@@ -183,6 +170,29 @@ func Build(f *File) (*Runtime, error) {
 		return nil, err
 	}
 	return rt, nil
+}
+
+// buildAssertion sets rt.Assertion and rt.Proxy.Assertions when the sidecar
+// trusts front proxies' keys. The verifier is built here so that
+// check-config reports unreadable JWKS files; the caller rebuilds it with
+// its logger and metric hooks.
+func buildAssertion(f *File, rt *Runtime) error {
+	a := f.Assertion
+	if len(a.TrustedJWKS) == 0 {
+		return nil
+	}
+	rt.Assertion = &authn.AssertionConfig{
+		Sources: a.TrustedJWKS,
+		KeyRefresh: authn.KeyRefresh{
+			Interval: a.JWKSRefreshInterval, MinRefetchInterval: a.JWKSMinRefetchInterval, MaxStale: a.JWKSMaxStale,
+		},
+	}
+	v, err := authn.NewAssertionVerifier(*rt.Assertion)
+	if err != nil {
+		return fmt.Errorf("assertion.trusted_jwks: %w", err)
+	}
+	rt.Proxy.Assertions = v
+	return nil
 }
 
 // keyRefresh converts the IdP's key-refresh settings.
