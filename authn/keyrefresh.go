@@ -59,7 +59,7 @@ func (r *KeyRefresh) CheckAndSetDefaults() error {
 		errs = append(errs, fmt.Errorf("jwks_min_refetch_interval: must be between %s and jwks_refresh_interval (%s), not %s", MinJWKSInterval, r.Interval, r.MinRefetchInterval))
 	}
 	if r.MaxStale < 0 || r.MaxStale > MaxJWKSMaxStaleness {
-		errs = append(errs, fmt.Errorf("jwks_max_stale: must be between 0s and %s, not %s", MaxJWKSMaxStaleness, r.MaxStale))
+		errs = append(errs, fmt.Errorf("jwks_max_stale: must not be negative or above %s, not %s", MaxJWKSMaxStaleness, r.MaxStale))
 	}
 	return errors.Join(errs...)
 }
