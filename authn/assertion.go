@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -22,79 +23,131 @@ import (
 // aud equal to this service are accepted; a token minted for another
 // service fails.
 type AssertionVerifier struct {
-	keys oidc.KeySet
-	now  func() time.Time
+	keys   assertionKeys
+	now    func() time.Time
+	logger *slog.Logger
 }
 
-// NewAssertionVerifier trusts the keys at sources: http(s) JWKS URLs
-// (fetched on first use, cached, refetched for unknown kids) or JWKS files.
-func NewAssertionVerifier(sources []string, client *http.Client, now func() time.Time) (*AssertionVerifier, error) {
-	if len(sources) == 0 {
+// AssertionConfig configures an AssertionVerifier.
+type AssertionConfig struct {
+	// Sources are the trusted JWKS: https URLs (http for loopback) or
+	// files.
+	Sources []string
+	// HTTPClient fetches the URLs; it is hardened with NewIdPHTTPClient.
+	HTTPClient *http.Client
+	// KeyRefresh says how URL key sets are kept current.
+	KeyRefresh KeyRefresh
+	Now        func() time.Time
+	Logger     *slog.Logger
+	// Events receive key set fetches, for metrics; sets are named
+	// "assertion.trusted_jwks[<index>]".
+	Events KeySetEvents
+}
+
+// NewAssertionVerifier trusts the keys at cfg.Sources. URL sets are
+// fetched on first use and kept current like an IdP's keys (KeySet); files
+// are read now.
+func NewAssertionVerifier(cfg AssertionConfig) (*AssertionVerifier, error) {
+	if len(cfg.Sources) == 0 {
 		return nil, errors.New("authn: assertion verifier: no trusted JWKS")
 	}
-	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
-	if now == nil {
-		now = time.Now
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
-	var sets multiKeySet
-	for _, src := range sources {
-		if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
-			sets = append(sets, oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), client), src))
-			continue
+	client := NewIdPHTTPClient(cfg.HTTPClient)
+	var sets assertionKeys
+	for i, src := range cfg.Sources {
+		kc := KeySetConfig{
+			Name: fmt.Sprintf("assertion.trusted_jwks[%d]", i), Algs: []string{assertionAlg},
+			HTTPClient: client, Refresh: cfg.KeyRefresh, Now: cfg.Now, Logger: cfg.Logger, Events: cfg.Events,
 		}
-		data, err := os.ReadFile(src)
+		if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
+			kc.URL = src
+		} else {
+			data, err := os.ReadFile(src)
+			if err != nil {
+				return nil, fmt.Errorf("authn: trusted JWKS %s: %w", src, err)
+			}
+			var jwks jose.JSONWebKeySet
+			if err := json.Unmarshal(data, &jwks); err != nil || len(jwks.Keys) == 0 {
+				return nil, fmt.Errorf("authn: trusted JWKS %s: not a JWK set", src)
+			}
+			kc.Static = jwks.Keys
+		}
+		ks, err := NewKeySet(kc)
 		if err != nil {
 			return nil, fmt.Errorf("authn: trusted JWKS %s: %w", src, err)
 		}
-		var jwks jose.JSONWebKeySet
-		if err := json.Unmarshal(data, &jwks); err != nil || len(jwks.Keys) == 0 {
-			return nil, fmt.Errorf("authn: trusted JWKS %s: not a JWK set", src)
-		}
-		static := &oidc.StaticKeySet{}
-		for _, k := range jwks.Keys {
-			static.PublicKeys = append(static.PublicKeys, k.Key)
-		}
-		sets = append(sets, static)
+		sets = append(sets, ks)
 	}
-	return &AssertionVerifier{keys: sets, now: now}, nil
+	return &AssertionVerifier{keys: sets, now: cfg.Now, logger: cfg.Logger}, nil
 }
 
-// multiKeySet accepts a signature any of its sets verifies.
-type multiKeySet []oidc.KeySet
+// assertionAlg is the only algorithm ztproxy signs assertions with.
+const assertionAlg = "ES256"
 
-func (m multiKeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
+// assertionKeys accepts a signature any of its sets verifies. A kid is
+// looked up in every set before any set is refetched for it, so an unknown
+// kid costs at most one rate-limited fetch per URL set.
+type assertionKeys []*KeySet
+
+var _ oidc.KeySet = assertionKeys(nil)
+
+func (m assertionKeys) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
 	var last error
-	for _, ks := range m {
-		payload, err := ks.VerifySignature(ctx, jwt)
+	unknown := make([]bool, len(m))
+	for i, ks := range m {
+		payload, _, err := ks.verify(ctx, jwt, false)
+		switch {
+		case err == nil:
+			return payload, nil
+		case errors.Is(err, errNoKeys):
+			return nil, err // a set holds the kid and it did not verify: no refetch helps
+		case errors.Is(err, errUnknownKID):
+			unknown[i] = true
+		}
+		if last == nil || !errors.Is(err, errUnknownKID) {
+			last = err
+		}
+	}
+	for i, ks := range m {
+		if !unknown[i] {
+			continue
+		}
+		payload, _, err := ks.verify(ctx, jwt, true)
 		if err == nil {
 			return payload, nil
 		}
-		last = err
+		if !errors.Is(err, errUnknownKID) {
+			last = err
+		}
 	}
 	return nil, last
 }
 
 // assertionClaims mirror the proxy's assertion.
 type assertionClaims struct {
-	Email    string   `json:"email"`
-	Groups   []string `json:"groups"`
-	Kind     string   `json:"kind"`
-	Auth     string   `json:"auth"`
-	AMR      []string `json:"amr"`
-	ACR      string   `json:"acr"`
-	AuthTime int64    `json:"auth_time"`
-	Device   string   `json:"device"`
-	DeviceFP string   `json:"device_fp"`
-	IdP      string   `json:"idp"`
+	Email         string   `json:"email"`
+	EmailVerified bool     `json:"email_verified"`
+	Groups        []string `json:"groups"`
+	Kind          string   `json:"kind"`
+	Auth          string   `json:"auth"`
+	AMR           []string `json:"amr"`
+	ACR           string   `json:"acr"`
+	AuthTime      int64    `json:"auth_time"`
+	Device        string   `json:"device"`
+	DeviceFP      string   `json:"device_fp"`
+	IdP           string   `json:"idp"`
 }
 
 // Verify checks raw for audience (this service) and returns the
 // principal it carries, and the device the front proxy saw (if any).
 func (v *AssertionVerifier) Verify(ctx context.Context, raw, audience string) (identity.Principal, identity.Device, error) {
 	verifier := oidc.NewVerifier("", v.keys, &oidc.Config{
-		ClientID: audience, SkipIssuerCheck: true, SupportedSigningAlgs: []string{"ES256"}, Now: v.now,
+		ClientID: audience, SkipIssuerCheck: true, SupportedSigningAlgs: []string{assertionAlg}, Now: v.now,
 	})
 	tok, err := verifier.Verify(ctx, raw)
 	if err != nil {
@@ -106,9 +159,10 @@ func (v *AssertionVerifier) Verify(ctx context.Context, raw, audience string) (i
 	}
 	p := identity.Principal{
 		Kind: identity.PrincipalKind(c.Kind), ID: tok.Subject, Subject: tok.Subject, Issuer: tok.Issuer,
-		Email: c.Email, Groups: c.Groups, AuthKind: identity.AuthKind(c.Auth), AMR: c.AMR, ACR: c.ACR,
+		Email: acceptedEmail(c.Email, c.IdP, tok.Subject, v.logger), Groups: c.Groups, AuthKind: identity.AuthKind(c.Auth), AMR: c.AMR, ACR: c.ACR,
 		Expiry: tok.Expiry, IdP: c.IdP,
 	}
+	p.EmailVerified = p.Email != "" && c.EmailVerified
 	if p.Kind != identity.KindUser && p.Kind != identity.KindService {
 		p.Kind = identity.KindUser
 	}

@@ -31,10 +31,6 @@ const (
 // parser or the hash.
 const maxBearerTokenBytes = 16 << 10
 
-// defaultHTTPTimeout bounds discovery and JWKS requests when
-// BearerConfig.HTTPClient is nil or has no timeout.
-const defaultHTTPTimeout = 10 * time.Second
-
 // BearerError is the error Verify returns for a token it does not accept.
 // Code is an RFC 6750 error code and Description a short text that is safe
 // to send to the client in WWW-Authenticate; Err is the underlying cause
@@ -65,9 +61,13 @@ type BearerConfig struct {
 	// IdPs are the identity providers whose tokens are accepted. Each
 	// issuer may appear once; list every accepted client in its Audiences.
 	IdPs []IdPConfig
-	// HTTPClient fetches discovery documents and JWKS. The default is a
-	// client with a 10 s timeout; a client without a timeout gets one.
+	// HTTPClient fetches discovery documents and JWKS. It is hardened
+	// with NewIdPHTTPClient (no redirects, bounded bodies, https only for
+	// non-loopback hosts, a 10 s timeout unless it has its own).
 	HTTPClient *http.Client
+	// KeySetEvents receive key set fetches and refused refetches, for
+	// metrics.
+	KeySetEvents KeySetEvents
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
 	// CacheSize is the number of verified tokens kept, DefaultTokenCacheSize
@@ -108,15 +108,9 @@ func (c *BearerConfig) CheckAndSetDefaults() error {
 	if c.CacheSize == 0 {
 		c.CacheSize = DefaultTokenCacheSize
 	}
-	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Timeout: defaultHTTPTimeout}
-	} else if c.HTTPClient.Timeout == 0 {
-		// A JWKS fetch that never returns would stall every request with
-		// a new kid; give the caller's client a bound without mutating it.
-		client := *c.HTTPClient
-		client.Timeout = defaultHTTPTimeout
-		c.HTTPClient = &client
-	}
+	// Every IdP call goes through the hardened client; the caller's
+	// client only lends its transport and timeout and is not modified.
+	c.HTTPClient = NewIdPHTTPClient(c.HTTPClient)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -149,7 +143,11 @@ func NewBearerVerifier(cfg BearerConfig) (*BearerVerifier, error) {
 		logger:   cfg.Logger,
 	}
 	for _, idp := range cfg.IdPs {
-		v.byIssuer[idp.Issuer] = newIdPVerifier(idp, cfg.HTTPClient, cfg.Now, cfg.Logger)
+		p, err := newIdPVerifier(idp, &cfg)
+		if err != nil {
+			return nil, fmt.Errorf("authn: bearer config: idp %q: %w", idp.Name, err)
+		}
+		v.byIssuer[idp.Issuer] = p
 	}
 	return v, nil
 }
@@ -160,7 +158,8 @@ func NewBearerVerifier(cfg BearerConfig) (*BearerVerifier, error) {
 // token.
 //
 // Verified tokens are cached by their SHA-256 until their exp (at most
-// five minutes). The returned Principal is a copy, but its Groups, AMR and
+// five minutes), and only while the key that verified them is still
+// published and the IdP's key set is fresh (see KeyRefresh). The returned Principal is a copy, but its Groups, AMR and
 // Claims are shared with the cache and with every other caller presenting
 // the same token: callers MUST treat them as read-only.
 func (v *BearerVerifier) Verify(ctx context.Context, raw string) (identity.Principal, error) {
@@ -173,16 +172,18 @@ func (v *BearerVerifier) Verify(ctx context.Context, raw string) (identity.Princ
 	key := hashToken(raw)
 	now := v.now()
 	if e := v.cache.get(&key); e != nil {
-		if now.Before(e.until) {
+		if now.Before(e.until) && e.key.stillTrusted(now.UnixNano()) {
 			return e.principal, nil
 		}
 		v.cache.remove(&key, e)
 		if !now.Before(e.principal.Expiry) {
 			return identity.Principal{}, invalidToken("token is expired", &oidc.TokenExpiredError{Expiry: e.principal.Expiry})
 		}
-		// Only the cache cap passed: verify the token again below.
+		// The cache cap passed, the key that verified the token was
+		// withdrawn, or the key set must be refreshed first: verify the
+		// token again below.
 	}
-	p, err := v.verifySlow(ctx, raw)
+	p, verifiedBy, err := v.verifySlow(ctx, raw)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return identity.Principal{}, fmt.Errorf("authn: bearer verification interrupted: %w", ctxErr)
@@ -194,39 +195,48 @@ func (v *BearerVerifier) Verify(ctx context.Context, raw string) (identity.Princ
 	if p.Expiry.Before(until) {
 		until = p.Expiry
 	}
-	v.cache.put(&key, &cachedToken{principal: p, until: until}, now)
+	v.cache.put(&key, &cachedToken{principal: p, until: until, key: verifiedBy}, now)
 	return p, nil
 }
 
 // verifySlow does the full check: pick the IdP by the unverified iss, then
-// let go-oidc check signature, alg, iss, exp and nbf, then check the rest.
-func (v *BearerVerifier) verifySlow(ctx context.Context, raw string) (identity.Principal, *BearerError) {
+// let go-oidc check signature (with the IdP's key set), alg, iss, exp and
+// nbf, then check the rest. It returns the key that verified the token.
+func (v *BearerVerifier) verifySlow(ctx context.Context, raw string) (identity.Principal, *trustedKey, *BearerError) {
 	iss, err := unverifiedIssuer(raw)
 	if err != nil {
-		return identity.Principal{}, invalidToken("malformed token", err)
+		return identity.Principal{}, nil, invalidToken("malformed token", err)
 	}
 	// The unverified iss only selects a verifier; that verifier checks the
 	// signature with its own keys and compares iss again.
 	idp, ok := v.byIssuer[iss]
 	if !ok {
-		return identity.Principal{}, invalidToken("untrusted issuer", fmt.Errorf("issuer %q is not configured", iss))
+		return identity.Principal{}, nil, invalidToken("untrusted issuer", fmt.Errorf("issuer %q is not configured", iss))
 	}
-	verifier, err := idp.get(ctx)
+	bk, err := idp.get(ctx)
 	if err != nil {
-		return identity.Principal{}, invalidToken("identity provider unavailable", err)
+		return identity.Principal{}, nil, invalidToken("identity provider unavailable", err)
 	}
-	tok, err := verifier.Verify(ctx, raw)
+	var used keyCapture
+	tok, err := bk.verifier.Verify(withKeyCapture(ctx, &used), raw)
 	if err != nil {
-		if expired := new(*oidc.TokenExpiredError); errors.As(err, expired) {
-			return identity.Principal{}, invalidToken("token is expired", err)
+		if errors.Is(used.err, ErrIdPUnavailable) {
+			// go-oidc flattens the key set's error; report the outage.
+			return identity.Principal{}, nil, invalidToken("identity provider unavailable", used.err)
 		}
-		return identity.Principal{}, invalidToken("token is invalid", err)
+		if expired := new(*oidc.TokenExpiredError); errors.As(err, expired) {
+			return identity.Principal{}, nil, invalidToken("token is expired", err)
+		}
+		return identity.Principal{}, nil, invalidToken("token is invalid", err)
+	}
+	if used.key == nil {
+		return identity.Principal{}, nil, invalidToken("token is invalid", errors.New("no verification key recorded"))
 	}
 	p, err := idp.principalFromToken(tok)
 	if err != nil {
-		return identity.Principal{}, invalidToken("token is not accepted", err)
+		return identity.Principal{}, nil, invalidToken("token is not accepted", err)
 	}
-	return p, nil
+	return p, used.key, nil
 }
 
 // unverifiedIssuer reads iss from a compact JWS without checking anything.

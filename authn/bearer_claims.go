@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -45,12 +46,14 @@ func (p *idpVerifier) principalFromToken(tok *oidc.IDToken) (identity.Principal,
 	if p.cfg.TokenUse != "" && c.TokenUse != p.cfg.TokenUse {
 		return identity.Principal{}, fmt.Errorf("token_use %q, want %q", c.TokenUse, p.cfg.TokenUse)
 	}
-	return buildPrincipal(tok, &c, p.cfg.Name, p.cfg.GroupsClaim, p.cfg.ClaimsToExpose, identity.AuthBearer)
+	return buildPrincipal(tok, &c, p.cfg.Name, p.cfg.GroupsClaim, p.cfg.ClaimsToExpose, identity.AuthBearer, p.logger)
 }
 
 // buildPrincipal turns a verified token's claims into a principal; it is
-// shared by bearer tokens and browser sign-in ID tokens.
-func buildPrincipal(tok *oidc.IDToken, c *bearerClaims, idpName, groupsClaim string, expose []string, kind identity.AuthKind) (identity.Principal, error) {
+// shared by bearer tokens and browser sign-in ID tokens (and their
+// refreshes). An email claim that is not one plain address (checkEmail) is
+// dropped, with email_verified, and the drop is logged with its reason.
+func buildPrincipal(tok *oidc.IDToken, c *bearerClaims, idpName, groupsClaim string, expose []string, kind identity.AuthKind, logger *slog.Logger) (identity.Principal, error) {
 	var raw map[string]json.RawMessage
 	if err := tok.Claims(&raw); err != nil {
 		return identity.Principal{}, fmt.Errorf("decoding claims: %w", err)
@@ -71,6 +74,10 @@ func buildPrincipal(tok *oidc.IDToken, c *bearerClaims, idpName, groupsClaim str
 	if err != nil {
 		return identity.Principal{}, fmt.Errorf("claim auth_time: %w", err)
 	}
+	email := acceptedEmail(c.Email, idpName, tok.Subject, logger)
+	if email == "" {
+		emailVerified = false
+	}
 	principalKind := identity.KindUser
 	// A client-credentials access token is issued to the client itself:
 	// Cognito sets sub to the client id and puts no user claims in it.
@@ -82,7 +89,7 @@ func buildPrincipal(tok *oidc.IDToken, c *bearerClaims, idpName, groupsClaim str
 		ID:            identity.UserID(tok.Issuer, tok.Subject),
 		Issuer:        tok.Issuer,
 		Subject:       tok.Subject,
-		Email:         c.Email,
+		Email:         email,
 		EmailVerified: emailVerified,
 		Name:          c.Name,
 		Groups:        groups,
@@ -94,6 +101,19 @@ func buildPrincipal(tok *oidc.IDToken, c *bearerClaims, idpName, groupsClaim str
 		Expiry:        tok.Expiry,
 		IdP:           idpName,
 	}, nil
+}
+
+// acceptedEmail returns email when it is one plain address and "" (after
+// logging why, without the value) otherwise.
+func acceptedEmail(email, idpName, sub string, logger *slog.Logger) string {
+	if email == "" {
+		return ""
+	}
+	if why := checkEmail(email); why != "" {
+		logger.Warn("authn: email claim dropped: not one plain address", "idp", idpName, "sub", sub, "reason", why, "length", len(email))
+		return ""
+	}
+	return email
 }
 
 // checkAudience requires aud to name one of the configured audiences. A

@@ -58,6 +58,8 @@ type IdPConfig struct {
 	// ClaimsToExpose names extra claims copied, as strings, into
 	// Principal.Claims for policy to use.
 	ClaimsToExpose []string
+	// KeyRefresh says how the IdP's signing keys are kept current.
+	KeyRefresh KeyRefresh
 }
 
 // CheckAndSetDefaults validates c and fills in defaults. It has no other
@@ -107,6 +109,9 @@ func (c *IdPConfig) CheckAndSetDefaults() error {
 		if name == "" {
 			errs = append(errs, fmt.Errorf("claims_to_expose[%d]: must not be empty", i))
 		}
+	}
+	if err := c.KeyRefresh.CheckAndSetDefaults(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

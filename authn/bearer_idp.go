@@ -2,7 +2,6 @@ package authn
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -10,59 +9,68 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 )
 
-// idpVerifier verifies tokens of one IdP. Its go-oidc verifier is built on
-// first use, after OIDC discovery (see discovery), unless a JWKS URL is
-// configured.
+// idpVerifier verifies tokens of one IdP. Its go-oidc verifier and key set
+// are built on first use, after OIDC discovery (see discovery), unless a
+// JWKS URL is configured.
 type idpVerifier struct {
 	cfg    IdPConfig
 	client *http.Client
 	now    func() time.Time
 	logger *slog.Logger
+	events KeySetEvents
 
-	verifiers *discovery[oidc.IDTokenVerifier]
+	verifiers *discovery[bearerKeys]
 }
 
-func newIdPVerifier(cfg IdPConfig, client *http.Client, now func() time.Time, logger *slog.Logger) *idpVerifier {
-	p := &idpVerifier{cfg: cfg, client: client, now: now, logger: logger}
-	p.verifiers = &discovery[oidc.IDTokenVerifier]{
-		name: cfg.Name, issuer: cfg.Issuer, client: client, now: now, logger: logger,
-		build: func(provider *oidc.Provider) (*oidc.IDTokenVerifier, error) {
-			var meta struct {
-				JWKSURL string `json:"jwks_uri"`
+// bearerKeys is what verifying an IdP's tokens needs: go-oidc's claim
+// checks over ztproxy's key set.
+type bearerKeys struct {
+	verifier *oidc.IDTokenVerifier
+	keys     *KeySet
+}
+
+func newIdPVerifier(cfg IdPConfig, bc *BearerConfig) (*idpVerifier, error) {
+	p := &idpVerifier{cfg: cfg, client: bc.HTTPClient, now: bc.Now, logger: bc.Logger, events: bc.KeySetEvents}
+	p.verifiers = &discovery[bearerKeys]{
+		name: cfg.Name, issuer: cfg.Issuer, client: bc.HTTPClient, now: bc.Now, logger: bc.Logger,
+		build: func(provider *oidc.Provider) (*bearerKeys, error) {
+			meta, err := discoveredEndpoints(provider)
+			if err != nil {
+				return nil, err
 			}
-			if err := provider.Claims(&meta); err != nil {
-				return nil, fmt.Errorf("jwks_uri: %w", err)
-			}
-			if err := checkEndpointURL(meta.JWKSURL); err != nil {
-				return nil, fmt.Errorf("jwks_uri: %w", err)
-			}
-			return p.newOIDCVerifier(meta.JWKSURL), nil
+			return p.newKeys(meta.JWKSURL)
 		},
 	}
 	if cfg.JWKSURL != "" {
-		// No discovery needed: building a RemoteKeySet does no I/O.
-		p.verifiers.value.Store(p.newOIDCVerifier(cfg.JWKSURL))
+		// No discovery needed: building a key set does no I/O.
+		keys, err := p.newKeys(cfg.JWKSURL)
+		if err != nil {
+			return nil, err
+		}
+		p.verifiers.value.Store(keys)
 	}
-	return p
+	return p, nil
 }
 
-// newOIDCVerifier builds the go-oidc verifier for jwksURL. RemoteKeySet
-// caches keys, refetches when it meets an unknown kid, and keeps the last
-// good keys when a refetch fails.
-func (p *idpVerifier) newOIDCVerifier(jwksURL string) *oidc.IDTokenVerifier {
-	// The key set's context carries only the HTTP client; go-oidc ignores
-	// its cancellation and bounds waits with each request's context.
-	keys := oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), p.client), jwksURL)
-	return oidc.NewVerifier(p.cfg.Issuer, keys, &oidc.Config{
+// newKeys builds the key set for jwksURL and the go-oidc verifier over it.
+func (p *idpVerifier) newKeys(jwksURL string) (*bearerKeys, error) {
+	keys, err := NewKeySet(KeySetConfig{
+		Name: p.cfg.Name, URL: jwksURL, Algs: p.cfg.AllowedAlgs, HTTPClient: p.client,
+		Refresh: p.cfg.KeyRefresh, Now: p.now, Logger: p.logger, Events: p.events,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &bearerKeys{keys: keys, verifier: oidc.NewVerifier(p.cfg.Issuer, keys, &oidc.Config{
 		// The audience is checked by checkAudience: go-oidc takes a single
 		// client id and knows nothing of Cognito's client_id claim.
 		SkipClientIDCheck:    true,
 		SupportedSigningAlgs: p.cfg.AllowedAlgs,
 		Now:                  p.now,
-	})
+	})}, nil
 }
 
-// get returns the go-oidc verifier, running discovery if needed.
-func (p *idpVerifier) get(ctx context.Context) (*oidc.IDTokenVerifier, error) {
+// get returns the verifier and key set, running discovery if needed.
+func (p *idpVerifier) get(ctx context.Context) (*bearerKeys, error) {
 	return p.verifiers.get(ctx)
 }

@@ -1,20 +1,21 @@
 package authn
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"ztproxy/internal/testenv"
 )
 
 // testKey is a signing key with its kid and algorithm.
@@ -61,79 +62,29 @@ func ecKey(t testing.TB, kid string) testKey {
 	return testKey{kid: kid, alg: jose.ES256, priv: testEC, pub: &testEC.PublicKey}
 }
 
-// testIssuer is an in-process OIDC issuer: a discovery document and a JWKS
-// whose availability and content tests can change, with request counters.
+// testIssuer is the hostile test IdP (testenv.HostileIdP) serving the
+// package's test keys.
 type testIssuer struct {
-	t   testing.TB
-	srv *httptest.Server
-
-	mu   sync.Mutex
-	keys []testKey // published in the JWKS
-
-	discoveryDown atomic.Bool
-	jwksDown      atomic.Bool
-	discoveryHits atomic.Int32
-	jwksHits      atomic.Int32
-	// advertisedIssuer, when set, replaces the issuer in the discovery
-	// document (to test mismatch).
-	advertisedIssuer atomic.Pointer[string]
+	*testenv.HostileIdP
 }
 
 func newTestIssuer(t testing.TB, keys ...testKey) *testIssuer {
 	t.Helper()
-	iss := &testIssuer{t: t, keys: keys}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/openid-configuration", iss.serveDiscovery)
-	mux.HandleFunc("GET /jwks", iss.serveJWKS)
-	iss.srv = httptest.NewServer(mux)
-	t.Cleanup(iss.srv.Close)
-	return iss
+	return &testIssuer{testenv.StartHostileIdP(t, signingKeys(keys)...)}
 }
 
 // URL is the issuer identifier, exactly as in its tokens.
-func (s *testIssuer) URL() string { return s.srv.URL }
+func (s *testIssuer) URL() string { return s.Issuer }
 
-func (s *testIssuer) serveDiscovery(w http.ResponseWriter, r *http.Request) {
-	s.discoveryHits.Add(1)
-	if s.discoveryDown.Load() {
-		http.Error(w, "down", http.StatusServiceUnavailable)
-		return
-	}
-	issuer := s.URL()
-	if p := s.advertisedIssuer.Load(); p != nil {
-		issuer = *p
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"issuer":                                issuer,
-		"jwks_uri":                              s.URL() + "/jwks",
-		"authorization_endpoint":                s.URL() + "/authorize",
-		"token_endpoint":                        s.URL() + "/token",
-		"id_token_signing_alg_values_supported": []string{"RS256", "ES256"},
-	})
-}
+// setKeys replaces the published keys (key rotation or withdrawal).
+func (s *testIssuer) setKeys(keys ...testKey) { s.Publish(signingKeys(keys)...) }
 
-func (s *testIssuer) serveJWKS(w http.ResponseWriter, r *http.Request) {
-	s.jwksHits.Add(1)
-	if s.jwksDown.Load() {
-		http.Error(w, "down", http.StatusServiceUnavailable)
-		return
+func signingKeys(keys []testKey) []*testenv.SigningKey {
+	out := make([]*testenv.SigningKey, len(keys))
+	for i, k := range keys {
+		out[i] = &testenv.SigningKey{KID: k.kid, Alg: string(k.alg), Private: k.priv.(crypto.Signer)}
 	}
-	s.mu.Lock()
-	var set jose.JSONWebKeySet
-	for _, k := range s.keys {
-		set.Keys = append(set.Keys, jose.JSONWebKey{Key: k.pub, KeyID: k.kid, Algorithm: string(k.alg), Use: "sig"})
-	}
-	s.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(set)
-}
-
-// setKeys replaces the published keys (key rotation).
-func (s *testIssuer) setKeys(keys ...testKey) {
-	s.mu.Lock()
-	s.keys = keys
-	s.mu.Unlock()
+	return out
 }
 
 // sign returns a compact JWS of claims signed with key.

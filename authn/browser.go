@@ -41,6 +41,36 @@ type oidcClient struct {
 	endSession string
 }
 
+// newOIDCClient builds the sign-in client of a discovered provider. ID
+// tokens are verified against ztproxy's key set (refreshed, bounded,
+// withdrawn keys refused at once), never go-oidc's remote key set.
+func newOIDCClient(p *oidc.Provider, ic BrowserIdPConfig, redirect string, cfg *BrowserConfig) (*oidcClient, error) {
+	meta, err := discoveredEndpoints(p)
+	if err != nil {
+		return nil, err
+	}
+	if meta.Authorization == "" || meta.Token == "" {
+		return nil, errors.New("discovery document: authorization_endpoint and token_endpoint are required for sign-in")
+	}
+	keys, err := NewKeySet(KeySetConfig{
+		Name: ic.Name, URL: meta.JWKSURL, Algs: ic.AllowedAlgs, HTTPClient: cfg.HTTPClient,
+		Refresh: ic.KeyRefresh, Now: cfg.Now, Logger: cfg.Logger, Events: cfg.KeySetEvents,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &oidcClient{
+		oauth: oauth2.Config{
+			ClientID: ic.ClientID, ClientSecret: ic.ClientSecret, Endpoint: p.Endpoint(),
+			RedirectURL: redirect, Scopes: ic.Scopes,
+		},
+		verifier: oidc.NewVerifier(ic.Issuer, keys, &oidc.Config{
+			ClientID: ic.ClientID, SupportedSigningAlgs: ic.AllowedAlgs, Now: cfg.Now,
+		}),
+		endSession: meta.EndSession,
+	}, nil
+}
+
 // LoginRequiredError means the request has no usable session: the caller
 // sends browsers to sign-in and sets Clear to remove a bad cookie.
 type LoginRequiredError struct {
@@ -68,20 +98,7 @@ func NewBrowser(cfg BrowserConfig) (*Browser, error) {
 		bi.client = &discovery[oidcClient]{
 			name: ic.Name, issuer: ic.Issuer, client: cfg.HTTPClient, now: cfg.Now, logger: cfg.Logger,
 			build: func(p *oidc.Provider) (*oidcClient, error) {
-				var meta struct {
-					EndSession string `json:"end_session_endpoint"`
-				}
-				_ = p.Claims(&meta)
-				return &oidcClient{
-					oauth: oauth2.Config{
-						ClientID: ic.ClientID, ClientSecret: ic.ClientSecret, Endpoint: p.Endpoint(),
-						RedirectURL: redirect, Scopes: ic.Scopes,
-					},
-					verifier: p.Verifier(&oidc.Config{
-						ClientID: ic.ClientID, SupportedSigningAlgs: ic.AllowedAlgs, Now: cfg.Now,
-					}),
-					endSession: meta.EndSession,
-				}, nil
+				return newOIDCClient(p, ic, redirect, &cfg)
 			},
 		}
 		b.idps[ic.Name] = bi

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 )
 
@@ -33,6 +34,32 @@ type BrowserIdPConfig struct {
 	// StepUpMaxAge is sent as max_age for step-up (0: max_age=0, forcing
 	// a fresh authentication).
 	StepUpMaxAge time.Duration
+	// KeyRefresh says how the IdP's signing keys are kept current.
+	KeyRefresh KeyRefresh
+}
+
+// checkAndSetDefaults validates one sign-in IdP and fills its defaults.
+func (idp *BrowserIdPConfig) checkAndSetDefaults() error {
+	var errs []error
+	if err := checkEndpointURL(idp.Issuer); err != nil {
+		errs = append(errs, fmt.Errorf("issuer: %w", err))
+	}
+	if idp.ClientID == "" || idp.ClientSecret == "" {
+		errs = append(errs, errors.New("client_id and client_secret are required for browser sign-in"))
+	}
+	if idp.GroupsClaim == "" {
+		idp.GroupsClaim = DefaultGroupsClaim
+	}
+	if len(idp.AllowedAlgs) == 0 {
+		idp.AllowedAlgs = DefaultAllowedAlgs
+	}
+	if err := idp.KeyRefresh.CheckAndSetDefaults(); err != nil {
+		errs = append(errs, err)
+	}
+	if !slices.Contains(idp.Scopes, "openid") {
+		idp.Scopes = append([]string{"openid"}, idp.Scopes...)
+	}
+	return errors.Join(errs...)
 }
 
 // SessionRecord is the server-side half of a browser session: what must
@@ -79,9 +106,13 @@ type BrowserConfig struct {
 	ReturnHostAllowed func(host string) bool
 	// RefreshSkew refreshes IdP tokens this long before they expire.
 	RefreshSkew time.Duration
-	HTTPClient  *http.Client
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// HTTPClient makes every call to the IdPs (discovery, JWKS, token,
+	// refresh); it is hardened with NewIdPHTTPClient.
+	HTTPClient *http.Client
+	// KeySetEvents receive key set fetches, for metrics.
+	KeySetEvents KeySetEvents
+	Now          func() time.Time
+	Logger       *slog.Logger
 	// WebAuthn, when set, enables proxy-verified security keys for
 	// step-up. NewBrowser fills its Codec and Now.
 	WebAuthn *WebAuthnConfig
@@ -101,24 +132,8 @@ func (c *BrowserConfig) CheckAndSetDefaults() error {
 			errs = append(errs, fmt.Errorf("idps[%d].name: missing or duplicate", i))
 		}
 		names[idp.Name] = true
-		if err := checkEndpointURL(idp.Issuer); err != nil {
-			errs = append(errs, fmt.Errorf("idps[%d].issuer: %w", i, err))
-		}
-		if idp.ClientID == "" || idp.ClientSecret == "" {
-			errs = append(errs, fmt.Errorf("idps[%d]: client_id and client_secret are required for browser sign-in", i))
-		}
-		if idp.GroupsClaim == "" {
-			idp.GroupsClaim = DefaultGroupsClaim
-		}
-		if len(idp.AllowedAlgs) == 0 {
-			idp.AllowedAlgs = DefaultAllowedAlgs
-		}
-		hasOpenID := false
-		for _, s := range idp.Scopes {
-			hasOpenID = hasOpenID || s == "openid"
-		}
-		if !hasOpenID {
-			idp.Scopes = append([]string{"openid"}, idp.Scopes...)
+		if err := idp.checkAndSetDefaults(); err != nil {
+			errs = append(errs, fmt.Errorf("idps[%d]: %w", i, err))
 		}
 	}
 	if c.ExternalURL == nil || c.ExternalURL.Host == "" {
@@ -139,9 +154,7 @@ func (c *BrowserConfig) CheckAndSetDefaults() error {
 	if c.ReturnHostAllowed == nil {
 		c.ReturnHostAllowed = func(string) bool { return false }
 	}
-	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Timeout: 10 * time.Second}
-	}
+	c.HTTPClient = NewIdPHTTPClient(c.HTTPClient)
 	if c.Now == nil {
 		c.Now = time.Now
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -162,7 +163,7 @@ func (b *Browser) Callback(ctx context.Context, r *http.Request, device identity
 			return res, signInError(http.StatusBadGateway, "at_hash_mismatch", "The identity provider's tokens do not match.", err)
 		}
 	}
-	p, err := idp.principal(idTok)
+	p, err := idp.principal(idTok, now, b.cfg.Logger)
 	if err != nil {
 		return res, signInError(http.StatusBadGateway, "invalid_claims", "The identity provider's ID token has unusable claims.", err)
 	}
@@ -207,16 +208,29 @@ func (b *Browser) Callback(ctx context.Context, r *http.Request, device identity
 	return res, nil
 }
 
-// principal builds the session principal from a verified ID token.
-func (bi *browserIdP) principal(tok *oidc.IDToken) (identity.Principal, error) {
+// maxIssuedAtSkew is how far in the future an ID token's iat may be, for
+// clock skew between the IdP and the proxy (the leeway go-oidc gives nbf).
+const maxIssuedAtSkew = 5 * time.Minute
+
+// principal builds the session principal from a verified ID token. go-oidc
+// has checked the signature, iss, aud and exp (a missing exp reads as
+// expired); OpenID Connect Core section 2 also requires sub and iat, which
+// it leaves to the caller. The nonce is checked by Callback.
+func (bi *browserIdP) principal(tok *oidc.IDToken, now time.Time, logger *slog.Logger) (identity.Principal, error) {
 	if tok.Subject == "" {
 		return identity.Principal{}, errors.New("ID token has no sub")
+	}
+	if tok.IssuedAt.IsZero() {
+		return identity.Principal{}, errors.New("ID token has no iat")
+	}
+	if tok.IssuedAt.After(now.Add(maxIssuedAtSkew)) {
+		return identity.Principal{}, fmt.Errorf("ID token iat %s is in the future", tok.IssuedAt.UTC().Format(time.RFC3339))
 	}
 	var c bearerClaims
 	if err := tok.Claims(&c); err != nil {
 		return identity.Principal{}, err
 	}
-	return buildPrincipal(tok, &c, bi.cfg.Name, bi.cfg.GroupsClaim, bi.cfg.ClaimsToExpose, identity.AuthBrowser)
+	return buildPrincipal(tok, &c, bi.cfg.Name, bi.cfg.GroupsClaim, bi.cfg.ClaimsToExpose, identity.AuthBrowser, logger)
 }
 
 // sanitizeText keeps IdP-supplied text printable and short before it is

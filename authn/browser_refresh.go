@@ -55,7 +55,7 @@ func (b *Browser) refreshOnce(ctx context.Context, sess *Session) (*Session, err
 	if rec.TokenExpiry.After(sess.IDTokenExpiry) && rec.IDToken != "" {
 		// Another request (or replica) already refreshed: adopt its tokens.
 		if idTok, err := client.verifier.Verify(octx, rec.IDToken); err == nil {
-			if p, err := idp.principal(idTok); err == nil {
+			if p, err := idp.principal(idTok, now, b.cfg.Logger); err == nil {
 				mergeRefreshedPrincipal(&updated, p)
 			}
 			updated.IDTokenExpiry = rec.TokenExpiry
@@ -83,7 +83,7 @@ func (b *Browser) refreshOnce(ctx context.Context, sess *Session) (*Session, err
 		if err != nil {
 			return b.keepUntilRetry(sess, now, err), nil
 		}
-		p, err := idp.principal(idTok)
+		p, err := idp.principal(idTok, now, b.cfg.Logger)
 		if err != nil {
 			return b.keepUntilRetry(sess, now, err), nil
 		}

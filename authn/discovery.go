@@ -106,3 +106,42 @@ func (d *discovery[T]) run() (*T, error) {
 	d.logger.Info("authn: OIDC discovery succeeded", "idp", d.name)
 	return v, nil
 }
+
+// providerMetadata are the endpoints ztproxy uses from a discovery
+// document.
+type providerMetadata struct {
+	JWKSURL       string `json:"jwks_uri"`
+	Authorization string `json:"authorization_endpoint"`
+	Token         string `json:"token_endpoint"`
+	UserInfo      string `json:"userinfo_endpoint"`
+	EndSession    string `json:"end_session_endpoint"`
+	Revocation    string `json:"revocation_endpoint"`
+}
+
+// discoveredEndpoints reads the endpoints of a discovery document and
+// holds them to the rules of configured URLs: absolute https (http only
+// for loopback hosts). jwks_uri is required; the others are checked when
+// present, so a document cannot send the browser, the code or the refresh
+// token anywhere in clear text.
+func discoveredEndpoints(provider *oidc.Provider) (*providerMetadata, error) {
+	var meta providerMetadata
+	if err := provider.Claims(&meta); err != nil {
+		return nil, fmt.Errorf("discovery document: %w", err)
+	}
+	if meta.JWKSURL == "" {
+		return nil, errors.New("discovery document: jwks_uri is missing")
+	}
+	for _, ep := range []struct{ name, url string }{
+		{"jwks_uri", meta.JWKSURL}, {"authorization_endpoint", meta.Authorization},
+		{"token_endpoint", meta.Token}, {"userinfo_endpoint", meta.UserInfo},
+		{"end_session_endpoint", meta.EndSession}, {"revocation_endpoint", meta.Revocation},
+	} {
+		if ep.url == "" {
+			continue
+		}
+		if err := checkEndpointURL(ep.url); err != nil {
+			return nil, fmt.Errorf("discovery document: %s: %w", ep.name, err)
+		}
+	}
+	return &meta, nil
+}

@@ -14,8 +14,8 @@ import (
 const DefaultTokenCacheSize = 10000
 
 // maxTokenCacheTTL caps how long a verified token is trusted without
-// re-checking its signature, so a key the IdP withdraws (for example after a
-// compromise) stops working within this bound even for long-lived tokens.
+// re-checking its signature. Withdrawn keys do not depend on it: an entry
+// dies with the key that verified it (trustedKey.stillTrusted).
 const maxTokenCacheTTL = 5 * time.Minute
 
 // tokenCacheShards spreads lock contention; a power of two so the shard is a
@@ -41,6 +41,9 @@ type cachedToken struct {
 	// until is when the entry stops being usable: the token's exp, capped
 	// by maxTokenCacheTTL from the time it was verified.
 	until time.Time
+	// key verified the token; the entry is unusable once the key is
+	// withdrawn from the IdP's key set or the set is too old to trust.
+	key *trustedKey
 }
 
 // tokenCache is a bounded, sharded map of verified tokens. When a shard is

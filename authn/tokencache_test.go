@@ -8,43 +8,40 @@ import (
 	"time"
 )
 
-// TestVerifyCacheAvoidsKeyLookups shows a cached token is not re-verified:
-// after the issuer rotates its key and the verifier has refetched the JWKS,
-// the old token still verifies from the cache without another JWKS request,
-// which a re-verification could not do.
-func TestVerifyCacheAvoidsKeyLookups(t *testing.T) {
+// TestVerifyCachedTokenDiesWithItsKey: a cached token is not re-verified
+// while its key is published, and is refused as soon as a refresh shows the
+// key withdrawn, long before the cache cap.
+// Issue 22.1: a withdrawn signing key was accepted indefinitely.
+func TestVerifyCachedTokenDiesWithItsKey(t *testing.T) {
 	k1, k2 := rsaKey(t, 0, "k1"), rsaKey(t, 1, "k2")
-	iss := newTestIssuer(t, k1)
+	iss := newTestIssuer(t, k1, k2)
 	clock := newTestClock(testEpoch)
 	v := newTestVerifier(t, iss, clock, nil)
 	ctx := context.Background()
 	old := sign(t, k1, baseClaims(iss.URL()))
-	if _, err := v.Verify(ctx, old); err != nil {
-		t.Fatalf("Verify: %v", err)
+	for range 2 {
+		if _, err := v.Verify(ctx, old); err != nil {
+			t.Fatalf("Verify: %v", err)
+		}
 	}
-	if _, err := v.Verify(ctx, old); err != nil {
-		t.Fatalf("second Verify: %v", err)
-	}
-	if n := iss.jwksHits.Load(); n != 1 {
+	if n := iss.JWKSFetches(); n != 1 {
 		t.Fatalf("JWKS requests after two verifies = %d, want 1", n)
 	}
 
-	iss.setKeys(k2)
+	iss.setKeys(k2) // k1 withdrawn
+	clock.advance(DefaultJWKSRefreshInterval)
+	// Traffic signed with k2 makes the verifier refresh its keys.
 	if _, err := v.Verify(ctx, sign(t, k2, baseClaims(iss.URL()))); err != nil {
 		t.Fatalf("Verify with k2: %v", err)
 	}
-	hits := iss.jwksHits.Load()
-	if _, err := v.Verify(ctx, old); err != nil {
-		t.Fatalf("cached Verify after rotation: %v", err)
+	if n := iss.JWKSFetches(); n != 2 {
+		t.Fatalf("JWKS requests after the refresh interval = %d, want 2", n)
 	}
-	if n := iss.jwksHits.Load(); n != hits {
-		t.Errorf("cached Verify made %d JWKS requests, want 0", n-hits)
-	}
-
-	// Past the cache cap the token is verified again, and k1 is gone.
-	clock.advance(maxTokenCacheTTL)
 	_, err := v.Verify(ctx, old)
 	wantBearerError(t, err, CodeInvalidToken, "token is invalid", old)
+	fresh := sign(t, k1, withClaims(baseClaims(iss.URL()), "jti", "new"))
+	_, err = v.Verify(ctx, fresh)
+	wantBearerError(t, err, CodeInvalidToken, "token is invalid", fresh)
 }
 
 func TestVerifyCachedTokenExpires(t *testing.T) {
@@ -60,7 +57,7 @@ func TestVerifyCachedTokenExpires(t *testing.T) {
 	clock.advance(time.Minute)
 	_, err := v.Verify(ctx, raw)
 	wantBearerError(t, err, CodeInvalidToken, "token is expired", raw)
-	if n := iss.jwksHits.Load(); n != 1 {
+	if n := iss.JWKSFetches(); n != 1 {
 		t.Errorf("JWKS requests = %d, want 1", n)
 	}
 	if n := v.cache.len(); n != 0 {
@@ -127,6 +124,7 @@ func BenchmarkVerifyCachedParallel(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	b.ResetTimer() // key generation and the first fetch are setup
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if _, err := v.Verify(ctx, raw); err != nil {

@@ -29,8 +29,9 @@ const (
 // Record keys, pre-converted once so that building a context record does
 // not convert strings on every request.
 const (
-	keyEmail  types.String = "email"
-	keyGroups types.String = "groups"
+	keyEmail         types.String = "email"
+	keyEmailVerified types.String = "email_verified"
+	keyGroups        types.String = "groups"
 )
 
 // weekdayNames are the context.time.weekday values, indexed by time.Weekday.
@@ -118,6 +119,7 @@ func (r *requestEntities) build() types.Entity {
 	key = appendStrings(key, r.principal.Groups)
 	if r.withAttrs {
 		key = appendString(key, r.principal.Email)
+		key = appendBool(key, r.principal.EmailVerified)
 	}
 	entity, slot, ok := r.cache.get(key)
 	if !ok {
@@ -129,7 +131,8 @@ func (r *requestEntities) build() types.Entity {
 
 // principalEntity builds the principal entity: a Group::"<g>" parent for
 // every group so that `principal in Group::"eng"` works, and, if withAttrs,
-// the attributes email and groups.
+// the attributes email, email_verified and groups (email_verified sits next
+// to email so a domain rule can require it in the same expression).
 func principalEntity(uid types.EntityUID, p *identity.Principal, withAttrs bool) types.Entity {
 	var parents types.EntityUIDSet
 	if len(p.Groups) > 0 {
@@ -142,8 +145,9 @@ func principalEntity(uid types.EntityUID, p *identity.Principal, withAttrs bool)
 	entity := types.Entity{UID: uid, Parents: parents}
 	if withAttrs {
 		entity.Attributes = types.NewRecord(types.RecordMap{
-			keyEmail:  types.String(p.Email),
-			keyGroups: stringSet(p.Groups),
+			keyEmail:         types.String(p.Email),
+			keyEmailVerified: types.Boolean(p.EmailVerified),
+			keyGroups:        stringSet(p.Groups),
 		})
 	}
 	return entity

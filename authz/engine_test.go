@@ -217,7 +217,7 @@ const everyKeyPolicy = `
 @id("every-key")
 permit (principal == Anonymous::"anonymous", action, resource == Route::"")
 when {
-  principal.email == "" && principal.groups == [] &&
+  principal.email == "" && principal.email_verified == false && principal.groups == [] &&
   context.http.method == "" && context.http.host == "" &&
   context.http.path == "" && context.http.user_agent == "" &&
   context.network.client_ip == ip("0.0.0.0") && context.network.trusted_proxy_hops == 0 &&
@@ -298,6 +298,32 @@ func TestDecideConcurrent(t *testing.T) {
 	for range 8 {
 		if d := <-done; d.Effect != identity.Allow {
 			t.Errorf("Effect = %v, want allow", d.Effect)
+		}
+	}
+}
+
+// TestEmailDomainRuleNeedsVerification: principal.email_verified sits next
+// to principal.email (and context.identity.email_verified in the context),
+// so a domain rule can require a verified address. Issue 12.7.
+func TestEmailDomainRuleNeedsVerification(t *testing.T) {
+	e := newEngine(t, file("domain.cedar", `
+@id("corp-domain")
+permit (principal, action, resource == Route::"api")
+when { principal.email like "*@corp.test" && principal.email_verified && context.identity.email_verified };`))
+	for _, tc := range []struct {
+		email    string
+		verified bool
+		want     identity.Effect
+	}{
+		{"alice@corp.test", true, identity.Allow},
+		{"alice@corp.test", false, identity.Deny},
+		{"", false, identity.Deny},
+	} {
+		rc := alice()
+		rc.Principal.Email, rc.Principal.EmailVerified = tc.email, tc.verified
+		got, err := e.Decide(&rc)
+		if err != nil || got.Effect != tc.want {
+			t.Errorf("email %q verified %v: %v %v, want %v", tc.email, tc.verified, got.Effect, err, tc.want)
 		}
 	}
 }

@@ -46,7 +46,7 @@ var contextSchema = [...]contextLeaf{
 	{"identity", keyEmail,
 		func(b *contextBuilder) types.Value { return types.String(b.rc.Principal.Email) },
 		func(b *contextBuilder, buf []byte) []byte { return appendString(buf, b.rc.Principal.Email) }},
-	{"identity", "email_verified",
+	{"identity", keyEmailVerified,
 		func(b *contextBuilder) types.Value { return types.Boolean(b.rc.Principal.EmailVerified) },
 		func(b *contextBuilder, buf []byte) []byte { return appendBool(buf, b.rc.Principal.EmailVerified) }},
 	{"identity", keyGroups,

@@ -38,6 +38,10 @@ type Runtime struct {
 	// client credentials or no session secret is set. Its Store is left
 	// for the caller.
 	Browser *authn.BrowserConfig
+	// Assertion configures the verification of front proxies' assertions
+	// (sidecar mode); nil without assertion.trusted_jwks. Build also sets
+	// Proxy.Assertions from it.
+	Assertion *authn.AssertionConfig
 	// SigningKey signs identity assertions; nil means generate one.
 	SigningKey *ecdsa.PrivateKey
 	// WatchFiles are the files whose change triggers a reload: the config
@@ -145,13 +149,8 @@ func (f *File) build(c *collector) *Runtime {
 	}
 	f.buildIdPs(rt)
 	rt.Browser = buildBrowser(f, ext)
-	if len(f.Assertion.TrustedJWKS) > 0 {
-		v, err := authn.NewAssertionVerifier(f.Assertion.TrustedJWKS, nil, nil)
-		if err != nil {
-			addErr(c, "assertion.trusted_jwks", err)
-		} else {
-			rt.Proxy.Assertions = v
-		}
+	if err := buildAssertion(f, rt); err != nil {
+		addErr(c, "assertion.trusted_jwks", err)
 	}
 	rt.AWS = f.awsConfig()
 	if f.Assertion.SigningKeyFile != "" {
@@ -162,6 +161,34 @@ func (f *File) build(c *collector) *Runtime {
 		rt.SigningKey = key
 	}
 	return rt
+}
+
+// buildAssertion sets rt.Assertion and rt.Proxy.Assertions when the sidecar
+// trusts front proxies' keys. The verifier is built here so that
+// check-config reports unreadable JWKS files; the caller rebuilds it with
+// its logger and metric hooks.
+func buildAssertion(f *File, rt *Runtime) error {
+	a := f.Assertion
+	if len(a.TrustedJWKS) == 0 {
+		return nil
+	}
+	rt.Assertion = &authn.AssertionConfig{
+		Sources: a.TrustedJWKS,
+		KeyRefresh: authn.KeyRefresh{
+			Interval: a.JWKSRefreshInterval, MinRefetchInterval: a.JWKSMinRefetchInterval, MaxStale: a.JWKSMaxStale,
+		},
+	}
+	v, err := authn.NewAssertionVerifier(*rt.Assertion)
+	if err != nil {
+		return err
+	}
+	rt.Proxy.Assertions = v
+	return nil
+}
+
+// keyRefresh converts the IdP's key-refresh settings.
+func (i *IdP) keyRefresh() authn.KeyRefresh {
+	return authn.KeyRefresh{Interval: i.JWKSRefreshInterval, MinRefetchInterval: i.JWKSMinRefetchInterval, MaxStale: i.JWKSMaxStale}
 }
 
 // buildIdPs converts the bearer IdPs and the step-up hints.
@@ -179,6 +206,7 @@ func (f *File) buildIdPs(rt *Runtime) {
 		rt.Bearer.IdPs = append(rt.Bearer.IdPs, authn.IdPConfig{
 			Name: idp.Name, Issuer: idp.Issuer, Audiences: idp.Audiences, JWKSURL: idp.JWKSURL,
 			GroupsClaim: idp.GroupsClaim, TokenUse: idp.TokenUse, ClaimsToExpose: idp.Claims,
+			KeyRefresh: idp.keyRefresh(),
 		})
 	}
 }
@@ -257,7 +285,7 @@ func buildBrowser(f *File, ext *url.URL) *authn.BrowserConfig {
 		bi := authn.BrowserIdPConfig{
 			Name: idp.Name, Issuer: idp.Issuer, ClientID: idp.ClientID, ClientSecret: idp.ResolvedClientSecret,
 			Scopes: idp.Scopes, GroupsClaim: idp.GroupsClaim, ClaimsToExpose: idp.Claims,
-			ExtraAuthParams: idp.ExtraAuthParams, LogoutURL: idp.LogoutURL,
+			ExtraAuthParams: idp.ExtraAuthParams, LogoutURL: idp.LogoutURL, KeyRefresh: idp.keyRefresh(),
 		}
 		if idp.StepUp != nil {
 			bi.StepUpACR, bi.StepUpMaxAge = idp.StepUp.ACRValues, idp.StepUp.MaxAge

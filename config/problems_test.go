@@ -153,6 +153,29 @@ idps: [{name: corp, issuer: "https://idp.example.com", audiences: [a]}]
 			`idps[2].name: duplicate name "corp2" (also idps[1])`,
 			"idps[2].issuer: required",
 		}},
+		// Issue 12.3: key material only over https (http for loopback).
+		{"idp key refresh and plain http", head + publicRoute + `idps:
+  - name: corp
+    issuer: http://idp.example.com
+    jwks_url: http://idp.example.com/keys
+    audiences: [a]
+    jwks_refresh_interval: 0s
+    jwks_min_refetch_interval: 1h
+    jwks_max_stale: 0s
+  - {name: local, issuer: "http://127.0.0.1:9000", jwks_url: "http://localhost:9000/keys", audiences: [a], jwks_refresh_interval: 25h, jwks_min_refetch_interval: 500ms}
+assertion:
+  trusted_jwks: ["http://front.example.com/.ztp/jwks.json"]
+  jwks_max_stale: 200h
+`, []string{
+			"idps[0].issuer: must use https (http is allowed only for loopback hosts)",
+			"idps[0].jwks_url: must use https (http is allowed only for loopback hosts)",
+			"idps[0].jwks_refresh_interval: must be between 1s and 24h0m0s, not 0s",
+			"idps[0].jwks_max_stale: must be greater than 0 and at most 168h0m0s, not 0s",
+			"idps[1].jwks_refresh_interval: must be between 1s and 24h0m0s, not 25h0m0s",
+			"idps[1].jwks_min_refetch_interval: must be between 1s and jwks_refresh_interval (25h0m0s), not 500ms",
+			"assertion.trusted_jwks[0]: must use https (http is allowed only for loopback hosts)",
+			"assertion.jwks_max_stale: must be greater than 0 and at most 168h0m0s, not 200h0m0s",
+		}},
 		{"session", head + browserIdP + `session:
   cookie_name: "bad name"
   cookie_domain: other.com

@@ -11,6 +11,8 @@ package config
 import (
 	"net/netip"
 	"time"
+
+	"ztproxy/authn"
 )
 
 // The modes ztproxy runs in.
@@ -158,6 +160,16 @@ type IdP struct {
 	// StepUp, when set, is how this IdP is asked for stronger or fresher
 	// authentication.
 	StepUp *StepUp `yaml:"step_up"`
+	// JWKSRefreshInterval is the longest the IdP's signing keys are used
+	// before they are fetched again (a shorter Cache-Control max-age wins);
+	// a key the IdP withdraws is refused within it.
+	JWKSRefreshInterval time.Duration `yaml:"jwks_refresh_interval"`
+	// JWKSMinRefetchInterval is the least time between two fetches of the
+	// keys (tokens with an unknown kid, retries after a failure).
+	JWKSMinRefetchInterval time.Duration `yaml:"jwks_min_refetch_interval"`
+	// JWKSMaxStale is how long the last good keys are still used while
+	// every refresh fails; then tokens are refused until a fetch succeeds.
+	JWKSMaxStale time.Duration `yaml:"jwks_max_stale"`
 
 	// ResolvedClientSecret is the client secret in effect: ClientSecret,
 	// or the content of ClientSecretFile. Validate fills it in.
@@ -222,6 +234,11 @@ type Assertion struct {
 	// TrustedJWKS are the JWKS URLs or files of front proxies whose
 	// assertions a sidecar accepts. Validate makes file names absolute.
 	TrustedJWKS []string `yaml:"trusted_jwks"`
+	// JWKSRefreshInterval, JWKSMinRefetchInterval and JWKSMaxStale keep
+	// the TrustedJWKS URLs current, as the same keys of an IdP do.
+	JWKSRefreshInterval    time.Duration `yaml:"jwks_refresh_interval"`
+	JWKSMinRefetchInterval time.Duration `yaml:"jwks_min_refetch_interval"`
+	JWKSMaxStale           time.Duration `yaml:"jwks_max_stale"`
 }
 
 // Server holds limits of the public HTTP server.
@@ -418,7 +435,11 @@ func DefaultFile() File {
 			Lifetime:    12 * time.Hour,
 			IdleTimeout: time.Hour,
 		},
-		Assertion: Assertion{TTL: 60 * time.Second},
+		Assertion: Assertion{
+			TTL:                 60 * time.Second,
+			JWKSRefreshInterval: authn.DefaultJWKSRefreshInterval, JWKSMinRefetchInterval: authn.DefaultJWKSMinRefetchInterval,
+			JWKSMaxStale: authn.DefaultJWKSMaxStale,
+		},
 		Server: Server{
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       120 * time.Second,
@@ -449,8 +470,10 @@ func DefaultRisk() Risk {
 // DefaultIdP returns the defaults every entry of idps starts from.
 func DefaultIdP() IdP {
 	return IdP{
-		GroupsClaim: "groups",
-		Scopes:      []string{"openid", "email", "profile"},
+		GroupsClaim:         "groups",
+		Scopes:              []string{"openid", "email", "profile"},
+		JWKSRefreshInterval: authn.DefaultJWKSRefreshInterval, JWKSMinRefetchInterval: authn.DefaultJWKSMinRefetchInterval,
+		JWKSMaxStale: authn.DefaultJWKSMaxStale,
 	}
 }
 

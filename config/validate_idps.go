@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"ztproxy/authn"
 )
 
 // MinSecretBytes is the shortest session secret accepted, after
@@ -88,6 +90,7 @@ func (f *File) checkIdPs(c *collector) {
 				c.add(path+".extra_auth_params."+key, "reserved: ztproxy sets this parameter itself")
 			}
 		}
+		checkKeyRefresh(c, path, idp.JWKSRefreshInterval, idp.JWKSMinRefetchInterval, idp.JWKSMaxStale)
 		if idp.StepUp != nil {
 			if idp.StepUp.MaxAge < 0 {
 				c.add(path+".step_up.max_age", "must not be negative")
@@ -96,6 +99,20 @@ func (f *File) checkIdPs(c *collector) {
 				c.add(path+".step_up", "set acr_values, max_age or both")
 			}
 		}
+	}
+}
+
+// checkKeyRefresh checks the key-refresh settings of an IdP or of the
+// trusted assertion keys under path.
+func checkKeyRefresh(c *collector, path string, interval, minRefetch, maxStale time.Duration) {
+	if interval < authn.MinJWKSInterval || interval > authn.MaxJWKSInterval {
+		c.add(path+".jwks_refresh_interval", "must be between %s and %s, not %s", authn.MinJWKSInterval, authn.MaxJWKSInterval, interval)
+	}
+	if minRefetch < authn.MinJWKSInterval || (interval > 0 && minRefetch > interval) {
+		c.add(path+".jwks_min_refetch_interval", "must be between %s and jwks_refresh_interval (%s), not %s", authn.MinJWKSInterval, interval, minRefetch)
+	}
+	if maxStale <= 0 || maxStale > authn.MaxJWKSMaxStaleness {
+		c.add(path+".jwks_max_stale", "must be greater than 0 and at most %s, not %s", authn.MaxJWKSMaxStaleness, maxStale)
 	}
 }
 
@@ -269,6 +286,7 @@ func (f *File) checkAssertion(c *collector) {
 			f.checkFile(c, path, source)
 		}
 	}
+	checkKeyRefresh(c, "assertion", a.JWKSRefreshInterval, a.JWKSMinRefetchInterval, a.JWKSMaxStale)
 	if f.Mode == ModeSidecar && len(a.TrustedJWKS) == 0 && !f.anyIdPHasAudiences() {
 		c.add("assertion.trusted_jwks", "required in sidecar mode unless an idp has audiences: nothing could authenticate a request")
 	}

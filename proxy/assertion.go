@@ -49,23 +49,25 @@ type assertionEntry struct {
 
 // assertionClaims are the claims of an identity assertion.
 type assertionClaims struct {
-	Issuer     string   `json:"iss"`
-	Audience   string   `json:"aud"`
-	Subject    string   `json:"sub"`
-	Email      string   `json:"email,omitempty"`
-	Groups     []string `json:"groups"`
-	Kind       string   `json:"kind"`
-	AuthMethod string   `json:"auth"`
-	AMR        []string `json:"amr,omitempty"`
-	ACR        string   `json:"acr,omitempty"`
-	AuthTime   int64    `json:"auth_time,omitempty"`
-	Device     string   `json:"device,omitempty"`
-	DeviceFP   string   `json:"device_fp,omitempty"`
-	IdP        string   `json:"idp,omitempty"`
-	IssuedAt   int64    `json:"iat"`
-	NotBefore  int64    `json:"nbf"`
-	Expiry     int64    `json:"exp"`
-	ID         string   `json:"jti"`
+	Issuer   string `json:"iss"`
+	Audience string `json:"aud"`
+	Subject  string `json:"sub"`
+	Email    string `json:"email,omitempty"`
+	// EmailVerified lets a sidecar's policy require a verified address.
+	EmailVerified bool     `json:"email_verified,omitempty"`
+	Groups        []string `json:"groups"`
+	Kind          string   `json:"kind"`
+	AuthMethod    string   `json:"auth"`
+	AMR           []string `json:"amr,omitempty"`
+	ACR           string   `json:"acr,omitempty"`
+	AuthTime      int64    `json:"auth_time,omitempty"`
+	Device        string   `json:"device,omitempty"`
+	DeviceFP      string   `json:"device_fp,omitempty"`
+	IdP           string   `json:"idp,omitempty"`
+	IssuedAt      int64    `json:"iat"`
+	NotBefore     int64    `json:"nbf"`
+	Expiry        int64    `json:"exp"`
+	ID            string   `json:"jti"`
 }
 
 // newAssertionSigner prepares a signer; key nil generates an ephemeral
@@ -142,6 +144,9 @@ func (s *assertionSigner) detailsHash(p *identity.Principal) uint64 {
 	h.SetSeed(s.seed)
 	h.WriteString(p.Email)
 	h.WriteByte(0)
+	if p.EmailVerified {
+		h.WriteByte(1)
+	}
 	h.WriteString(p.ACR)
 	h.WriteByte(0)
 	h.WriteString(string(p.AuthKind))
@@ -167,7 +172,7 @@ func (s *assertionSigner) sign(issuer string, rc *identity.RequestContext, now, 
 	var jti [12]byte
 	_, _ = rand.Read(jti[:])
 	claims := assertionClaims{
-		Issuer: issuer, Audience: rc.Route, Subject: p.ID, Email: p.Email, Groups: p.Groups,
+		Issuer: issuer, Audience: rc.Route, Subject: p.ID, Email: p.Email, EmailVerified: p.EmailVerified, Groups: p.Groups,
 		Kind: string(p.Kind), AuthMethod: string(p.AuthKind), AMR: p.AMR, ACR: p.ACR,
 		Device: rc.Device.ID, DeviceFP: rc.Device.Fingerprint, IdP: p.IdP,
 		IssuedAt: now.Unix(), NotBefore: now.Unix() - 5, Expiry: exp.Unix(),

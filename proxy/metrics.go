@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"ztproxy/authn"
 )
 
 // Metrics are the proxy's Prometheus collectors. Labels are bounded: route
@@ -30,6 +32,10 @@ type Metrics struct {
 	AWSMints     *prometheus.CounterVec
 	AWSSTSTime   prometheus.Histogram
 	AWSCacheHits *prometheus.CounterVec
+
+	IdPKeyFetches        *prometheus.CounterVec
+	IdPKeyLastSuccess    *prometheus.GaugeVec
+	IdPKeyRefetchRefused *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors on a new registry that also carries
@@ -90,10 +96,45 @@ func NewMetrics() *Metrics {
 	m.AWSCacheHits = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ztproxy_aws_cache_hits_total", Help: "AWS credentials served from cache, by role.",
 	}, []string{"role"})
+	m.registerIdPKeys(reg)
 	reg.MustRegister(m.StoreCalls, m.StoreSeconds, m.RiskCache, m.RiskLevels, m.RiskErrors, m.AWSMints, m.AWSSTSTime, m.AWSCacheHits)
 	reg.MustRegister(m.Requests, m.AuthnSeconds, m.AuthzSeconds, m.UpstreamSeconds,
 		m.ConfigReloads, m.ConfigLoadedAt, m.CertExpiry, m.InFlight)
 	return m
+}
+
+// registerIdPKeys creates the key set collectors. The idp label is a
+// configured name (an IdP, or assertion.trusted_jwks[i]).
+func (m *Metrics) registerIdPKeys(reg *prometheus.Registry) {
+	m.IdPKeyFetches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ztproxy_idp_jwks_fetches_total",
+		Help: "JWKS fetches by key set, reason (initial, scheduled, unknown_kid) and result (ok, error).",
+	}, []string{"idp", "reason", "result"})
+	m.IdPKeyLastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ztproxy_idp_jwks_last_success_timestamp_seconds", Help: "When a key set was last fetched successfully.",
+	}, []string{"idp"})
+	m.IdPKeyRefetchRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ztproxy_idp_jwks_refetches_refused_total",
+		Help: "Tokens with an unknown kid refused without a JWKS fetch (one happened less than jwks_min_refetch_interval ago).",
+	}, []string{"idp"})
+	reg.MustRegister(m.IdPKeyFetches, m.IdPKeyLastSuccess, m.IdPKeyRefetchRefused)
+}
+
+// KeySetEvents returns hooks that record key set fetches and refused
+// refetches.
+func (m *Metrics) KeySetEvents() authn.KeySetEvents {
+	return authn.KeySetEvents{
+		Fetch: func(name, reason string, err error) {
+			result := "ok"
+			if err != nil {
+				result = "error"
+			} else {
+				m.IdPKeyLastSuccess.WithLabelValues(name).SetToCurrentTime()
+			}
+			m.IdPKeyFetches.WithLabelValues(name, reason, result).Inc()
+		},
+		RefetchRefused: func(name string) { m.IdPKeyRefetchRefused.WithLabelValues(name).Inc() },
+	}
 }
 
 // ReloadResult records a configuration reload attempt.

@@ -76,13 +76,14 @@ func assemble(ctx context.Context, path string, opts config.Options, mode startM
 	}
 	in.openAudit(mode, stdout, stderr, rep)
 	in.certs = buildCerts(rt, in.logger, rep)
-	in.bearer = buildBearer(rt, in.logger, rep)
+	in.bearer = buildBearer(rt, in.logger, in.metrics, rep)
+	rep.Add("assertion.trusted_jwks", setAssertions(&rt.Proxy, rt, in.logger, in.metrics))
 	st := in.openStore(ctx, mode, rep)
 	if st != nil {
 		in.sessions = config.SessionStore(st, rt.File.Store.RevocationCacheTTL)
 		in.keys = config.KeyStore(st)
 		in.buildRisk(st, mode, rep)
-		buildBrowser(rt, in.sessions, in.keys, in.logger, rep)
+		buildBrowser(rt, in.sessions, in.keys, in.logger, in.metrics, rep)
 	}
 	in.buildAWS(ctx, rep)
 	setBearer(&rt.Proxy, in.bearer)
@@ -154,15 +155,15 @@ func buildCerts(rt *config.Runtime, logger *slog.Logger, rep *config.Report) *ce
 
 // buildBearer builds the bearer verifier, or returns nil when no identity
 // provider accepts bearer tokens.
-func buildBearer(rt *config.Runtime, logger *slog.Logger, rep *config.Report) *authn.BearerVerifier {
-	v, err := newBearer(rt, logger)
+func buildBearer(rt *config.Runtime, logger *slog.Logger, metrics *proxy.Metrics, rep *config.Report) *authn.BearerVerifier {
+	v, err := newBearer(rt, logger, metrics)
 	rep.Add("idps", err)
 	return v
 }
 
 // buildBrowser builds browser sign-in into rt.Proxy when the config has it.
-func buildBrowser(rt *config.Runtime, sessions authn.SessionStore, keys authn.WebAuthnStore, logger *slog.Logger, rep *config.Report) {
-	rep.Add("idps", setBrowser(&rt.Proxy, rt, sessions, keys, logger))
+func buildBrowser(rt *config.Runtime, sessions authn.SessionStore, keys authn.WebAuthnStore, logger *slog.Logger, metrics *proxy.Metrics, rep *config.Report) {
+	rep.Add("idps", setBrowser(&rt.Proxy, rt, sessions, keys, logger, metrics))
 }
 
 // openStore opens the store (serve) or checks it (check-config), and

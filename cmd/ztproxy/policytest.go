@@ -21,6 +21,7 @@ type policyInput struct {
 	Principal      string            `json:"principal"`
 	Issuer         string            `json:"issuer"`
 	Email          string            `json:"email"`
+	EmailVerified  bool              `json:"email_verified"`
 	Groups         []string          `json:"groups"`
 	Claims         map[string]string `json:"claims"`
 	AuthKind       string            `json:"auth_kind"`
@@ -166,7 +167,7 @@ func (in *policyInput) requestContext(rt *config.Runtime) (*identity.RequestCont
 			p.ID = identity.UserID(in.Issuer, id)
 		}
 	}
-	p.Email, p.Groups, p.Claims, p.AMR, p.ACR = in.Email, in.Groups, in.Claims, in.AMR, in.ACR
+	p.Email, p.EmailVerified, p.Groups, p.Claims, p.AMR, p.ACR = in.Email, in.EmailVerified, in.Groups, in.Claims, in.AMR, in.ACR
 	if in.AuthKind != "" {
 		p.AuthKind = identity.AuthKind(in.AuthKind)
 	}

@@ -104,10 +104,11 @@ func (r *reloader) apply(rt *config.Runtime) error {
 	buildCerts(rt, discardLogger, rep)
 	bearer := r.bearer
 	if !reflect.DeepEqual(rt.Bearer.IdPs, r.current.Bearer.IdPs) {
-		bearer = buildBearer(rt, r.log, rep)
+		bearer = buildBearer(rt, r.log, r.metrics, rep)
 	}
 	setBearer(&rt.Proxy, bearer)
-	buildBrowser(rt, r.sessions, r.keys, r.log, rep)
+	rep.Add("assertion.trusted_jwks", setAssertions(&rt.Proxy, rt, r.log, r.metrics))
+	buildBrowser(rt, r.sessions, r.keys, r.log, r.metrics, rep)
 	if err := rep.Err(); err != nil {
 		return err
 	}

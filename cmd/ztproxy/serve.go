@@ -101,22 +101,38 @@ func serve(ctx context.Context, path string, in *instance, opts config.Options) 
 
 // newBearer builds the bearer verifier, or returns nil when no identity
 // provider accepts bearer tokens.
-func newBearer(rt *config.Runtime, logger *slog.Logger) (*authn.BearerVerifier, error) {
+func newBearer(rt *config.Runtime, logger *slog.Logger, metrics *proxy.Metrics) (*authn.BearerVerifier, error) {
 	if len(rt.Bearer.IdPs) == 0 {
 		return nil, nil
 	}
 	cfg := rt.Bearer
-	cfg.Logger = logger
+	cfg.Logger, cfg.KeySetEvents = logger, metrics.KeySetEvents()
 	return authn.NewBearerVerifier(cfg)
 }
 
+// setAssertions rebuilds the sidecar's assertion verifier with the logger
+// and the key set metrics.
+func setAssertions(c *proxy.Config, rt *config.Runtime, logger *slog.Logger, metrics *proxy.Metrics) error {
+	if rt.Assertion == nil {
+		return nil
+	}
+	ac := *rt.Assertion
+	ac.Logger, ac.Events = logger, metrics.KeySetEvents()
+	v, err := authn.NewAssertionVerifier(ac)
+	if err != nil {
+		return err
+	}
+	c.Assertions = v
+	return nil
+}
+
 // setBrowser builds browser sign-in when the config has it.
-func setBrowser(c *proxy.Config, rt *config.Runtime, sessions authn.SessionStore, keys authn.WebAuthnStore, logger *slog.Logger) error {
+func setBrowser(c *proxy.Config, rt *config.Runtime, sessions authn.SessionStore, keys authn.WebAuthnStore, logger *slog.Logger, metrics *proxy.Metrics) error {
 	if rt.Browser == nil {
 		return nil
 	}
 	bc := *rt.Browser
-	bc.Store, bc.Logger = sessions, logger
+	bc.Store, bc.Logger, bc.KeySetEvents = sessions, logger, metrics.KeySetEvents()
 	if bc.WebAuthn != nil {
 		wc := *bc.WebAuthn
 		wc.Store = keys
