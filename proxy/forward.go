@@ -95,11 +95,9 @@ func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, x *exchange) i
 		x.awsCreds = &creds
 	}
 	if f.route.StripPrefix && f.route.PathPrefix != "/" {
-		rest := strings.TrimPrefix(x.forwardPath, strings.TrimSuffix(f.route.PathPrefix, "/"))
-		if !strings.HasPrefix(rest, "/") {
-			rest = "/" + rest
-		}
-		x.forwardPath = rest
+		// By segments, not bytes: the forward path may carry
+		// ";parameters" on the prefix's segments.
+		x.forwardPath = stripPathSegments(x.forwardPath, strings.Count(strings.TrimSuffix(f.route.PathPrefix, "/"), "/"))
 	}
 	if n := x.snap.cfg.MaxBodyBytes; n > 0 && r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(w, r.Body, n)
