@@ -192,7 +192,7 @@ func TestOriginalPathParameters(t *testing.T) {
 	tp, _ := newBoundaryProxy(t)
 	e := &verifyEnv{testProxy: tp, server: tp.server}
 	eng := tp.bearer(t, "eng")
-	for _, p := range []string{"/pub/..;/admin/x", "/pub/%2e%2e;/admin/x", "/pub/..%3B/admin/x", "/admin;x", "/api%3Bx{"} {
+	for _, p := range []string{"/pub/..;/admin/x", "/pub/%2e%2e;/admin/x", "/pub/..%3B/admin/x", "/admin;x", "/api%3Bx{", "/admin#x"} {
 		t.Run(p, func(t *testing.T) {
 			for name, hdr := range map[string]http.Header{
 				"nginx":   nginxStyle("GET", "https://app.example.com"+p, eng),

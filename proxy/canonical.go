@@ -155,7 +155,7 @@ func rawPath(u *url.URL) string {
 // single path the router and policy see and the one the upstream
 // receives. Repeated slashes and "." segments are resolved; anything an
 // upstream could read another way is refused: encoded "/", "\", "%" or
-// ";", literal "\", NUL or other control bytes, invalid escapes, ".."
+// ";", literal "\" or "#", NUL or other control bytes, invalid escapes, ".."
 // segments (browsers never send them, so a ".." is an attack or a bug),
 // and "." or ".." segments carrying parameters ("..;x", which servlet
 // containers read as ".."). A literal ";" starts a segment's parameters,
@@ -228,11 +228,16 @@ func parseRequestPath(escaped string) (requestPath, error) {
 
 // decodeSegment percent-decodes one raw path segment into buf, refusing
 // what could be read two ways: an escaped "/", "\", "%" or ";", a literal
-// "\" or a control byte.
+// "\" or "#", or a control byte.
 func decodeSegment(raw string, buf []byte) ([]byte, error) {
 	for i := 0; i < len(raw); i++ {
 		c := raw[i]
-		if c == '%' {
+		switch c {
+		case '#':
+			// A literal "#" starts a fragment to many URL parsers (Node's,
+			// for one), which would route on the path before it.
+			return nil, errBadPath
+		case '%':
 			if i+2 >= len(raw) {
 				return nil, errBadPath
 			}
@@ -262,7 +267,7 @@ func isCleanPath(p string) bool {
 	for i := 0; i < len(p); i++ {
 		c := p[i]
 		switch {
-		case c == '%' || c == '\\' || c == ';' || c < 0x20 || c == 0x7f:
+		case c == '%' || c == '\\' || c == ';' || c == '#' || c < 0x20 || c == 0x7f:
 			return false
 		case c == '/':
 			if prevSlash {

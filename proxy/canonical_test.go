@@ -103,6 +103,8 @@ func TestParseRequestPath(t *testing.T) {
 		{in: "/a;x=%2e%2e/b", match: "/a/b", forward: "/a;x=../b", params: true},
 		{in: "/a;x//b/./", match: "/a/b/", forward: "/a;x/b/", params: true},
 		{in: "/a;x=%2f", wantErr: true},
+		{in: "/admin#x", wantErr: true}, // a fragment to Node's URL parser: /admin
+		{in: "/a%23b", match: "/a#b"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

@@ -41,6 +41,8 @@ type exchange struct {
 	// rawBearer is the verified bearer token (a web identity for STS).
 	rawBearer string
 	awsCreds  *awscreds.Credentials
+	// body is the client's request body as forwarded, if it has one.
+	body *requestBody
 	// ambient is the credential the browser attached on its own, if the
 	// request was authenticated by one (cookie or client certificate).
 	ambient ambientCredential

@@ -117,11 +117,13 @@ func newOriginal(method, scheme, host string, u *url.URL) (originalRequest, erro
 // an error (two values would leave the decision ambiguous).
 func single(h http.Header, name string) (string, error) {
 	v := h[name]
-	if len(v) != 1 || strings.TrimSpace(v[0]) == "" {
+	// Only HTTP's optional whitespace is trimmed (RFC 9110 §5.6.3); other
+	// control bytes stay and make the value malformed.
+	if len(v) != 1 || strings.Trim(v[0], " \t") == "" {
 		if len(v) > 1 {
 			return "", badOriginal(name + " is repeated")
 		}
 		return "", badOriginal(name + " is missing")
 	}
-	return strings.TrimSpace(v[0]), nil
+	return strings.Trim(v[0], " \t"), nil
 }
