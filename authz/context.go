@@ -3,7 +3,6 @@ package authz
 import (
 	"encoding/binary"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/cedar-policy/cedar-go/types"
@@ -426,7 +425,9 @@ func stringRecord(values map[string]string) types.Record {
 	return types.NewRecord(m)
 }
 
-// actionUID returns Action::"<METHOD>" with the method in upper case.
+// actionUID returns Action::"<METHOD>". Decide accepts only canonical
+// (upper-case) methods, so this is the same string as
+// context.http.method.
 func actionUID(method string) types.EntityUID {
-	return types.NewEntityUID(typeAction, types.String(strings.ToUpper(method)))
+	return types.NewEntityUID(typeAction, types.String(method))
 }

@@ -171,6 +171,12 @@ func (e *Engine) Decide(rc *identity.RequestContext) (dec identity.Decision, err
 	if e == nil || rc == nil {
 		return identity.Decision{}, errors.New("authz: nil engine or request context")
 	}
+	if rc.Method != "" && !identity.ValidMethod(rc.Method) {
+		// Issue 12.4: the action and context.http.method must be one
+		// string; a method in another spelling cannot be decided. (The
+		// front doors never pass an empty one; tests of policies do.)
+		return identity.Decision{}, errors.New("authz: the method is not an upper-case HTTP method")
+	}
 	// The evaluator is a dependency we do not control; a panic in it must
 	// not take the proxy down, and must not allow.
 	defer func() {

@@ -119,7 +119,7 @@ func TestDecide(t *testing.T) {
 	}, {
 		name: "step-up requirements are deduplicated and sorted",
 		modify: func(rc *identity.RequestContext) {
-			rc.Method = "delete"
+			rc.Method = "DELETE"
 			rc.ClientIP = netip.MustParseAddr("192.0.2.1")
 		},
 		want: identity.Decision{Effect: identity.StepUp,
@@ -158,6 +158,25 @@ func TestDecide(t *testing.T) {
 				t.Errorf("Decide (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// Issue 12.4: a lower-case method was upper-cased for the action but not
+// for context.http.method, so a forbid on context.http.method == "DELETE"
+// did not fire. The engine now refuses to decide any other spelling.
+func TestDecideRefusesNonCanonicalMethods(t *testing.T) {
+	e := newEngine(t, file("api.cedar", decidePolicies))
+	for _, m := range []string{"delete", "Delete", "GET ", "G\x00T", strings.Repeat("A", 33)} {
+		rc := alice()
+		rc.Method = m
+		if d, err := e.Decide(&rc); err == nil {
+			t.Errorf("method %q decided: %v", m, d)
+		}
+	}
+	rc := alice()
+	rc.Method = "PROPFIND"
+	if _, err := e.Decide(&rc); err != nil {
+		t.Errorf("extension method: %v", err)
 	}
 }
 

@@ -222,6 +222,7 @@ func (f *File) buildRoutes(c *collector, rt *Runtime) {
 		// One implicit route to the local service, for any host.
 		sc := DefaultRoute()
 		sc.Name, sc.Host, sc.Upstream, sc.Auth = f.Sidecar.Name, "*", f.Sidecar.Upstream, string(proxy.AuthSidecar)
+		sc.AllowPathParameters = f.Sidecar.AllowPathParameters
 		routes = append([]Route{sc}, routes...)
 		paths = append([]string{"sidecar"}, paths...)
 	}
@@ -246,6 +247,7 @@ func buildRoute(r Route) (proxy.RouteConfig, string, error) {
 		UpstreamServerName: r.UpstreamServerName, Auth: proxy.AuthMode(r.Auth), IdP: r.IdP,
 		PassIdentityHeaders: r.PassIdentityHeaders, PreserveHost: r.PreserveHost,
 		StripPrefix: r.StripPrefix, Timeout: r.Timeout, WebSocket: r.WebSocket,
+		AllowPathParameters: r.AllowPathParameters, AllowedOrigins: r.AllowedOrigins,
 	}
 	if r.AWS != nil {
 		pr.AWS = &proxy.RouteAWS{Role: r.AWS.Role}

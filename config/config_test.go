@@ -111,7 +111,7 @@ func TestLoadValid(t *testing.T) {
 				ExtraAuthParams:      map[string]string{"prompt": "select_account"},
 				LogoutURL:            "https://auth.example.com/logout",
 				StepUp:               &StepUp{ACRValues: "urn:example:mfa", MaxAge: 5 * time.Minute},
-				JWKSRefreshInterval: 5 * time.Minute, JWKSMinRefetchInterval: 10 * time.Second, JWKSMaxStale: time.Hour,
+				JWKSRefreshInterval:  5 * time.Minute, JWKSMinRefetchInterval: 10 * time.Second, JWKSMaxStale: time.Hour,
 			},
 			{
 				Name:                "partners",

@@ -163,6 +163,8 @@ func canonicalPathPrefix(raw string) (string, error) {
 			return "", errors.New(`must not contain "%": write the decoded path`)
 		case c == '\\', c == '?', c == '#', c <= ' ', c == 0x7f:
 			return "", errors.New("must not contain \\, ?, #, spaces or control characters")
+		case c == ';':
+			return "", errors.New(`must not contain ";": requests are routed on the path without ;parameters`)
 		}
 	}
 	if strings.Contains(raw, "//") {

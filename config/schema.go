@@ -311,6 +311,14 @@ type Route struct {
 	WebSocket bool `yaml:"websocket"`
 	// StripPrefix removes PathPrefix before forwarding.
 	StripPrefix bool `yaml:"strip_prefix"`
+	// AllowPathParameters accepts ";" path parameters (matrix parameters,
+	// ";jsessionid="): the route and policy match the path without them,
+	// the upstream receives them. Off, a path with ";" is refused (400).
+	AllowPathParameters bool `yaml:"allow_path_parameters"`
+	// AllowedOrigins are exact origins ("https://app.example.com") besides
+	// the route's own whose pages may open WebSockets with the user's
+	// session cookie or client certificate. Only with websocket: true.
+	AllowedOrigins []string `yaml:"allowed_origins"`
 	// AWS, when set, mints the user's AWS credentials for this route and
 	// re-signs forwarded requests with them.
 	AWS *RouteAWS `yaml:"aws"`
@@ -421,6 +429,9 @@ type Sidecar struct {
 	Upstream string `yaml:"upstream"`
 	// Name is the route name used in policy and metrics.
 	Name string `yaml:"name"`
+	// AllowPathParameters is routes[].allow_path_parameters for the
+	// implicit route.
+	AllowPathParameters bool `yaml:"allow_path_parameters"`
 }
 
 // DefaultFile returns a File holding every default value. Parse decodes on

@@ -1,5 +1,7 @@
 package config
 
+import "ztproxy/proxy"
+
 // idpUse records the first route that needs something of an IdP, so that
 // a missing client_id or audience is reported once, at the IdP.
 type idpUse struct {
@@ -36,8 +38,26 @@ func (f *File) checkRoutes(c *collector) {
 		if r.Timeout < 0 {
 			c.add(path+".timeout", "must not be negative (0 means no timeout)")
 		}
+		checkAllowedOrigins(c, path, r)
 	}
 	f.checkIdPUse(c, use)
+}
+
+// checkAllowedOrigins checks and canonicalises a route's
+// allowed_origins: exact origins, only on WebSocket routes (the only
+// requests they apply to).
+func checkAllowedOrigins(c *collector, path string, r *Route) {
+	if len(r.AllowedOrigins) > 0 && !r.WebSocket {
+		c.add(path+".allowed_origins", "only used with websocket: true")
+	}
+	for i, o := range r.AllowedOrigins {
+		canon, err := proxy.CanonicalOrigin(o)
+		if err != nil {
+			c.add(indexPath(path+".allowed_origins", i), "%q: %v", o, err)
+			continue
+		}
+		r.AllowedOrigins[i] = canon
+	}
 }
 
 // checkName checks a required, unique name. names holds the names seen so

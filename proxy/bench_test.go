@@ -71,7 +71,7 @@ func BenchmarkCanonicalPath(b *testing.B) {
 	p := "/api/v1/" + strings.Repeat("seg%20ment/", 4) + "items"
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := canonicalPath(p); err != nil {
+		if _, err := parseRequestPath(p); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -142,9 +142,14 @@ func (s *Server) authenticateBrowser(w http.ResponseWriter, r *http.Request, x *
 }
 
 // requestURL rebuilds the absolute URL the browser asked for, for the
-// return after sign-in.
+// return after sign-in: the canonical path with its ";parameters", if
+// the route accepts them.
 func requestURL(r *http.Request, x *exchange) string {
-	u := url.URL{Scheme: x.scheme, Host: r.Host, Path: x.rc.Path, RawQuery: r.URL.RawQuery}
+	path := x.rc.Path
+	if x.forwardPath != "" {
+		path = x.forwardPath
+	}
+	u := url.URL{Scheme: x.scheme, Host: r.Host, Path: path, RawQuery: r.URL.RawQuery}
 	return u.String()
 }
 

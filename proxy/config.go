@@ -50,6 +50,16 @@ type RouteConfig struct {
 	StripPrefix         bool
 	Timeout             time.Duration
 	WebSocket           bool
+	// AllowPathParameters accepts ";" path parameters (matrix parameters,
+	// ";jsessionid="): the route and policy match the path without them
+	// and the upstream receives them. Without it a path with ";" is
+	// refused (400), since servlet containers strip parameters and read
+	// "..;" as "..".
+	AllowPathParameters bool
+	// AllowedOrigins are origins besides the route's own whose pages may
+	// open WebSockets with the user's session cookie or client
+	// certificate ("https://app.example.com", exact; see CanonicalOrigin).
+	AllowedOrigins []string
 	// AWS, when set, mints the caller's AWS credentials for the upstream.
 	AWS *RouteAWS
 }

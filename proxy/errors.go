@@ -37,6 +37,12 @@ var (
 	errNoClientCert = &httpError{status: http.StatusUnauthorized, code: "client_certificate_required", msg: "a verified client certificate is required"}
 	errWebSocket    = &httpError{status: http.StatusForbidden, code: "websocket_not_allowed", msg: "WebSocket upgrades are not enabled on this route"}
 	errNotBrowser   = &httpError{status: http.StatusUnauthorized, code: "login_required", msg: "browser sign-in is not configured for this route"}
+	// errPathParams: issue 12.2, servlet containers strip ";parameters"
+	// and read "..;" as "..", so only routes that opt in accept them.
+	errPathParams = &httpError{status: http.StatusBadRequest, code: "path_parameters_not_allowed", msg: "path parameters (;) are not allowed on this route", err: errBadPath}
+	// errBadMethod: issue 12.4, one spelling of a method for policy and
+	// upstream alike.
+	errBadMethod = &httpError{status: http.StatusBadRequest, code: "bad_method", msg: "the method must be an upper-case HTTP method"}
 )
 
 // denyError carries a policy decision that is not Allow.

@@ -105,7 +105,7 @@ func extAuthzHeadersToRemove(h http.Header, x *exchange, set map[string]bool) []
 		if norm == "x-forwarded-client-cert" {
 			continue
 		}
-		if isOwnedHeader(norm, true) {
+		if isOwnedHeader(norm, true) || isDisguisedFramingHeader(name, norm) {
 			remove = append(remove, lower)
 		}
 	}

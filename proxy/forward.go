@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -95,14 +96,16 @@ func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, x *exchange) i
 		x.awsCreds = &creds
 	}
 	if f.route.StripPrefix && f.route.PathPrefix != "/" {
-		rest := strings.TrimPrefix(x.forwardPath, strings.TrimSuffix(f.route.PathPrefix, "/"))
-		if !strings.HasPrefix(rest, "/") {
-			rest = "/" + rest
-		}
-		x.forwardPath = rest
+		// By segments, not bytes: the forward path may carry
+		// ";parameters" on the prefix's segments.
+		x.forwardPath = stripPathSegments(x.forwardPath, strings.Count(strings.TrimSuffix(f.route.PathPrefix, "/"), "/"))
 	}
-	if n := x.snap.cfg.MaxBodyBytes; n > 0 && r.Body != nil && r.Body != http.NoBody {
-		r.Body = http.MaxBytesReader(w, r.Body, n)
+	if r.Body != nil && r.Body != http.NoBody {
+		if n := x.snap.cfg.MaxBodyBytes; n > 0 {
+			r.Body = http.MaxBytesReader(w, r.Body, n)
+		}
+		x.body = &requestBody{ReadCloser: r.Body}
+		r.Body = x.body
 	}
 	ctx := context.WithValue(r.Context(), exchangeKey{}, x)
 	var cancel context.CancelFunc
@@ -233,9 +236,17 @@ func (f *forwarder) upstreamError(w http.ResponseWriter, r *http.Request, err er
 		id = x.rc.RequestID
 	}
 	var mbe *http.MaxBytesError
+	var bodyErr error
+	if x != nil && x.body != nil {
+		bodyErr = x.body.readErr()
+	}
 	switch {
-	case errors.As(err, &mbe):
+	case errors.As(err, &mbe) || errors.As(bodyErr, &mbe):
 		err = &httpError{status: http.StatusRequestEntityTooLarge, code: "body_too_large", msg: "request body too large", err: err}
+	case bodyErr != nil && r.Context().Err() == nil:
+		// The client's body, not the upstream, failed: a malformed chunked
+		// coding or a body cut short.
+		err = &httpError{status: http.StatusBadRequest, code: "bad_request_body", msg: "the request body is malformed or incomplete", err: bodyErr}
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		err = &httpError{status: 499, code: "client_closed", msg: "client closed request", err: err}
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
@@ -250,6 +261,33 @@ func (f *forwarder) upstreamError(w http.ResponseWriter, r *http.Request, err er
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// requestBody remembers why reading the client's body failed, so that a
+// forwarding error the client caused is answered 400, not 502. The
+// transport reads the body on its own goroutine, hence the lock.
+type requestBody struct {
+	io.ReadCloser
+	mu  sync.Mutex
+	err error
+}
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.mu.Lock()
+		if b.err == nil {
+			b.err = err
+		}
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+func (b *requestBody) readErr() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
 }
 
 // statusRecorder remembers the status code written through it.

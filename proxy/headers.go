@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -80,14 +81,28 @@ func isOwnedHeader(norm string, fromTrustedProxy bool) bool {
 	return false
 }
 
-// needsNormalising is a cheap pre-check: a header can only be owned if its
-// first byte is x, X, f, F, s, S, t, T, c, C, r or R.
+// framingHeaders are the normalised names of the hop-by-hop headers that
+// frame a message and contain a "-". Spelled with "_" (Transfer_Encoding)
+// they are other headers to ztproxy but the framing header itself to a
+// CGI-style upstream that merges the spellings: forwarded, one would
+// desynchronise the upstream connection (request smuggling, issue 12.5).
+var framingHeaders = []string{"transfer-encoding", "content-length", "keep-alive", "proxy-connection"}
+
+// isDisguisedFramingHeader reports whether name is a framing header
+// spelled with "_"; norm is its normalised form.
+func isDisguisedFramingHeader(name, norm string) bool {
+	return strings.IndexByte(name, '_') >= 0 && slices.Contains(framingHeaders, norm)
+}
+
+// needsNormalising is a cheap pre-check: a header can only be owned or a
+// disguised framing header if its first byte is x, X, f, F, s, S, t, T,
+// c, C, r, R, k, K, p or P.
 func needsNormalising(name string) bool {
 	if name == "" {
 		return false
 	}
 	switch name[0] {
-	case 'x', 'X', 'f', 'F', 's', 'S', 't', 'T', 'c', 'C', 'r', 'R':
+	case 'x', 'X', 'f', 'F', 's', 'S', 't', 'T', 'c', 'C', 'r', 'R', 'k', 'K', 'p', 'P':
 		return true
 	}
 	return false
@@ -101,7 +116,7 @@ func sanitizeHeaders(h http.Header, fromTrustedProxy bool) int {
 		if !needsNormalising(name) {
 			continue
 		}
-		if isOwnedHeader(normalizeHeaderName(name), fromTrustedProxy) {
+		if norm := normalizeHeaderName(name); isOwnedHeader(norm, fromTrustedProxy) || isDisguisedFramingHeader(name, norm) {
 			delete(h, name)
 			removed++
 		}

@@ -41,6 +41,11 @@ type exchange struct {
 	// rawBearer is the verified bearer token (a web identity for STS).
 	rawBearer string
 	awsCreds  *awscreds.Credentials
+	// body is the client's request body as forwarded, if it has one.
+	body *requestBody
+	// ambient is the credential the browser attached on its own, if the
+	// request was authenticated by one (cookie or client certificate).
+	ambient ambientCredential
 }
 
 type exchangeKey struct{}
@@ -85,6 +90,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	x.rc.RequestID = newRequestID()
 	x.rc.Time = start
 	x.rc.Method = r.Method
+	if len(x.rc.Method) > identity.MaxMethodLength {
+		x.rc.Method = x.rc.Method[:identity.MaxMethodLength] // for the audit line
+	}
 	x.rc.UserAgent = r.UserAgent()
 	x.rc.Principal = identity.Anonymous
 	x.rc.Risk = identity.NeutralRisk
@@ -95,11 +103,14 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		x.rc.Device = snap.cfg.DevicePosture(x.rc.Device)
 	}
 
-	if strings.HasPrefix(r.URL.Path, "/.ztp/") {
+	err := checkMethod(r.Method)
+	if err == nil && strings.HasPrefix(r.URL.Path, "/.ztp/") {
 		s.serveInternal(w, r, x)
 		return
 	}
-	err := s.decide(w, r, x)
+	if err == nil {
+		err = s.decide(w, r, x)
+	}
 	if err == nil {
 		x.status = x.route.forward.serve(w, r, x)
 	} else {
@@ -112,30 +123,17 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // decide runs everything up to the policy decision. A nil error means
 // the request may be forwarded.
 func (s *Server) decide(w http.ResponseWriter, r *http.Request, x *exchange) error {
-	host := canonicalHost(r.Host, r.TLS != nil)
-	if host == "" {
-		return errBadHost
+	if err := routeRequest(r, x); err != nil {
+		return err
 	}
-	path, err := canonicalPath(r.URL.EscapedPath())
-	if err != nil {
-		return errPath
-	}
-	x.rc.Host, x.rc.Path = host, path
-	rt := x.snap.router.match(host, path)
-	if rt == nil {
-		return errNoRoute
-	}
-	x.route = rt
-	x.rc.Route = rt.Name
-	x.forwardPath = path
-	if isUpgrade(r) && !rt.WebSocket {
-		return errWebSocket
-	}
-
+	rt := x.route
 	t0 := time.Now()
-	err = s.authenticate(w, r, x)
+	err := s.authenticate(w, r, x)
 	x.authnTime = time.Since(t0)
 	s.metrics.AuthnSeconds.WithLabelValues(string(rt.Auth)).Observe(x.authnTime.Seconds())
+	if err == nil {
+		err = checkWebSocketOrigin(r, x)
+	}
 	if err != nil {
 		return err
 	}
@@ -183,6 +181,36 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, x *exchange) err
 	return nil
 }
 
+// routeRequest canonicalises the host and path and finds the route. The
+// route is matched on the path without ";parameters" (what a servlet
+// container acts on), and only then is it known whether the route
+// accepts parameters at all.
+func routeRequest(r *http.Request, x *exchange) error {
+	host := canonicalHost(r.Host, r.TLS != nil)
+	if host == "" {
+		return errBadHost
+	}
+	rp, err := parseRequestPath(rawPath(r.URL))
+	if err != nil {
+		return errPath
+	}
+	x.rc.Host, x.rc.Path = host, rp.match
+	rt := x.snap.router.match(host, rp.match)
+	if rt == nil {
+		return errNoRoute
+	}
+	x.route = rt
+	x.rc.Route = rt.Name
+	x.forwardPath = rp.forward
+	if rp.params && !rt.AllowPathParameters {
+		return errPathParams
+	}
+	if isUpgrade(r) && !rt.WebSocket {
+		return errWebSocket
+	}
+	return nil
+}
+
 // failureRecorder is implemented by risk scorers that count a user's
 // refused requests (a burst of them is a risk signal).
 type failureRecorder interface{ RecordFailedAuth(userID string) }
@@ -197,10 +225,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, x *exchang
 		if !x.rc.Device.Present {
 			return errNoClientCert
 		}
-		x.rc.Principal = identity.Principal{
-			Kind: identity.KindService, ID: x.rc.Device.ID, Subject: x.rc.Device.ID,
-			AuthKind: identity.AuthMTLS, Expiry: x.rc.Device.NotAfter,
-		}
+		x.authenticateByCertificate()
 		return nil
 	case AuthBearer:
 		raw, ok := authn.ParseAuthorization(r.Header.Get("Authorization"))
@@ -222,6 +247,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, x *exchang
 		x.rawBearer = raw
 		return nil
 	case AuthBrowser:
+		x.ambient = cookieCredential
 		return s.authenticateBrowser(w, r, x)
 	case AuthSidecar:
 		return s.authenticateSidecar(r, x)
@@ -253,13 +279,32 @@ func (s *Server) authenticateSidecar(r *http.Request, x *exchange) error {
 		return nil
 	}
 	if x.rc.Device.Present {
-		x.rc.Principal = identity.Principal{
-			Kind: identity.KindService, ID: x.rc.Device.ID, Subject: x.rc.Device.ID,
-			AuthKind: identity.AuthMTLS, Expiry: x.rc.Device.NotAfter,
-		}
+		x.authenticateByCertificate()
 		return nil
 	}
 	return &authn.BearerError{Code: "invalid_request", Description: "an identity assertion, a bearer token or a client certificate is required"}
+}
+
+// checkMethod refuses methods that are not in canonical (upper-case)
+// form, and CONNECT, which a reverse proxy never tunnels.
+func checkMethod(m string) error {
+	switch {
+	case !identity.ValidMethod(m):
+		return errBadMethod
+	case m == http.MethodConnect:
+		return errMethod
+	}
+	return nil
+}
+
+// authenticateByCertificate makes the verified client certificate's
+// device the principal, a service.
+func (x *exchange) authenticateByCertificate() {
+	x.rc.Principal = identity.Principal{
+		Kind: identity.KindService, ID: x.rc.Device.ID, Subject: x.rc.Device.ID,
+		AuthKind: identity.AuthMTLS, Expiry: x.rc.Device.NotAfter,
+	}
+	x.ambient = certCredential
 }
 
 func isUpgrade(r *http.Request) bool {

@@ -196,16 +196,7 @@ func TestPathAttacks(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
 			tp.upstream.reset()
-			req := httptest.NewRequest("GET", "https://app.example.com/", nil)
-			req.URL.RawPath = tt.path
-			req.URL.Path, _ = pathUnescapeForTest(tt.path)
-			req.RequestURI = tt.path
-			req.RemoteAddr = "203.0.113.7:1"
-			for k, v := range admin {
-				req.Header[k] = v
-			}
-			rec := httptest.NewRecorder()
-			tp.server.Handler().ServeHTTP(rec, req)
+			rec := tp.doRaw(t, "GET", "app.example.com", tt.path, admin)
 			if rec.Code != tt.wantStatus {
 				t.Fatalf("status %d, want %d: %s", rec.Code, tt.wantStatus, rec.Body)
 			}

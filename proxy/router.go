@@ -9,6 +9,8 @@ import (
 type route struct {
 	RouteConfig
 	forward *forwarder
+	// origins is AllowedOrigins in canonical form.
+	origins map[string]struct{}
 }
 
 // hostRoutes are the routes of one host, longest prefix first.

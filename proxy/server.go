@@ -101,7 +101,12 @@ func (s *Server) build(cfg Config) (*snapshot, error) {
 			errs = append(errs, fmt.Errorf("routes[%d] (%s): %w", i, rc.Name, err))
 			continue
 		}
-		snap.routes = append(snap.routes, &route{RouteConfig: rc, forward: fwd})
+		origins, err := compileOrigins(rc.AllowedOrigins)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("routes[%d] (%s): %w", i, rc.Name, err))
+			continue
+		}
+		snap.routes = append(snap.routes, &route{RouteConfig: rc, forward: fwd, origins: origins})
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -110,8 +115,9 @@ func (s *Server) build(cfg Config) (*snapshot, error) {
 	return snap, nil
 }
 
-// Handler returns the public listener's handler.
-func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+// Handler returns the public listener's handler, with the framing checks
+// every listener has.
+func (s *Server) Handler() http.Handler { return boundary(http.HandlerFunc(s.serveHTTP)) }
 
 // AdminHandler returns the admin listener's handler: /metrics, /healthz,
 // /readyz. It must never be exposed on the public listener.
@@ -138,5 +144,5 @@ func (s *Server) AdminHandler() http.Handler {
 		}
 		io.WriteString(w, "ready\n")
 	})
-	return mux
+	return boundary(mux)
 }

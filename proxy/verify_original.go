@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"ztproxy/identity"
 )
 
 // Headers a front proxy uses to describe the request it is asking about.
@@ -101,8 +103,9 @@ func parseForwarded(h http.Header) (originalRequest, error) {
 }
 
 func newOriginal(method, scheme, host string, u *url.URL) (originalRequest, error) {
-	if !isToken(method) {
-		return originalRequest{}, badOriginal("the original method is not an HTTP method")
+	if !identity.ValidMethod(method) {
+		// Issue 12.4: the same canonical method as a proxied request.
+		return originalRequest{}, badOriginal("the original method is not an upper-case HTTP method")
 	}
 	if canonicalHost(host, scheme == "https") == "" {
 		return originalRequest{}, badOriginal("the original host is missing or malformed")
@@ -114,28 +117,13 @@ func newOriginal(method, scheme, host string, u *url.URL) (originalRequest, erro
 // an error (two values would leave the decision ambiguous).
 func single(h http.Header, name string) (string, error) {
 	v := h[name]
-	if len(v) != 1 || strings.TrimSpace(v[0]) == "" {
+	// Only HTTP's optional whitespace is trimmed (RFC 9110 §5.6.3); other
+	// control bytes stay and make the value malformed.
+	if len(v) != 1 || strings.Trim(v[0], " \t") == "" {
 		if len(v) > 1 {
 			return "", badOriginal(name + " is repeated")
 		}
 		return "", badOriginal(name + " is missing")
 	}
-	return strings.TrimSpace(v[0]), nil
-}
-
-// isToken reports whether s is an RFC 9110 token, the syntax of a method.
-func isToken(s string) bool {
-	if s == "" || len(s) > 32 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
+	return strings.Trim(v[0], " \t"), nil
 }
