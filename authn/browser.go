@@ -24,6 +24,8 @@ type Browser struct {
 	idps    map[string]*browserIdP
 	first   string
 	refresh singleflight.Group
+	// returnTargets are where sign-in may send the browser back to.
+	returnTargets ReturnTargets
 	// webauthn is nil unless BrowserConfig.WebAuthn is set.
 	webauthn *WebAuthn
 }
@@ -60,7 +62,8 @@ func NewBrowser(cfg BrowserConfig) (*Browser, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Browser{cfg: cfg, codec: codec, idps: map[string]*browserIdP{}, first: cfg.IdPs[0].Name}
+	b := &Browser{cfg: cfg, codec: codec, idps: map[string]*browserIdP{}, first: cfg.IdPs[0].Name,
+		returnTargets: ReturnTargetsFor(cfg.ExternalURL, cfg.ReturnHostAllowed)}
 	redirect := strings.TrimSuffix(cfg.ExternalURL.String(), "/") + CallbackPath
 	for _, ic := range cfg.IdPs {
 		ic := ic

@@ -74,8 +74,9 @@ type BrowserConfig struct {
 	// for that long.
 	Lifetime, IdleTimeout time.Duration
 	Store                 SessionStore
-	// ReturnHostAllowed says whether sign-in may return to a host (name, or
-	// name:port for a non-default port).
+	// ReturnHostAllowed says whether sign-in may return to a host name
+	// (canonical, without a port); only ExternalURL's scheme and port are
+	// ever accepted with it.
 	ReturnHostAllowed func(host string) bool
 	// RefreshSkew refreshes IdP tokens this long before they expire.
 	RefreshSkew time.Duration

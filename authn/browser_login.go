@@ -66,7 +66,7 @@ func (b *Browser) LoginRedirect(ctx context.Context, r *http.Request, idpName, r
 		return "", nil, signInError(http.StatusBadGateway, "idp_unavailable", "The identity provider cannot be reached right now. Try again in a moment.", err)
 	}
 	now := b.cfg.Now()
-	ls, err := NewLoginState(SafeReturnTo(returnTo, b.cfg.ReturnHostAllowed, "/"), idpName, now)
+	ls, err := NewLoginState(SafeReturnTo(returnTo, b.returnTargets, "/"), idpName, now)
 	if err != nil {
 		return "", nil, err
 	}

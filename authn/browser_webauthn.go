@@ -163,5 +163,5 @@ func (b *Browser) FinishWebAuthnStepUp(ctx context.Context, r *http.Request, dev
 // ReturnTo is raw when it is a safe place to send the browser after a
 // step-up (relative, or on the proxy's or a route's host), else "/".
 func (b *Browser) ReturnTo(raw string) string {
-	return SafeReturnTo(raw, b.cfg.ReturnHostAllowed, "/")
+	return SafeReturnTo(raw, b.returnTargets, "/")
 }
