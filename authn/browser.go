@@ -24,6 +24,8 @@ type Browser struct {
 	idps    map[string]*browserIdP
 	first   string
 	refresh singleflight.Group
+	// loginStamps orders this replica's sign-in attempts.
+	loginStamps loginStamps
 	// returnTargets are where sign-in may send the browser back to.
 	returnTargets ReturnTargets
 	// webauthn is nil unless BrowserConfig.WebAuthn is set.

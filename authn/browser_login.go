@@ -15,12 +15,16 @@ import (
 	"ztproxy/identity"
 )
 
-// SignInError is a failed sign-in: the user sees Description (safe to
-// show) on an error page with a link to try again. Status is 400 for a
-// bad or replayed callback and 502 when the IdP failed.
+// SignInError is a failed sign-in: the user sees Title and Description
+// (safe to show) on an error page with a link to try again. Status is 400
+// for a bad, expired or replayed callback or a code the IdP refused, 502
+// when the IdP answered nonsense, and 503 when the IdP or the session store
+// could not be reached.
 type SignInError struct {
-	Status      int
-	Code        string
+	Status int
+	Code   string
+	// Title is the page's headline; empty for the generic one.
+	Title       string
 	Description string
 	Err         error
 }
@@ -66,7 +70,7 @@ func (b *Browser) LoginRedirect(ctx context.Context, r *http.Request, idpName, r
 		return "", nil, signInError(http.StatusBadGateway, "idp_unavailable", "The identity provider cannot be reached right now. Try again in a moment.", err)
 	}
 	now := b.cfg.Now()
-	ls, err := NewLoginState(SafeReturnTo(returnTo, b.returnTargets, "/"), idpName, now)
+	ls, err := NewLoginState(SafeReturnTo(returnTo, b.returnTargets, "/"), idpName, b.loginStamps.next(now))
 	if err != nil {
 		return "", nil, err
 	}
@@ -121,7 +125,7 @@ func (b *Browser) Callback(ctx context.Context, r *http.Request, device identity
 		res.Cookies = append(res.Cookies, deletion)
 	}
 	if err != nil {
-		return res, signInError(http.StatusBadRequest, "invalid_state", "This sign-in link is invalid, expired or was already used. Start again.", err)
+		return res, loginStateError(err)
 	}
 	idp := b.idps[ls.IdP]
 	if idp == nil {
@@ -205,6 +209,28 @@ func (b *Browser) Callback(ctx context.Context, r *http.Request, device identity
 	p.AuthKind, p.SessionID, p.Expiry = identity.AuthBrowser, sess.ID, sess.ExpiresAt
 	res.Principal = p
 	return res, nil
+}
+
+// loginStateError explains a callback whose sign-in attempt cannot be
+// used. A missing attempt is usually one that a newer attempt in the same
+// browser replaced (only MaxLoginStates are kept) or that was already
+// used; its audit code still tells it apart from an expired one and from
+// a forged state.
+func loginStateError(err error) *SignInError {
+	const title = "Sign-in attempt expired"
+	switch {
+	case errors.Is(err, ErrExpiredLoginState):
+		e := signInError(http.StatusBadRequest, "sign_in_expired",
+			fmt.Sprintf("This sign-in attempt took longer than %d minutes and has expired. Start again.", int(LoginStateTTL/time.Minute)), err)
+		e.Title = title
+		return e
+	case errors.Is(err, ErrNoLoginState):
+		e := signInError(http.StatusBadRequest, "sign_in_superseded",
+			fmt.Sprintf("This sign-in attempt has expired: it was replaced by newer ones (a browser keeps its %d most recent), was already used, or was started in another browser. Start again.", MaxLoginStates), err)
+		e.Title = title
+		return e
+	}
+	return signInError(http.StatusBadRequest, "invalid_state", "This sign-in link is invalid. Start again.", err)
 }
 
 // principal builds the session principal from a verified ID token.

@@ -173,8 +173,13 @@ func writeError(w http.ResponseWriter, r *http.Request, err error, requestID str
 	}
 	if wantsHTML(r) {
 		d := pageData{Status: status, Title: pageTitle(status, code), Message: msg, Code: code, RequestID: requestID, Reasons: reasons}
-		if se != nil && status < 500 {
-			d.Link, d.LinkText = "/", "Start again"
+		if se != nil {
+			if se.Title != "" {
+				d.Title = se.Title
+			}
+			if status < 500 || status == http.StatusServiceUnavailable {
+				d.Link, d.LinkText = "/", "Start again"
+			}
 		}
 		renderPage(w, status, d)
 		return status

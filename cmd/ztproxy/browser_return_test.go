@@ -1,9 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
+	"time"
 
 	"ztproxy/internal/testenv"
 )
@@ -56,6 +59,58 @@ func TestBrowserReturnURLPorts(t *testing.T) {
 	} {
 		if got := e.returnAfterSignIn(t, rd); got != want {
 			t.Errorf("rd=%q: sent to %q, want %q", rd, got, want)
+		}
+	}
+}
+
+// TestBrowserNewestSignInAttemptsKept: issue 12.10, eight sign-ins started
+// within one second kept attempts 1-4 and 8 while 5-7 got a bare 400. The
+// five newest must complete and the three oldest get a page that says the
+// attempt expired and to start again. A Go cookie jar plays the browser
+// (curl 7.88 mishandles deleted cookies), against the real OP.
+func TestBrowserNewestSignInAttemptsKept(t *testing.T) {
+	e := newBrowserEnv(t, testenv.OIDCOptions{}, "1h")
+	alice := e.op.User(t, "alice")
+	c := e.client(t)
+	// Start at the top of a second so that all eight fall within it.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+	second := time.Now().Unix()
+	var auths []*url.URL
+	for i := 1; i <= 8; i++ {
+		resp, err := noFollow(c).Get(e.base + "/.ztp/login?rd=" + url.QueryEscape(fmt.Sprintf("/tab%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, err := resp.Location()
+		if err != nil {
+			t.Fatalf("tab %d: %d %v", i, resp.StatusCode, err)
+		}
+		auths = append(auths, loc)
+	}
+	if time.Now().Unix() != second {
+		t.Fatalf("the eight sign-ins took more than one second to start; the machine is too slow for this test")
+	}
+	for i, auth := range auths {
+		tab := i + 1
+		cb := e.authorize(t, auth.String(), alice)
+		req, _ := http.NewRequest("GET", cb.String(), nil)
+		req.Header.Set("Accept", "text/html")
+		resp, err := noFollow(c).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readBody(t, resp)
+		if tab > 3 {
+			if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != fmt.Sprintf("/tab%d", tab) {
+				t.Errorf("tab %d (one of the 5 newest): %d to %q: %s", tab, resp.StatusCode, resp.Header.Get("Location"), body)
+			}
+			continue
+		}
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Sign-in attempt expired") ||
+			!strings.Contains(body, "replaced by newer ones") || !strings.Contains(body, "Start again") ||
+			!strings.Contains(body, "sign_in_superseded") {
+			t.Errorf("tab %d (one of the 3 oldest): %d %s", tab, resp.StatusCode, body)
 		}
 	}
 }
