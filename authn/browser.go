@@ -50,7 +50,14 @@ type oidcClient struct {
 type LoginRequiredError struct {
 	Reason string
 	Clear  []*http.Cookie
+	// Code, when set, replaces "login_required" in the audit line (for
+	// example "refresh_refused").
+	Code string
 }
+
+// storeTimeout bounds one session store call on a request path, so that a
+// hung store costs the user seconds, not the SDK's full retry budget.
+const storeTimeout = 5 * time.Second
 
 func (e *LoginRequiredError) Error() string { return "sign-in required: " + e.Reason }
 
@@ -184,7 +191,7 @@ func (b *Browser) openSession(ctx context.Context, r *http.Request, device ident
 	}
 	revoked, err := b.cfg.Store.IsRevoked(ctx, sess.ID)
 	if err != nil {
-		return nil, fmt.Errorf("authn: checking session revocation: %w", err)
+		return nil, storeUnavailable("checking session revocation", err)
 	}
 	if revoked {
 		return nil, &LoginRequiredError{Reason: "session was signed out", Clear: b.codec.Clear(r)}
@@ -197,8 +204,11 @@ func (b *Browser) openSession(ctx context.Context, r *http.Request, device ident
 // session's tokens.
 func (b *Browser) IDToken(ctx context.Context, sessionID string) (string, error) {
 	rec, err := b.cfg.Store.LoadSession(ctx, sessionID)
-	if err != nil {
+	if errors.Is(err, ErrSessionNotFound) || errors.Is(err, ErrSessionRevoked) {
 		return "", err
+	}
+	if err != nil {
+		return "", storeUnavailable("loading session", err)
 	}
 	return rec.IDToken, nil
 }

@@ -67,7 +67,7 @@ func (b *Browser) LoginRedirect(ctx context.Context, r *http.Request, idpName, r
 	}
 	client, err := idp.client.get(ctx)
 	if err != nil {
-		return "", nil, signInError(http.StatusBadGateway, "idp_unavailable", "The identity provider cannot be reached right now. Try again in a moment.", err)
+		return "", nil, idpSignInError(err)
 	}
 	now := b.cfg.Now()
 	ls, err := NewLoginState(SafeReturnTo(returnTo, b.returnTargets, "/"), idpName, b.loginStamps.next(now))
@@ -135,7 +135,7 @@ func (b *Browser) Callback(ctx context.Context, r *http.Request, device identity
 		return res, signInError(http.StatusBadRequest, "issuer_mismatch", "The sign-in response came from an unexpected identity provider.", fmt.Errorf("iss %q", iss))
 	}
 	if e := q.Get("error"); e != "" {
-		return res, signInError(http.StatusBadGateway, "idp_error", "The identity provider refused the sign-in: "+sanitizeText(e), errors.New(sanitizeText(q.Get("error_description"))))
+		return res, authorizationError(sanitizeText(e), sanitizeText(q.Get("error_description")))
 	}
 	code := q.Get("code")
 	if code == "" {
@@ -143,12 +143,13 @@ func (b *Browser) Callback(ctx context.Context, r *http.Request, device identity
 	}
 	client, err := idp.client.get(ctx)
 	if err != nil {
-		return res, signInError(http.StatusBadGateway, "idp_unavailable", "The identity provider cannot be reached right now.", err)
+		return res, idpSignInError(err)
 	}
 	octx := oidc.ClientContext(ctx, b.cfg.HTTPClient)
 	tok, err := client.oauth.Exchange(octx, code, oauth2.VerifierOption(ls.PKCEVerifier))
 	if err != nil {
-		return res, signInError(http.StatusBadGateway, "exchange_failed", "The identity provider did not accept the sign-in code.", err)
+		// Issue 22.5: a refusal and an unreachable IdP are told apart.
+		return res, idpSignInError(err)
 	}
 	rawID, _ := tok.Extra("id_token").(string)
 	if rawID == "" {
@@ -193,8 +194,16 @@ func (b *Browser) Callback(ctx context.Context, r *http.Request, device identity
 		ID: sess.ID, UserID: p.ID, IdP: ls.IdP, RefreshToken: tok.RefreshToken, IDToken: rawID,
 		TokenExpiry: idTok.Expiry, ExpiresAt: sess.ExpiresAt,
 	}
-	if err := b.cfg.Store.SaveSession(ctx, rec); err != nil {
-		return res, fmt.Errorf("authn: saving session: %w", err)
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	err = b.cfg.Store.SaveSession(sctx, rec)
+	cancel()
+	if err != nil {
+		// Issue 22.6: an outage is a clear 503, not a 500.
+		e := signInError(http.StatusServiceUnavailable, "session_store_unavailable",
+			"You signed in at the identity provider, but your session could not be saved because the session store cannot be reached right now. Try again in a moment.",
+			storeUnavailable("saving session", err))
+		e.Title = "Sign-in could not be completed"
+		return res, e
 	}
 	cookies, err := b.codec.Seal(sess, now)
 	if err != nil {
@@ -202,7 +211,7 @@ func (b *Browser) Callback(ctx context.Context, r *http.Request, device identity
 	}
 	if prevErr == nil && previous.ID != sess.ID {
 		// The browser's earlier session is replaced: end it server-side too.
-		_ = b.cfg.Store.RevokeSession(ctx, previous.ID, now)
+		b.revokeQuietly(ctx, previous.ID, now)
 	}
 	res.Cookies = append(res.Cookies, cookies...)
 	res.ReturnTo, res.StepUp = ls.ReturnTo, ls.StepUp

@@ -139,13 +139,13 @@ func (b *Browser) FinishWebAuthnStepUp(ctx context.Context, r *http.Request, dev
 		if errors.Is(err, ErrSessionNotFound) || errors.Is(err, ErrSessionRevoked) {
 			return res, &LoginRequiredError{Reason: "session was signed out", Clear: b.codec.Clear(r)}
 		}
-		return res, fmt.Errorf("authn: loading session: %w", err)
+		return res, storeUnavailable("loading session", err)
 	}
 	up := UpgradeSession(sess, now)
 	up.ID, up.LastSeen = NewSessionID(), now
 	rec.ID = up.ID
 	if err := b.cfg.Store.SaveSession(ctx, rec); err != nil {
-		return res, fmt.Errorf("authn: saving upgraded session: %w", err)
+		return res, storeUnavailable("saving upgraded session", err)
 	}
 	cookies, err := b.codec.Seal(up, now)
 	if err != nil {

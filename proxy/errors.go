@@ -19,6 +19,9 @@ type httpError struct {
 	code   string // short machine-readable code
 	msg    string // safe to show to the client
 	err    error
+	// title, link and linkText, when set, are the HTML page's headline
+	// and its one button.
+	title, link, linkText string
 }
 
 func (e *httpError) Error() string {
@@ -64,6 +67,14 @@ func (e *denyError) Error() string {
 
 func (e *denyError) Unwrap() error { return e.cause }
 
+// codeStoreUnavailable and msgStoreUnavailable answer a browser request
+// whose session could not be checked or saved because the session store is
+// unreachable (authn.ErrStoreUnavailable): 503, nothing granted.
+const (
+	codeStoreUnavailable = "session_store_unavailable"
+	msgStoreUnavailable  = "your session could not be checked because the session store cannot be reached right now; nothing was granted, try again in a moment"
+)
+
 // statusOf maps an error to its HTTP status and a short code for logs and
 // metrics.
 func statusOf(err error) (int, string) {
@@ -76,6 +87,9 @@ func statusOf(err error) (int, string) {
 	case errors.As(err, &he):
 		return he.status, he.code
 	case errors.As(err, &ln):
+		if ln.code != "" {
+			return http.StatusUnauthorized, ln.code
+		}
 		return http.StatusUnauthorized, "login_required"
 	case errors.As(err, new(*stepUpNeeded)):
 		return http.StatusForbidden, "step_up"
@@ -83,6 +97,8 @@ func statusOf(err error) (int, string) {
 		return se.Status, se.Code
 	case errors.As(err, &be):
 		return http.StatusUnauthorized, be.Code
+	case errors.Is(err, authn.ErrStoreUnavailable):
+		return http.StatusServiceUnavailable, codeStoreUnavailable
 	case errors.As(err, &de):
 		if de.decision.Effect == identity.StepUp && de.bearer {
 			return http.StatusUnauthorized, "insufficient_user_authentication"
@@ -110,6 +126,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error, requestID str
 	var de *denyError
 	var ln *loginNeeded
 	var se *authn.SignInError
+	var he *httpError
 	msg := http.StatusText(status)
 	var reasons []string
 	if errors.As(err, &ln) {
@@ -160,9 +177,10 @@ func writeError(w http.ResponseWriter, r *http.Request, err error, requestID str
 			msg = "access denied by policy"
 		}
 	default:
-		var he *httpError
 		if errors.As(err, &he) {
 			msg = he.msg
+		} else if code == codeStoreUnavailable {
+			msg = msgStoreUnavailable
 		}
 		if status == http.StatusUnauthorized && code == errNoClientCert.code {
 			h.Set("WWW-Authenticate", `Bearer error="invalid_request", error_description="client certificate required"`)
@@ -177,9 +195,15 @@ func writeError(w http.ResponseWriter, r *http.Request, err error, requestID str
 			if se.Title != "" {
 				d.Title = se.Title
 			}
-			if status < 500 || status == http.StatusServiceUnavailable {
+			if status < 500 || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout {
 				d.Link, d.LinkText = "/", "Start again"
 			}
+		}
+		if he != nil {
+			if he.title != "" {
+				d.Title = he.title
+			}
+			d.Link, d.LinkText = he.link, he.linkText
 		}
 		renderPage(w, status, d)
 		return status
@@ -240,6 +264,8 @@ func pageTitle(status int, code string) string {
 		return "Additional verification needed"
 	case code == "login_required":
 		return "Sign-in required"
+	case status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout:
+		return "Temporarily unavailable"
 	case status >= 500:
 		return "Something went wrong on our side"
 	}

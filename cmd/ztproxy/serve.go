@@ -19,6 +19,7 @@ import (
 	"ztproxy/config"
 	"ztproxy/proxy"
 	"ztproxy/riskengine"
+	"ztproxy/store"
 )
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -131,7 +132,12 @@ func serve(ctx context.Context, path string, rt *config.Runtime, logger, audit *
 		return err
 	}
 	setAWS(&rt.Proxy, minter)
-	sessions := config.SessionStore(st, rt.File.Store.RevocationCacheTTL)
+	pending, stopPending, err := startPendingRevocations(ctx, rt, st, metrics)
+	if err != nil {
+		return err
+	}
+	defer stopPending()
+	sessions := config.SessionStore(st, rt.File.Store.RevocationCacheTTL, pending)
 	keys := config.KeyStore(st)
 	if err := setBrowser(&rt.Proxy, rt, sessions, keys, logger); err != nil {
 		return err
@@ -176,6 +182,24 @@ func serve(ctx context.Context, path string, rt *config.Runtime, logger, audit *
 	}
 	logger.Info("ztproxy stopped: drained")
 	return nil
+}
+
+// startPendingRevocations opens the revocation journal and retries what
+// it holds in the background; stop ends the retries and closes the journal
+// (what is still pending stays in it for the next run).
+func startPendingRevocations(ctx context.Context, rt *config.Runtime, st store.SessionStore, metrics *proxy.Metrics) (*store.PendingRevocations, func(), error) {
+	pending, err := config.OpenPendingRevocations(rt.File, st, metrics.SetRevocationsPending, metrics.ObserveRevocationRetry)
+	if err != nil {
+		return nil, nil, err
+	}
+	retryCtx, stopRetries := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { pending.Run(retryCtx); close(done) }()
+	return pending, func() {
+		stopRetries()
+		<-done
+		pending.Close()
+	}, nil
 }
 
 // newBearer builds the bearer verifier, or returns nil when no identity
