@@ -145,27 +145,9 @@ func (b *Browser) Callback(ctx context.Context, r *http.Request, device identity
 	if err != nil {
 		return res, idpSignInError(err)
 	}
-	octx := oidc.ClientContext(ctx, b.cfg.HTTPClient)
-	tok, err := client.oauth.Exchange(octx, code, oauth2.VerifierOption(ls.PKCEVerifier))
+	tok, idTok, rawID, err := b.redeemCode(ctx, client, code, ls)
 	if err != nil {
-		// Issue 22.5: a refusal and an unreachable IdP are told apart.
-		return res, idpSignInError(err)
-	}
-	rawID, _ := tok.Extra("id_token").(string)
-	if rawID == "" {
-		return res, signInError(http.StatusBadGateway, "no_id_token", "The identity provider returned no ID token.", nil)
-	}
-	idTok, err := client.verifier.Verify(octx, rawID)
-	if err != nil {
-		return res, signInError(http.StatusBadGateway, "invalid_id_token", "The identity provider's ID token did not verify.", err)
-	}
-	if subtle.ConstantTimeCompare([]byte(idTok.Nonce), []byte(ls.Nonce)) != 1 {
-		return res, signInError(http.StatusBadRequest, "nonce_mismatch", "The sign-in response does not belong to this browser.", nil)
-	}
-	if idTok.AccessTokenHash != "" {
-		if err := idTok.VerifyAccessToken(tok.AccessToken); err != nil {
-			return res, signInError(http.StatusBadGateway, "at_hash_mismatch", "The identity provider's tokens do not match.", err)
-		}
+		return res, err
 	}
 	p, err := idp.principal(idTok)
 	if err != nil {
@@ -178,40 +160,9 @@ func (b *Browser) Callback(ctx context.Context, r *http.Request, device identity
 			return res, signInError(http.StatusForbidden, "step_up_not_satisfied", "Additional verification did not complete: "+why+".", nil)
 		}
 	}
-	previous, prevErr := b.codec.Open(r, now)
-	sess := &Session{
-		ID: NewSessionID(), Principal: p, IssuedAt: now, LastSeen: now,
-		ExpiresAt: now.Add(b.cfg.Lifetime), IDTokenExpiry: idTok.Expiry,
-	}
-	if device.Present {
-		sess.DeviceFingerprint = device.Fingerprint
-	}
-	if tok.RefreshToken == "" {
-		// Nothing to refresh with: the session lives to its own expiry.
-		sess.IDTokenExpiry = time.Time{}
-	}
-	rec := SessionRecord{
-		ID: sess.ID, UserID: p.ID, IdP: ls.IdP, RefreshToken: tok.RefreshToken, IDToken: rawID,
-		TokenExpiry: idTok.Expiry, ExpiresAt: sess.ExpiresAt,
-	}
-	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	err = b.cfg.Store.SaveSession(sctx, rec)
-	cancel()
+	sess, cookies, err := b.startSession(ctx, r, device, p, ls.IdP, tok, idTok, rawID, now)
 	if err != nil {
-		// Issue 22.6: an outage is a clear 503, not a 500.
-		e := signInError(http.StatusServiceUnavailable, "session_store_unavailable",
-			"You signed in at the identity provider, but your session could not be saved because the session store cannot be reached right now. Try again in a moment.",
-			storeUnavailable("saving session", err))
-		e.Title = "Sign-in could not be completed"
-		return res, e
-	}
-	cookies, err := b.codec.Seal(sess, now)
-	if err != nil {
-		return res, fmt.Errorf("authn: sealing session: %w", err)
-	}
-	if prevErr == nil && previous.ID != sess.ID {
-		// The browser's earlier session is replaced: end it server-side too.
-		b.revokeQuietly(ctx, previous.ID, now)
+		return res, err
 	}
 	res.Cookies = append(res.Cookies, cookies...)
 	res.ReturnTo, res.StepUp = ls.ReturnTo, ls.StepUp
@@ -240,6 +191,77 @@ func loginStateError(err error) *SignInError {
 		return e
 	}
 	return signInError(http.StatusBadRequest, "invalid_state", "This sign-in link is invalid. Start again.", err)
+}
+
+// redeemCode exchanges the authorization code with the PKCE verifier and
+// verifies the ID token: signature, issuer, audience, expiry, nonce and
+// at_hash.
+func (b *Browser) redeemCode(ctx context.Context, client *oidcClient, code string, ls LoginState) (*oauth2.Token, *oidc.IDToken, string, error) {
+	octx := oidc.ClientContext(ctx, b.cfg.HTTPClient)
+	tok, err := client.oauth.Exchange(octx, code, oauth2.VerifierOption(ls.PKCEVerifier))
+	if err != nil {
+		// Issue 22.5: a refusal and an unreachable IdP are told apart.
+		return nil, nil, "", idpSignInError(err)
+	}
+	rawID, _ := tok.Extra("id_token").(string)
+	if rawID == "" {
+		return nil, nil, "", signInError(http.StatusBadGateway, "no_id_token", "The identity provider returned no ID token.", nil)
+	}
+	idTok, err := client.verifier.Verify(octx, rawID)
+	if err != nil {
+		return nil, nil, "", signInError(http.StatusBadGateway, "invalid_id_token", "The identity provider's ID token did not verify.", err)
+	}
+	if subtle.ConstantTimeCompare([]byte(idTok.Nonce), []byte(ls.Nonce)) != 1 {
+		return nil, nil, "", signInError(http.StatusBadRequest, "nonce_mismatch", "The sign-in response does not belong to this browser.", nil)
+	}
+	if idTok.AccessTokenHash != "" {
+		if err := idTok.VerifyAccessToken(tok.AccessToken); err != nil {
+			return nil, nil, "", signInError(http.StatusBadGateway, "at_hash_mismatch", "The identity provider's tokens do not match.", err)
+		}
+	}
+	return tok, idTok, rawID, nil
+}
+
+// startSession stores and seals a brand-new session for p, and ends the
+// session the browser had before, if any.
+func (b *Browser) startSession(ctx context.Context, r *http.Request, device identity.Device, p identity.Principal, idpName string,
+	tok *oauth2.Token, idTok *oidc.IDToken, rawID string, now time.Time) (*Session, []*http.Cookie, error) {
+	previous, prevErr := b.codec.Open(r, now)
+	sess := &Session{
+		ID: NewSessionID(), Principal: p, IssuedAt: now, LastSeen: now,
+		ExpiresAt: now.Add(b.cfg.Lifetime), IDTokenExpiry: idTok.Expiry,
+	}
+	if device.Present {
+		sess.DeviceFingerprint = device.Fingerprint
+	}
+	if tok.RefreshToken == "" {
+		// Nothing to refresh with: the session lives to its own expiry.
+		sess.IDTokenExpiry = time.Time{}
+	}
+	rec := SessionRecord{
+		ID: sess.ID, UserID: p.ID, IdP: idpName, RefreshToken: tok.RefreshToken, IDToken: rawID,
+		TokenExpiry: idTok.Expiry, ExpiresAt: sess.ExpiresAt,
+	}
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	err := b.cfg.Store.SaveSession(sctx, rec)
+	cancel()
+	if err != nil {
+		// Issue 22.6: an outage is a clear 503, not a 500.
+		e := signInError(http.StatusServiceUnavailable, "session_store_unavailable",
+			"You signed in at the identity provider, but your session could not be saved because the session store cannot be reached right now. Try again in a moment.",
+			storeUnavailable("saving session", err))
+		e.Title = "Sign-in could not be completed"
+		return nil, nil, e
+	}
+	cookies, err := b.codec.Seal(sess, now)
+	if err != nil {
+		return nil, nil, fmt.Errorf("authn: sealing session: %w", err)
+	}
+	if prevErr == nil && previous.ID != sess.ID {
+		// The browser's earlier session is replaced: end it server-side too.
+		b.revokeQuietly(ctx, previous.ID, now)
+	}
+	return sess, cookies, nil
 }
 
 // principal builds the session principal from a verified ID token.

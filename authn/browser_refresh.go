@@ -83,22 +83,29 @@ func (b *Browser) refreshOnce(ctx context.Context, sess *Session) (*Session, err
 			"session", shortID(sess.ID), "code", f.code, "oauth_error", f.oauthError)
 		return nil, &LoginRequiredError{Reason: "the identity provider ended the session", Code: "refresh_refused"}
 	}
+	return b.keepRefreshed(ctx, &updated, idp, client, rec, tok, now)
+}
+
+// keepRefreshed checks the refreshed ID token (same user), stores the new
+// tokens and returns the updated session.
+func (b *Browser) keepRefreshed(ctx context.Context, updated *Session, idp *browserIdP, client *oidcClient,
+	rec SessionRecord, tok *oauth2.Token, now time.Time) (*Session, error) {
 	expiry := tok.Expiry
 	rawID, _ := tok.Extra("id_token").(string)
 	if rawID != "" {
-		idTok, err := client.verifier.Verify(octx, rawID)
+		idTok, err := client.verifier.Verify(oidc.ClientContext(ctx, b.cfg.HTTPClient), rawID)
 		if err != nil {
-			return b.keepUntilRetry(sess, now, "invalid_id_token", err), nil
+			return b.keepUntilRetry(updated, now, "invalid_id_token", err), nil
 		}
 		p, err := idp.principal(idTok)
 		if err != nil {
-			return b.keepUntilRetry(sess, now, "invalid_claims", err), nil
+			return b.keepUntilRetry(updated, now, "invalid_claims", err), nil
 		}
-		if p.ID != sess.Principal.ID {
-			b.revokeQuietly(ctx, sess.ID, now)
+		if p.ID != updated.Principal.ID {
+			b.revokeQuietly(ctx, updated.ID, now)
 			return nil, &LoginRequiredError{Reason: "refreshed identity does not match the session"}
 		}
-		mergeRefreshedPrincipal(&updated, p)
+		mergeRefreshedPrincipal(updated, p)
 		expiry = idTok.Expiry
 	} else {
 		rawID = rec.IDToken
@@ -107,8 +114,8 @@ func (b *Browser) refreshOnce(ctx context.Context, sess *Session) (*Session, err
 	if refresh == "" {
 		refresh = rec.RefreshToken
 	}
-	sctx, cancel = context.WithTimeout(ctx, storeTimeout)
-	err = b.cfg.Store.UpdateSessionTokens(sctx, sess.ID, refresh, rawID, expiry)
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	err := b.cfg.Store.UpdateSessionTokens(sctx, updated.ID, refresh, rawID, expiry)
 	cancel()
 	if err != nil {
 		if errors.Is(err, ErrSessionRevoked) || errors.Is(err, ErrSessionNotFound) {
@@ -120,8 +127,8 @@ func (b *Browser) refreshOnce(ctx context.Context, sess *Session) (*Session, err
 		return nil, storeUnavailable("storing refreshed tokens", err)
 	}
 	updated.IDTokenExpiry = expiry
-	b.cfg.Logger.Info("authn: session tokens refreshed", "idp", rec.IdP, "session", shortID(sess.ID))
-	return &updated, nil
+	b.cfg.Logger.Info("authn: session tokens refreshed", "idp", rec.IdP, "session", shortID(updated.ID))
+	return updated, nil
 }
 
 // mergeRefreshedPrincipal takes the attributes an IdP may change (email,

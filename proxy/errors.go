@@ -126,7 +126,6 @@ func writeError(w http.ResponseWriter, r *http.Request, err error, requestID str
 	var de *denyError
 	var ln *loginNeeded
 	var se *authn.SignInError
-	var he *httpError
 	msg := http.StatusText(status)
 	var reasons []string
 	if errors.As(err, &ln) {
@@ -177,7 +176,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error, requestID str
 			msg = "access denied by policy"
 		}
 	default:
-		if errors.As(err, &he) {
+		if he := (*httpError)(nil); errors.As(err, &he) {
 			msg = he.msg
 		} else if code == codeStoreUnavailable {
 			msg = msgStoreUnavailable
@@ -190,28 +189,37 @@ func writeError(w http.ResponseWriter, r *http.Request, err error, requestID str
 		return status // the client is gone; nothing to write
 	}
 	if wantsHTML(r) {
-		d := pageData{Status: status, Title: pageTitle(status, code), Message: msg, Code: code, RequestID: requestID, Reasons: reasons}
-		if se != nil {
-			if se.Title != "" {
-				d.Title = se.Title
-			}
-			if status < 500 || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout {
-				d.Link, d.LinkText = "/", "Start again"
-			}
-		}
-		if he != nil {
-			if he.title != "" {
-				d.Title = he.title
-			}
-			d.Link, d.LinkText = he.link, he.linkText
-		}
-		renderPage(w, status, d)
+		renderPage(w, status, errorPage(err, status, code, msg, requestID, reasons))
 		return status
 	}
 	h.Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	fmt.Fprintf(w, `{"error":%q,"message":%q,"request_id":%q}`+"\n", code, msg, requestID)
 	return status
+}
+
+// errorPage is the HTML page of an error: a sign-in error's own title and
+// a link to start again (unless the proxy itself failed), an httpError's
+// title and link when it has them.
+func errorPage(err error, status int, code, msg, requestID string, reasons []string) pageData {
+	d := pageData{Status: status, Title: pageTitle(status, code), Message: msg, Code: code, RequestID: requestID, Reasons: reasons}
+	var se *authn.SignInError
+	var he *httpError
+	switch {
+	case errors.As(err, &se):
+		if se.Title != "" {
+			d.Title = se.Title
+		}
+		if status < 500 || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout {
+			d.Link, d.LinkText = "/", "Start again"
+		}
+	case errors.As(err, &he):
+		if he.title != "" {
+			d.Title = he.title
+		}
+		d.Link, d.LinkText = he.link, he.linkText
+	}
+	return d
 }
 
 // bearerChallenge renders an RFC 6750 challenge.
