@@ -161,3 +161,34 @@ func FuzzLoginStatePayload(f *testing.F) {
 		}
 	})
 }
+
+// FuzzOpenLoginState feeds arbitrary login cookie values (seeded with
+// well-formed cookies of both versions sealed by another key) to
+// OpenLoginState and PruneLoginStates: nothing may panic or open.
+func FuzzOpenLoginState(f *testing.F) {
+	c := newTestCodec(f, nil)
+	other := newTestCodec(f, func(c *SessionCodecConfig) { c.Secrets = [][]byte{testSecret(2)} })
+	ls, err := NewLoginState("/x", "corp", sessionTestNow)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ck, err := other.SealLoginState(ls)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(ck.Value, ls.State)
+	f.Add("AQ"+ck.Value[2:], ls.State)
+	f.Add("", ls.State)
+	f.Add("Ag", "short")
+	f.Fuzz(func(t *testing.T, value, state string) {
+		name := "_ztp_login_AAAAAAAA"
+		if validState(state) {
+			name = c.loginCookieName(state)
+		}
+		r := requestWith(&http.Cookie{Name: name, Value: value})
+		if got, _, err := c.OpenLoginState(r, state, sessionTestNow); err == nil {
+			t.Fatalf("forged login state opened: %+v", got)
+		}
+		c.PruneLoginStates(r, sessionTestNow)
+	})
+}

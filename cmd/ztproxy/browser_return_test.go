@@ -16,17 +16,8 @@ import (
 func (e *browserEnv) returnAfterSignIn(t *testing.T, rd string) string {
 	t.Helper()
 	c := e.client(t)
-	resp, err := noFollow(c).Get(e.base + "/.ztp/login?rd=" + url.QueryEscape(rd))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	auth, err := resp.Location()
-	if err != nil {
-		t.Fatalf("login start for rd=%q: %d %v", rd, resp.StatusCode, err)
-	}
-	cb := e.authorize(t, auth.String(), e.op.User(t, "alice"))
-	resp, err = noFollow(c).Get(cb.String())
+	cb := e.authorize(t, e.startLoginTo(t, c, rd).String(), e.op.User(t, "alice"))
+	resp, err := noFollow(c).Get(cb.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,16 +68,7 @@ func TestBrowserNewestSignInAttemptsKept(t *testing.T) {
 	second := time.Now().Unix()
 	var auths []*url.URL
 	for i := 1; i <= 8; i++ {
-		resp, err := noFollow(c).Get(e.base + "/.ztp/login?rd=" + url.QueryEscape(fmt.Sprintf("/tab%d", i)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		loc, err := resp.Location()
-		if err != nil {
-			t.Fatalf("tab %d: %d %v", i, resp.StatusCode, err)
-		}
-		auths = append(auths, loc)
+		auths = append(auths, e.startLoginTo(t, c, fmt.Sprintf("/tab%d", i)))
 	}
 	if time.Now().Unix() != second {
 		t.Fatalf("the eight sign-ins took more than one second to start; the machine is too slow for this test")

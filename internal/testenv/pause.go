@@ -25,19 +25,20 @@ func (p *OIDCProvider) Stop() { p.proc.stop() }
 // thaws it.
 func (d *Dynalite) Pause(t testing.TB) {
 	t.Helper()
-	d.mu.Lock()
-	proc := d.proc
-	d.mu.Unlock()
-	proc.pause(t)
+	d.current().pause(t)
 }
 
 // Resume thaws dynalite frozen by Pause.
 func (d *Dynalite) Resume(t testing.TB) {
 	t.Helper()
+	d.current().resume(t)
+}
+
+// current is the running dynalite process (Restart replaces it).
+func (d *Dynalite) current() *nodeProcess {
 	d.mu.Lock()
-	proc := d.proc
-	d.mu.Unlock()
-	proc.resume(t)
+	defer d.mu.Unlock()
+	return d.proc
 }
 
 // pause stops the process with SIGSTOP and makes sure it is thawed before
