@@ -134,7 +134,9 @@ func (b *Browser) FinishWebAuthnStepUp(ctx context.Context, r *http.Request, dev
 	if err != nil {
 		return res, err
 	}
-	rec, err := b.cfg.Store.LoadSession(ctx, sess.ID)
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	rec, err := b.cfg.Store.LoadSession(sctx, sess.ID)
 	if err != nil {
 		if errors.Is(err, ErrSessionNotFound) || errors.Is(err, ErrSessionRevoked) {
 			return res, &LoginRequiredError{Reason: "session was signed out", Clear: b.codec.Clear(r)}
@@ -144,16 +146,16 @@ func (b *Browser) FinishWebAuthnStepUp(ctx context.Context, r *http.Request, dev
 	up := UpgradeSession(sess, now)
 	up.ID, up.LastSeen = NewSessionID(), now
 	rec.ID = up.ID
-	if err := b.cfg.Store.SaveSession(ctx, rec); err != nil {
+	if err := b.cfg.Store.SaveSession(sctx, rec); err != nil {
 		return res, storeUnavailable("saving upgraded session", err)
 	}
 	cookies, err := b.codec.Seal(up, now)
 	if err != nil {
 		return res, fmt.Errorf("authn: sealing upgraded session: %w", err)
 	}
-	if err := b.cfg.Store.RevokeSession(ctx, sess.ID, now); err != nil {
-		b.cfg.Logger.Warn("revoking the session replaced by step-up failed", "session", shortID(sess.ID), "err", err)
-	}
+	// The replaced session is refused here at once even if the store
+	// write has to be retried.
+	b.revokeQuietly(ctx, sess.ID, now)
 	res.Cookies = append(res.Cookies, cookies...)
 	up.Principal.AuthKind, up.Principal.SessionID, up.Principal.Expiry = identity.AuthBrowser, up.ID, up.ExpiresAt
 	res.Principal, res.Key = up.Principal, key
