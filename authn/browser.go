@@ -24,6 +24,10 @@ type Browser struct {
 	idps    map[string]*browserIdP
 	first   string
 	refresh singleflight.Group
+	// loginStamps orders this replica's sign-in attempts.
+	loginStamps loginStamps
+	// returnTargets are where sign-in may send the browser back to.
+	returnTargets ReturnTargets
 	// webauthn is nil unless BrowserConfig.WebAuthn is set.
 	webauthn *WebAuthn
 }
@@ -76,7 +80,14 @@ func newOIDCClient(p *oidc.Provider, ic BrowserIdPConfig, redirect string, cfg *
 type LoginRequiredError struct {
 	Reason string
 	Clear  []*http.Cookie
+	// Code, when set, replaces "login_required" in the audit line (for
+	// example "refresh_refused").
+	Code string
 }
+
+// storeTimeout bounds one session store call on a request path, so that a
+// hung store costs the user seconds, not the SDK's full retry budget.
+const storeTimeout = 5 * time.Second
 
 func (e *LoginRequiredError) Error() string { return "sign-in required: " + e.Reason }
 
@@ -90,7 +101,8 @@ func NewBrowser(cfg BrowserConfig) (*Browser, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Browser{cfg: cfg, codec: codec, idps: map[string]*browserIdP{}, first: cfg.IdPs[0].Name}
+	b := &Browser{cfg: cfg, codec: codec, idps: map[string]*browserIdP{}, first: cfg.IdPs[0].Name,
+		returnTargets: ReturnTargetsFor(cfg.ExternalURL, cfg.ReturnHostAllowed)}
 	redirect := strings.TrimSuffix(cfg.ExternalURL.String(), "/") + CallbackPath
 	for _, ic := range cfg.IdPs {
 		ic := ic
@@ -196,7 +208,7 @@ func (b *Browser) openSession(ctx context.Context, r *http.Request, device ident
 	}
 	revoked, err := b.cfg.Store.IsRevoked(ctx, sess.ID)
 	if err != nil {
-		return nil, fmt.Errorf("authn: checking session revocation: %w", err)
+		return nil, storeUnavailable("checking session revocation", err)
 	}
 	if revoked {
 		return nil, &LoginRequiredError{Reason: "session was signed out", Clear: b.codec.Clear(r)}
@@ -209,8 +221,11 @@ func (b *Browser) openSession(ctx context.Context, r *http.Request, device ident
 // session's tokens.
 func (b *Browser) IDToken(ctx context.Context, sessionID string) (string, error) {
 	rec, err := b.cfg.Store.LoadSession(ctx, sessionID)
-	if err != nil {
+	if errors.Is(err, ErrSessionNotFound) || errors.Is(err, ErrSessionRevoked) {
 		return "", err
+	}
+	if err != nil {
+		return "", storeUnavailable("loading session", err)
 	}
 	return rec.IDToken, nil
 }

@@ -76,13 +76,32 @@ type SessionRecord struct {
 var (
 	ErrSessionNotFound = errors.New("session not found")
 	ErrSessionRevoked  = errors.New("session revoked")
+	// ErrRevocationPending is wrapped by RevokeSession when the session is
+	// refused on this replica at once but the shared store could not
+	// record the revocation yet; the store keeps retrying in the
+	// background and other replicas follow once it succeeds.
+	ErrRevocationPending = errors.New("session revoked on this replica; the shared store has not recorded it yet")
 )
+
+// ErrStoreUnavailable is wrapped by the errors of browser sign-in paths
+// that could not reach the session store. They fail closed: the proxy
+// answers 503 and nothing is granted on a guess.
+var ErrStoreUnavailable = errors.New("session store unavailable")
+
+// storeUnavailable wraps a session store failure.
+func storeUnavailable(what string, err error) error {
+	return fmt.Errorf("authn: %s: %w: %w", what, ErrStoreUnavailable, err)
+}
 
 // SessionStore keeps server-side session state shared by all replicas.
 type SessionStore interface {
 	SaveSession(ctx context.Context, rec SessionRecord) error
 	// LoadSession returns ErrSessionNotFound or ErrSessionRevoked.
 	LoadSession(ctx context.Context, id string) (SessionRecord, error)
+	// RevokeSession refuses the session on this replica at once and
+	// records the revocation in the shared store. It returns
+	// ErrSessionNotFound, or an error wrapping ErrRevocationPending when
+	// only the local half succeeded (the store write is retried).
 	RevokeSession(ctx context.Context, id string, at time.Time) error
 	UpdateSessionTokens(ctx context.Context, id, refreshToken, idToken string, tokenExpiry time.Time) error
 	// IsRevoked is on the hot path; implementations cache it (for at most
@@ -101,8 +120,9 @@ type BrowserConfig struct {
 	// for that long.
 	Lifetime, IdleTimeout time.Duration
 	Store                 SessionStore
-	// ReturnHostAllowed says whether sign-in may return to a host (name, or
-	// name:port for a non-default port).
+	// ReturnHostAllowed says whether sign-in may return to a host name
+	// (canonical, without a port); only ExternalURL's scheme and port are
+	// ever accepted with it.
 	ReturnHostAllowed func(host string) bool
 	// RefreshSkew refreshes IdP tokens this long before they expire.
 	RefreshSkew time.Duration

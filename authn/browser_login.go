@@ -16,12 +16,16 @@ import (
 	"ztproxy/identity"
 )
 
-// SignInError is a failed sign-in: the user sees Description (safe to
-// show) on an error page with a link to try again. Status is 400 for a
-// bad or replayed callback and 502 when the IdP failed.
+// SignInError is a failed sign-in: the user sees Title and Description
+// (safe to show) on an error page with a link to try again. Status is 400
+// for a bad, expired or replayed callback or a code the IdP refused, 502
+// when the IdP answered nonsense, and 503 when the IdP or the session store
+// could not be reached.
 type SignInError struct {
-	Status      int
-	Code        string
+	Status int
+	Code   string
+	// Title is the page's headline; empty for the generic one.
+	Title       string
 	Description string
 	Err         error
 }
@@ -64,10 +68,10 @@ func (b *Browser) LoginRedirect(ctx context.Context, r *http.Request, idpName, r
 	}
 	client, err := idp.client.get(ctx)
 	if err != nil {
-		return "", nil, signInError(http.StatusBadGateway, "idp_unavailable", "The identity provider cannot be reached right now. Try again in a moment.", err)
+		return "", nil, idpSignInError(err)
 	}
 	now := b.cfg.Now()
-	ls, err := NewLoginState(SafeReturnTo(returnTo, b.cfg.ReturnHostAllowed, "/"), idpName, now)
+	ls, err := NewLoginState(SafeReturnTo(returnTo, b.returnTargets, "/"), idpName, b.loginStamps.next(now))
 	if err != nil {
 		return "", nil, err
 	}
@@ -122,7 +126,7 @@ func (b *Browser) Callback(ctx context.Context, r *http.Request, device identity
 		res.Cookies = append(res.Cookies, deletion)
 	}
 	if err != nil {
-		return res, signInError(http.StatusBadRequest, "invalid_state", "This sign-in link is invalid, expired or was already used. Start again.", err)
+		return res, loginStateError(err)
 	}
 	idp := b.idps[ls.IdP]
 	if idp == nil {
@@ -132,7 +136,7 @@ func (b *Browser) Callback(ctx context.Context, r *http.Request, device identity
 		return res, signInError(http.StatusBadRequest, "issuer_mismatch", "The sign-in response came from an unexpected identity provider.", fmt.Errorf("iss %q", iss))
 	}
 	if e := q.Get("error"); e != "" {
-		return res, signInError(http.StatusBadGateway, "idp_error", "The identity provider refused the sign-in: "+sanitizeText(e), errors.New(sanitizeText(q.Get("error_description"))))
+		return res, authorizationError(sanitizeText(e), sanitizeText(q.Get("error_description")))
 	}
 	code := q.Get("code")
 	if code == "" {
@@ -140,28 +144,11 @@ func (b *Browser) Callback(ctx context.Context, r *http.Request, device identity
 	}
 	client, err := idp.client.get(ctx)
 	if err != nil {
-		return res, signInError(http.StatusBadGateway, "idp_unavailable", "The identity provider cannot be reached right now.", err)
+		return res, idpSignInError(err)
 	}
-	octx := oidc.ClientContext(ctx, b.cfg.HTTPClient)
-	tok, err := client.oauth.Exchange(octx, code, oauth2.VerifierOption(ls.PKCEVerifier))
+	tok, idTok, rawID, err := b.redeemCode(ctx, client, code, ls)
 	if err != nil {
-		return res, signInError(http.StatusBadGateway, "exchange_failed", "The identity provider did not accept the sign-in code.", err)
-	}
-	rawID, _ := tok.Extra("id_token").(string)
-	if rawID == "" {
-		return res, signInError(http.StatusBadGateway, "no_id_token", "The identity provider returned no ID token.", nil)
-	}
-	idTok, err := client.verifier.Verify(octx, rawID)
-	if err != nil {
-		return res, signInError(http.StatusBadGateway, "invalid_id_token", "The identity provider's ID token did not verify.", err)
-	}
-	if subtle.ConstantTimeCompare([]byte(idTok.Nonce), []byte(ls.Nonce)) != 1 {
-		return res, signInError(http.StatusBadRequest, "nonce_mismatch", "The sign-in response does not belong to this browser.", nil)
-	}
-	if idTok.AccessTokenHash != "" {
-		if err := idTok.VerifyAccessToken(tok.AccessToken); err != nil {
-			return res, signInError(http.StatusBadGateway, "at_hash_mismatch", "The identity provider's tokens do not match.", err)
-		}
+		return res, err
 	}
 	p, err := idp.principal(idTok, now, b.cfg.Logger)
 	if err != nil {
@@ -174,6 +161,72 @@ func (b *Browser) Callback(ctx context.Context, r *http.Request, device identity
 			return res, signInError(http.StatusForbidden, "step_up_not_satisfied", "Additional verification did not complete: "+why+".", nil)
 		}
 	}
+	sess, cookies, err := b.startSession(ctx, r, device, p, ls.IdP, tok, idTok, rawID, now)
+	if err != nil {
+		return res, err
+	}
+	res.Cookies = append(res.Cookies, cookies...)
+	res.ReturnTo, res.StepUp = ls.ReturnTo, ls.StepUp
+	p.AuthKind, p.SessionID, p.Expiry = identity.AuthBrowser, sess.ID, sess.ExpiresAt
+	res.Principal = p
+	return res, nil
+}
+
+// loginStateError explains a callback whose sign-in attempt cannot be
+// used. A missing attempt is usually one that a newer attempt in the same
+// browser replaced (only MaxLoginStates are kept) or that was already
+// used; its audit code still tells it apart from an expired one and from
+// a forged state.
+func loginStateError(err error) *SignInError {
+	const title = "Sign-in attempt expired"
+	switch {
+	case errors.Is(err, ErrExpiredLoginState):
+		e := signInError(http.StatusBadRequest, "sign_in_expired",
+			fmt.Sprintf("This sign-in attempt took longer than %d minutes and has expired. Start again.", int(LoginStateTTL/time.Minute)), err)
+		e.Title = title
+		return e
+	case errors.Is(err, ErrNoLoginState):
+		e := signInError(http.StatusBadRequest, "sign_in_superseded",
+			fmt.Sprintf("This sign-in attempt has expired: it was replaced by newer ones (a browser keeps its %d most recent), was already used, or was started in another browser. Start again.", MaxLoginStates), err)
+		e.Title = title
+		return e
+	}
+	return signInError(http.StatusBadRequest, "invalid_state", "This sign-in link is invalid. Start again.", err)
+}
+
+// redeemCode exchanges the authorization code with the PKCE verifier and
+// verifies the ID token: signature, issuer, audience, expiry, nonce and
+// at_hash.
+func (b *Browser) redeemCode(ctx context.Context, client *oidcClient, code string, ls LoginState) (*oauth2.Token, *oidc.IDToken, string, error) {
+	octx := oidc.ClientContext(ctx, b.cfg.HTTPClient)
+	tok, err := client.oauth.Exchange(octx, code, oauth2.VerifierOption(ls.PKCEVerifier))
+	if err != nil {
+		// Issue 22.5: a refusal and an unreachable IdP are told apart.
+		return nil, nil, "", idpSignInError(err)
+	}
+	rawID, _ := tok.Extra("id_token").(string)
+	if rawID == "" {
+		return nil, nil, "", signInError(http.StatusBadGateway, "no_id_token", "The identity provider returned no ID token.", nil)
+	}
+	idTok, err := client.verifier.Verify(octx, rawID)
+	if err != nil {
+		return nil, nil, "", signInError(http.StatusBadGateway, "invalid_id_token", "The identity provider's ID token did not verify.", err)
+	}
+	if subtle.ConstantTimeCompare([]byte(idTok.Nonce), []byte(ls.Nonce)) != 1 {
+		return nil, nil, "", signInError(http.StatusBadRequest, "nonce_mismatch", "The sign-in response does not belong to this browser.", nil)
+	}
+	if idTok.AccessTokenHash != "" {
+		if err := idTok.VerifyAccessToken(tok.AccessToken); err != nil {
+			return nil, nil, "", signInError(http.StatusBadGateway, "at_hash_mismatch", "The identity provider's tokens do not match.", err)
+		}
+	}
+	return tok, idTok, rawID, nil
+}
+
+// startSession stores and seals a brand-new session for p, and ends the
+// session the browser had before, if any.
+func (b *Browser) startSession(ctx context.Context, r *http.Request, device identity.Device, p identity.Principal, idpName string,
+	tok *oauth2.Token, idTok *oidc.IDToken, rawID string, now time.Time) (*Session, []*http.Cookie, error) {
 	previous, prevErr := b.codec.Open(r, now)
 	sess := &Session{
 		ID: NewSessionID(), Principal: p, IssuedAt: now, LastSeen: now,
@@ -187,25 +240,29 @@ func (b *Browser) Callback(ctx context.Context, r *http.Request, device identity
 		sess.IDTokenExpiry = time.Time{}
 	}
 	rec := SessionRecord{
-		ID: sess.ID, UserID: p.ID, IdP: ls.IdP, RefreshToken: tok.RefreshToken, IDToken: rawID,
+		ID: sess.ID, UserID: p.ID, IdP: idpName, RefreshToken: tok.RefreshToken, IDToken: rawID,
 		TokenExpiry: idTok.Expiry, ExpiresAt: sess.ExpiresAt,
 	}
-	if err := b.cfg.Store.SaveSession(ctx, rec); err != nil {
-		return res, fmt.Errorf("authn: saving session: %w", err)
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	err := b.cfg.Store.SaveSession(sctx, rec)
+	cancel()
+	if err != nil {
+		// Issue 22.6: an outage is a clear 503, not a 500.
+		e := signInError(http.StatusServiceUnavailable, "session_store_unavailable",
+			"You signed in at the identity provider, but your session could not be saved because the session store cannot be reached right now. Try again in a moment.",
+			storeUnavailable("saving session", err))
+		e.Title = "Sign-in could not be completed"
+		return nil, nil, e
 	}
 	cookies, err := b.codec.Seal(sess, now)
 	if err != nil {
-		return res, fmt.Errorf("authn: sealing session: %w", err)
+		return nil, nil, fmt.Errorf("authn: sealing session: %w", err)
 	}
 	if prevErr == nil && previous.ID != sess.ID {
 		// The browser's earlier session is replaced: end it server-side too.
-		_ = b.cfg.Store.RevokeSession(ctx, previous.ID, now)
+		b.revokeQuietly(ctx, previous.ID, now)
 	}
-	res.Cookies = append(res.Cookies, cookies...)
-	res.ReturnTo, res.StepUp = ls.ReturnTo, ls.StepUp
-	p.AuthKind, p.SessionID, p.Expiry = identity.AuthBrowser, sess.ID, sess.ExpiresAt
-	res.Principal = p
-	return res, nil
+	return sess, cookies, nil
 }
 
 // maxIssuedAtSkew is how far in the future an ID token's iat may be, for

@@ -13,11 +13,16 @@ import (
 type LogoutResult struct {
 	Location string
 	Cookies  []*http.Cookie
+	// Pending means the session is refused on this replica but the shared
+	// store has not recorded the revocation yet (it is retried in the
+	// background): the user must be told that other replicas follow later.
+	Pending bool
 }
 
 // Logout ends the request's session: it is revoked server-side (so a
 // replayed cookie is refused by every replica once their revocation caches
-// expire), its cookies are cleared, and the browser is sent to the IdP's
+// expire; at once on this one, even while the shared store is down, see
+// LogoutResult.Pending), its cookies are cleared, and the browser is sent to the IdP's
 // sign-out (RP-initiated logout with id_token_hint, or the configured
 // logout_url), which returns to /.ztp/signed-out.
 func (b *Browser) Logout(ctx context.Context, r *http.Request) (LogoutResult, error) {
@@ -29,11 +34,19 @@ func (b *Browser) Logout(ctx context.Context, r *http.Request) (LogoutResult, er
 	if err != nil {
 		return res, nil // nothing to revoke; still clear whatever is there
 	}
-	rec, loadErr := b.cfg.Store.LoadSession(ctx, sess.ID)
-	if err := b.cfg.Store.RevokeSession(ctx, sess.ID, now); err != nil && !errors.Is(err, ErrSessionNotFound) {
-		// The cookie is cleared either way, but the session could still be
-		// replayed: report it so the user is told.
-		return res, err
+	// One deadline for both store calls: a hung store costs the user
+	// seconds, and the revocation then proceeds as pending.
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	rec, loadErr := b.cfg.Store.LoadSession(sctx, sess.ID)
+	if err := b.cfg.Store.RevokeSession(sctx, sess.ID, now); err != nil && !errors.Is(err, ErrSessionNotFound) {
+		if !errors.Is(err, ErrRevocationPending) {
+			// Not even this replica could record it: report it so the
+			// user is told and can try again.
+			return res, err
+		}
+		b.cfg.Logger.Warn("authn: sign-out recorded on this replica only; the store write is retried", "session", shortID(sess.ID), "error", err)
+		res.Pending = true
 	}
 	idp := b.idps[sess.Principal.IdP]
 	if idp == nil {

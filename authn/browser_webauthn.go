@@ -134,26 +134,28 @@ func (b *Browser) FinishWebAuthnStepUp(ctx context.Context, r *http.Request, dev
 	if err != nil {
 		return res, err
 	}
-	rec, err := b.cfg.Store.LoadSession(ctx, sess.ID)
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	rec, err := b.cfg.Store.LoadSession(sctx, sess.ID)
 	if err != nil {
 		if errors.Is(err, ErrSessionNotFound) || errors.Is(err, ErrSessionRevoked) {
 			return res, &LoginRequiredError{Reason: "session was signed out", Clear: b.codec.Clear(r)}
 		}
-		return res, fmt.Errorf("authn: loading session: %w", err)
+		return res, storeUnavailable("loading session", err)
 	}
 	up := UpgradeSession(sess, now)
 	up.ID, up.LastSeen = NewSessionID(), now
 	rec.ID = up.ID
-	if err := b.cfg.Store.SaveSession(ctx, rec); err != nil {
-		return res, fmt.Errorf("authn: saving upgraded session: %w", err)
+	if err := b.cfg.Store.SaveSession(sctx, rec); err != nil {
+		return res, storeUnavailable("saving upgraded session", err)
 	}
 	cookies, err := b.codec.Seal(up, now)
 	if err != nil {
 		return res, fmt.Errorf("authn: sealing upgraded session: %w", err)
 	}
-	if err := b.cfg.Store.RevokeSession(ctx, sess.ID, now); err != nil {
-		b.cfg.Logger.Warn("revoking the session replaced by step-up failed", "session", shortID(sess.ID), "err", err)
-	}
+	// The replaced session is refused here at once even if the store
+	// write has to be retried.
+	b.revokeQuietly(ctx, sess.ID, now)
 	res.Cookies = append(res.Cookies, cookies...)
 	up.Principal.AuthKind, up.Principal.SessionID, up.Principal.Expiry = identity.AuthBrowser, up.ID, up.ExpiresAt
 	res.Principal, res.Key = up.Principal, key
@@ -163,5 +165,5 @@ func (b *Browser) FinishWebAuthnStepUp(ctx context.Context, r *http.Request, dev
 // ReturnTo is raw when it is a safe place to send the browser after a
 // step-up (relative, or on the proxy's or a route's host), else "/".
 func (b *Browser) ReturnTo(raw string) string {
-	return SafeReturnTo(raw, b.cfg.ReturnHostAllowed, "/")
+	return SafeReturnTo(raw, b.returnTargets, "/")
 }

@@ -6,11 +6,14 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -38,7 +41,12 @@ var (
 )
 
 const (
-	loginStateVersion byte = 1
+	// loginStateVersion 2 keeps the creation time in nanoseconds, so that
+	// attempts started within one second still prune oldest first (issue
+	// 12.10); version 1 (whole seconds) is still opened, for attempts in
+	// flight across an upgrade.
+	loginStateVersion        byte = 2
+	loginStateVersionSeconds byte = 1
 	// loginStatePrefixLen is how much of the state names its cookie.
 	loginStatePrefixLen = 8
 	// randomStateBytes gives state and nonce 128 bits of entropy.
@@ -70,7 +78,9 @@ type LoginState struct {
 	IdP string
 	// StepUp is the step-up requirement this attempt satisfies, if any.
 	StepUp string
-	// CreatedAt is when the attempt started, kept to the second.
+	// CreatedAt is when the attempt started, kept to the nanosecond. The
+	// Browser makes it strictly increasing within a process, so the
+	// newest attempts are the ones kept.
 	CreatedAt time.Time
 }
 
@@ -88,6 +98,28 @@ func NewLoginState(returnTo, idp string, now time.Time) (LoginState, error) {
 		IdP:          idp,
 		CreatedAt:    now,
 	}, nil
+}
+
+// loginStamps hands out attempt creation times that strictly increase
+// within a process even when the clock reads the same instant twice (or
+// steps back by less than a second), so that pruning keeps the attempts
+// that really were started last.
+type loginStamps struct{ last atomic.Int64 }
+
+// maxStampLead is how far a stamp may run ahead of the clock; a clock
+// stepped back further than this restarts the sequence from the clock.
+const maxStampLead = int64(time.Second)
+
+func (s *loginStamps) next(now time.Time) time.Time {
+	for {
+		last, n := s.last.Load(), now.UnixNano()
+		if n <= last && last-n < maxStampLead {
+			n = last + 1
+		}
+		if s.last.CompareAndSwap(last, n) {
+			return time.Unix(0, n)
+		}
+	}
 }
 
 // PKCEChallenge returns the S256 code challenge of the verifier.
@@ -117,7 +149,7 @@ func (c *SessionCodec) SealLoginState(ls LoginState) (*http.Cookie, error) {
 	}
 	name := c.loginCookieName(ls.State)
 	plain := appendLoginStatePayload(nil, &ls)
-	value := sealToString(c.loginAEADs[0], loginStateVersion, plain, loginStateAD(name))
+	value := sealToString(c.loginAEADs[0], loginStateVersion, plain, loginStateAD(loginStateVersion, name))
 	clear(plain)
 	if len(name)+1+len(value) > maxCookieBytes {
 		return nil, errors.New("authn: sealing login state: too large for a cookie")
@@ -184,6 +216,8 @@ func checkLoginState(ls LoginState, state string, now time.Time) error {
 // PruneLoginStates returns deletion cookies for the login state cookies on
 // the request that are invalid or expired, and for the oldest valid ones,
 // so that at most MaxLoginStates-1 remain and one more attempt can start.
+// Attempts are ordered by creation time, then by cookie name, so the
+// choice never depends on the order the browser sent the cookies in.
 func (c *SessionCodec) PruneLoginStates(r *http.Request, now time.Time) []*http.Cookie {
 	type attempt struct {
 		name    string
@@ -215,7 +249,13 @@ func (c *SessionCodec) PruneLoginStates(r *http.Request, now time.Time) []*http.
 		return true
 	})
 	if keep := MaxLoginStates - 1; len(valid) > keep {
-		slices.SortStableFunc(valid, func(a, b attempt) int { return b.created.Compare(a.created) })
+		// Newest first.
+		slices.SortFunc(valid, func(a, b attempt) int {
+			if c := b.created.Compare(a.created); c != 0 {
+				return c
+			}
+			return cmp.Compare(b.name, a.name)
+		})
 		for _, a := range valid[keep:] {
 			doomed = append(doomed, a.name)
 		}
@@ -234,10 +274,10 @@ func (c *SessionCodec) loginCookieName(state string) string {
 	return c.cfg.LoginCookiePrefix + "_" + state[:loginStatePrefixLen]
 }
 
-// loginStateAD binds a login state to its cookie name, and with it to the
-// state it was issued for.
-func loginStateAD(name string) []byte {
-	return append([]byte{loginStateVersion}, name...)
+// loginStateAD binds a login state to its format version and cookie name,
+// and with the name to the state it was issued for.
+func loginStateAD(version byte, name string) []byte {
+	return append([]byte{version}, name...)
 }
 
 // validState accepts a state as NewLoginState makes it: base64url, long
@@ -264,14 +304,15 @@ func (c *SessionCodec) openLoginValue(name, value string) (LoginState, error) {
 	if err != nil || len(sealed) < sealedOverhead {
 		return LoginState{}, fmt.Errorf("%w: malformed cookie", ErrInvalidLoginState)
 	}
-	if sealed[0] != loginStateVersion {
-		return LoginState{}, fmt.Errorf("%w: unsupported version %d", ErrInvalidLoginState, sealed[0])
+	version := sealed[0]
+	if version != loginStateVersion && version != loginStateVersionSeconds {
+		return LoginState{}, fmt.Errorf("%w: unsupported version %d", ErrInvalidLoginState, version)
 	}
-	plain, ok := openWithAny(c.loginAEADs, nil, sealed[1:13], sealed[13:], loginStateAD(name))
+	plain, ok := openWithAny(c.loginAEADs, nil, sealed[1:13], sealed[13:], loginStateAD(version, name))
 	if !ok {
 		return LoginState{}, fmt.Errorf("%w: not sealed by a configured key", ErrInvalidLoginState)
 	}
-	ls, err := decodeLoginStatePayload(plain)
+	ls, err := decodeLoginStatePayload(plain, version)
 	if err != nil {
 		return LoginState{}, fmt.Errorf("%w: %w", ErrInvalidLoginState, err)
 	}
@@ -280,21 +321,32 @@ func (c *SessionCodec) openLoginValue(name, value string) (LoginState, error) {
 
 // The login state payload is the strings State, Nonce, PKCEVerifier,
 // ReturnTo, IdP and StepUp followed by CreatedAt, encoded like the session
-// payload.
+// payload except that CreatedAt is in Unix nanoseconds (seconds in
+// version 1).
 func appendLoginStatePayload(dst []byte, ls *LoginState) []byte {
 	for _, v := range [...]string{ls.State, ls.Nonce, ls.PKCEVerifier, ls.ReturnTo, ls.IdP, ls.StepUp} {
 		dst = appendString(dst, v)
 	}
-	return appendTime(dst, ls.CreatedAt)
+	return binary.AppendVarint(dst, ls.CreatedAt.UnixNano())
 }
 
-func decodeLoginStatePayload(plain []byte) (LoginState, error) {
+func decodeLoginStatePayload(plain []byte, version byte) (LoginState, error) {
 	r := payloadReader{buf: plain, str: string(plain)}
 	var ls LoginState
 	for _, v := range [...]*string{&ls.State, &ls.Nonce, &ls.PKCEVerifier, &ls.ReturnTo, &ls.IdP, &ls.StepUp} {
 		*v = r.string()
 	}
-	ls.CreatedAt = r.time()
+	var ns int64
+	if version == loginStateVersionSeconds {
+		if sec := r.varint(); sec > 0 && sec < math.MaxInt64/int64(time.Second) {
+			ns = sec * int64(time.Second)
+		}
+	} else {
+		ns = r.varint()
+	}
+	if ns > 0 {
+		ls.CreatedAt = time.Unix(0, ns)
+	}
 	if r.bad || r.off != len(r.buf) || ls.CreatedAt.IsZero() {
 		return LoginState{}, errMalformedPayload
 	}

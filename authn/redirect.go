@@ -1,10 +1,8 @@
 package authn
 
 import (
-	"net"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"strings"
 )
 
@@ -17,6 +15,45 @@ const maxReturnToBytes = 2048
 // double encoding (%252F) aimed at a second decoder is caught too.
 const maxPercentDecodeRounds = 3
 
+// ReturnTargets says which absolute URLs a signed-in browser may be sent
+// back to: URLs on the proxy's external origin's scheme and port whose host
+// name HostAllowed accepts. Routes are served on the external listener, so
+// no other port of a configured host is ever a legitimate return target.
+type ReturnTargets struct {
+	// Scheme is the external origin's scheme, "https" or "http".
+	Scheme string
+	// Port is the external origin's port: explicit in external_url, or
+	// the default port of Scheme.
+	Port string
+	// HostAllowed reports whether a canonical host name (lower case, no
+	// trailing dot, no port, IPv6 without brackets) is the external host
+	// or a route host. Nil accepts no absolute URL.
+	HostAllowed func(host string) bool
+}
+
+// ReturnTargetsFor is the ReturnTargets of an external origin.
+func ReturnTargetsFor(external *url.URL, hostAllowed func(host string) bool) ReturnTargets {
+	if external == nil {
+		return ReturnTargets{}
+	}
+	t := ReturnTargets{Scheme: external.Scheme, Port: external.Port(), HostAllowed: hostAllowed}
+	if t.Port == "" {
+		t.Port = defaultPort(t.Scheme)
+	}
+	return t
+}
+
+// defaultPort is the port a URL of scheme has when it names none.
+func defaultPort(scheme string) string {
+	switch scheme {
+	case "https":
+		return "443"
+	case "http":
+		return "80"
+	}
+	return ""
+}
+
 // SafeReturnTo returns raw if it is safe to redirect a signed-in browser
 // to, and defaultURL otherwise. Safe means either
 //
@@ -27,14 +64,14 @@ const maxPercentDecodeRounds = 3
 //     in the path and no non-ASCII character right after the first "/"; or
 //   - an absolute URL written with a lower-case "https://" (or "http://" for
 //     a loopback host) without userinfo or percent-encoding in its authority,
-//     whose canonical host (lower case, no trailing dot) allowedHosts accepts.
-//     A non-default port is passed as host:port, so only ports allowedHosts
-//     names explicitly are accepted.
+//     whose scheme and port (explicit or default) are the external origin's
+//     and whose canonical host (lower case, no trailing dot) the targets'
+//     HostAllowed accepts.
 //
 // It is deliberately stricter than browsers: a legitimate but odd URL only
 // costs the user a redirect to defaultURL, while a permissive rule is an
 // open redirect.
-func SafeReturnTo(raw string, allowedHosts func(host string) bool, defaultURL string) string {
+func SafeReturnTo(raw string, targets ReturnTargets, defaultURL string) string {
 	if len(raw) == 0 || len(raw) > maxReturnToBytes || !plainASCII(raw) || !decodesCleanly(raw) {
 		return defaultURL
 	}
@@ -44,7 +81,7 @@ func SafeReturnTo(raw string, allowedHosts func(host string) bool, defaultURL st
 		}
 		return defaultURL
 	}
-	if allowedHosts != nil && safeAbsoluteReturnTo(raw, allowedHosts) {
+	if targets.HostAllowed != nil && safeAbsoluteReturnTo(raw, targets) {
 		return raw
 	}
 	return defaultURL
@@ -140,15 +177,18 @@ func safeDecodedPath(path string) bool {
 	return true
 }
 
-// safeAbsoluteReturnTo checks an absolute return URL against allowedHosts.
-func safeAbsoluteReturnTo(raw string, allowedHosts func(host string) bool) bool {
-	var scheme, defaultPort string
+// safeAbsoluteReturnTo checks an absolute return URL against targets.
+func safeAbsoluteReturnTo(raw string, targets ReturnTargets) bool {
+	var scheme string
 	switch {
 	case strings.HasPrefix(raw, "https://"):
-		scheme, defaultPort = "https", "443"
+		scheme = "https"
 	case strings.HasPrefix(raw, "http://"):
-		scheme, defaultPort = "http", "80"
+		scheme = "http"
 	default:
+		return false
+	}
+	if scheme != targets.Scheme {
 		return false
 	}
 	authority := raw[len(scheme)+3:]
@@ -170,13 +210,15 @@ func safeAbsoluteReturnTo(raw string, allowedHosts func(host string) bool) bool 
 		return false
 	}
 	port := u.Port()
-	if port == "" || port == defaultPort {
-		return allowedHosts(host)
+	if port == "" {
+		port = defaultPort(scheme)
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
+	if port != targets.Port {
+		// Issue 12.8: a configured host on any other port (a wildcard
+		// route's subdomain included) is not where the proxy serves it.
 		return false
 	}
-	return allowedHosts(net.JoinHostPort(host, port))
+	return targets.HostAllowed(host)
 }
 
 // canonicalReturnHost lower-cases host and drops one trailing dot. It

@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/ecdsa"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -308,16 +309,26 @@ func buildBrowser(f *File, ext *url.URL) *authn.BrowserConfig {
 }
 
 // returnHostMatcher allows sign-in to return to the external host and to
-// any route host (a wildcard route allows its subdomains).
+// any route host (a wildcard route allows its subdomains), by name: authn
+// accepts them only on the external origin's scheme and port, so a route
+// host pinned to another port adds nothing (issue 12.8).
 func returnHostMatcher(f *File, ext *url.URL) func(string) bool {
-	exact := map[string]bool{strings.ToLower(ext.Host): true, strings.ToLower(ext.Hostname()): true}
+	extPort := ext.Port()
+	if extPort == "" {
+		extPort = map[string]string{"https": "443", "http": "80"}[ext.Scheme]
+	}
+	exact := map[string]bool{strings.ToLower(ext.Hostname()): true}
 	var suffixes []string
 	for _, r := range f.Routes {
-		if strings.HasPrefix(r.Host, "*.") {
-			suffixes = append(suffixes, r.Host[1:])
+		name, port := splitRouteHost(strings.ToLower(r.Host))
+		if port != "" && port != extPort {
 			continue
 		}
-		exact[r.Host] = true
+		if rest, ok := strings.CutPrefix(name, "*."); ok {
+			suffixes = append(suffixes, "."+rest)
+			continue
+		}
+		exact[name] = true
 	}
 	return func(host string) bool {
 		host = strings.ToLower(host)
@@ -325,10 +336,19 @@ func returnHostMatcher(f *File, ext *url.URL) func(string) bool {
 			return true
 		}
 		for _, s := range suffixes {
-			if strings.HasSuffix(hostOnly(host), s) {
+			if strings.HasSuffix(host, s) {
 				return true
 			}
 		}
 		return false
 	}
+}
+
+// splitRouteHost splits a canonical route host into its name (IPv6
+// without brackets) and port ("" when it has none).
+func splitRouteHost(host string) (name, port string) {
+	if h, p, err := net.SplitHostPort(host); err == nil {
+		return h, p
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), ""
 }

@@ -141,3 +141,13 @@ func (unopenedStore) UpdateSignCount(context.Context, string, []byte, uint32) er
 	return errUnopened
 }
 func (unopenedStore) Close() error { return nil }
+
+// CheckRevocationJournal checks what OpenPendingRevocations needs of the
+// revocation journal, without taking it over. held reports that another
+// process has it open now; "" means no journal is configured.
+func CheckRevocationJournal(f *File) (held bool, err error) {
+	if f.Store.RevocationJournal == "" {
+		return false, nil
+	}
+	return probeEmbeddedStore(f.Store.RevocationJournal)
+}

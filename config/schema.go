@@ -421,6 +421,11 @@ type Store struct {
 	// RevocationCacheTTL bounds how long a replica may take to see a
 	// session revoked through another replica.
 	RevocationCacheTTL time.Duration `yaml:"revocation_cache_ttl"`
+	// RevocationJournal is a local file keeping the sign-outs this replica
+	// could not write to DynamoDB yet, so that a restart does not lose
+	// them (made absolute by Validate; for dynamodb it defaults to
+	// ztproxy-revocations.db next to Path). One process per file.
+	RevocationJournal string `yaml:"revocation_journal"`
 }
 
 // Sidecar names the single service protected in sidecar mode.

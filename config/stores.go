@@ -43,33 +43,61 @@ func storeSealer(f *File) (store.Sealer, error) {
 }
 
 // SessionStore presents a store as authn's session store, with the hot
-// path's revocation checks answered from a cache of the given TTL.
-func SessionStore(st store.SessionStore, ttl time.Duration) authn.SessionStore {
-	return &sessionStore{st: st, revoked: store.NewRevocationCache(st, store.RevocationCacheConfig{TTL: ttl})}
+// path's revocation checks answered from a cache of the given TTL. A
+// revocation takes effect on this replica at once; when the store cannot
+// record it, pending (which must be running) keeps it refused here and
+// retries the write. A nil pending reports such failures as plain errors.
+func SessionStore(st store.SessionStore, ttl time.Duration, pending *store.PendingRevocations) authn.SessionStore {
+	return &sessionStore{st: st, revoked: store.NewRevocationCache(st, store.RevocationCacheConfig{TTL: ttl}), pending: pending}
+}
+
+// OpenPendingRevocations opens the revocation journal the config names (a
+// memory-only queue without one). onPending and onResult feed metrics.
+func OpenPendingRevocations(f *File, st store.SessionStore, onPending func(int), onResult func(string)) (*store.PendingRevocations, error) {
+	p, err := store.OpenPendingRevocations(store.PendingRevocationsConfig{
+		Store: st, JournalPath: f.Store.RevocationJournal, MaxAge: f.Session.Lifetime,
+		OnPending: onPending, OnResult: onResult,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 type sessionStore struct {
 	st      store.SessionStore
 	revoked *store.RevocationCache
+	pending *store.PendingRevocations
 }
 
 var _ authn.SessionStore = (*sessionStore)(nil)
 
+// reachable notes a store call that succeeded, so pending revocations
+// are retried now.
+func (s *sessionStore) reachable(err error) {
+	if s.pending != nil && (err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrRevoked) || errors.Is(err, store.ErrExists)) {
+		s.pending.StoreReachable()
+	}
+}
+
 func (s *sessionStore) SaveSession(ctx context.Context, rec authn.SessionRecord) error {
-	return s.st.PutSession(ctx, store.SessionRecord{
+	err := s.st.PutSession(ctx, store.SessionRecord{
 		ID: rec.ID, UserID: rec.UserID, IdP: rec.IdP, RefreshToken: rec.RefreshToken, IDToken: rec.IDToken,
 		TokenExpiry: rec.TokenExpiry, ExpiresAt: rec.ExpiresAt,
 	})
+	s.reachable(err)
+	return err
 }
 
 func (s *sessionStore) LoadSession(ctx context.Context, id string) (authn.SessionRecord, error) {
 	rec, err := s.st.GetSession(ctx, id)
+	s.reachable(err)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return authn.SessionRecord{}, authn.ErrSessionNotFound
 	case err != nil:
 		return authn.SessionRecord{}, fmt.Errorf("loading session: %w", err)
-	case rec.Revoked:
+	case rec.Revoked || s.pending != nil && s.pending.Has(id):
 		return authn.SessionRecord{}, authn.ErrSessionRevoked
 	}
 	return authn.SessionRecord{
@@ -78,19 +106,37 @@ func (s *sessionStore) LoadSession(ctx context.Context, id string) (authn.Sessio
 	}, nil
 }
 
+// RevokeSession refuses the session here first, then writes the
+// revocation; a failed write is left to the pending queue (issue 22.6: a
+// sign-out during a store outage used to change nothing on this replica).
 func (s *sessionStore) RevokeSession(ctx context.Context, id string, at time.Time) error {
+	s.revoked.MarkRevoked(id)
 	err := s.st.RevokeSession(ctx, id, at)
-	if errors.Is(err, store.ErrNotFound) {
+	s.reachable(err)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound):
 		return authn.ErrSessionNotFound
+	case s.pending == nil:
+		return err
 	}
-	if err == nil {
-		s.revoked.MarkRevoked(id)
+	if perr := s.pending.Add(id, at); perr != nil {
+		if errors.Is(perr, store.ErrTooManyPending) {
+			return fmt.Errorf("%w: %w", perr, err)
+		}
+		// Pending in memory, but a restart would forget it.
+		return fmt.Errorf("%w: %w (%w)", authn.ErrRevocationPending, err, perr)
 	}
-	return err
+	return fmt.Errorf("%w: %w", authn.ErrRevocationPending, err)
 }
 
 func (s *sessionStore) UpdateSessionTokens(ctx context.Context, id, refreshToken, idToken string, tokenExpiry time.Time) error {
+	if s.pending != nil && s.pending.Has(id) {
+		return authn.ErrSessionRevoked
+	}
 	err := s.st.UpdateSessionTokens(ctx, id, refreshToken, idToken, tokenExpiry)
+	s.reachable(err)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return authn.ErrSessionNotFound
@@ -100,6 +146,10 @@ func (s *sessionStore) UpdateSessionTokens(ctx context.Context, id, refreshToken
 	return err
 }
 
+// IsRevoked answers a pending revocation from memory, then the cache.
 func (s *sessionStore) IsRevoked(ctx context.Context, id string) (bool, error) {
+	if s.pending != nil && s.pending.Has(id) {
+		return true, nil
+	}
 	return s.revoked.IsRevoked(ctx, id)
 }

@@ -87,6 +87,11 @@ func (f *File) checkRisk(c *collector) {
 	}
 }
 
+// DefaultRevocationJournal is the name of the revocation journal a
+// DynamoDB replica keeps next to store.path unless
+// store.revocation_journal names another file.
+const DefaultRevocationJournal = "ztproxy-revocations.db"
+
 // checkStore checks the state backend.
 func (f *File) checkStore(c *collector) {
 	s := &f.Store
@@ -109,8 +114,17 @@ func (f *File) checkStore(c *collector) {
 				c.add("store.endpoint", "%s", msg)
 			}
 		}
+		if s.RevocationJournal == "" {
+			s.RevocationJournal = filepath.Join(filepath.Dir(f.resolve(s.Path)), DefaultRevocationJournal)
+		}
 	default:
 		c.add("store.backend", "must be embedded or dynamodb, not %q", s.Backend)
+	}
+	if s.RevocationJournal != "" {
+		s.RevocationJournal = f.resolve(s.RevocationJournal)
+		if dir := filepath.Dir(s.RevocationJournal); !isDir(dir) {
+			c.add("store.revocation_journal", "%s: no such directory", dir)
+		}
 	}
 	if s.RevocationCacheTTL <= 0 || s.RevocationCacheTTL > 5*time.Minute {
 		c.add("store.revocation_cache_ttl", "must be between 1ns and 5m (replicas see a sign-out within it)")

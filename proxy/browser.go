@@ -115,6 +115,13 @@ type loginNeeded struct {
 	location string
 	clear    []*http.Cookie
 	reason   string
+	code     string // audit code; "" for login_required
+}
+
+// loginNeededFor sends the browser of a failed session check to sign in,
+// returning to returnTo.
+func (snap *snapshot) loginNeededFor(lre *authn.LoginRequiredError, returnTo, idp string) *loginNeeded {
+	return &loginNeeded{location: snap.loginURL(returnTo, idp), clear: lre.Clear, reason: lre.Reason, code: lre.Code}
 }
 
 func (e *loginNeeded) Error() string { return "sign-in required: " + e.reason }
@@ -130,7 +137,10 @@ func (s *Server) authenticateBrowser(w http.ResponseWriter, r *http.Request, x *
 	if err != nil {
 		var lre *authn.LoginRequiredError
 		if errors.As(err, &lre) {
-			return &loginNeeded{location: x.snap.loginURL(requestURL(r, x), x.route.IdP), clear: lre.Clear, reason: lre.Reason}
+			return x.snap.loginNeededFor(lre, requestURL(r, x), x.route.IdP)
+		}
+		if errors.Is(err, authn.ErrStoreUnavailable) {
+			return err // 503 session_store_unavailable
 		}
 		return &httpError{status: http.StatusServiceUnavailable, code: "session_check_failed", msg: "your session could not be checked right now; try again shortly", err: err}
 	}

@@ -19,6 +19,9 @@ type httpError struct {
 	code   string // short machine-readable code
 	msg    string // safe to show to the client
 	err    error
+	// title, link and linkText, when set, are the HTML page's headline
+	// and its one button.
+	title, link, linkText string
 }
 
 func (e *httpError) Error() string {
@@ -70,6 +73,14 @@ func (e *denyError) Error() string {
 
 func (e *denyError) Unwrap() error { return e.cause }
 
+// codeStoreUnavailable and msgStoreUnavailable answer a browser request
+// whose session could not be checked or saved because the session store is
+// unreachable (authn.ErrStoreUnavailable): 503, nothing granted.
+const (
+	codeStoreUnavailable = "session_store_unavailable"
+	msgStoreUnavailable  = "your session could not be checked because the session store cannot be reached right now; nothing was granted, try again in a moment"
+)
+
 // statusOf maps an error to its HTTP status and a short code for logs and
 // metrics.
 func statusOf(err error) (int, string) {
@@ -82,6 +93,9 @@ func statusOf(err error) (int, string) {
 	case errors.As(err, &he):
 		return he.status, he.code
 	case errors.As(err, &ln):
+		if ln.code != "" {
+			return http.StatusUnauthorized, ln.code
+		}
 		return http.StatusUnauthorized, "login_required"
 	case errors.As(err, new(*stepUpNeeded)):
 		return http.StatusForbidden, "step_up"
@@ -89,6 +103,8 @@ func statusOf(err error) (int, string) {
 		return se.Status, se.Code
 	case errors.As(err, &be):
 		return http.StatusUnauthorized, be.Code
+	case errors.Is(err, authn.ErrStoreUnavailable):
+		return http.StatusServiceUnavailable, codeStoreUnavailable
 	case errors.As(err, &de):
 		if de.decision.Effect == identity.StepUp && de.bearer {
 			return http.StatusUnauthorized, "insufficient_user_authentication"
@@ -166,9 +182,10 @@ func writeError(w http.ResponseWriter, r *http.Request, err error, requestID str
 			msg = "access denied by policy"
 		}
 	default:
-		var he *httpError
-		if errors.As(err, &he) {
+		if he := (*httpError)(nil); errors.As(err, &he) {
 			msg = he.msg
+		} else if code == codeStoreUnavailable {
+			msg = msgStoreUnavailable
 		}
 		if status == http.StatusUnauthorized && code == errNoClientCert.code {
 			h.Set("WWW-Authenticate", `Bearer error="invalid_request", error_description="client certificate required"`)
@@ -178,17 +195,37 @@ func writeError(w http.ResponseWriter, r *http.Request, err error, requestID str
 		return status // the client is gone; nothing to write
 	}
 	if wantsHTML(r) {
-		d := pageData{Status: status, Title: pageTitle(status, code), Message: msg, Code: code, RequestID: requestID, Reasons: reasons}
-		if se != nil && status < 500 {
-			d.Link, d.LinkText = "/", "Start again"
-		}
-		renderPage(w, status, d)
+		renderPage(w, status, errorPage(err, status, code, msg, requestID, reasons))
 		return status
 	}
 	h.Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	fmt.Fprintf(w, `{"error":%q,"message":%q,"request_id":%q}`+"\n", code, msg, requestID)
 	return status
+}
+
+// errorPage is the HTML page of an error: a sign-in error's own title and
+// a link to start again (unless the proxy itself failed), an httpError's
+// title and link when it has them.
+func errorPage(err error, status int, code, msg, requestID string, reasons []string) pageData {
+	d := pageData{Status: status, Title: pageTitle(status, code), Message: msg, Code: code, RequestID: requestID, Reasons: reasons}
+	var se *authn.SignInError
+	var he *httpError
+	switch {
+	case errors.As(err, &se):
+		if se.Title != "" {
+			d.Title = se.Title
+		}
+		if status < 500 || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout {
+			d.Link, d.LinkText = "/", "Start again"
+		}
+	case errors.As(err, &he):
+		if he.title != "" {
+			d.Title = he.title
+		}
+		d.Link, d.LinkText = he.link, he.linkText
+	}
+	return d
 }
 
 // bearerChallenge renders an RFC 6750 challenge.
@@ -241,6 +278,8 @@ func pageTitle(status int, code string) string {
 		return "Additional verification needed"
 	case code == "login_required":
 		return "Sign-in required"
+	case status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout:
+		return "Temporarily unavailable"
 	case status >= 500:
 		return "Something went wrong on our side"
 	}

@@ -177,6 +177,13 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, x *exchang
 	if err != nil {
 		return &httpError{status: http.StatusServiceUnavailable, code: "logout_failed", msg: "the session could not be revoked; try again", err: err}
 	}
+	if res.Pending {
+		// Issue 22.6: say what happened instead of a 503 that suggests
+		// nothing was done, or a redirect that suggests all was done.
+		return &httpError{status: http.StatusAccepted, code: "revocation_pending", title: "Signed out on this server",
+			msg:  "You are signed out here: this server refuses your session from now on. The shared session store cannot be reached right now, so other servers of this service may accept a copy of your session until it is back; the sign-out is retried automatically and reaches them then.",
+			link: res.Location, linkText: "Finish signing out"}
+	}
 	http.Redirect(w, r, res.Location, http.StatusFound)
 	return nil
 }

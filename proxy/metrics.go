@@ -36,6 +36,8 @@ type Metrics struct {
 	IdPKeyFetches        *prometheus.CounterVec
 	IdPKeyLastSuccess    *prometheus.GaugeVec
 	IdPKeyRefetchRefused *prometheus.CounterVec
+	RevocationsPending prometheus.Gauge
+	RevocationRetries  *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors on a new registry that also carries
@@ -97,6 +99,13 @@ func NewMetrics() *Metrics {
 		Name: "ztproxy_aws_cache_hits_total", Help: "AWS credentials served from cache, by role.",
 	}, []string{"role"})
 	m.registerIdPKeys(reg)
+	m.RevocationsPending = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "ztproxy_session_revocations_pending", Help: "Sign-outs enforced on this replica that the shared store has not recorded yet.",
+	})
+	m.RevocationRetries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ztproxy_session_revocation_retries_total", Help: "Background retries of pending sign-outs by result (written, error, abandoned).",
+	}, []string{"result"})
+	reg.MustRegister(m.RevocationsPending, m.RevocationRetries)
 	reg.MustRegister(m.StoreCalls, m.StoreSeconds, m.RiskCache, m.RiskLevels, m.RiskErrors, m.AWSMints, m.AWSSTSTime, m.AWSCacheHits)
 	reg.MustRegister(m.Requests, m.AuthnSeconds, m.AuthzSeconds, m.UpstreamSeconds,
 		m.ConfigReloads, m.ConfigLoadedAt, m.CertExpiry, m.InFlight)
@@ -163,6 +172,14 @@ func (m *Metrics) ObserveStoreCall(op string, d time.Duration, err error) {
 	}
 	m.StoreCalls.WithLabelValues(op, result).Inc()
 	m.StoreSeconds.WithLabelValues(op).Observe(d.Seconds())
+}
+
+// SetRevocationsPending and ObserveRevocationRetry feed the pending
+// sign-out metrics.
+func (m *Metrics) SetRevocationsPending(n int) { m.RevocationsPending.Set(float64(n)) }
+
+func (m *Metrics) ObserveRevocationRetry(result string) {
+	m.RevocationRetries.WithLabelValues(result).Inc()
 }
 
 // ObserveRiskCache records a profile cache lookup.

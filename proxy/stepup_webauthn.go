@@ -275,7 +275,9 @@ func webauthnError(x *exchange, err error) error {
 	var lre *authn.LoginRequiredError
 	switch {
 	case errors.As(err, &lre):
-		return &loginNeeded{location: x.snap.loginURL(x.snap.issuer+"/.ztp/whoami", ""), clear: lre.Clear, reason: lre.Reason}
+		return x.snap.loginNeededFor(lre, x.snap.issuer+"/.ztp/whoami", "")
+	case errors.Is(err, authn.ErrStoreUnavailable):
+		return err // 503 session_store_unavailable
 	case errors.Is(err, authn.ErrReauthRequired), errors.Is(err, authn.ErrKeyVerificationRequired):
 		return &httpError{status: http.StatusForbidden, code: "reauth_required", msg: "changing security keys needs a recent sign-in or key verification; reload the page", err: err}
 	case errors.Is(err, authn.ErrWebAuthnDisabled):

@@ -102,7 +102,7 @@ func (s *Server) authenticateEndpoint(w http.ResponseWriter, r *http.Request, x 
 	if err != nil {
 		var lre *authn.LoginRequiredError
 		if errors.As(err, &lre) {
-			return &loginNeeded{location: snap.loginURL(returnTo, ""), clear: lre.Clear, reason: lre.Reason}
+			return snap.loginNeededFor(lre, returnTo, "")
 		}
 		return err
 	}

@@ -80,7 +80,8 @@ func assemble(ctx context.Context, path string, opts config.Options, mode startM
 	rep.Add("assertion.trusted_jwks", setAssertions(&rt.Proxy, rt, in.logger, in.metrics))
 	st := in.openStore(ctx, mode, rep)
 	if st != nil {
-		in.sessions = config.SessionStore(st, rt.File.Store.RevocationCacheTTL)
+		pending := in.openPendingRevocations(ctx, st, mode, rep)
+		in.sessions = config.SessionStore(st, rt.File.Store.RevocationCacheTTL, pending)
 		in.keys = config.KeyStore(st)
 		in.buildRisk(st, mode, rep)
 		buildBrowser(rt, in.sessions, in.keys, in.logger, in.metrics, rep)
@@ -198,6 +199,38 @@ func (in *instance) openStore(ctx context.Context, mode startMode, rep *config.R
 		rep.Note("store.path", "%s is free now; serve takes an exclusive lock on it at start", f.Store.Path)
 	}
 	return check.Store
+}
+
+// openPendingRevocations opens the revocation journal and retries what it
+// holds in the background until close (serve), or checks the journal file
+// (check-config). Sign-outs the store could not record wait there.
+func (in *instance) openPendingRevocations(ctx context.Context, st store.Store, mode startMode, rep *config.Report) *store.PendingRevocations {
+	f := in.rt.File
+	if mode == assembleCheck {
+		held, err := config.CheckRevocationJournal(f)
+		switch {
+		case err != nil:
+			rep.Add("store.revocation_journal", err)
+		case held:
+			rep.Note("store.revocation_journal", "%s is held by another process now; each replica needs its own journal", f.Store.RevocationJournal)
+		}
+		return nil
+	}
+	pending, err := config.OpenPendingRevocations(f, st, in.metrics.SetRevocationsPending, in.metrics.ObserveRevocationRetry)
+	if err != nil {
+		rep.Add("store.revocation_journal", err)
+		return nil
+	}
+	retryCtx, stopRetries := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { pending.Run(retryCtx); close(done) }()
+	in.closers = append(in.closers, func() {
+		// What is still pending stays in the journal for the next run.
+		stopRetries()
+		<-done
+		pending.Close()
+	})
+	return pending
 }
 
 // buildRisk builds the risk engine (and opens the GeoIP database), or

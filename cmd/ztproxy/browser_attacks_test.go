@@ -20,14 +20,20 @@ func noFollow(c *http.Client) *http.Client {
 // authorization URL the proxy produced.
 func (e *browserEnv) startLogin(t *testing.T, c *http.Client) *url.URL {
 	t.Helper()
-	resp, err := noFollow(c).Get(e.base + "/.ztp/login?rd=/hello")
+	return e.startLoginTo(t, c, "/hello")
+}
+
+// startLoginTo is startLogin with rd as the return URL.
+func (e *browserEnv) startLoginTo(t *testing.T, c *http.Client, rd string) *url.URL {
+	t.Helper()
+	resp, err := noFollow(c).Get(e.base + "/.ztp/login?rd=" + url.QueryEscape(rd))
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	loc, err := resp.Location()
 	if err != nil || resp.StatusCode != http.StatusFound {
-		t.Fatalf("login start: %d %v", resp.StatusCode, err)
+		t.Fatalf("login start for rd=%q: %d %v", rd, resp.StatusCode, err)
 	}
 	return loc
 }
@@ -132,20 +138,7 @@ func TestBrowserCallbackAttacks(t *testing.T) {
 	})
 	t.Run("open redirect after sign-in falls back to /", func(t *testing.T) {
 		for _, rd := range []string{"//evil.example/x", "https://evil.example/", "/\\evil.example", "https://127.0.0.1@evil.example/"} {
-			c := e.client(t)
-			resp, err := noFollow(c).Get(e.base + "/.ztp/login?rd=" + url.QueryEscape(rd))
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			auth, _ := resp.Location()
-			cb := e.authorize(t, auth.String(), alice)
-			resp, err = noFollow(c).Get(cb.String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if loc := resp.Header.Get("Location"); loc != "/" {
+			if loc := e.returnAfterSignIn(t, rd); loc != "/" {
 				t.Errorf("rd=%q: redirected to %q", rd, loc)
 			}
 		}

@@ -46,6 +46,12 @@ func (e *browserEnv) lastSeen() http.Header {
 // newBrowserEnv runs the real binary with a browser route signing in
 // against the real test OP (npm oidc-provider), over TLS.
 func newBrowserEnv(t *testing.T, opts testenv.OIDCOptions, lifetime string) *browserEnv {
+	return newBrowserEnvWith(t, opts, lifetime, "")
+}
+
+// newBrowserEnvWith is newBrowserEnv with extra YAML lines appended to the
+// routes list (each "  - {...}", using upstream %[1]q for the test app).
+func newBrowserEnvWith(t *testing.T, opts testenv.OIDCOptions, lifetime, extraRoutes string) *browserEnv {
 	dir := t.TempDir()
 	e := &browserEnv{certDir: filepath.Join(dir, "certs")}
 	if code, out := runZtproxy(t, "certs", "dev", "--out", e.certDir); code != 0 {
@@ -85,6 +91,9 @@ store: {path: state.db, revocation_cache_ttl: 1s}
 routes:
   - {name: app, host: 127.0.0.1, upstream: %q, auth: browser}
 `, public, admin, e.base, e.op.Issuer, lifetime, lifetime, up.URL)
+	if extraRoutes != "" {
+		cfg += fmt.Sprintf(extraRoutes, up.URL)
+	}
 	writeFile(t, filepath.Join(dir, "ztproxy.yaml"), cfg)
 	e.proc = startServe(t, filepath.Join(dir, "ztproxy.yaml"), admin, public)
 	return e

@@ -155,4 +155,6 @@ routes:
 	if r2.StatusCode != http.StatusFound || !strings.Contains(r2.Header.Get("Location"), "/.ztp/login") {
 		t.Fatalf("after the IdP revoked the grant: %d %s\n%s", r2.StatusCode, r2.Header.Get("Location"), p.output())
 	}
+	// Issue 22.5: the audit line says the IdP refused the refresh.
+	waitFor(t, 5*time.Second, "the refresh_refused audit line", func() bool { return strings.Contains(p.output(), `"error":"refresh_refused"`) })
 }

@@ -66,12 +66,12 @@ policies: [p.cedar]
 idps:
   - {name: corp, issuer: %q, audiences: [ztproxy], client_id: ztproxy, client_secret: replica-secret, scopes: [openid, email, profile, groups]}
 session: {secrets: ["0123456789abcdef0123456789abcdef"]}
-store: {backend: dynamodb, endpoint: %q, table_prefix: t_, revocation_cache_ttl: 1s}
+store: {backend: dynamodb, endpoint: %q, table_prefix: t_, revocation_cache_ttl: 1s, revocation_journal: %s-revocations.db}
 risk: {flag_ttl: 1s, profile_ttl: 1s, flush_interval: 1h, unknown_user_score: 10}
 routes:
   - {name: app, host: 127.0.0.1, path_prefix: /app, upstream: %q, auth: browser}
   - {name: api, host: 127.0.0.1, path_prefix: /api, upstream: %q, auth: bearer}
-`, pub, adm, external, op.Issuer, ddb.Endpoint, up.URL, up.URL))
+`, pub, adm, external, op.Issuer, ddb.Endpoint, name, up.URL, up.URL))
 		return path
 	}
 	cfgA, cfgB := config("a", pubA, admA), config("b", pubB, admB)

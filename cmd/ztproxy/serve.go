@@ -16,6 +16,7 @@ import (
 	"ztproxy/config"
 	"ztproxy/proxy"
 	"ztproxy/riskengine"
+	"ztproxy/store"
 )
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -97,6 +98,24 @@ func serve(ctx context.Context, path string, in *instance, opts config.Options) 
 	}
 	logger.Info("ztproxy stopped: drained")
 	return nil
+}
+
+// startPendingRevocations opens the revocation journal and retries what
+// it holds in the background; stop ends the retries and closes the journal
+// (what is still pending stays in it for the next run).
+func startPendingRevocations(ctx context.Context, rt *config.Runtime, st store.SessionStore, metrics *proxy.Metrics) (*store.PendingRevocations, func(), error) {
+	pending, err := config.OpenPendingRevocations(rt.File, st, metrics.SetRevocationsPending, metrics.ObserveRevocationRetry)
+	if err != nil {
+		return nil, nil, err
+	}
+	retryCtx, stopRetries := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { pending.Run(retryCtx); close(done) }()
+	return pending, func() {
+		stopRetries()
+		<-done
+		pending.Close()
+	}, nil
 }
 
 // newBearer builds the bearer verifier, or returns nil when no identity
