@@ -36,8 +36,8 @@ type Metrics struct {
 	IdPKeyFetches        *prometheus.CounterVec
 	IdPKeyLastSuccess    *prometheus.GaugeVec
 	IdPKeyRefetchRefused *prometheus.CounterVec
-	RevocationsPending prometheus.Gauge
-	RevocationRetries  *prometheus.CounterVec
+	RevocationsPending   prometheus.Gauge
+	RevocationRetries    *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors on a new registry that also carries
