@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -26,13 +27,60 @@ type leanConn struct {
 	readLimit int64
 	reused    bool
 	idleAt    time.Time
+	// checkWrite is set while an exchange has not written its first byte:
+	// that write first makes sure nothing arrived since the last response
+	// ended (see idleCheck).
+	checkWrite bool
+	// raw peeks at the socket without reading from it; nil when the
+	// connection cannot be checked (not a syscall.Conn, or no peek on
+	// this platform), and such a connection is never reused.
+	raw  syscall.RawConn
+	peek peeker
 }
 
 func newLeanConn(t *leanTransport, addr string, conn net.Conn) *leanConn {
 	c := &leanConn{t: t, addr: addr, conn: conn}
 	c.br = bufio.NewReaderSize(countingReader{c}, 4096)
-	c.bw = bufio.NewWriterSize(conn, 4096)
+	c.bw = bufio.NewWriterSize(checkedWriter{c}, 4096)
+	c.initPeek()
 	return c
+}
+
+// checkedWriter is the connection's write side: the first write of an
+// exchange runs the idle check, at the last moment before a request byte
+// leaves.
+type checkedWriter struct{ c *leanConn }
+
+func (w checkedWriter) Write(p []byte) (int, error) {
+	c := w.c
+	if c.checkWrite {
+		c.checkWrite = false
+		if err := c.idleCheck(); err != nil {
+			return 0, err
+		}
+	}
+	return c.conn.Write(p)
+}
+
+// idleCheck fails when the upstream closed the connection or sent
+// anything on it since the last response ended. Nothing of the request
+// has been written yet, so the caller may always try another connection.
+func (c *leanConn) idleCheck() error {
+	if c.br.Buffered() > 0 {
+		return errUnsolicited
+	}
+	switch c.peekIdle() {
+	case idleClean:
+		return nil
+	case idleClosed:
+		return errIdleClosed
+	case idleUnknown:
+		if !c.reused {
+			return nil // a fresh connection never carried an exchange
+		}
+		return errIdleUnchecked
+	}
+	return errUnsolicited
 }
 
 // countingReader counts the bytes read from the connection.
@@ -79,11 +127,17 @@ func (c *leanConn) roundTrip(ctx context.Context, req *http.Request) (*http.Resp
 		return nil, err
 	}
 	before := c.nread
+	c.checkWrite = true
 	err := req.Write(c.bw)
 	if err == nil {
 		err = c.bw.Flush()
 	}
 	if err != nil {
+		if errors.Is(err, errNotIdle) {
+			stop()
+			c.close()
+			return nil, err
+		}
 		return fail(err, before)
 	}
 	var resp *http.Response
@@ -125,10 +179,11 @@ func (c *leanConn) roundTrip(ctx context.Context, req *http.Request) (*http.Resp
 }
 
 // release ends an exchange: the connection goes back to the pool if it
-// may be reused, the context did not fire and no stray bytes are
-// buffered; otherwise it is closed.
+// may be reused, the context did not fire, no stray bytes are buffered
+// and its idle state can be checked before the next use; otherwise it is
+// closed.
 func (c *leanConn) release(stop func() bool, reusable bool) {
-	if stop() && reusable && c.br.Buffered() == 0 {
+	if stop() && reusable && c.br.Buffered() == 0 && c.raw != nil {
 		c.t.put(c)
 		return
 	}
