@@ -110,6 +110,7 @@ func Build(f *File) (*Runtime, error) {
 	}
 	for i, r := range routes {
 		pr, err := buildRoute(r)
+		pr.UpstreamTransport = proxy.UpstreamTransport(routeUpstreamTransport(f.Server.UpstreamTransport, r.UpstreamTransport))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("routes[%d]: %w", i, err))
 			continue

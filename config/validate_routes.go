@@ -36,6 +36,7 @@ func (f *File) checkRoutes(c *collector) {
 		if r.Timeout < 0 {
 			c.add(path+".timeout", "must not be negative (0 means no timeout)")
 		}
+		checkUpstreamTransport(c, path+".upstream_transport", r.UpstreamTransport, true)
 	}
 	f.checkIdPUse(c, use)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -30,6 +31,11 @@ func newForwarder(s *Server, rc *RouteConfig) (*forwarder, error) {
 	if rc.Upstream == nil || (rc.Upstream.Scheme != "http" && rc.Upstream.Scheme != "https") {
 		return nil, errors.New("upstream must be an http or https URL")
 	}
+	switch rc.UpstreamTransport {
+	case "", UpstreamLean, UpstreamStandard:
+	default:
+		return nil, fmt.Errorf("upstream transport must be lean or standard, not %q", rc.UpstreamTransport)
+	}
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	t := &http.Transport{
 		Proxy:                 nil, // never send identity through an environment proxy
@@ -47,10 +53,15 @@ func newForwarder(s *Server, rc *RouteConfig) (*forwarder, error) {
 		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: rc.UpstreamCAs, ServerName: rc.UpstreamServerName}
 	}
 	f := &forwarder{route: rc, server: s, transport: t}
-	if rc.Upstream.Scheme == "http" {
+	if rc.Upstream.Scheme == "http" && rc.UpstreamTransport != UpstreamStandard {
 		// Plain body-less requests skip net/http's per-connection
 		// goroutines; the rest still go through t.
-		f.transport = newLeanTransport(t, dialer.DialContext)
+		lt := newLeanTransport(t, dialer.DialContext)
+		lt.onUnsolicited = func() {
+			// Never log the bytes: they may be another user's response.
+			s.log.Warn("upstream sent an unsolicited response on an idle connection; connection closed", "route", rc.Name)
+		}
+		f.transport = lt
 	}
 	var rt http.RoundTripper = f.transport
 	if s.opts.UpstreamTransport != nil {
