@@ -38,6 +38,7 @@ type HostileUpstream struct {
 	conns   int
 	targets []string // request targets read, in order, all connections
 	marks   map[string]chan struct{}
+	done    chan struct{} // closed when the test ends: cuts Sleep short
 }
 
 // Step is one action of a connection's script.
@@ -124,11 +125,12 @@ func StartHostileUpstream(t testing.TB, scripts ...[]Step) *HostileUpstream {
 	if err != nil {
 		t.Fatalf("testenv: hostile upstream: %v", err)
 	}
-	u := &HostileUpstream{Addr: l.Addr().String(), scripts: scripts, l: l, marks: map[string]chan struct{}{}}
+	u := &HostileUpstream{Addr: l.Addr().String(), scripts: scripts, l: l, marks: map[string]chan struct{}{}, done: make(chan struct{})}
 	u.URL = "http://" + u.Addr
 	u.wg.Add(1)
 	go u.accept()
 	t.Cleanup(func() {
+		close(u.done)
 		l.Close()
 		u.wg.Wait()
 	})
@@ -226,7 +228,11 @@ func (u *HostileUpstream) run(conn net.Conn, script []Step) {
 		case stepRespond:
 			_, err = conn.Write(respond(s.text, path))
 		case stepSleep:
-			time.Sleep(s.d)
+			select {
+			case <-time.After(s.d):
+			case <-u.done:
+				return
+			}
 		case stepMark:
 			ch := u.mark(s.text)
 			u.mu.Lock()
