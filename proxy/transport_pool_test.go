@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -194,7 +195,7 @@ func TestLeanTransportBehindReverseProxy(t *testing.T) {
 // lean transport unless the route chose upstream_transport: standard (the
 // escape hatch of issue 12.1); https:// upstreams always net/http's.
 func TestForwarderUsesLeanTransportForPlainHTTP(t *testing.T) {
-	s := &Server{opts: Options{}}
+	s := &Server{opts: Options{}, log: slog.New(slog.DiscardHandler)}
 	for _, tc := range []struct {
 		scheme string
 		choice UpstreamTransport
