@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -82,14 +83,6 @@ var (
 func (a *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (_ *authv3.CheckResponse, checkErr error) {
 	s := a.server
 	snap := s.state.Load()
-	if !extAuthzPeerAllowed(ctx, snap) {
-		// Like /.ztp/verify's untrusted_peer: a stranger must not learn
-		// which tokens pass which routes, nor assert a device principal.
-		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-			s.log.Warn("ext_authz check refused: untrusted peer", "peer", p.Addr.String())
-		}
-		return nil, errExtAuthzPeer
-	}
 	start := s.now()
 	s.metrics.InFlight.Inc()
 	defer s.metrics.InFlight.Dec()
@@ -102,6 +95,19 @@ func (a *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (_ *auth
 	x.rc.ClientIP = parseAddr(envoySourceAddr(attrs.GetSource())) // for the audit line of a malformed request
 	audit := auditOnce{s: s, x: x, start: start}
 	defer audit.recoverExtAuthz(&checkErr)
+	if !extAuthzPeerAllowed(ctx, snap) {
+		// Like /.ztp/verify's untrusted_peer: a stranger must not learn
+		// which tokens pass which routes, nor assert a device principal.
+		// Audited like it too, with the peer's own address.
+		x.rc.ClientIP = netip.Addr{}
+		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+			s.log.Warn("ext_authz check refused: untrusted peer", "peer", p.Addr.String())
+			x.rc.ClientIP = parseAddr(p.Addr.String())
+		}
+		x.status = http.StatusForbidden
+		audit.finish(errVerifyUntrusted)
+		return nil, errExtAuthzPeer
+	}
 
 	rec := newHeaderRecorder()
 	orig, r, err := extAuthzRequest(ctx, attrs)

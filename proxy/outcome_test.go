@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"ztproxy/identity"
@@ -303,4 +304,22 @@ func TestPanicsAreAuditedNotForgiven(t *testing.T) {
 			t.Errorf("ErrAbortHandler before forwarding: %v (%d)", err, c)
 		}
 	})
+}
+
+// TestExtAuthzRefusalIsAudited (issue 22.3, same class): an ext_authz
+// check from a peer that may not ask returned before its audit line,
+// unlike /.ztp/verify's untrusted_peer.
+func TestExtAuthzRefusalIsAudited(t *testing.T) {
+	up := testenv.StartHostileUpstream(t, []testenv.Step{testenv.KeepAlive("ok")})
+	p := newOutcomeProxy(t, up.URL, 5*time.Second, "", nil)
+	a := &extAuthz{server: p.s}
+	ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.ParseIP("198.51.100.9"), Port: 4444}})
+	if _, err := a.Check(ctx, envoyCheck("GET", "app.example.com", "/x", nil, "")); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("Check from a stranger: %v", err)
+	}
+	rec := p.lines(t, 1)[0]
+	checkRecord(t, rec, 403, "untrusted_peer", 0)
+	if rec["client_ip"] != "198.51.100.9" {
+		t.Errorf("client_ip %v, want the gRPC peer", rec["client_ip"])
+	}
 }
