@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -111,6 +112,16 @@ func (p *outcomeProxy) samples(t *testing.T, decision, code string) (int, float6
 	return n, v
 }
 
+// checkOnce checks the one audit line and the one metric sample of an
+// allowed request that ended with status.
+func (p *outcomeProxy) checkOnce(t *testing.T, status float64, code string, upstreamStatus float64) {
+	t.Helper()
+	checkRecord(t, p.lines(t, 1)[0], status, code, upstreamStatus)
+	if n, v := p.samples(t, "allow", strconv.Itoa(int(status))); n != 1 || v != 1 {
+		t.Errorf("metric: %d series, allow/%v = %v", n, status, v)
+	}
+}
+
 func checkRecord(t *testing.T, rec map[string]any, status float64, errCode string, upstreamStatus float64) {
 	t.Helper()
 	if rec["status"] != status || rec["error"] != nilIfEmpty(errCode) || rec["upstream_status"] != nilIfZero(upstreamStatus) {
@@ -159,10 +170,7 @@ func TestMidBodyFailuresAreAudited(t *testing.T) {
 				if err == nil {
 					t.Fatal("the client got a whole response from a cut-off upstream body")
 				}
-				checkRecord(t, p.lines(t, 1)[0], 502, "upstream_reset", 200)
-				if n, v := p.samples(t, "allow", "502"); n != 1 || v != 1 {
-					t.Errorf("metric: %d series, allow/502 = %v", n, v)
-				}
+				p.checkOnce(t, 502, "upstream_reset", 200)
 			})
 		}
 		t.Run(string(transport)+"/route timeout", func(t *testing.T) {
@@ -172,10 +180,7 @@ func TestMidBodyFailuresAreAudited(t *testing.T) {
 				io.ReadAll(resp.Body)
 				resp.Body.Close()
 			}
-			checkRecord(t, p.lines(t, 1)[0], 504, "upstream_timeout", 200)
-			if n, v := p.samples(t, "allow", "504"); n != 1 || v != 1 {
-				t.Errorf("metric: %d series, allow/504 = %v", n, v)
-			}
+			p.checkOnce(t, 504, "upstream_timeout", 200)
 		})
 		t.Run(string(transport)+"/client leaves", func(t *testing.T) {
 			up := testenv.StartHostileUpstream(t, []testenv.Step{testenv.ReadRequest(), testenv.Write(partialStream), testenv.Sleep(3 * time.Second)})
@@ -190,10 +195,7 @@ func TestMidBodyFailuresAreAudited(t *testing.T) {
 				t.Fatal(err)
 			}
 			conn.Close() // mid-body
-			checkRecord(t, p.lines(t, 1)[0], 499, "client_closed", 200)
-			if n, v := p.samples(t, "allow", "499"); n != 1 || v != 1 {
-				t.Errorf("metric: %d series, allow/499 = %v", n, v)
-			}
+			p.checkOnce(t, 499, "client_closed", 200)
 		})
 	}
 }
@@ -201,7 +203,7 @@ func TestMidBodyFailuresAreAudited(t *testing.T) {
 // TestUpstreamFailuresCarryTheirCode (issue 22.4): 502 and 504 answers
 // from upstreamError had no error code in the audit line.
 func TestUpstreamFailuresCarryTheirCode(t *testing.T) {
-	closed := func() string {
+	refused := func(t *testing.T) string {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -209,38 +211,32 @@ func TestUpstreamFailuresCarryTheirCode(t *testing.T) {
 		l.Close()
 		return "http://" + l.Addr().String()
 	}
+	silent := func(t *testing.T) string {
+		return testenv.StartHostileUpstream(t, []testenv.Step{testenv.ReadRequest(), testenv.Sleep(3 * time.Second)}).URL
+	}
 	for _, transport := range []UpstreamTransport{UpstreamLean, UpstreamStandard} {
-		t.Run(string(transport)+"/refused", func(t *testing.T) {
-			p := newOutcomeProxy(t, closed(), 5*time.Second, transport, nil)
-			resp, err := http.Get(p.srv.URL + "/x")
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != 502 {
-				t.Fatalf("status %d", resp.StatusCode)
-			}
-			checkRecord(t, p.lines(t, 1)[0], 502, "upstream_unavailable", 0)
-			if n, v := p.samples(t, "allow", "502"); n != 1 || v != 1 {
-				t.Errorf("metric: %d series, allow/502 = %v", n, v)
-			}
-		})
-		t.Run(string(transport)+"/header timeout", func(t *testing.T) {
-			up := testenv.StartHostileUpstream(t, []testenv.Step{testenv.ReadRequest(), testenv.Sleep(3 * time.Second)})
-			p := newOutcomeProxy(t, up.URL, 200*time.Millisecond, transport, nil)
-			resp, err := http.Get(p.srv.URL + "/x")
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != 504 {
-				t.Fatalf("status %d", resp.StatusCode)
-			}
-			checkRecord(t, p.lines(t, 1)[0], 504, "upstream_timeout", 0)
-			if n, v := p.samples(t, "allow", "504"); n != 1 || v != 1 {
-				t.Errorf("metric: %d series, allow/504 = %v", n, v)
-			}
-		})
+		for _, tc := range []struct {
+			name     string
+			upstream func(*testing.T) string
+			status   int
+			code     string
+		}{
+			{"refused", refused, 502, "upstream_unavailable"},
+			{"header timeout", silent, 504, "upstream_timeout"},
+		} {
+			t.Run(string(transport)+"/"+tc.name, func(t *testing.T) {
+				p := newOutcomeProxy(t, tc.upstream(t), 200*time.Millisecond, transport, nil)
+				resp, err := http.Get(p.srv.URL + "/x")
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != tc.status {
+					t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+				}
+				p.checkOnce(t, float64(tc.status), tc.code, 0)
+			})
+		}
 	}
 }
 
