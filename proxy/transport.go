@@ -119,8 +119,13 @@ func (t *leanTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// An idle connection that failed its check carried no byte of
 		// this request: any method may go to the next one. The pool is
 		// finite and a fresh connection is not retried, so this ends.
-		if errors.Is(err, errNotIdle) && c.reused && ctx.Err() == nil {
-			continue
+		if errors.Is(err, errNotIdle) {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if c.reused {
+				continue
+			}
 		}
 		// A reused connection that fails before the first response byte
 		// was most likely closed by the upstream just after its check:

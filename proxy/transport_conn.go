@@ -140,26 +140,10 @@ func (c *leanConn) roundTrip(ctx context.Context, req *http.Request) (*http.Resp
 		}
 		return fail(err, before)
 	}
-	var resp *http.Response
-	c.readLimit = c.nread + c.t.maxResponseHeaderBytes
-	defer func() { c.readLimit = 0 }()
-	for n := 0; ; n++ {
-		resp, err = http.ReadResponse(c.br, req)
-		if err != nil {
-			return fail(err, before)
-		}
-		if resp.StatusCode < 100 || resp.StatusCode > 199 {
-			break
-		}
-		if resp.StatusCode == http.StatusSwitchingProtocols {
-			return fail(errUnexpectedSwitch, -1)
-		}
-		if n >= maxInformational {
-			return fail(errors.New("proxy: too many 1xx responses from the upstream"), -1)
-		}
-		if err := informational(ctx, resp); err != nil {
-			return fail(err, -1)
-		}
+	resp, err := c.readHead(ctx, req)
+	if err != nil {
+		// (A 1xx read before the error makes it not stale.)
+		return fail(err, before)
 	}
 	if c.t.responseHeaderTimeout > 0 {
 		c.conn.SetReadDeadline(time.Time{})
@@ -176,6 +160,31 @@ func (c *leanConn) roundTrip(ctx context.Context, req *http.Request) (*http.Resp
 	}
 	resp.Body = &leanBody{body: resp.Body, c: c, ctx: ctx, stop: stop, reusable: reusable}
 	return resp, nil
+}
+
+// readHead reads the final response head, passing 1xx responses to the
+// trace hook; the whole head, 1xx included, is bounded by
+// maxResponseHeaderBytes.
+func (c *leanConn) readHead(ctx context.Context, req *http.Request) (*http.Response, error) {
+	c.readLimit = c.nread + c.t.maxResponseHeaderBytes
+	defer func() { c.readLimit = 0 }()
+	for n := 0; ; n++ {
+		resp, err := http.ReadResponse(c.br, req)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case resp.StatusCode < 100 || resp.StatusCode > 199:
+			return resp, nil
+		case resp.StatusCode == http.StatusSwitchingProtocols:
+			return nil, errUnexpectedSwitch
+		case n >= maxInformational:
+			return nil, errors.New("proxy: too many 1xx responses from the upstream")
+		}
+		if err := informational(ctx, resp); err != nil {
+			return nil, err
+		}
+	}
 }
 
 // release ends an exchange: the connection goes back to the pool if it
