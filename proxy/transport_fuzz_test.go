@@ -46,7 +46,7 @@ func FuzzTransportHostileResponse(f *testing.F) {
 		clean := func(b []byte) string { return strings.ReplaceAll(string(b), "/ex/2", "/ex/-") }
 		scripts := [][]testenv.Step{
 			{testenv.ReadRequest(), testenv.Write(clean(resp)), testenv.Write(clean(stray)), testenv.Mark("stray"),
-				testenv.ReadRequestWithin(100 * time.Millisecond), own},
+				testenv.ReadRequestWithin(20 * time.Millisecond), own},
 			keep,
 		}
 		std := transports["standard"]()
