@@ -229,6 +229,7 @@ func (f *File) buildRoutes(c *collector, rt *Runtime) {
 	}
 	for i, r := range routes {
 		pr, field, err := buildRoute(r)
+		pr.UpstreamTransport = proxy.UpstreamTransport(routeUpstreamTransport(f.Server.UpstreamTransport, r.UpstreamTransport))
 		if err != nil {
 			addErr(c, paths[i]+"."+field, err)
 			continue

@@ -138,6 +138,7 @@ func TestLoadValid(t *testing.T) {
 			MaxHeaderBytes:    65536,
 			MaxBodyBytes:      10 << 20,
 			ShutdownGrace:     30 * time.Second,
+			UpstreamTransport: "lean",
 		},
 		Audit:    Audit{Output: "stderr"},
 		Log:      Log{Level: "debug", Format: "text"},

@@ -260,6 +260,10 @@ type Server struct {
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 	// Pprof serves /debug/pprof/ on the admin listener.
 	Pprof bool `yaml:"pprof"`
+	// UpstreamTransport is the HTTP/1.1 client for http:// upstreams:
+	// "lean" (default) or "standard" (net/http's Transport); a route may
+	// override it.
+	UpstreamTransport string `yaml:"upstream_transport"`
 }
 
 // Audit says where audit records are written.
@@ -322,6 +326,9 @@ type Route struct {
 	// AWS, when set, mints the user's AWS credentials for this route and
 	// re-signs forwarded requests with them.
 	AWS *RouteAWS `yaml:"aws"`
+	// UpstreamTransport overrides server.upstream_transport for this route
+	// ("lean" or "standard"); empty inherits it.
+	UpstreamTransport string `yaml:"upstream_transport"`
 }
 
 // AWS configures STS minting.
@@ -461,6 +468,7 @@ func DefaultFile() File {
 			IdleTimeout:       120 * time.Second,
 			MaxHeaderBytes:    65536,
 			ShutdownGrace:     30 * time.Second,
+			UpstreamTransport: UpstreamTransportLean,
 		},
 		Audit:    Audit{Output: "stdout"},
 		Store:    Store{Backend: "embedded", Path: "ztproxy.db", TablePrefix: "ztproxy_", RevocationCacheTTL: 30 * time.Second},

@@ -295,6 +295,7 @@ func (f *File) checkServer(c *collector) {
 	if s.MaxBodyBytes < 0 {
 		c.add("server.max_body_bytes", "must not be negative (0 means unlimited)")
 	}
+	checkUpstreamTransport(c, "server.upstream_transport", s.UpstreamTransport, false)
 }
 
 // checkOutputs checks the audit and log sections.

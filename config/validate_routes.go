@@ -39,6 +39,7 @@ func (f *File) checkRoutes(c *collector) {
 			c.add(path+".timeout", "must not be negative (0 means no timeout)")
 		}
 		checkAllowedOrigins(c, path, r)
+		checkUpstreamTransport(c, path+".upstream_transport", r.UpstreamTransport, true)
 	}
 	f.checkIdPUse(c, use)
 }

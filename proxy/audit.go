@@ -43,6 +43,11 @@ func (s *Server) auditLine(x *exchange, decision string, err error, latency time
 		_, code := statusOf(err)
 		attrs = append(attrs, slog.String("error", code))
 	}
+	if x.upstreamStatus != 0 {
+		// The response failed mid-body: the client got this status and
+		// part of the body; status records the failure (issue 22.3).
+		attrs = append(attrs, slog.Int("upstream_status", x.upstreamStatus))
+	}
 	attrs = append(attrs,
 		slog.Int("status", x.status),
 		slog.Float64("latency_ms", float64(latency.Microseconds())/1000),

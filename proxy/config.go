@@ -62,7 +62,21 @@ type RouteConfig struct {
 	AllowedOrigins []string
 	// AWS, when set, mints the caller's AWS credentials for the upstream.
 	AWS *RouteAWS
+	// UpstreamTransport picks the client for an http:// upstream; ""
+	// means UpstreamLean.
+	UpstreamTransport UpstreamTransport
 }
+
+// UpstreamTransport selects the HTTP/1.1 client of an http:// upstream.
+type UpstreamTransport string
+
+const (
+	// UpstreamLean sends body-less requests through the lean transport
+	// (leanTransport) and the rest through net/http's Transport.
+	UpstreamLean UpstreamTransport = "lean"
+	// UpstreamStandard sends every request through net/http's Transport.
+	UpstreamStandard UpstreamTransport = "standard"
+)
 
 // ServerConfig holds listener limits and timeouts.
 type ServerConfig struct {

@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -68,25 +69,20 @@ func stopExtAuthz(ctx context.Context, g *grpc.Server) {
 	}
 }
 
-var errExtAuthzPeer = status.Error(codes.PermissionDenied,
-	"ext_authz answers only loopback, unix-socket or trusted_proxies peers")
+var (
+	errExtAuthzPeer = status.Error(codes.PermissionDenied,
+		"ext_authz answers only loopback, unix-socket or trusted_proxies peers")
+	errExtAuthzInternal = status.Error(codes.Internal, "internal error")
+)
 
 // Check decides one request Envoy asks about. Every decision, including a
 // malformed request, is a CheckResponse (Envoy relays its status and
 // body); a gRPC error is returned only when the caller is not allowed to
 // ask or has gone away, and Envoy then fails closed
 // (failure_mode_allow: false).
-func (a *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+func (a *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (_ *authv3.CheckResponse, checkErr error) {
 	s := a.server
 	snap := s.state.Load()
-	if !extAuthzPeerAllowed(ctx, snap) {
-		// Like /.ztp/verify's untrusted_peer: a stranger must not learn
-		// which tokens pass which routes, nor assert a device principal.
-		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-			s.log.Warn("ext_authz check refused: untrusted peer", "peer", p.Addr.String())
-		}
-		return nil, errExtAuthzPeer
-	}
 	start := s.now()
 	s.metrics.InFlight.Inc()
 	defer s.metrics.InFlight.Dec()
@@ -97,6 +93,21 @@ func (a *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 	x.rc.Principal = identity.Anonymous
 	x.rc.Risk = identity.NeutralRisk
 	x.rc.ClientIP = parseAddr(envoySourceAddr(attrs.GetSource())) // for the audit line of a malformed request
+	audit := auditOnce{s: s, x: x, start: start}
+	defer audit.recoverExtAuthz(&checkErr)
+	if !extAuthzPeerAllowed(ctx, snap) {
+		// Like /.ztp/verify's untrusted_peer: a stranger must not learn
+		// which tokens pass which routes, nor assert a device principal.
+		// Audited like it too, with the peer's own address.
+		x.rc.ClientIP = netip.Addr{}
+		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+			s.log.Warn("ext_authz check refused: untrusted peer", "peer", p.Addr.String())
+			x.rc.ClientIP = parseAddr(p.Addr.String())
+		}
+		x.status = http.StatusForbidden
+		audit.finish(errVerifyUntrusted)
+		return nil, errExtAuthzPeer
+	}
 
 	rec := newHeaderRecorder()
 	orig, r, err := extAuthzRequest(ctx, attrs)
@@ -123,7 +134,7 @@ func (a *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 		resp, x.status = extAuthzDeny(rec, r, x, err)
 		_, x.errCode = statusOf(err)
 	}
-	s.finish(x, err, start)
+	audit.finish(err)
 	if resp == nil {
 		return nil, status.Error(codes.Canceled, "request cancelled")
 	}

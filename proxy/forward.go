@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -31,6 +33,11 @@ func newForwarder(s *Server, rc *RouteConfig) (*forwarder, error) {
 	if rc.Upstream == nil || (rc.Upstream.Scheme != "http" && rc.Upstream.Scheme != "https") {
 		return nil, errors.New("upstream must be an http or https URL")
 	}
+	switch rc.UpstreamTransport {
+	case "", UpstreamLean, UpstreamStandard:
+	default:
+		return nil, fmt.Errorf("upstream transport must be lean or standard, not %q", rc.UpstreamTransport)
+	}
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	t := &http.Transport{
 		Proxy:                 nil, // never send identity through an environment proxy
@@ -48,10 +55,15 @@ func newForwarder(s *Server, rc *RouteConfig) (*forwarder, error) {
 		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: rc.UpstreamCAs, ServerName: rc.UpstreamServerName}
 	}
 	f := &forwarder{route: rc, server: s, transport: t}
-	if rc.Upstream.Scheme == "http" {
+	if rc.Upstream.Scheme == "http" && rc.UpstreamTransport != UpstreamStandard {
 		// Plain body-less requests skip net/http's per-connection
 		// goroutines; the rest still go through t.
-		f.transport = newLeanTransport(t, dialer.DialContext)
+		lt := newLeanTransport(t, dialer.DialContext)
+		lt.onUnsolicited = func() {
+			// Never log the bytes: they may be another user's response.
+			s.log.Warn("upstream sent an unsolicited response on an idle connection; connection closed", "route", rc.Name)
+		}
+		f.transport = lt
 	}
 	var rt http.RoundTripper = f.transport
 	if s.opts.UpstreamTransport != nil {
@@ -69,14 +81,22 @@ func newForwarder(s *Server, rc *RouteConfig) (*forwarder, error) {
 		FlushInterval: 0,
 		ErrorHandler:  f.upstreamError,
 		BufferPool:    copyBuffers,
+		// ReverseProxy's own messages (a body copy that failed) go to the
+		// operational log, not to the standard logger.
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	return f, nil
 }
 
 func (f *forwarder) closeIdle() { f.transport.CloseIdleConnections() }
 
-// serve forwards the request and returns the status sent to the client.
-func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, x *exchange) int {
+// serve forwards the request and returns the status sent to the client,
+// and the error behind it when the request failed (the upstream's
+// failures included, issue 22.4). A response that fails mid-body makes
+// ReverseProxy panic with http.ErrAbortHandler; x.fwd then tells the
+// front door's auditOnce why (issue 22.3).
+func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, x *exchange) (int, error) {
+	x.forwarded = true
 	p := &x.rc.Principal
 	if f.route.PassIdentityHeaders && p.Kind != "Anonymous" {
 		tok, err := f.server.signer.assertion(x.snap.issuer, &x.rc, x.snap.cfg.AssertionTTL, x.rc.Time)
@@ -84,14 +104,14 @@ func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, x *exchange) i
 			// Without a verifiable assertion the upstream cannot trust
 			// the identity headers: fail closed.
 			f.server.log.Error("assertion signing failed", "route", f.route.Name, "err", err)
-			return writeError(w, r, err, x.rc.RequestID)
+			return writeError(w, r, err, x.rc.RequestID), err
 		}
 		x.assertion = tok
 	}
 	if a := f.route.AWS; a != nil {
 		creds, err := f.server.mintAWS(r.Context(), x, a.Role)
 		if err != nil {
-			return writeError(w, r, err, x.rc.RequestID)
+			return writeError(w, r, err, x.rc.RequestID), err
 		}
 		x.awsCreds = &creds
 	}
@@ -113,14 +133,23 @@ func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, x *exchange) i
 		ctx, cancel = context.WithTimeout(ctx, f.route.Timeout)
 		defer cancel()
 	}
-	sw := statusRecorder{ResponseWriter: w}
-	start := time.Now()
-	f.proxy.ServeHTTP(&sw, r.WithContext(ctx))
-	f.server.metrics.UpstreamSeconds.WithLabelValues(f.route.Name).Observe(time.Since(start).Seconds())
-	if sw.status == 0 {
-		sw.status = http.StatusOK
+	x.fwd = forwarding{started: true, client: r.Context(), ctx: ctx, rec: statusRecorder{ResponseWriter: w}}
+	defer f.observeUpstream(time.Now())
+	f.proxy.ServeHTTP(&x.fwd.rec, r.WithContext(ctx))
+	if err := x.fwd.err; err != nil {
+		status, _ := statusOf(err)
+		return status, err
 	}
-	return sw.status
+	if x.fwd.rec.status == 0 {
+		return http.StatusOK, nil
+	}
+	return x.fwd.rec.status, nil
+}
+
+// observeUpstream records the forwarding time, also of an aborted
+// response.
+func (f *forwarder) observeUpstream(start time.Time) {
+	f.server.metrics.UpstreamSeconds.WithLabelValues(f.route.Name).Observe(time.Since(start).Seconds())
 }
 
 // rewrite builds the outbound request. Hop-by-hop headers (including any
@@ -229,11 +258,13 @@ func headerSafe(v string) string {
 }
 
 // upstreamError maps transport failures: timeouts → 504, the rest → 502.
+// The mapped error is kept for the audit line and the metric.
 func (f *forwarder) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	x := exchangeFrom(r.Context())
 	id := ""
 	if x != nil {
 		id = x.rc.RequestID
+		defer func() { x.fwd.err = err }()
 	}
 	var mbe *http.MaxBytesError
 	var bodyErr error
@@ -290,10 +321,12 @@ func (b *requestBody) readErr() error {
 	return b.err
 }
 
-// statusRecorder remembers the status code written through it.
+// statusRecorder remembers the status code written through it, and the
+// first write error (the client went away).
 type statusRecorder struct {
 	http.ResponseWriter
-	status int
+	status   int
+	writeErr error
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
@@ -307,7 +340,11 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 	if s.status == 0 {
 		s.status = http.StatusOK
 	}
-	return s.ResponseWriter.Write(b)
+	n, err := s.ResponseWriter.Write(b)
+	if err != nil && s.writeErr == nil {
+		s.writeErr = err
+	}
+	return n, err
 }
 
 // Unwrap lets http.ResponseController reach Flush and Hijack.

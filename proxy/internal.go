@@ -23,44 +23,22 @@ func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request, x *exchan
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	var err error
-	switch path := r.URL.Path; {
-	case isWebAuthnPath(path):
-		err = s.serveWebAuthn(w, r, x)
-	case path == "/.ztp/jwks.json":
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			err = errMethod
-			break
-		}
-		h.Set("Content-Type", "application/jwk-set+json")
-		h.Set("Cache-Control", "public, max-age=300")
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(s.signer.JWKS())
-		return
-	case path == authn.LoginPath:
-		err = s.handleLogin(w, r, x)
-	case path == AWSCredentialsPath:
-		err = s.handleAWSCredentials(w, r, x)
-	case path == AWSConsolePath:
-		err = s.handleAWSConsole(w, r, x)
-	case path == AWSCLIPath:
-		err = s.handleAWSCLI(w, r, x)
-	case path == StepUpPath:
-		err = s.handleStepUp(w, r, x)
-	case path == authn.CallbackPath:
-		err = s.handleCallback(w, r, x)
-	case path == authn.LogoutPath:
-		err = s.handleLogout(w, r, x)
-	case path == authn.SignedOutPath:
-		renderPage(w, http.StatusOK, pageData{Title: "Signed out", Message: "You are signed out. Close this tab, or sign in again to continue.", Link: "/", LinkText: "Sign in again"})
-		return
-	case path == "/.ztp/whoami":
-		err = s.handleWhoami(w, r, x)
-	case path == "/.ztp/verify":
-		err = s.handleVerify(w, r, x)
-	default:
-		err = &httpError{status: http.StatusNotFound, code: "not_found", msg: "not found"}
+	// Sign-in, callback and sign-out are security events: audit them too,
+	// exactly once, also when the handler panics (issue 22.3).
+	var audit *auditOnce
+	securityEvent := false
+	switch r.URL.Path {
+	case authn.LoginPath, authn.CallbackPath, authn.LogoutPath, StepUpPath,
+		webauthnFinishPath, enrollFinishPath, WebAuthnRemovePath:
+		securityEvent = true
+		audit = &auditOnce{s: s, x: x, start: x.rc.Time}
+	case AWSCredentialsPath, AWSConsolePath, AWSCLIPath:
+		audit = &auditOnce{s: s, x: x, start: x.rc.Time}
 	}
+	if audit != nil {
+		defer audit.onPanic()
+	}
+	err := s.internalEndpoint(w, r, x)
 	if err != nil {
 		x.status = writeError(w, r, err, x.rc.RequestID)
 		_, x.errCode = statusOf(err)
@@ -70,15 +48,54 @@ func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request, x *exchan
 	} else if x.status == 0 {
 		x.status = http.StatusFound
 	}
-	// Sign-in, callback and sign-out are security events: audit them too.
-	switch r.URL.Path {
-	case authn.LoginPath, authn.CallbackPath, authn.LogoutPath, StepUpPath,
-		webauthnFinishPath, enrollFinishPath, WebAuthnRemovePath:
-		x.decision.Effect = identity.Allow
-		s.finish(x, err, x.rc.Time)
-	case AWSCredentialsPath, AWSConsolePath, AWSCLIPath:
-		s.finish(x, err, x.rc.Time)
+	if audit != nil {
+		if securityEvent {
+			x.decision.Effect = identity.Allow
+		}
+		audit.finish(err)
 	}
+}
+
+// internalEndpoint runs the handler of a /.ztp/ path.
+func (s *Server) internalEndpoint(w http.ResponseWriter, r *http.Request, x *exchange) error {
+	switch path := r.URL.Path; {
+	case isWebAuthnPath(path):
+		return s.serveWebAuthn(w, r, x)
+	case path == "/.ztp/jwks.json":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			return errMethod
+		}
+		h := w.Header()
+		h.Set("Content-Type", "application/jwk-set+json")
+		h.Set("Cache-Control", "public, max-age=300")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(s.signer.JWKS())
+		x.status = http.StatusOK
+		return nil
+	case path == authn.LoginPath:
+		return s.handleLogin(w, r, x)
+	case path == AWSCredentialsPath:
+		return s.handleAWSCredentials(w, r, x)
+	case path == AWSConsolePath:
+		return s.handleAWSConsole(w, r, x)
+	case path == AWSCLIPath:
+		return s.handleAWSCLI(w, r, x)
+	case path == StepUpPath:
+		return s.handleStepUp(w, r, x)
+	case path == authn.CallbackPath:
+		return s.handleCallback(w, r, x)
+	case path == authn.LogoutPath:
+		return s.handleLogout(w, r, x)
+	case path == authn.SignedOutPath:
+		renderPage(w, http.StatusOK, pageData{Title: "Signed out", Message: "You are signed out. Close this tab, or sign in again to continue.", Link: "/", LinkText: "Sign in again"})
+		x.status = http.StatusOK
+		return nil
+	case path == "/.ztp/whoami":
+		return s.handleWhoami(w, r, x)
+	case path == "/.ztp/verify":
+		return s.handleVerify(w, r, x)
+	}
+	return &httpError{status: http.StatusNotFound, code: "not_found", msg: "not found"}
 }
 
 var errMethod = &httpError{status: http.StatusMethodNotAllowed, code: "method_not_allowed", msg: "method not allowed"}

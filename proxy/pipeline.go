@@ -46,6 +46,14 @@ type exchange struct {
 	// ambient is the credential the browser attached on its own, if the
 	// request was authenticated by one (cookie or client certificate).
 	ambient ambientCredential
+	// forwarded is set once an allowed request reaches its forwarder;
+	// later failures keep the decision "allow" and carry an error code.
+	forwarded bool
+	// fwd is the forwarding state (issue 22.3).
+	fwd forwarding
+	// upstreamStatus is the status already sent when a response failed
+	// mid-body; status then records the failure.
+	upstreamStatus int
 }
 
 type exchangeKey struct{}
@@ -108,16 +116,22 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveInternal(w, r, x)
 		return
 	}
+	// Exactly one audit line and metric sample, also when forwarding
+	// panics (issue 22.3).
+	audit := auditOnce{s: s, x: x, start: start}
+	defer audit.onPanic()
 	if err == nil {
 		err = s.decide(w, r, x)
 	}
 	if err == nil {
-		x.status = x.route.forward.serve(w, r, x)
+		x.status, err = x.route.forward.serve(w, r, x)
 	} else {
 		x.status = writeError(w, r, err, x.rc.RequestID)
+	}
+	if err != nil {
 		_, x.errCode = statusOf(err)
 	}
-	s.finish(x, err, start)
+	audit.finish(err)
 }
 
 // decide runs everything up to the policy decision. A nil error means
@@ -324,7 +338,7 @@ func headerHasToken(h http.Header, name, token string) bool {
 
 // decisionLabel is the bounded "decision" label of metrics and audit.
 func decisionLabel(x *exchange, err error) string {
-	if err == nil {
+	if err == nil || x.forwarded {
 		return "allow"
 	}
 	var de *denyError

@@ -27,8 +27,20 @@ import (
 //
 // A connection goes back to the pool only after its response body was read
 // to a clean EOF with nothing left in the read buffer, and neither side asked
-// to close it; so a connection never carries bytes of an earlier exchange
-// into the next one.
+// to close it. Before every reuse — at the moment the first request byte
+// would be written — a non-blocking recv(MSG_PEEK) checks that nothing
+// arrived on it since that response ended; a close or any unsolicited byte
+// (a stray second response, a 408) closes it and the request goes to
+// another connection. So a connection never carries bytes of an earlier
+// exchange into the next one. A connection that cannot be peeked (not a
+// syscall.Conn, or a platform without MSG_PEEK) is never reused.
+//
+// What no client can close: bytes the upstream sends after that check but
+// before it has read the new request are indistinguishable from the answer
+// to it (net/http's Transport has the same window: once a request is
+// assigned to a connection, the next bytes are its response). Checking at
+// the first write, not when the connection leaves the pool, keeps the
+// window to the write syscall and the request's trip to the upstream.
 type leanTransport struct {
 	fallback *http.Transport
 	dial     func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -40,17 +52,16 @@ type leanTransport struct {
 	// maxResponseHeaderBytes bounds the response head (1xx included).
 	maxResponseHeaderBytes int64
 
+	// onUnsolicited, when set, is told about a connection closed because
+	// the upstream sent bytes on it while it was idle.
+	onUnsolicited func()
+
 	mu    sync.Mutex
 	idle  map[string][]*leanConn // per host:port, most recently used last
 	sweep *time.Timer            // closes connections idle for idleTimeout
 }
 
 var _ http.RoundTripper = (*leanTransport)(nil)
-
-// idleCheckAfter is how long a connection may sit idle before it is checked
-// for a close or stray bytes from the upstream before reuse (a server's
-// keep-alive timeout is seconds, not microseconds).
-const idleCheckAfter = time.Second
 
 // maxInformational bounds the 1xx responses read before the final one.
 const maxInformational = 16
@@ -92,8 +103,9 @@ func (t *leanTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	addr := hostPort(req.URL.Host)
 	idempotent := isIdempotent(req.Method)
-	for attempt := 0; ; attempt++ {
-		c, err := t.getConn(ctx, addr, !idempotent)
+	retried := false
+	for {
+		c, err := t.getConn(ctx, addr)
 		if err != nil {
 			return nil, err
 		}
@@ -101,12 +113,27 @@ func (t *leanTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err == nil {
 			return resp, nil
 		}
+		if errors.Is(err, errUnsolicited) && t.onUnsolicited != nil {
+			t.onUnsolicited()
+		}
+		// An idle connection that failed its check carried no byte of
+		// this request: any method may go to the next one. The pool is
+		// finite and a fresh connection is not retried, so this ends.
+		if errors.Is(err, errNotIdle) {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if c.reused {
+				continue
+			}
+		}
 		// A reused connection that fails before the first response byte
-		// was most likely closed by the upstream while idle: the request
-		// may not have been seen, so an idempotent one is sent once more
-		// on a fresh connection (as net/http does).
+		// was most likely closed by the upstream just after its check:
+		// the request may not have been seen, so an idempotent one is
+		// sent once more on a fresh connection (as net/http does).
 		var stale *staleConnError
-		if attempt == 0 && c.reused && idempotent && errors.As(err, &stale) && ctx.Err() == nil {
+		if !retried && c.reused && idempotent && errors.As(err, &stale) && ctx.Err() == nil {
+			retried = true
 			continue
 		}
 		if stale != nil {
@@ -116,11 +143,9 @@ func (t *leanTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// getConn returns an idle connection to addr or dials one. A connection
-// idle for longer than idleCheckAfter, or any idle one when check is set
-// (a request that cannot be retried), is checked for a close by the
-// upstream first.
-func (t *leanTransport) getConn(ctx context.Context, addr string, check bool) (*leanConn, error) {
+// getConn returns an idle connection to addr or dials one. Whether an idle
+// one is still fit for use is checked at its first write (idleCheck).
+func (t *leanTransport) getConn(ctx context.Context, addr string) (*leanConn, error) {
 	for {
 		t.mu.Lock()
 		list := t.idle[addr]
@@ -132,8 +157,7 @@ func (t *leanTransport) getConn(ctx context.Context, addr string, check bool) (*
 		list[len(list)-1] = nil
 		t.idle[addr] = list[:len(list)-1]
 		t.mu.Unlock()
-		idleFor := time.Since(c.idleAt)
-		if (t.idleTimeout > 0 && idleFor > t.idleTimeout) || ((check || idleFor > idleCheckAfter) && c.peerClosedOrSent()) {
+		if t.idleTimeout > 0 && time.Since(c.idleAt) > t.idleTimeout {
 			c.close()
 			continue
 		}
@@ -240,6 +264,22 @@ func (e *staleConnError) Unwrap() error { return e.err }
 var (
 	errUnexpectedSwitch = errors.New("proxy: upstream switched protocols without an upgrade request")
 	errHeaderTooLarge   = errors.New("proxy: upstream response headers too large")
+	// errNotIdle and the errors wrapping it: a connection failed its check
+	// before the request's first byte was written.
+	errNotIdle       = errors.New("proxy: upstream connection not idle")
+	errUnsolicited   = fmt.Errorf("%w: the upstream sent bytes before the request (an unsolicited response)", errNotIdle)
+	errIdleClosed    = fmt.Errorf("%w: the upstream closed it", errNotIdle)
+	errIdleUnchecked = fmt.Errorf("%w: its idle state cannot be checked", errNotIdle)
+)
+
+// idleState is what a peek finds on a connection between exchanges.
+type idleState uint8
+
+const (
+	idleUnknown idleState = iota // cannot be checked
+	idleClean                    // nothing arrived: fit for the next request
+	idleClosed                   // EOF, a reset or an error
+	idleSent                     // bytes are waiting: unsolicited
 )
 
 // hostPort adds HTTP's default port to a URL host without one.

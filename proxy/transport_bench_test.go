@@ -102,3 +102,30 @@ func BenchmarkUpstreamTransport(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLeanIdleCheck is the cost of the check every reused
+// connection gets before its request is written (issue 12.1): one
+// non-blocking recv(MSG_PEEK) on an idle keep-alive connection.
+func BenchmarkLeanIdleCheck(b *testing.B) {
+	url := cannedUpstream(b)
+	lt := newLeanTransport(&http.Transport{}, (&net.Dialer{Timeout: 5 * time.Second}).DialContext)
+	defer lt.CloseIdleConnections()
+	req, _ := http.NewRequest("GET", url, nil)
+	resp, err := lt.RoundTrip(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	c, err := lt.getConn(req.Context(), hostPort(req.URL.Host))
+	if err != nil || !c.reused {
+		b.Fatalf("no pooled connection: %v", err)
+	}
+	defer c.close()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := c.idleCheck(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -26,13 +27,60 @@ type leanConn struct {
 	readLimit int64
 	reused    bool
 	idleAt    time.Time
+	// checkWrite is set while an exchange has not written its first byte:
+	// that write first makes sure nothing arrived since the last response
+	// ended (see idleCheck).
+	checkWrite bool
+	// raw peeks at the socket without reading from it; nil when the
+	// connection cannot be checked (not a syscall.Conn, or no peek on
+	// this platform), and such a connection is never reused.
+	raw  syscall.RawConn
+	peek peeker
 }
 
 func newLeanConn(t *leanTransport, addr string, conn net.Conn) *leanConn {
 	c := &leanConn{t: t, addr: addr, conn: conn}
 	c.br = bufio.NewReaderSize(countingReader{c}, 4096)
-	c.bw = bufio.NewWriterSize(conn, 4096)
+	c.bw = bufio.NewWriterSize(checkedWriter{c}, 4096)
+	c.initPeek()
 	return c
+}
+
+// checkedWriter is the connection's write side: the first write of an
+// exchange runs the idle check, at the last moment before a request byte
+// leaves.
+type checkedWriter struct{ c *leanConn }
+
+func (w checkedWriter) Write(p []byte) (int, error) {
+	c := w.c
+	if c.checkWrite {
+		c.checkWrite = false
+		if err := c.idleCheck(); err != nil {
+			return 0, err
+		}
+	}
+	return c.conn.Write(p)
+}
+
+// idleCheck fails when the upstream closed the connection or sent
+// anything on it since the last response ended. Nothing of the request
+// has been written yet, so the caller may always try another connection.
+func (c *leanConn) idleCheck() error {
+	if c.br.Buffered() > 0 {
+		return errUnsolicited
+	}
+	switch c.peekIdle() {
+	case idleClean:
+		return nil
+	case idleClosed:
+		return errIdleClosed
+	case idleUnknown:
+		if !c.reused {
+			return nil // a fresh connection never carried an exchange
+		}
+		return errIdleUnchecked
+	}
+	return errUnsolicited
 }
 
 // countingReader counts the bytes read from the connection.
@@ -79,33 +127,23 @@ func (c *leanConn) roundTrip(ctx context.Context, req *http.Request) (*http.Resp
 		return nil, err
 	}
 	before := c.nread
+	c.checkWrite = true
 	err := req.Write(c.bw)
 	if err == nil {
 		err = c.bw.Flush()
 	}
 	if err != nil {
+		if errors.Is(err, errNotIdle) {
+			stop()
+			c.close()
+			return nil, err
+		}
 		return fail(err, before)
 	}
-	var resp *http.Response
-	c.readLimit = c.nread + c.t.maxResponseHeaderBytes
-	defer func() { c.readLimit = 0 }()
-	for n := 0; ; n++ {
-		resp, err = http.ReadResponse(c.br, req)
-		if err != nil {
-			return fail(err, before)
-		}
-		if resp.StatusCode < 100 || resp.StatusCode > 199 {
-			break
-		}
-		if resp.StatusCode == http.StatusSwitchingProtocols {
-			return fail(errUnexpectedSwitch, -1)
-		}
-		if n >= maxInformational {
-			return fail(errors.New("proxy: too many 1xx responses from the upstream"), -1)
-		}
-		if err := informational(ctx, resp); err != nil {
-			return fail(err, -1)
-		}
+	resp, err := c.readHead(ctx, req)
+	if err != nil {
+		// (A 1xx read before the error makes it not stale.)
+		return fail(err, before)
 	}
 	if c.t.responseHeaderTimeout > 0 {
 		c.conn.SetReadDeadline(time.Time{})
@@ -124,11 +162,37 @@ func (c *leanConn) roundTrip(ctx context.Context, req *http.Request) (*http.Resp
 	return resp, nil
 }
 
+// readHead reads the final response head, passing 1xx responses to the
+// trace hook; the whole head, 1xx included, is bounded by
+// maxResponseHeaderBytes.
+func (c *leanConn) readHead(ctx context.Context, req *http.Request) (*http.Response, error) {
+	c.readLimit = c.nread + c.t.maxResponseHeaderBytes
+	defer func() { c.readLimit = 0 }()
+	for n := 0; ; n++ {
+		resp, err := http.ReadResponse(c.br, req)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case resp.StatusCode < 100 || resp.StatusCode > 199:
+			return resp, nil
+		case resp.StatusCode == http.StatusSwitchingProtocols:
+			return nil, errUnexpectedSwitch
+		case n >= maxInformational:
+			return nil, errors.New("proxy: too many 1xx responses from the upstream")
+		}
+		if err := informational(ctx, resp); err != nil {
+			return nil, err
+		}
+	}
+}
+
 // release ends an exchange: the connection goes back to the pool if it
-// may be reused, the context did not fire and no stray bytes are
-// buffered; otherwise it is closed.
+// may be reused, the context did not fire, no stray bytes are buffered
+// and its idle state can be checked before the next use; otherwise it is
+// closed.
 func (c *leanConn) release(stop func() bool, reusable bool) {
-	if stop() && reusable && c.br.Buffered() == 0 {
+	if stop() && reusable && c.br.Buffered() == 0 && c.raw != nil {
 		c.t.put(c)
 		return
 	}

@@ -2,6 +2,12 @@
 
 package proxy
 
-// peerClosedOrSent cannot peek on this platform; a stale connection is
-// then found by the request itself (and retried when idempotent).
-func (c *leanConn) peerClosedOrSent() bool { return c.br.Buffered() > 0 }
+// peeker is empty where recv(MSG_PEEK) is not available.
+type peeker struct{}
+
+// initPeek leaves the connection uncheckable on this platform, so it is
+// never reused: without a peek a stray response could not be told from
+// the next exchange's.
+func (c *leanConn) initPeek() {}
+
+func (c *leanConn) peekIdle() idleState { return idleUnknown }

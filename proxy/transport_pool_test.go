@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -190,16 +191,29 @@ func TestLeanTransportBehindReverseProxy(t *testing.T) {
 	}
 }
 
+// TestForwarderUsesLeanTransportForPlainHTTP: http:// upstreams get the
+// lean transport unless the route chose upstream_transport: standard (the
+// escape hatch of issue 12.1); https:// upstreams always net/http's.
 func TestForwarderUsesLeanTransportForPlainHTTP(t *testing.T) {
-	s := &Server{opts: Options{}}
-	for scheme, lean := range map[string]bool{"http": true, "https": false} {
-		f, err := newForwarder(s, &RouteConfig{Name: "r", Upstream: mustURL(t, scheme+"://up.example"), Timeout: time.Second})
+	s := &Server{opts: Options{}, log: slog.New(slog.DiscardHandler)}
+	for _, tc := range []struct {
+		scheme string
+		choice UpstreamTransport
+		lean   bool
+	}{
+		{"http", "", true}, {"http", UpstreamLean, true}, {"http", UpstreamStandard, false},
+		{"https", "", false}, {"https", UpstreamLean, false},
+	} {
+		f, err := newForwarder(s, &RouteConfig{Name: "r", Upstream: mustURL(t, tc.scheme+"://up.example"), Timeout: time.Second, UpstreamTransport: tc.choice})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := f.transport.(*leanTransport); ok != lean {
-			t.Errorf("%s upstream: lean transport %v, want %v", scheme, ok, lean)
+		if _, ok := f.transport.(*leanTransport); ok != tc.lean {
+			t.Errorf("%s upstream, transport %q: lean %v, want %v", tc.scheme, tc.choice, ok, tc.lean)
 		}
+	}
+	if _, err := newForwarder(s, &RouteConfig{Name: "r", Upstream: mustURL(t, "http://up.example"), UpstreamTransport: "fast"}); err == nil {
+		t.Error("an unknown upstream transport was accepted")
 	}
 }
 

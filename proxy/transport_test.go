@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"ztproxy/internal/testenv"
 )
 
 // rawUpstream is a TCP server whose handler speaks HTTP by hand, to send
@@ -384,4 +386,71 @@ func TestLeanTransportTimeouts(t *testing.T) {
 			t.Fatalf("err %v, want context.DeadlineExceeded", err)
 		}
 	})
+}
+
+// TestLeanTransportStrayResponse (issue 12.1): a response crossed from one
+// user to another. The upstream answers alice, then 30 ms later writes a
+// second, unsolicited response on the same keep-alive connection; bob's
+// request 100 ms later — within the second in which the old transport
+// skipped its check — must get bob's answer on another connection, for
+// an idempotent and a non-idempotent method alike.
+func TestLeanTransportStrayResponse(t *testing.T) {
+	for _, method := range []string{"GET", "POST"} {
+		t.Run(method, func(t *testing.T) {
+			up := testenv.StartHostileUpstream(t,
+				[]testenv.Step{testenv.ReadRequest(), testenv.Respond("for {{path}}"), testenv.Sleep(30 * time.Millisecond),
+					testenv.Write(testenv.HostileResponse(200, "alice's private data")), testenv.ReadRequest(), testenv.Respond("for {{path}}")},
+				[]testenv.Step{testenv.KeepAlive("for {{path}}")},
+			)
+			lt := testLean(t)
+			var unsolicited atomic.Int64
+			lt.onUnsolicited = func() { unsolicited.Add(1) }
+			if _, body := get(t, lt, "GET", up.URL+"/alice"); body != "for /alice" {
+				t.Fatalf("alice got %q", body)
+			}
+			time.Sleep(100 * time.Millisecond)
+			if _, body := get(t, lt, method, up.URL+"/bob"); body != "for /bob" {
+				t.Fatalf("bob got %q", body)
+			}
+			if n := up.Conns(); n != 2 {
+				t.Errorf("connections %d, want 2 (the one with the stray response closed)", n)
+			}
+			if n := unsolicited.Load(); n != 1 {
+				t.Errorf("unsolicited responses reported %d, want 1", n)
+			}
+			if got := strings.Join(up.Targets(), " "); got != "/alice /bob" {
+				t.Errorf("requests seen %q: bob's went to the connection with the stray response", got)
+			}
+		})
+	}
+}
+
+// opaqueConn hides the connection's syscall.Conn, so it cannot be peeked.
+type opaqueConn struct{ net.Conn }
+
+// TestLeanTransportNeverReusesUncheckedConnection (issue 12.1): a
+// connection whose idle state cannot be checked is closed after its
+// exchange instead of pooled.
+func TestLeanTransportNeverReusesUncheckedConnection(t *testing.T) {
+	up := startRaw(t, keepAlive(func(*http.Request) string { return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" }))
+	lt := testLean(t)
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	lt.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return opaqueConn{c}, nil
+	}
+	for range 3 {
+		if resp, body := get(t, lt, "GET", up.url()); resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("%d %q", resp.StatusCode, body)
+		}
+		if lt.idleCount() != 0 {
+			t.Fatal("an uncheckable connection went back to the pool")
+		}
+	}
+	if n := up.accepted.Load(); n != 3 {
+		t.Errorf("connections %d, want 3", n)
+	}
 }

@@ -39,6 +39,8 @@ var (
 // headers, 401 or 403 — never 200 on an error. It writes its own answer
 // and audit line, so it always returns nil.
 func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request, x *exchange) error {
+	audit := auditOnce{s: s, x: x, start: x.rc.Time}
+	defer audit.onPanic()
 	err := s.verifyDecide(w, r, x)
 	if err == nil {
 		err = s.verifyAllow(w.Header(), x)
@@ -53,7 +55,7 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request, x *exchang
 		io.WriteString(w, `{"decision":"allow","request_id":"`+x.rc.RequestID+`"}`+"\n")
 		x.status = http.StatusOK
 	}
-	s.finish(x, err, x.rc.Time)
+	audit.finish(err)
 	return nil
 }
 
