@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"ztproxy/audit"
 	"ztproxy/authn"
 	"ztproxy/awscreds"
 	"ztproxy/certs"
@@ -364,5 +365,10 @@ func (s *Server) finish(x *exchange, err error, start time.Time) {
 	}
 	decision := decisionLabel(x, err)
 	s.metrics.Requests.WithLabelValues(routeName, decision, strconv.Itoa(x.status)).Inc()
-	s.auditLine(x, decision, err, s.now().Sub(start))
+	rec := audit.Record{Context: &x.rc, ClientIP: x.clientIP(), Decision: decision, Policy: &x.decision,
+		UpstreamStatus: x.upstreamStatus, Status: x.status, Latency: s.now().Sub(start)}
+	if err != nil {
+		_, rec.Error = statusOf(err)
+	}
+	rec.Log(s.audit)
 }

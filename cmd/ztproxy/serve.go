@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"ztproxy/audit"
 	"ztproxy/authn"
 	"ztproxy/awscreds"
 	"ztproxy/config"
@@ -240,7 +241,7 @@ func newAuditLogger(output string, stdout, stderr io.Writer) (*slog.Logger, func
 	}
 	// Batch lines (flushed within a few ms); closeFn flushes them, and
 	// serve returns only after draining, so SIGTERM loses none.
-	aw := proxy.NewAuditWriter(w)
+	aw := audit.NewWriter(w)
 	closeOut := closeFn
 	closeFn = func() {
 		aw.Close()
@@ -249,7 +250,7 @@ func newAuditLogger(output string, stdout, stderr io.Writer) (*slog.Logger, func
 	w = aw
 	// The same JSON lines as slog.NewJSONHandler (message under "event"),
 	// encoded without reflection.
-	h := proxy.NewAuditHandler(w)
+	h := audit.NewHandler(w)
 	return slog.New(h).With("log", "audit"), closeFn, nil
 }
 

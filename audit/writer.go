@@ -1,4 +1,4 @@
-package proxy
+package audit
 
 import (
 	"io"
@@ -6,17 +6,17 @@ import (
 	"time"
 )
 
-// AuditWriter batches audit lines: one write(2) per request was about a
+// Writer batches audit lines: one write(2) per request was about a
 // tenth of the proxy's CPU under load. Lines are written out at most
-// auditFlushInterval after the first one was buffered, as soon as
-// auditBufferSize bytes are waiting, and on Flush and Close. Each Write
+// flushInterval after the first one was buffered, as soon as
+// bufferSize bytes are waiting, and on Flush and Close. Each Write
 // must be whole lines (slog handlers write one record per call), so a
 // flush never splits a line.
 //
 // Close flushes and stops the timer; `ztproxy serve` closes the audit
 // writer after draining, so no line is lost on SIGTERM. Writes after
 // Close go straight through.
-type AuditWriter struct {
+type Writer struct {
 	out io.Writer
 
 	writeMu sync.Mutex // serialises writes to out, keeps lines in order
@@ -31,17 +31,17 @@ type AuditWriter struct {
 }
 
 const (
-	auditFlushInterval = 5 * time.Millisecond
-	auditBufferSize    = 64 << 10
+	flushInterval = 5 * time.Millisecond
+	bufferSize    = 64 << 10
 )
 
-// NewAuditWriter returns a batching writer in front of out.
-func NewAuditWriter(out io.Writer) *AuditWriter {
-	return &AuditWriter{out: out, buf: make([]byte, 0, auditBufferSize), spare: make([]byte, 0, auditBufferSize)}
+// NewWriter returns a batching writer in front of out.
+func NewWriter(out io.Writer) *Writer {
+	return &Writer{out: out, buf: make([]byte, 0, bufferSize), spare: make([]byte, 0, bufferSize)}
 }
 
 // Write buffers p (one or more whole lines).
-func (a *AuditWriter) Write(p []byte) (int, error) {
+func (a *Writer) Write(p []byte) (int, error) {
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
@@ -50,13 +50,13 @@ func (a *AuditWriter) Write(p []byte) (int, error) {
 		return a.out.Write(p)
 	}
 	a.buf = append(a.buf, p...)
-	full := len(a.buf) >= auditBufferSize
+	full := len(a.buf) >= bufferSize
 	if !full && !a.pending {
 		a.pending = true
 		if a.timer == nil {
-			a.timer = time.AfterFunc(auditFlushInterval, func() { a.Flush() })
+			a.timer = time.AfterFunc(flushInterval, func() { a.Flush() })
 		} else {
-			a.timer.Reset(auditFlushInterval)
+			a.timer.Reset(flushInterval)
 		}
 	}
 	a.mu.Unlock()
@@ -68,7 +68,7 @@ func (a *AuditWriter) Write(p []byte) (int, error) {
 }
 
 // Flush writes out everything buffered so far.
-func (a *AuditWriter) Flush() error {
+func (a *Writer) Flush() error {
 	a.writeMu.Lock()
 	defer a.writeMu.Unlock()
 	a.mu.Lock()
@@ -92,7 +92,7 @@ func (a *AuditWriter) Flush() error {
 
 // Close flushes and stops batching; it does not close the underlying
 // writer (which may be stdout).
-func (a *AuditWriter) Close() error {
+func (a *Writer) Close() error {
 	a.mu.Lock()
 	a.closed = true
 	if a.timer != nil {

@@ -1,4 +1,4 @@
-package proxy
+package audit
 
 import (
 	"bytes"
@@ -31,7 +31,7 @@ func (w *countingWriter) snapshot() (string, int) {
 
 func TestAuditWriterBatchesAndFlushesSoon(t *testing.T) {
 	out := &countingWriter{}
-	a := NewAuditWriter(out)
+	a := NewWriter(out)
 	defer a.Close()
 	for i := range 100 {
 		fmt.Fprintf(a, "line %d\n", i)
@@ -57,14 +57,14 @@ func TestAuditWriterBatchesAndFlushesSoon(t *testing.T) {
 
 func TestAuditWriterFlushesAtBufferSize(t *testing.T) {
 	out := &countingWriter{}
-	a := NewAuditWriter(out)
+	a := NewWriter(out)
 	defer a.Close()
 	line := strings.Repeat("x", 1023) + "\n"
-	for range auditBufferSize / len(line) {
+	for range bufferSize / len(line) {
 		a.Write([]byte(line))
 	}
-	if got, _ := out.snapshot(); len(got) != auditBufferSize {
-		t.Fatalf("%d bytes written once the buffer was full, want %d", len(got), auditBufferSize)
+	if got, _ := out.snapshot(); len(got) != bufferSize {
+		t.Fatalf("%d bytes written once the buffer was full, want %d", len(got), bufferSize)
 	}
 }
 
@@ -72,7 +72,7 @@ func TestAuditWriterFlushesAtBufferSize(t *testing.T) {
 // on SIGTERM): every line is there once, whole, and in each writer's order.
 func TestAuditWriterCloseKeepsEveryLine(t *testing.T) {
 	out := &countingWriter{}
-	a := NewAuditWriter(out)
+	a := NewWriter(out)
 	var wg sync.WaitGroup
 	for g := range 20 {
 		wg.Add(1)

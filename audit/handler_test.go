@@ -1,4 +1,4 @@
-package proxy
+package audit
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 func slogReference(buf *bytes.Buffer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 		if len(groups) == 0 && a.Key == slog.MessageKey {
-			a.Key = AuditMessageKey
+			a.Key = MessageKey
 		}
 		return a
 	}})).With("log", "audit")
@@ -28,7 +28,7 @@ func sameAsSlog(t *testing.T, msg string, attrs ...slog.Attr) {
 	t.Helper()
 	var want, got bytes.Buffer
 	at := time.Date(2026, 11, 29, 9, 30, 1, 987654321, time.FixedZone("x", 3600))
-	for _, l := range []*slog.Logger{slogReference(&want), slog.New(NewAuditHandler(&got)).With("log", "audit")} {
+	for _, l := range []*slog.Logger{slogReference(&want), slog.New(NewHandler(&got)).With("log", "audit")} {
 		r := slog.NewRecord(at, slog.LevelInfo, msg, 0)
 		r.AddAttrs(attrs...)
 		if err := l.Handler().Handle(context.Background(), r); err != nil {
@@ -65,13 +65,13 @@ func TestAuditHandlerMatchesSlog(t *testing.T) {
 // TestAuditHandlerLine checks one real audit record end to end.
 func TestAuditHandlerLine(t *testing.T) {
 	var got bytes.Buffer
-	slog.New(NewAuditHandler(&got)).With("log", "audit").LogAttrs(context.Background(), slog.LevelInfo, "decision",
+	slog.New(NewHandler(&got)).With("log", "audit").LogAttrs(context.Background(), slog.LevelInfo, "decision",
 		slog.String("request_id", "r1"), slog.Any("policy_ids", []string{"p1"}), slog.Int("status", 200), slog.Float64("latency_ms", 0.25))
 	want := `,"level":"INFO","event":"decision","log":"audit","request_id":"r1","policy_ids":["p1"],"status":200,"latency_ms":0.25}` + "\n"
 	if s := got.String(); len(s) < len(want) || s[len(s)-len(want):] != want || s[:9] != `{"time":"` {
 		t.Fatalf("line %s", s)
 	}
-	if slog.New(NewAuditHandler(&got)).Enabled(context.Background(), slog.LevelDebug) {
+	if slog.New(NewHandler(&got)).Enabled(context.Background(), slog.LevelDebug) {
 		t.Error("debug records enabled")
 	}
 }
@@ -88,7 +88,7 @@ func FuzzAuditHandlerMatchesSlog(f *testing.F) {
 
 func BenchmarkAuditHandler(b *testing.B) {
 	var buf bytes.Buffer
-	for name, l := range map[string]*slog.Logger{"slog-json": slogReference(&buf), "audit": slog.New(NewAuditHandler(&buf)).With("log", "audit")} {
+	for name, l := range map[string]*slog.Logger{"slog-json": slogReference(&buf), "audit": slog.New(NewHandler(&buf)).With("log", "audit")} {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
@@ -119,18 +119,18 @@ func (f failingHandler) Handle(_ context.Context, r slog.Record) error {
 // reasons, step-up, error) is encoded by the audit handler itself.
 func TestAuditLineTakesFastPath(t *testing.T) {
 	var buf bytes.Buffer
-	logger := slog.New(NewAuditHandler(&buf)).With("log", "audit")
-	h := logger.Handler().(*auditHandler)
+	logger := slog.New(NewHandler(&buf)).With("log", "audit")
+	h := logger.Handler().(*handler)
 	h.fallback = failingHandler{h.fallback, t}
-	s := &Server{audit: logger}
-	x := &exchange{status: 403}
-	x.rc.RequestID, x.rc.Route, x.rc.Method, x.rc.Host, x.rc.Path = "r1", "app", "GET", "app.example.com", "/x"
-	x.rc.ClientIP = netip.MustParseAddr("192.0.2.1")
-	x.rc.Principal = identity.Principal{ID: "iss#alice", Email: "alice@example.com", AuthKind: identity.AuthBrowser}
-	x.rc.Device = identity.Device{Present: true, ID: "dev1", Fingerprint: "fp"}
-	x.rc.Risk = identity.Risk{Score: 55, Level: identity.RiskMedium, Reasons: []identity.RiskReason{{Code: "velocity", Points: 30}}}
-	x.decision = identity.Decision{PolicyIDs: []string{"admins-only"}, StepUp: []string{"mfa"}}
-	s.auditLine(x, "deny", &httpError{status: 403, code: "forbidden"}, 1500*time.Microsecond)
+	var rc identity.RequestContext
+	rc.RequestID, rc.Route, rc.Method, rc.Host, rc.Path = "r1", "app", "GET", "app.example.com", "/x"
+	rc.ClientIP = netip.MustParseAddr("192.0.2.1")
+	rc.Principal = identity.Principal{ID: "iss#alice", Email: "alice@example.com", AuthKind: identity.AuthBrowser}
+	rc.Device = identity.Device{Present: true, ID: "dev1", Fingerprint: "fp"}
+	rc.Risk = identity.Risk{Score: 55, Level: identity.RiskMedium, Reasons: []identity.RiskReason{{Code: "velocity", Points: 30}}}
+	decision := identity.Decision{PolicyIDs: []string{"admins-only"}, StepUp: []string{"mfa"}}
+	rec := Record{Context: &rc, ClientIP: rc.ClientIP.String(), Decision: "deny", Policy: &decision, Error: "forbidden", Status: 403, Latency: 1500 * time.Microsecond}
+	rec.Log(logger)
 	for _, want := range []string{`"event":"decision"`, `"log":"audit"`, `"risk_reasons":[{"code":"velocity","points":30}]`,
 		`"policy_ids":["admins-only"]`, `"step_up":["mfa"]`, `"device":"dev1"`, `"status":403`, `"latency_ms":1.5`} {
 		if !bytes.Contains(buf.Bytes(), []byte(want)) {

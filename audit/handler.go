@@ -1,4 +1,4 @@
-package proxy
+package audit
 
 import (
 	"context"
@@ -13,17 +13,17 @@ import (
 	"ztproxy/identity"
 )
 
-// AuditMessageKey is the key of the record message in audit lines
+// MessageKey is the key of the record message in audit lines
 // ("event": "decision").
-const AuditMessageKey = "event"
+const MessageKey = "event"
 
-// auditHandler writes JSON lines byte for byte as slog.NewJSONHandler does
-// with the message key renamed to AuditMessageKey, but encodes the kinds
+// handler writes JSON lines byte for byte as slog.NewJSONHandler does
+// with the message key renamed to MessageKey, but encodes the kinds
 // audit records use (strings, ints, floats, bools, string slices, risk
 // reasons) without reflection: slog's generic path (json.Marshal for floats and slices) was
 // most of the audit line's cost. A record with anything else, or a
 // handler with groups, goes through slog's own JSON handler.
-type auditHandler struct {
+type handler struct {
 	mu       *sync.Mutex // one Write per line, shared by the fallback
 	out      io.Writer
 	fallback slog.Handler
@@ -31,19 +31,19 @@ type auditHandler struct {
 	slow     bool   // WithGroup or an unsupported WithAttrs value
 }
 
-var _ slog.Handler = (*auditHandler)(nil)
+var _ slog.Handler = (*handler)(nil)
 
-// NewAuditHandler returns the audit log's slog handler: one JSON object
+// NewHandler returns the audit log's slog handler: one JSON object
 // per line on w, the message under "event".
-func NewAuditHandler(w io.Writer) slog.Handler {
+func NewHandler(w io.Writer) slog.Handler {
 	mu := &sync.Mutex{}
 	fb := slog.NewJSONHandler(lockedWriter{mu, w}, &slog.HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 		if len(groups) == 0 && a.Key == slog.MessageKey {
-			a.Key = AuditMessageKey
+			a.Key = MessageKey
 		}
 		return a
 	}})
-	return &auditHandler{mu: mu, out: w, fallback: fb}
+	return &handler{mu: mu, out: w, fallback: fb}
 }
 
 type lockedWriter struct {
@@ -57,9 +57,9 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-func (h *auditHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
+func (h *handler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
 
-func (h *auditHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+func (h *handler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	c := *h
 	c.fallback = h.fallback.WithAttrs(attrs)
 	c.prefix = append([]byte(nil), h.prefix...)
@@ -72,7 +72,7 @@ func (h *auditHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	return &c
 }
 
-func (h *auditHandler) WithGroup(name string) slog.Handler {
+func (h *handler) WithGroup(name string) slog.Handler {
 	c := *h
 	c.fallback = h.fallback.WithGroup(name)
 	c.slow = true
@@ -81,7 +81,7 @@ func (h *auditHandler) WithGroup(name string) slog.Handler {
 
 var auditBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-func (h *auditHandler) Handle(ctx context.Context, r slog.Record) error {
+func (h *handler) Handle(ctx context.Context, r slog.Record) error {
 	if y := r.Time.Year(); h.slow || (!r.Time.IsZero() && (y < 0 || y >= 10000)) {
 		return h.fallback.Handle(ctx, r)
 	}
@@ -95,7 +95,7 @@ func (h *auditHandler) Handle(ctx context.Context, r slog.Record) error {
 	}
 	b = append(b, `"level":`...)
 	b = appendJSONString(b, r.Level.String())
-	b = append(b, `,"`+AuditMessageKey+`":`...)
+	b = append(b, `,"`+MessageKey+`":`...)
 	b = appendJSONString(b, r.Message)
 	b = append(b, h.prefix...)
 	ok := true
