@@ -14,6 +14,7 @@ import (
 	"ztproxy/awscreds"
 	"ztproxy/certs"
 	"ztproxy/proxy"
+	"ztproxy/upstream"
 )
 
 // Runtime is a validated File turned into the typed Config of each
@@ -229,7 +230,7 @@ func (f *File) buildRoutes(c *collector, rt *Runtime) {
 	}
 	for i, r := range routes {
 		pr, field, err := buildRoute(r)
-		pr.UpstreamTransport = proxy.UpstreamTransport(routeUpstreamTransport(f.Server.UpstreamTransport, r.UpstreamTransport))
+		pr.UpstreamTransport = upstream.Mode(routeUpstreamTransport(f.Server.UpstreamTransport, r.UpstreamTransport))
 		if err != nil {
 			addErr(c, paths[i]+"."+field, err)
 			continue

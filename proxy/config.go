@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"ztproxy/identity"
+	"ztproxy/upstream"
 )
 
 // AuthMode says how a route authenticates its callers.
@@ -63,20 +64,9 @@ type RouteConfig struct {
 	// AWS, when set, mints the caller's AWS credentials for the upstream.
 	AWS *RouteAWS
 	// UpstreamTransport picks the client for an http:// upstream; ""
-	// means UpstreamLean.
-	UpstreamTransport UpstreamTransport
+	// means upstream.Lean.
+	UpstreamTransport upstream.Mode
 }
-
-// UpstreamTransport selects the HTTP/1.1 client of an http:// upstream.
-type UpstreamTransport string
-
-const (
-	// UpstreamLean sends body-less requests through the lean transport
-	// (leanTransport) and the rest through net/http's Transport.
-	UpstreamLean UpstreamTransport = "lean"
-	// UpstreamStandard sends every request through net/http's Transport.
-	UpstreamStandard UpstreamTransport = "standard"
-)
 
 // ServerConfig holds listener limits and timeouts.
 type ServerConfig struct {

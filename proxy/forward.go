@@ -2,69 +2,39 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"strings"
 	"sync"
 	"time"
+
+	"ztproxy/upstream"
 )
 
 // forwarder sends allowed requests to one route's upstream.
 type forwarder struct {
 	route     *RouteConfig
 	server    *Server
-	transport upstreamTransport
+	transport upstream.Transport
 	proxy     *httputil.ReverseProxy
 }
 
-// upstreamTransport is a route's own transport.
-type upstreamTransport interface {
-	http.RoundTripper
-	CloseIdleConnections()
-}
-
 func newForwarder(s *Server, rc *RouteConfig) (*forwarder, error) {
-	if rc.Upstream == nil || (rc.Upstream.Scheme != "http" && rc.Upstream.Scheme != "https") {
-		return nil, errors.New("upstream must be an http or https URL")
-	}
-	switch rc.UpstreamTransport {
-	case "", UpstreamLean, UpstreamStandard:
-	default:
-		return nil, fmt.Errorf("upstream transport must be lean or standard, not %q", rc.UpstreamTransport)
-	}
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	t := &http.Transport{
-		Proxy:                 nil, // never send identity through an environment proxy
-		DialContext:           dialer.DialContext,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   512,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		ResponseHeaderTimeout: rc.Timeout,
-		DisableCompression:    true, // pass Accept-Encoding through untouched
-		ForceAttemptHTTP2:     rc.Upstream.Scheme == "https",
-	}
-	if rc.Upstream.Scheme == "https" {
-		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: rc.UpstreamCAs, ServerName: rc.UpstreamServerName}
-	}
-	f := &forwarder{route: rc, server: s, transport: t}
-	if rc.Upstream.Scheme == "http" && rc.UpstreamTransport != UpstreamStandard {
-		// Plain body-less requests skip net/http's per-connection
-		// goroutines; the rest still go through t.
-		lt := newLeanTransport(t, dialer.DialContext)
-		lt.onUnsolicited = func() {
+	t, err := upstream.New(upstream.Config{
+		URL: rc.Upstream, CAs: rc.UpstreamCAs, ServerName: rc.UpstreamServerName,
+		ResponseHeaderTimeout: rc.Timeout, Mode: rc.UpstreamTransport,
+		OnUnsolicited: func() {
 			// Never log the bytes: they may be another user's response.
 			s.log.Warn("upstream sent an unsolicited response on an idle connection; connection closed", "route", rc.Name)
-		}
-		f.transport = lt
+		},
+	})
+	if err != nil {
+		return nil, err
 	}
+	f := &forwarder{route: rc, server: s, transport: t}
 	var rt http.RoundTripper = f.transport
 	if s.opts.UpstreamTransport != nil {
 		rt = s.opts.UpstreamTransport
@@ -280,18 +250,13 @@ func (f *forwarder) upstreamError(w http.ResponseWriter, r *http.Request, err er
 		err = &httpError{status: http.StatusBadRequest, code: "bad_request_body", msg: "the request body is malformed or incomplete", err: bodyErr}
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		err = &httpError{status: 499, code: "client_closed", msg: "client closed request", err: err}
-	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+	case errors.Is(err, context.DeadlineExceeded) || upstream.IsTimeout(err):
 		err = &httpError{status: http.StatusGatewayTimeout, code: "upstream_timeout", msg: "the upstream did not answer in time", err: err}
 	default:
 		err = &httpError{status: http.StatusBadGateway, code: "upstream_unavailable", msg: "the upstream is unavailable", err: err}
 	}
 	f.server.log.Warn("upstream error", "route", f.route.Name, "request_id", id, "err", err)
 	writeError(w, r, err, id)
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // requestBody remembers why reading the client's body failed, so that a

@@ -77,15 +77,15 @@ func (is *testIssuer) verifier(t testing.TB) *authn.BearerVerifier {
 	return v
 }
 
-// upstream records what the protected app received.
-type upstream struct {
+// appUpstream records what the protected app received.
+type appUpstream struct {
 	srv  *httptest.Server
 	mu   sync.Mutex
 	last *http.Request
 }
 
-func newUpstream(t testing.TB) *upstream {
-	u := &upstream{}
+func newUpstream(t testing.TB) *appUpstream {
+	u := &appUpstream{}
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.mu.Lock()
 		u.last = r.Clone(context.Background())
@@ -97,13 +97,13 @@ func newUpstream(t testing.TB) *upstream {
 	return u
 }
 
-func (u *upstream) lastRequest() *http.Request {
+func (u *appUpstream) lastRequest() *http.Request {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.last
 }
 
-func (u *upstream) reset() {
+func (u *appUpstream) reset() {
 	u.mu.Lock()
 	u.last = nil
 	u.mu.Unlock()
@@ -152,7 +152,7 @@ when { context.http.path like "/api/office*" && !context.network.client_ip.isInR
 
 type testProxy struct {
 	server   *Server
-	upstream *upstream
+	upstream *appUpstream
 	issuer   *testIssuer
 	cfg      Config
 	audit    *syncBuffer

@@ -21,6 +21,7 @@ import (
 
 	"ztproxy/identity"
 	"ztproxy/internal/testenv"
+	"ztproxy/upstream"
 )
 
 // outcomeProxy is a real HTTP server in front of one public route to
@@ -31,7 +32,7 @@ type outcomeProxy struct {
 	audit *syncBuffer
 }
 
-func newOutcomeProxy(t *testing.T, upstream string, timeout time.Duration, transport UpstreamTransport, authz Authorizer) *outcomeProxy {
+func newOutcomeProxy(t *testing.T, upstream string, timeout time.Duration, transport upstream.Mode, authz Authorizer) *outcomeProxy {
 	t.Helper()
 	if authz == nil {
 		authz = mustEngine(t, `permit (principal, action, resource);`)
@@ -157,7 +158,7 @@ const (
 // panics with http.ErrAbortHandler. Each now writes exactly one, with
 // what happened, on both upstream transports.
 func TestMidBodyFailuresAreAudited(t *testing.T) {
-	for _, transport := range []UpstreamTransport{UpstreamLean, UpstreamStandard} {
+	for _, transport := range []upstream.Mode{upstream.Lean, upstream.Standard} {
 		for name, partial := range map[string]string{"upstream closes": partialHead, "upstream closes a stream": partialStream} {
 			t.Run(string(transport)+"/"+name, func(t *testing.T) {
 				up := testenv.StartHostileUpstream(t, []testenv.Step{testenv.ReadRequest(), testenv.Write(partial), testenv.Sleep(50 * time.Millisecond)})
@@ -214,7 +215,7 @@ func TestUpstreamFailuresCarryTheirCode(t *testing.T) {
 	silent := func(t *testing.T) string {
 		return testenv.StartHostileUpstream(t, []testenv.Step{testenv.ReadRequest(), testenv.Sleep(3 * time.Second)}).URL
 	}
-	for _, transport := range []UpstreamTransport{UpstreamLean, UpstreamStandard} {
+	for _, transport := range []upstream.Mode{upstream.Lean, upstream.Standard} {
 		for _, tc := range []struct {
 			name     string
 			upstream func(*testing.T) string

@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"context"
@@ -209,15 +209,15 @@ func (r exchangeResult) String() string {
 }
 
 // hostileTransports are the two candidates, with the same limits.
-func hostileTransports() map[string]func() upstreamTransport {
+func hostileTransports() map[string]func() Transport {
 	std := func() *http.Transport {
 		return &http.Transport{MaxIdleConnsPerHost: 8, IdleConnTimeout: time.Minute, DisableCompression: true,
 			ResponseHeaderTimeout: 500 * time.Millisecond, MaxResponseHeaderBytes: 64 << 10}
 	}
 	d := &net.Dialer{Timeout: 5 * time.Second}
-	return map[string]func() upstreamTransport{
-		"lean":     func() upstreamTransport { return newLeanTransport(std(), d.DialContext) },
-		"standard": func() upstreamTransport { return std() },
+	return map[string]func() Transport{
+		"lean":     func() Transport { return newLeanTransport(std(), d.DialContext) },
+		"standard": func() Transport { return std() },
 	}
 }
 

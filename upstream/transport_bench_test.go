@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"bufio"
@@ -61,10 +61,10 @@ func BenchmarkUpstreamTransport(b *testing.B) {
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	for _, tc := range []struct {
 		name string
-		rt   func() upstreamTransport
+		rt   func() Transport
 	}{
-		{"lean", func() upstreamTransport { return newLeanTransport(fb(), d.DialContext) }},
-		{"net-http", func() upstreamTransport { return fb() }},
+		{"lean", func() Transport { return newLeanTransport(fb(), d.DialContext) }},
+		{"net-http", func() Transport { return fb() }},
 	} {
 		do := func(b *testing.B, rt http.RoundTripper, buf []byte) {
 			req, _ := http.NewRequest("GET", url, nil)

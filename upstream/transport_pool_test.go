@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"bufio"
@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -195,24 +194,23 @@ func TestLeanTransportBehindReverseProxy(t *testing.T) {
 // lean transport unless the route chose upstream_transport: standard (the
 // escape hatch of issue 12.1); https:// upstreams always net/http's.
 func TestForwarderUsesLeanTransportForPlainHTTP(t *testing.T) {
-	s := &Server{opts: Options{}, log: slog.New(slog.DiscardHandler)}
 	for _, tc := range []struct {
 		scheme string
-		choice UpstreamTransport
+		choice Mode
 		lean   bool
 	}{
-		{"http", "", true}, {"http", UpstreamLean, true}, {"http", UpstreamStandard, false},
-		{"https", "", false}, {"https", UpstreamLean, false},
+		{"http", "", true}, {"http", Lean, true}, {"http", Standard, false},
+		{"https", "", false}, {"https", Lean, false},
 	} {
-		f, err := newForwarder(s, &RouteConfig{Name: "r", Upstream: mustURL(t, tc.scheme+"://up.example"), Timeout: time.Second, UpstreamTransport: tc.choice})
+		transport, err := New(Config{URL: mustURL(t, tc.scheme+"://up.example"), ResponseHeaderTimeout: time.Second, Mode: tc.choice})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := f.transport.(*leanTransport); ok != tc.lean {
+		if _, ok := transport.(*leanTransport); ok != tc.lean {
 			t.Errorf("%s upstream, transport %q: lean %v, want %v", tc.scheme, tc.choice, ok, tc.lean)
 		}
 	}
-	if _, err := newForwarder(s, &RouteConfig{Name: "r", Upstream: mustURL(t, "http://up.example"), UpstreamTransport: "fast"}); err == nil {
+	if _, err := New(Config{URL: mustURL(t, "http://up.example"), Mode: "fast"}); err == nil {
 		t.Error("an unknown upstream transport was accepted")
 	}
 }

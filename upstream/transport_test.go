@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"bufio"
@@ -368,7 +368,7 @@ func TestLeanTransportTimeouts(t *testing.T) {
 		req, _ := http.NewRequest("GET", up.url(), nil)
 		start := time.Now()
 		_, err := lt.RoundTrip(req)
-		if !isTimeout(err) {
+		if !IsTimeout(err) {
 			t.Fatalf("err %v, want a timeout", err)
 		}
 		if d := time.Since(start); d > 2*time.Second {

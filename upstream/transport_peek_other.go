@@ -1,6 +1,6 @@
 //go:build !unix
 
-package proxy
+package upstream
 
 // peeker is empty where recv(MSG_PEEK) is not available.
 type peeker struct{}
