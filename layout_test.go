@@ -11,11 +11,12 @@ import (
 var allowedImports = map[string][]string{
 	"ztproxy/identity":           {},
 	"ztproxy/upstream":           {},
+	"ztproxy/metrics":            {},
 	"ztproxy/audit":              {"ztproxy/identity"},
 	"ztproxy/authz":              {"ztproxy/identity"},
 	"ztproxy/authn":              {"ztproxy/identity"},
 	"ztproxy/certs":              {"ztproxy/identity"},
-	"ztproxy/proxy":              {"ztproxy/identity", "ztproxy/audit", "ztproxy/upstream", "ztproxy/authn", "ztproxy/authz", "ztproxy/certs", "ztproxy/store", "ztproxy/riskengine", "ztproxy/awscreds"},
+	"ztproxy/proxy":              {"ztproxy/identity", "ztproxy/audit", "ztproxy/upstream", "ztproxy/metrics", "ztproxy/authn", "ztproxy/authz", "ztproxy/certs", "ztproxy/store", "ztproxy/riskengine", "ztproxy/awscreds"},
 	"ztproxy/config":             {"ztproxy/identity", "ztproxy/upstream", "ztproxy/authn", "ztproxy/authz", "ztproxy/certs", "ztproxy/proxy", "ztproxy/store", "ztproxy/riskengine", "ztproxy/awscreds"},
 	"ztproxy/store":              {"ztproxy/identity"},
 	"ztproxy/riskengine":         {"ztproxy/identity"},

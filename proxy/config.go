@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"ztproxy/identity"
+	"ztproxy/metrics"
 	"ztproxy/upstream"
 )
 
@@ -192,7 +193,7 @@ type Options struct {
 	Now func() time.Time
 	// Metrics registers the proxy's collectors; nil means a private
 	// registry.
-	Metrics *Metrics
+	Metrics *metrics.Metrics
 	// UpstreamTransport, when set, replaces every route's upstream
 	// transport (benchmarks use a no-op one; embedders may add tracing).
 	UpstreamTransport http.RoundTripper

@@ -6,8 +6,6 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"ztproxy/authn"
 	"ztproxy/identity"
 )
@@ -203,10 +201,6 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, x *exchang
 	}
 	http.Redirect(w, r, res.Location, http.StatusFound)
 	return nil
-}
-
-func promHandler(m *Metrics) http.Handler {
-	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
 }
 
 // wantsJSON reports whether the client asked for JSON rather than a page.

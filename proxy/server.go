@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"ztproxy/metrics"
 )
 
 // snapshot is one immutable, fully built configuration. Requests load it
@@ -30,7 +32,7 @@ type Server struct {
 	opts    Options
 	state   atomic.Pointer[snapshot]
 	signer  *assertionSigner
-	metrics *Metrics
+	metrics *metrics.Metrics
 	log     *slog.Logger
 	audit   *slog.Logger
 	now     func() time.Time
@@ -51,7 +53,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 		opts.Now = time.Now
 	}
 	if opts.Metrics == nil {
-		opts.Metrics = NewMetrics()
+		opts.Metrics = metrics.New()
 	}
 	signer, err := newAssertionSigner(opts.SigningKey)
 	if err != nil {
@@ -65,7 +67,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 }
 
 // Metrics returns the server's collectors.
-func (s *Server) Metrics() *Metrics { return s.metrics }
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
 
 // JWKS returns the key set that verifies X-Ztp-Assertion tokens.
 func (s *Server) JWKS() []byte { return s.signer.JWKS() }
@@ -123,7 +125,7 @@ func (s *Server) Handler() http.Handler { return boundary(http.HandlerFunc(s.ser
 // /readyz. It must never be exposed on the public listener.
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promHandler(s.metrics))
+	mux.Handle("GET /metrics", s.metrics.Handler())
 	if s.opts.Server.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

@@ -1,15 +1,15 @@
-package proxy
+package metrics
 
 import (
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"ztproxy/authn"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Metrics are the proxy's Prometheus collectors. Labels are bounded: route
+// Metrics are ztproxy's Prometheus collectors. Labels are bounded: route
 // name, decision, status code — never user or path.
 type Metrics struct {
 	Registry *prometheus.Registry
@@ -40,9 +40,9 @@ type Metrics struct {
 	RevocationRetries    *prometheus.CounterVec
 }
 
-// NewMetrics creates the collectors on a new registry that also carries
-// the Go runtime and process collectors.
-func NewMetrics() *Metrics {
+// New creates the collectors on a new registry that also carries the Go
+// runtime and process collectors.
+func New() *Metrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	fast := []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .05, .25, 1}
@@ -129,21 +129,26 @@ func (m *Metrics) registerIdPKeys(reg *prometheus.Registry) {
 	reg.MustRegister(m.IdPKeyFetches, m.IdPKeyLastSuccess, m.IdPKeyRefetchRefused)
 }
 
-// KeySetEvents returns hooks that record key set fetches and refused
-// refetches.
-func (m *Metrics) KeySetEvents() authn.KeySetEvents {
-	return authn.KeySetEvents{
-		Fetch: func(name, reason string, err error) {
-			result := "ok"
-			if err != nil {
-				result = "error"
-			} else {
-				m.IdPKeyLastSuccess.WithLabelValues(name).SetToCurrentTime()
-			}
-			m.IdPKeyFetches.WithLabelValues(name, reason, result).Inc()
-		},
-		RefetchRefused: func(name string) { m.IdPKeyRefetchRefused.WithLabelValues(name).Inc() },
+// ObserveKeySetFetch records a key set fetch (authn.KeySetEvents.Fetch).
+func (m *Metrics) ObserveKeySetFetch(name, reason string, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	} else {
+		m.IdPKeyLastSuccess.WithLabelValues(name).SetToCurrentTime()
 	}
+	m.IdPKeyFetches.WithLabelValues(name, reason, result).Inc()
+}
+
+// ObserveKeyRefetchRefused records a token with an unknown kid refused
+// without a fetch (authn.KeySetEvents.RefetchRefused).
+func (m *Metrics) ObserveKeyRefetchRefused(name string) {
+	m.IdPKeyRefetchRefused.WithLabelValues(name).Inc()
+}
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
 }
 
 // ReloadResult records a configuration reload attempt.
