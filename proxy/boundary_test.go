@@ -348,29 +348,6 @@ func rawExchange(t *testing.T, addr, raw string) []*http.Response {
 	}
 }
 
-// Issue 12.5 on the upstream hop: a framing header spelled with "_" is
-// another header to net/http but the framing header itself to CGI-style
-// upstreams that merge "_" and "-".
-func TestDisguisedFramingHeadersNotForwarded(t *testing.T) {
-	h := http.Header{
-		"Transfer_encoding": {"chunked"}, "Content_length": {"0"}, "Keep_alive": {"x"}, "Proxy_connection": {"x"},
-		"Transfer-Encoding": {"chunked"}, "Content-Length": {"5"}, "Accept_language": {"en"}, "Connection": {"Upgrade"},
-	}
-	sanitizeHeaders(h, false)
-	for _, gone := range []string{"Transfer_encoding", "Content_length", "Keep_alive", "Proxy_connection"} {
-		if _, ok := h[gone]; ok {
-			t.Errorf("%s forwarded", gone)
-		}
-	}
-	// The real spellings are net/http's to manage, and other underscored
-	// headers are the application's.
-	for _, kept := range []string{"Transfer-Encoding", "Content-Length", "Accept_language", "Connection"} {
-		if _, ok := h[kept]; !ok {
-			t.Errorf("%s removed", kept)
-		}
-	}
-}
-
 func TestExtAuthzRemovesDisguisedFramingHeaders(t *testing.T) {
 	tp, _ := newBoundaryProxy(t)
 	hdr := tp.bearer(t, "eng")

@@ -12,6 +12,8 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
+
+	"ztproxy/idheaders"
 )
 
 // headerRecorder is the http.ResponseWriter that decide, verifyAllow and
@@ -71,7 +73,7 @@ func extAuthzAllow(h http.Header, r *http.Request, x *exchange) *authv3.CheckRes
 	// Proxy mode names the device too; forward-auth cannot know it, but
 	// Envoy verified it.
 	if x.assertion != "" && x.rc.Device.Present {
-		setHeader(strings.ToLower(headerDevice), headerSafe(x.rc.Device.ID))
+		setHeader(strings.ToLower(idheaders.Device), idheaders.SafeValue(x.rc.Device.ID))
 	}
 	if cookie, changed := withoutSessionCookie(r.Header, x.snap.cfg.SessionCookieName); changed && cookie != "" {
 		setHeader("cookie", cookie)
@@ -96,16 +98,16 @@ func extAuthzHeadersToRemove(h http.Header, x *exchange, set map[string]bool) []
 	var remove []string
 	for name := range h {
 		lower := strings.ToLower(name)
-		if set[lower] || !needsNormalising(name) {
+		if set[lower] || !idheaders.NeedsNormalising(name) {
 			continue
 		}
-		norm := normalizeHeaderName(name)
+		norm := idheaders.NormalizeName(name)
 		// Envoy owns x-forwarded-client-cert (forward_client_cert_details)
 		// and has already sanitised it; it is not the client's.
 		if norm == "x-forwarded-client-cert" {
 			continue
 		}
-		if isOwnedHeader(norm, true) || isDisguisedFramingHeader(name, norm) {
+		if idheaders.IsOwned(norm, true) || idheaders.IsDisguisedFraming(name, norm) {
 			remove = append(remove, lower)
 		}
 	}
@@ -122,26 +124,12 @@ func extAuthzHeadersToRemove(h http.Header, x *exchange, set map[string]bool) []
 // withoutSessionCookie returns the Cookie header without the proxy's
 // session and CSRF cookies, and whether anything was removed.
 func withoutSessionCookie(h http.Header, name string) (string, bool) {
-	if name == "" || !hasCookie(h, name, name+"_csrf") {
+	if name == "" || !idheaders.HasCookie(h, name, name+"_csrf") {
 		return "", false
 	}
 	c := http.Header{"Cookie": slices.Clone(h["Cookie"])}
-	removeCookie(c, name, name+"_csrf")
+	idheaders.RemoveCookie(c, name, name+"_csrf")
 	return strings.Join(c["Cookie"], "; "), true
-}
-
-// hasCookie reports whether the Cookie header carries one of names (or a
-// numbered chunk of one).
-func hasCookie(h http.Header, names ...string) bool {
-	for _, line := range h["Cookie"] {
-		for part := range strings.SplitSeq(line, ";") {
-			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
-			if cookieNameMatches(name, names) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // extAuthzDeny turns a refusal into a DeniedHttpResponse that Envoy sends

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"ztproxy/idheaders"
 	"ztproxy/upstream"
 )
 
@@ -69,7 +70,7 @@ func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, x *exchange) (
 	x.forwarded = true
 	p := &x.rc.Principal
 	if f.route.PassIdentityHeaders && p.Kind != "Anonymous" {
-		tok, err := f.server.signer.assertion(x.snap.issuer, &x.rc, x.snap.cfg.AssertionTTL, x.rc.Time)
+		tok, err := f.server.signer.Assertion(x.snap.issuer, &x.rc, x.snap.cfg.AssertionTTL, x.rc.Time)
 		if err != nil {
 			// Without a verifiable assertion the upstream cannot trust
 			// the identity headers: fail closed.
@@ -138,12 +139,12 @@ func (f *forwarder) rewrite(pr *httputil.ProxyRequest) {
 		out.Host = ""
 	}
 	h := out.Header
-	sanitizeHeaders(h, x.trustedPeer)
+	idheaders.Sanitize(h, x.trustedPeer)
 	if x.consumedAuth {
 		h.Del("Authorization")
 	}
 	if name := x.snap.cfg.SessionCookieName; name != "" {
-		removeCookie(h, name, name+"_csrf")
+		idheaders.RemoveCookie(h, name, name+"_csrf")
 	}
 	// One backing array for every value the proxy sets: a value slice per
 	// header would cost an allocation per header per request.
@@ -159,20 +160,20 @@ func (f *forwarder) rewrite(pr *httputil.ProxyRequest) {
 	} else {
 		hs.set("X-Forwarded-Proto", "http")
 	}
-	hs.set(headerRequestID, x.rc.RequestID)
+	hs.set(idheaders.RequestID, x.rc.RequestID)
 	if f.route.PassIdentityHeaders && x.assertion != "" {
 		p := &x.rc.Principal
-		hs.set(headerUser, headerSafe(p.ID))
+		hs.set(idheaders.User, idheaders.SafeValue(p.ID))
 		if p.Email != "" {
-			hs.set(headerEmail, headerSafe(p.Email))
+			hs.set(idheaders.Email, idheaders.SafeValue(p.Email))
 		}
 		if len(p.Groups) > 0 {
-			hs.set(headerGroups, headerSafe(strings.Join(p.Groups, ",")))
+			hs.set(idheaders.Groups, idheaders.SafeValue(strings.Join(p.Groups, ",")))
 		}
 		if x.rc.Device.Present {
-			hs.set(headerDevice, headerSafe(x.rc.Device.ID))
+			hs.set(idheaders.Device, idheaders.SafeValue(x.rc.Device.ID))
 		}
-		hs.set(headerAssertion, x.assertion)
+		hs.set(idheaders.Assertion, x.assertion)
 	}
 }
 
@@ -209,22 +210,6 @@ func joinURLPath(base, p string) string {
 		return p
 	}
 	return strings.TrimSuffix(base, "/") + p
-}
-
-// headerSafe drops bytes that are not allowed in a header value, so a
-// claim with a control character cannot break or smuggle headers.
-func headerSafe(v string) string {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < 0x20 || c == 0x7f {
-			return strings.Map(func(r rune) rune {
-				if r < 0x20 || r == 0x7f {
-					return -1
-				}
-				return r
-			}, v)
-		}
-	}
-	return v
 }
 
 // upstreamError maps transport failures: timeouts → 504, the rest → 502.

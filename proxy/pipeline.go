@@ -15,6 +15,7 @@ import (
 	"ztproxy/awscreds"
 	"ztproxy/certs"
 	"ztproxy/identity"
+	"ztproxy/idheaders"
 )
 
 // exchange is the per-request state shared by the pipeline stages, the
@@ -274,7 +275,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, x *exchang
 // else a bearer token, else a verified client certificate (a service
 // calling directly).
 func (s *Server) authenticateSidecar(r *http.Request, x *exchange) error {
-	if raw := r.Header.Get(headerAssertion); raw != "" && x.snap.cfg.Assertions != nil {
+	if raw := r.Header.Get(idheaders.Assertion); raw != "" && x.snap.cfg.Assertions != nil {
 		p, d, err := x.snap.cfg.Assertions.Verify(r.Context(), raw, x.route.Name)
 		if err != nil {
 			return err

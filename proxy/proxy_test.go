@@ -10,6 +10,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"ztproxy/idheaders"
 )
 
 // verifyAssertion checks an X-Ztp-Assertion the way an upstream would:
@@ -130,7 +132,7 @@ func TestSpoofedHeadersStripped(t *testing.T) {
 	}
 	got := tp.upstream.lastRequest()
 	for name, vals := range got.Header {
-		n := normalizeHeaderName(name)
+		n := idheaders.NormalizeName(name)
 		if strings.HasPrefix(n, "x-ztp-") && name != "X-Ztp-User" && name != "X-Ztp-Email" && name != "X-Ztp-Groups" && name != "X-Ztp-Assertion" {
 			t.Errorf("spoofed header %s: %v reached the upstream", name, vals)
 		}

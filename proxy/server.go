@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"ztproxy/idheaders"
 	"ztproxy/metrics"
 )
 
@@ -31,7 +32,7 @@ type snapshot struct {
 type Server struct {
 	opts    Options
 	state   atomic.Pointer[snapshot]
-	signer  *assertionSigner
+	signer  *idheaders.Signer
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	audit   *slog.Logger
@@ -55,7 +56,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New()
 	}
-	signer, err := newAssertionSigner(opts.SigningKey)
+	signer, err := idheaders.NewSigner(opts.SigningKey)
 	if err != nil {
 		return nil, err
 	}

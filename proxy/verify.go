@@ -9,6 +9,7 @@ import (
 
 	"ztproxy/authn"
 	"ztproxy/identity"
+	"ztproxy/idheaders"
 )
 
 // Headers of a /.ztp/verify answer besides the identity headers.
@@ -106,11 +107,11 @@ func originalHTTPRequest(r *http.Request, orig *originalRequest) *http.Request {
 // without pass_identity_headers get none, as proxied requests do.
 func (s *Server) verifyAllow(h http.Header, x *exchange) error {
 	p := &x.rc.Principal
-	h.Set(headerRequestID, x.rc.RequestID)
+	h.Set(idheaders.RequestID, x.rc.RequestID)
 	if !x.route.PassIdentityHeaders || p.Kind == identity.KindAnonymous {
 		return nil
 	}
-	tok, err := s.signer.assertion(x.snap.issuer, &x.rc, x.snap.cfg.AssertionTTL, x.rc.Time)
+	tok, err := s.signer.Assertion(x.snap.issuer, &x.rc, x.snap.cfg.AssertionTTL, x.rc.Time)
 	if err != nil {
 		// Without a verifiable assertion the upstream cannot trust the
 		// identity headers: fail closed.
@@ -118,14 +119,14 @@ func (s *Server) verifyAllow(h http.Header, x *exchange) error {
 		return err
 	}
 	x.assertion = tok
-	h.Set(headerUser, headerSafe(p.ID))
+	h.Set(idheaders.User, idheaders.SafeValue(p.ID))
 	if p.Email != "" {
-		h.Set(headerEmail, headerSafe(p.Email))
+		h.Set(idheaders.Email, idheaders.SafeValue(p.Email))
 	}
 	if len(p.Groups) > 0 {
-		h.Set(headerGroups, headerSafe(strings.Join(p.Groups, ",")))
+		h.Set(idheaders.Groups, idheaders.SafeValue(strings.Join(p.Groups, ",")))
 	}
-	h.Set(headerAssertion, tok)
+	h.Set(idheaders.Assertion, tok)
 	return nil
 }
 
@@ -180,7 +181,7 @@ func writeVerifyError(w http.ResponseWriter, r *http.Request, x *exchange, err e
 		msg = "this action needs additional verification; verify, then retry it"
 		stepUp = su.decision.StepUp
 		h.Set(headerStepUp, su.location)
-		h.Set(headerStepUpRequirements, headerSafe(strings.Join(stepUp, " ")))
+		h.Set(headerStepUpRequirements, idheaders.SafeValue(strings.Join(stepUp, " ")))
 	case errors.As(err, &de) && de.decision.Effect == identity.StepUp:
 		msg = "additional authentication is required"
 		stepUp = de.decision.StepUp
@@ -189,7 +190,7 @@ func writeVerifyError(w http.ResponseWriter, r *http.Request, x *exchange, err e
 		} else {
 			// Only a proxy-verified factor (WebAuthn) would do: no URL.
 			code = "step_up"
-			h.Set(headerStepUpRequirements, headerSafe(strings.Join(stepUp, " ")))
+			h.Set(headerStepUpRequirements, idheaders.SafeValue(strings.Join(stepUp, " ")))
 		}
 	case errors.As(err, &de):
 		msg = "access denied by policy"

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"ztproxy/idheaders"
 )
 
 const verifyPolicies = testPolicies + `
@@ -80,7 +82,7 @@ func forwardedStyle(method, proto, host, uri string, extra http.Header) http.Hea
 	return h
 }
 
-var verifyIdentityHeaders = []string{headerUser, headerEmail, headerGroups, headerAssertion}
+var verifyIdentityHeaders = []string{idheaders.User, idheaders.Email, idheaders.Groups, idheaders.Assertion}
 
 func checkNoIdentity(t *testing.T, rec *httptest.ResponseRecorder) {
 	t.Helper()
@@ -145,10 +147,10 @@ func TestVerifyAllowsWithIdentityHeaders(t *testing.T) {
 				t.Fatalf("status %d: %s", rec.Code, rec.Body)
 			}
 			h := rec.Header()
-			if h.Get(headerUser) == "" || h.Get(headerEmail) != "alice@example.com" || h.Get(headerGroups) != "eng" {
+			if h.Get(idheaders.User) == "" || h.Get(idheaders.Email) != "alice@example.com" || h.Get(idheaders.Groups) != "eng" {
 				t.Fatalf("identity headers: %v", h)
 			}
-			claims := verifyAssertionPayload(t, h.Get(headerAssertion))
+			claims := verifyAssertionPayload(t, h.Get(idheaders.Assertion))
 			if claims["aud"] != "api" || claims["iss"] != "https://ztp.example.com" || claims["email"] != "alice@example.com" {
 				t.Fatalf("assertion claims: %v", claims)
 			}
@@ -272,10 +274,10 @@ func TestVerifyBrowserAnswers(t *testing.T) {
 	}
 	t.Run("signed in", func(t *testing.T) {
 		rec := e.verify(t, verifyTrustedPeer, nginxStyle("GET", "https://web.example.com/dashboard", withSession))
-		if rec.Code != 200 || rec.Header().Get(headerUser) != "https://idp#alice" || rec.Header().Get(headerLogin) != "" {
+		if rec.Code != 200 || rec.Header().Get(idheaders.User) != "https://idp#alice" || rec.Header().Get(headerLogin) != "" {
 			t.Fatalf("%d %v %s", rec.Code, rec.Header(), rec.Body)
 		}
-		if aud := verifyAssertionPayload(t, rec.Header().Get(headerAssertion))["aud"]; aud != "web" {
+		if aud := verifyAssertionPayload(t, rec.Header().Get(idheaders.Assertion))["aud"]; aud != "web" {
 			t.Fatalf("aud %v", aud)
 		}
 	})

@@ -1,4 +1,4 @@
-package proxy
+package idheaders
 
 import (
 	"net/http"
@@ -8,12 +8,12 @@ import (
 
 // Identity headers the proxy sets on forwarded requests.
 const (
-	headerUser      = "X-Ztp-User"
-	headerEmail     = "X-Ztp-Email"
-	headerGroups    = "X-Ztp-Groups"
-	headerAssertion = "X-Ztp-Assertion"
-	headerDevice    = "X-Ztp-Device"
-	headerRequestID = "X-Request-Id"
+	User      = "X-Ztp-User"
+	Email     = "X-Ztp-Email"
+	Groups    = "X-Ztp-Groups"
+	Assertion = "X-Ztp-Assertion"
+	Device    = "X-Ztp-Device"
+	RequestID = "X-Request-Id"
 )
 
 // clientCertHeaders are names other proxies use to pass a verified client
@@ -41,9 +41,9 @@ var forwardingHeaders = []string{
 	"cf-connecting-ip", "x-client-ip", "x-cluster-client-ip",
 }
 
-// normalizeHeaderName lower-cases a header name and maps "_" to "-", the
+// NormalizeName lower-cases a header name and maps "_" to "-", the
 // way CGI-style upstreams (PHP, WSGI, Rack) merge the two spellings.
-func normalizeHeaderName(name string) string {
+func NormalizeName(name string) string {
 	var b strings.Builder
 	b.Grow(len(name))
 	for i := 0; i < len(name); i++ {
@@ -59,10 +59,10 @@ func normalizeHeaderName(name string) string {
 	return b.String()
 }
 
-// isOwnedHeader reports whether a normalised header name belongs to the
+// IsOwned reports whether a normalised header name belongs to the
 // proxy (or to a trust boundary the proxy stands for) and so must never
 // pass from a client to an upstream.
-func isOwnedHeader(norm string, fromTrustedProxy bool) bool {
+func IsOwned(norm string, fromTrustedProxy bool) bool {
 	if strings.HasPrefix(norm, "x-ztp-") || norm == "x-ztp" {
 		return true
 	}
@@ -88,16 +88,16 @@ func isOwnedHeader(norm string, fromTrustedProxy bool) bool {
 // desynchronise the upstream connection (request smuggling, issue 12.5).
 var framingHeaders = []string{"transfer-encoding", "content-length", "keep-alive", "proxy-connection"}
 
-// isDisguisedFramingHeader reports whether name is a framing header
+// IsDisguisedFraming reports whether name is a framing header
 // spelled with "_"; norm is its normalised form.
-func isDisguisedFramingHeader(name, norm string) bool {
+func IsDisguisedFraming(name, norm string) bool {
 	return strings.IndexByte(name, '_') >= 0 && slices.Contains(framingHeaders, norm)
 }
 
-// needsNormalising is a cheap pre-check: a header can only be owned or a
+// NeedsNormalising is a cheap pre-check: a header can only be owned or a
 // disguised framing header if its first byte is x, X, f, F, s, S, t, T,
 // c, C, r, R, k, K, p or P.
-func needsNormalising(name string) bool {
+func NeedsNormalising(name string) bool {
 	if name == "" {
 		return false
 	}
@@ -108,15 +108,15 @@ func needsNormalising(name string) bool {
 	return false
 }
 
-// sanitizeHeaders removes every header the client must not control. It
+// Sanitize removes every header the client must not control. It
 // returns the number removed (for tests and debugging).
-func sanitizeHeaders(h http.Header, fromTrustedProxy bool) int {
+func Sanitize(h http.Header, fromTrustedProxy bool) int {
 	removed := 0
 	for name := range h {
-		if !needsNormalising(name) {
+		if !NeedsNormalising(name) {
 			continue
 		}
-		if norm := normalizeHeaderName(name); isOwnedHeader(norm, fromTrustedProxy) || isDisguisedFramingHeader(name, norm) {
+		if norm := NormalizeName(name); IsOwned(norm, fromTrustedProxy) || IsDisguisedFraming(name, norm) {
 			delete(h, name)
 			removed++
 		}
@@ -124,9 +124,9 @@ func sanitizeHeaders(h http.Header, fromTrustedProxy bool) int {
 	return removed
 }
 
-// removeCookie deletes the named cookies from a Cookie header set,
+// RemoveCookie deletes the named cookies from a Cookie header set,
 // keeping every other cookie byte for byte.
-func removeCookie(h http.Header, names ...string) {
+func RemoveCookie(h http.Header, names ...string) {
 	lines := h["Cookie"]
 	if len(lines) == 0 {
 		return
@@ -180,4 +180,34 @@ func isDigits(s string) bool {
 		}
 	}
 	return true
+}
+
+// HasCookie reports whether the Cookie header carries one of names (or a
+// numbered chunk of one).
+func HasCookie(h http.Header, names ...string) bool {
+	for _, line := range h["Cookie"] {
+		for part := range strings.SplitSeq(line, ";") {
+			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if cookieNameMatches(name, names) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// SafeValue drops bytes that are not allowed in a header value, so a
+// claim with a control character cannot break or smuggle headers.
+func SafeValue(v string) string {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == 0x7f {
+			return strings.Map(func(r rune) rune {
+				if r < 0x20 || r == 0x7f {
+					return -1
+				}
+				return r
+			}, v)
+		}
+	}
+	return v
 }

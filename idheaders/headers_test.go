@@ -1,4 +1,4 @@
-package proxy
+package idheaders
 
 import (
 	"net/http"
@@ -13,9 +13,9 @@ func TestSanitizeHeaders(t *testing.T) {
 		"X-Amzn-Oidc-Identity", "X-Forwarded-User", "Accept", "X-Custom", "Cookie"} {
 		h[name] = []string{"v"}
 	}
-	sanitizeHeaders(h, false)
+	Sanitize(h, false)
 	for name := range h {
-		if n := normalizeHeaderName(name); strings.HasPrefix(n, "x-ztp") || strings.Contains(n, "forward") || n == "x-real-ip" || strings.Contains(n, "client-cert") || strings.Contains(n, "oidc") {
+		if n := NormalizeName(name); strings.HasPrefix(n, "x-ztp") || strings.Contains(n, "forward") || n == "x-real-ip" || strings.Contains(n, "client-cert") || strings.Contains(n, "oidc") {
 			t.Errorf("header %q survived sanitizing", name)
 		}
 	}
@@ -25,7 +25,7 @@ func TestSanitizeHeaders(t *testing.T) {
 		}
 	}
 	trusted := http.Header{"X-Forwarded-For": {"1.2.3.4"}, "X-Ztp-User": {"x"}}
-	sanitizeHeaders(trusted, true)
+	Sanitize(trusted, true)
 	if trusted.Get("X-Forwarded-For") == "" {
 		t.Error("X-Forwarded-For from a trusted proxy was removed")
 	}
@@ -36,7 +36,7 @@ func TestSanitizeHeaders(t *testing.T) {
 
 func TestRemoveCookie(t *testing.T) {
 	h := http.Header{"Cookie": {"a=1; _ztp_session=secret; b=2", "_ztp_session_1=chunk; _ztp_session_x=keep"}}
-	removeCookie(h, "_ztp_session")
+	RemoveCookie(h, "_ztp_session")
 	got := strings.Join(h["Cookie"], "|")
 	if strings.Contains(got, "secret") || strings.Contains(got, "chunk") {
 		t.Fatalf("session cookie forwarded: %q", got)
@@ -45,7 +45,7 @@ func TestRemoveCookie(t *testing.T) {
 		t.Fatalf("other cookies changed: %q", got)
 	}
 	h = http.Header{"Cookie": {"_ztp_session=only"}}
-	removeCookie(h, "_ztp_session")
+	RemoveCookie(h, "_ztp_session")
 	if _, ok := h["Cookie"]; ok {
 		t.Fatal("empty Cookie header left behind")
 	}
@@ -58,8 +58,8 @@ func FuzzSanitizeHeaders(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, name string, trusted bool) {
 		h := http.Header{name: {"spoofed"}}
-		sanitizeHeaders(h, trusted)
-		n := normalizeHeaderName(name)
+		Sanitize(h, trusted)
+		n := NormalizeName(name)
 		if _, ok := h[name]; ok && (strings.HasPrefix(n, "x-ztp-") || n == "x-ztp") {
 			t.Fatalf("owned header %q survived", name)
 		}
@@ -67,4 +67,27 @@ func FuzzSanitizeHeaders(f *testing.F) {
 			t.Fatalf("forwarding header %q from an untrusted peer survived", name)
 		}
 	})
+}
+
+// Issue 12.5 on the upstream hop: a framing header spelled with "_" is
+// another header to net/http but the framing header itself to CGI-style
+// upstreams that merge "_" and "-".
+func TestDisguisedFramingHeadersNotForwarded(t *testing.T) {
+	h := http.Header{
+		"Transfer_encoding": {"chunked"}, "Content_length": {"0"}, "Keep_alive": {"x"}, "Proxy_connection": {"x"},
+		"Transfer-Encoding": {"chunked"}, "Content-Length": {"5"}, "Accept_language": {"en"}, "Connection": {"Upgrade"},
+	}
+	Sanitize(h, false)
+	for _, gone := range []string{"Transfer_encoding", "Content_length", "Keep_alive", "Proxy_connection"} {
+		if _, ok := h[gone]; ok {
+			t.Errorf("%s forwarded", gone)
+		}
+	}
+	// The real spellings are net/http's to manage, and other underscored
+	// headers are the application's.
+	for _, kept := range []string{"Transfer-Encoding", "Content-Length", "Accept_language", "Connection"} {
+		if _, ok := h[kept]; !ok {
+			t.Errorf("%s removed", kept)
+		}
+	}
 }

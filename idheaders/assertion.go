@@ -1,4 +1,4 @@
-package proxy
+package idheaders
 
 import (
 	"crypto/ecdsa"
@@ -16,11 +16,11 @@ import (
 	"ztproxy/identity"
 )
 
-// assertionSigner issues the X-Ztp-Assertion JWT (ES256) that tells an
+// Signer issues the X-Ztp-Assertion JWT (ES256) that tells an
 // upstream who the caller is. Tokens are short-lived and cached per
 // (route, principal, device) until half their lifetime has passed, so the
 // hot path rarely pays for an ECDSA signature.
-type assertionSigner struct {
+type Signer struct {
 	key    *ecdsa.PrivateKey
 	kid    string
 	header string // base64url of the JOSE header, precomputed
@@ -70,10 +70,10 @@ type assertionClaims struct {
 	ID            string   `json:"jti"`
 }
 
-// newAssertionSigner prepares a signer; key nil generates an ephemeral
+// NewSigner prepares a signer; key nil generates an ephemeral
 // P-256 key (fine for one replica; replicas behind one load balancer
 // should share a key file so any of them verifies the same JWKS).
-func newAssertionSigner(key *ecdsa.PrivateKey) (*assertionSigner, error) {
+func NewSigner(key *ecdsa.PrivateKey) (*Signer, error) {
 	if key == nil {
 		var err error
 		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -85,7 +85,7 @@ func newAssertionSigner(key *ecdsa.PrivateKey) (*assertionSigner, error) {
 		return nil, errors.New("assertion: signing key must be EC P-256")
 	}
 	jwk := publicJWK(&key.PublicKey)
-	s := &assertionSigner{key: key, kid: jwk["kid"], seed: maphash.MakeSeed(), cache: map[assertionKey]assertionEntry{}}
+	s := &Signer{key: key, kid: jwk["kid"], seed: maphash.MakeSeed(), cache: map[assertionKey]assertionEntry{}}
 	hdr, _ := json.Marshal(map[string]string{"alg": "ES256", "typ": "JWT", "kid": s.kid})
 	s.header = base64.RawURLEncoding.EncodeToString(hdr)
 	s.jwks, _ = json.Marshal(map[string]any{"keys": []map[string]string{jwk}})
@@ -106,11 +106,11 @@ func publicJWK(pub *ecdsa.PublicKey) map[string]string {
 }
 
 // JWKS returns the published key set.
-func (s *assertionSigner) JWKS() []byte { return s.jwks }
+func (s *Signer) JWKS() []byte { return s.jwks }
 
-// assertion returns a token for this request, from cache when a fresh one
+// Assertion returns a token for this request, from cache when a fresh one
 // exists.
-func (s *assertionSigner) assertion(issuer string, rc *identity.RequestContext, ttl time.Duration, now time.Time) (string, error) {
+func (s *Signer) Assertion(issuer string, rc *identity.RequestContext, ttl time.Duration, now time.Time) (string, error) {
 	p := &rc.Principal
 	key := assertionKey{
 		issuer: issuer, route: rc.Route, principal: p.ID, device: rc.Device.Fingerprint,
@@ -139,7 +139,7 @@ func (s *assertionSigner) assertion(issuer string, rc *identity.RequestContext, 
 	return token, nil
 }
 
-func (s *assertionSigner) detailsHash(p *identity.Principal) uint64 {
+func (s *Signer) detailsHash(p *identity.Principal) uint64 {
 	var h maphash.Hash
 	h.SetSeed(s.seed)
 	h.WriteString(p.Email)
@@ -167,7 +167,7 @@ func (s *assertionSigner) detailsHash(p *identity.Principal) uint64 {
 	return h.Sum64()
 }
 
-func (s *assertionSigner) sign(issuer string, rc *identity.RequestContext, now, exp time.Time) (string, error) {
+func (s *Signer) sign(issuer string, rc *identity.RequestContext, now, exp time.Time) (string, error) {
 	p := &rc.Principal
 	var jti [12]byte
 	_, _ = rand.Read(jti[:])
