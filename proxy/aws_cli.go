@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"ztproxy/awscreds"
+	"ztproxy/decide"
 )
 
 // AWSCLIPath hands credentials to `ztproxy aws credential-process` waiting
@@ -19,11 +20,11 @@ var cliStatePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{16,128}$`)
 // Route::"aws:<role>" as for /.ztp/aws/credentials) and posts them, with
 // the CLI's state, to http://127.0.0.1:<port>/ by a self-submitting form:
 // never in a URL, where history and logs would keep them.
-func (s *Server) handleAWSCLI(w http.ResponseWriter, r *http.Request, x *exchange) error {
+func (s *Server) handleAWSCLI(w http.ResponseWriter, r *http.Request, x *decide.Exchange) error {
 	q := r.URL.Query()
 	port, err := strconv.Atoi(q.Get("port"))
 	if err != nil || port < 1024 || port > 65535 || !cliStatePattern.MatchString(q.Get("state")) {
-		return &httpError{status: http.StatusBadRequest, code: "bad_cli_request", msg: "this link is not from ztproxy aws credential-process"}
+		return &decide.Error{Status: http.StatusBadRequest, Code: "bad_cli_request", Msg: "this link is not from ztproxy aws credential-process"}
 	}
 	creds, err := s.authorizedAWS(w, r, x, AWSCLIPath)
 	if err != nil {
@@ -35,7 +36,7 @@ func (s *Server) handleAWSCLI(w http.ResponseWriter, r *http.Request, x *exchang
 	h.Set("Cache-Control", "no-store")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-"+n+"'; form-action http://127.0.0.1:"+strconv.Itoa(port)+"; frame-ancestors 'none'")
-	x.status = http.StatusOK
+	x.Status = http.StatusOK
 	return cliPage.Execute(w, map[string]any{
 		"Action": "http://127.0.0.1:" + strconv.Itoa(port) + "/", "State": q.Get("state"),
 		"Credentials": string(awscreds.CredentialProcessJSON(creds)), "Nonce": n,

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+
+	"ztproxy/decide"
 )
 
 const boundaryPolicies = testPolicies + `
@@ -46,14 +48,14 @@ func newBoundaryProxy(t testing.TB) (*testProxy, []*http.Cookie) {
 	cfg.TrustedProxies = mustPrefixes(t, "192.0.2.10/32")
 	cfg.Authorizer = mustEngine(t, boundaryPolicies)
 	up := cfg.Routes[0].Upstream
-	cfg.Routes = append(append([]RouteConfig(nil), cfg.Routes...),
-		RouteConfig{Name: "matrix", Host: "app.example.com", PathPrefix: "/matrix", Upstream: up, Auth: AuthBearer, AllowPathParameters: true, StripPrefix: true},
-		RouteConfig{Name: "m2", Host: "app.example.com", PathPrefix: "/m2", Upstream: up, Auth: AuthPublic},
-		RouteConfig{Name: "web", Host: "web.example.com", PathPrefix: "/", Upstream: up, Auth: AuthBrowser, IdP: "corp"},
-		RouteConfig{Name: "ws", Host: "ws.example.com", PathPrefix: "/", Upstream: up, Auth: AuthBrowser, IdP: "corp", WebSocket: true,
+	cfg.Routes = append(append([]decide.RouteConfig(nil), cfg.Routes...),
+		decide.RouteConfig{Name: "matrix", Host: "app.example.com", PathPrefix: "/matrix", Upstream: up, Auth: decide.AuthBearer, AllowPathParameters: true, StripPrefix: true},
+		decide.RouteConfig{Name: "m2", Host: "app.example.com", PathPrefix: "/m2", Upstream: up, Auth: decide.AuthPublic},
+		decide.RouteConfig{Name: "web", Host: "web.example.com", PathPrefix: "/", Upstream: up, Auth: decide.AuthBrowser, IdP: "corp"},
+		decide.RouteConfig{Name: "ws", Host: "ws.example.com", PathPrefix: "/", Upstream: up, Auth: decide.AuthBrowser, IdP: "corp", WebSocket: true,
 			AllowedOrigins: []string{"https://Portal.Example.com:443"}},
-		RouteConfig{Name: "wsdev", Host: "ws.example.com", PathPrefix: "/dev", Upstream: up, Auth: AuthMTLS, WebSocket: true},
-		RouteConfig{Name: "wsapi", Host: "ws.example.com", PathPrefix: "/api", Upstream: up, Auth: AuthBearer, WebSocket: true},
+		decide.RouteConfig{Name: "wsdev", Host: "ws.example.com", PathPrefix: "/dev", Upstream: up, Auth: decide.AuthMTLS, WebSocket: true},
+		decide.RouteConfig{Name: "wsapi", Host: "ws.example.com", PathPrefix: "/api", Upstream: up, Auth: decide.AuthBearer, WebSocket: true},
 	)
 	s, err := New(cfg, Options{Audit: slog.New(slog.NewJSONHandler(tp.audit, nil)), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -261,21 +263,6 @@ func TestWebSocketOriginChecked(t *testing.T) {
 				t.Fatalf("upstream reached: %v", reached)
 			}
 		})
-	}
-}
-
-// Issue 12.6 for client certificates, the other ambient credential: a
-// foreign Origin is refused, a service without Origin is not.
-func TestWebSocketOriginWithClientCertificate(t *testing.T) {
-	x := &exchange{scheme: "https", ambient: certCredential, route: &route{}}
-	for origin, want := range map[string]error{"https://evil.test": errOrigin, "": nil, "https://ws.example.com": nil} {
-		r := httptest.NewRequest("GET", "https://ws.example.com/dev/x", nil)
-		for k, v := range wsHeaders(origin, nil) {
-			r.Header[k] = v
-		}
-		if got := checkWebSocketOrigin(r, x); got != want {
-			t.Errorf("origin %q: %v, want %v", origin, got, want)
-		}
 	}
 }
 

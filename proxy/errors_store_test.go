@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"ztproxy/authn"
+	"ztproxy/decide"
 )
 
 // TestWriteErrorStoreAndSignInPages: issue 22.6 (a session store outage on
@@ -30,7 +31,7 @@ func TestWriteErrorStoreAndSignInPages(t *testing.T) {
 			[]string{"Sign-in refused by the identity provider", "Start again"}},
 		{"IdP timeout", &authn.SignInError{Status: 504, Code: "idp_timeout", Title: "Identity provider not responding", Description: "did not answer in time"}, 504, "idp_timeout",
 			[]string{"Identity provider not responding", "Start again"}},
-		{"pending sign-out", &httpError{status: 202, code: "revocation_pending", title: "Signed out on this server", msg: "other servers follow", link: "https://idp.example/logout", linkText: "Finish signing out"}, 202, "revocation_pending",
+		{"pending sign-out", &decide.Error{Status: 202, Code: "revocation_pending", Title: "Signed out on this server", Msg: "other servers follow", Link: "https://idp.example/logout", LinkText: "Finish signing out"}, 202, "revocation_pending",
 			[]string{"Signed out on this server", `href="https://idp.example/logout"`, "Finish signing out"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -38,7 +39,7 @@ func TestWriteErrorStoreAndSignInPages(t *testing.T) {
 			req := httptest.NewRequest("GET", "https://ztp.example.com/.ztp/whoami", nil)
 			req.Header.Set("Accept", "text/html")
 			status := writeError(rec, req, tc.err, "req-1")
-			if _, code := statusOf(tc.err); status != tc.status || rec.Code != tc.status || code != tc.code {
+			if _, code := decide.StatusOf(tc.err); status != tc.status || rec.Code != tc.status || code != tc.code {
 				t.Fatalf("status %d/%d code %s, want %d %s", status, rec.Code, code, tc.status, tc.code)
 			}
 			for _, w := range tc.want {
@@ -51,10 +52,10 @@ func TestWriteErrorStoreAndSignInPages(t *testing.T) {
 			}
 		})
 	}
-	if _, code := statusOf(&loginNeeded{code: "refresh_refused"}); code != "refresh_refused" {
+	if _, code := decide.StatusOf(&decide.LoginNeeded{Code: "refresh_refused"}); code != "refresh_refused" {
 		t.Errorf("loginNeeded code: %s", code)
 	}
-	if st, code := statusOf(&loginNeeded{}); st != http.StatusUnauthorized || code != "login_required" {
+	if st, code := decide.StatusOf(&decide.LoginNeeded{}); st != http.StatusUnauthorized || code != "login_required" {
 		t.Errorf("loginNeeded default: %d %s", st, code)
 	}
 }

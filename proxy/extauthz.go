@@ -6,10 +6,12 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -19,6 +21,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"ztproxy/decide"
 	"ztproxy/identity"
 )
 
@@ -82,59 +85,61 @@ var (
 // (failure_mode_allow: false).
 func (a *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (_ *authv3.CheckResponse, checkErr error) {
 	s := a.server
-	snap := s.state.Load()
+	eng := s.state.Load().engine
 	start := s.now()
 	s.metrics.InFlight.Inc()
 	defer s.metrics.InFlight.Dec()
 	attrs := req.GetAttributes()
-	x := &exchange{snap: snap}
-	x.rc.RequestID = envoyRequestID(attrs.GetRequest().GetHttp().GetId())
-	x.rc.Time = start
-	x.rc.Principal = identity.Anonymous
-	x.rc.Risk = identity.NeutralRisk
-	x.rc.ClientIP = parseAddr(envoySourceAddr(attrs.GetSource())) // for the audit line of a malformed request
-	audit := auditOnce{s: s, x: x, start: start}
-	defer audit.recoverExtAuthz(&checkErr)
-	if !extAuthzPeerAllowed(ctx, snap) {
+	x := &decide.Exchange{Engine: eng}
+	x.RC.RequestID = envoyRequestID(attrs.GetRequest().GetHttp().GetId())
+	x.RC.Time = start
+	x.RC.Principal = identity.Anonymous
+	x.RC.Risk = identity.NeutralRisk
+	x.RC.ClientIP = decide.ParseAddr(envoySourceAddr(attrs.GetSource())) // for the audit line of a malformed request
+	audit := decide.NewAuditOnce(x, start)
+	defer s.recoverExtAuthz(&audit, x, &checkErr)
+	if !extAuthzPeerAllowed(ctx, eng.Config().TrustedProxies) {
 		// Like /.ztp/verify's untrusted_peer: a stranger must not learn
 		// which tokens pass which routes, nor assert a device principal.
 		// Audited like it too, with the peer's own address.
-		x.rc.ClientIP = netip.Addr{}
+		x.RC.ClientIP = netip.Addr{}
 		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 			s.log.Warn("ext_authz check refused: untrusted peer", "peer", p.Addr.String())
-			x.rc.ClientIP = parseAddr(p.Addr.String())
+			x.RC.ClientIP = decide.ParseAddr(p.Addr.String())
 		}
-		x.status = http.StatusForbidden
-		audit.finish(errVerifyUntrusted)
+		x.Status = http.StatusForbidden
+		audit.Finish(errVerifyUntrusted)
 		return nil, errExtAuthzPeer
 	}
 
 	rec := newHeaderRecorder()
 	orig, r, err := extAuthzRequest(ctx, attrs)
 	if err == nil {
-		x.rc.Method = orig.method
-		x.rc.UserAgent = r.UserAgent()
-		x.rc.ClientIP, x.rc.TrustedProxyHops = clientAddress(r, snap.cfg.TrustedProxies)
-		x.trustedPeer = x.rc.TrustedProxyHops > 0
-		x.rc.Device = envoyDevice(attrs.GetSource())
-		if x.rc.Device.Present && snap.cfg.DevicePosture != nil {
-			x.rc.Device = snap.cfg.DevicePosture(x.rc.Device)
+		x.RC.Method = orig.method
+		x.RC.UserAgent = r.UserAgent()
+		x.RC.ClientIP, x.RC.TrustedProxyHops = decide.ClientAddress(r, eng.Config().TrustedProxies)
+		x.TrustedPeer = x.RC.TrustedProxyHops > 0
+		x.RC.Device = eng.WithPosture(envoyDevice(attrs.GetSource()))
+		x.Scheme = orig.scheme
+		v := eng.Decide(r, x)
+		for _, c := range v.SetCookies {
+			http.SetCookie(rec, c)
 		}
-		x.scheme = orig.scheme
-		err = s.decide(rec, r, x)
+		err = v.Err
 	}
+	var assertion string
 	if err == nil {
-		err = s.verifyAllow(rec.Header(), x)
+		assertion, err = s.verifyAllow(rec.Header(), x)
 	}
 	var resp *authv3.CheckResponse
 	if err == nil {
-		x.status = http.StatusOK
-		resp = extAuthzAllow(rec.Header(), r, x)
+		x.Status = http.StatusOK
+		resp = extAuthzAllow(rec.Header(), r, x, assertion)
 	} else {
-		resp, x.status = extAuthzDeny(rec, r, x, err)
-		_, x.errCode = statusOf(err)
+		resp, x.Status = extAuthzDeny(rec, r, x, err)
+		_, x.ErrCode = decide.StatusOf(err)
 	}
-	audit.finish(err)
+	audit.Finish(err)
 	if resp == nil {
 		return nil, status.Error(codes.Canceled, "request cancelled")
 	}
@@ -144,7 +149,7 @@ func (a *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (_ *auth
 // extAuthzPeerAllowed reports whether the gRPC peer may ask: a unix
 // socket, loopback, or an address in trusted_proxies (an Envoy on another
 // host, reached over a network the operator trusts).
-func extAuthzPeerAllowed(ctx context.Context, snap *snapshot) bool {
+func extAuthzPeerAllowed(ctx context.Context, trusted []netip.Prefix) bool {
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {
 		return false
@@ -153,8 +158,8 @@ func extAuthzPeerAllowed(ctx context.Context, snap *snapshot) bool {
 	case *net.UnixAddr:
 		return true
 	case *net.TCPAddr:
-		ip := parseAddr(addr.String())
-		return ip.IsLoopback() || isTrusted(ip, snap.cfg.TrustedProxies)
+		ip := decide.ParseAddr(addr.String())
+		return ip.IsLoopback() || decide.IsTrusted(ip, trusted)
 	}
 	return false
 }
@@ -219,7 +224,7 @@ func envoyHeaders(h *authv3.AttributeContext_HttpRequest) http.Header {
 }
 
 // envoySourceAddr is the downstream client address Envoy reports, as
-// host:port for clientAddress.
+// host:port for decide.ClientAddress.
 func envoySourceAddr(src *authv3.AttributeContext_Peer) string {
 	sa := src.GetAddress().GetSocketAddress()
 	if sa == nil {
@@ -288,13 +293,30 @@ func envoyPeerCertificate(encoded string) *x509.Certificate {
 // token; anything else gets a fresh id.
 func envoyRequestID(id string) string {
 	if id == "" || len(id) > 64 {
-		return newRequestID()
+		return decide.NewRequestID()
 	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return newRequestID()
+			return decide.NewRequestID()
 		}
 	}
 	return id
+}
+
+// recoverExtAuthz ends an ext_authz check whose handler panicked: gRPC,
+// unlike net/http, would let the panic end the process, so the panic is
+// logged with its stack, audited as an internal error and answered with
+// codes.Internal (Envoy then fails closed).
+func (s *Server) recoverExtAuthz(a *decide.AuditOnce, x *decide.Exchange, errp *error) {
+	if a.Done() {
+		return
+	}
+	p := recover()
+	a.Finish(x.PanicOutcome(p))
+	if p == nil {
+		return // runtime.Goexit: let it go on
+	}
+	s.log.Error("ext_authz check panicked", "request_id", x.RC.RequestID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	*errp = errExtAuthzInternal
 }

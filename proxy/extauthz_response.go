@@ -13,6 +13,7 @@ import (
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 
+	"ztproxy/decide"
 	"ztproxy/idheaders"
 )
 
@@ -45,7 +46,7 @@ func (r *headerRecorder) Write(p []byte) (int, error) {
 // (overwriting any client copy), refreshed session cookies go to the
 // client, and every other client-sent spelling of a proxy-owned header is
 // removed, as proxy mode strips them.
-func extAuthzAllow(h http.Header, r *http.Request, x *exchange) *authv3.CheckResponse {
+func extAuthzAllow(h http.Header, r *http.Request, x *decide.Exchange, assertion string) *authv3.CheckResponse {
 	ok := &authv3.OkHttpResponse{}
 	set := make(map[string]bool)
 	setHeader := func(name, value string) {
@@ -72,10 +73,10 @@ func extAuthzAllow(h http.Header, r *http.Request, x *exchange) *authv3.CheckRes
 	}
 	// Proxy mode names the device too; forward-auth cannot know it, but
 	// Envoy verified it.
-	if x.assertion != "" && x.rc.Device.Present {
-		setHeader(strings.ToLower(idheaders.Device), idheaders.SafeValue(x.rc.Device.ID))
+	if assertion != "" && x.RC.Device.Present {
+		setHeader(strings.ToLower(idheaders.Device), idheaders.SafeValue(x.RC.Device.ID))
 	}
-	if cookie, changed := withoutSessionCookie(r.Header, x.snap.cfg.SessionCookieName); changed && cookie != "" {
+	if cookie, changed := withoutSessionCookie(r.Header, x.Engine.Config().SessionCookieName); changed && cookie != "" {
 		setHeader("cookie", cookie)
 	}
 	ok.HeadersToRemove = extAuthzHeadersToRemove(r.Header, x, set)
@@ -94,7 +95,7 @@ func extAuthzAllow(h http.Header, r *http.Request, x *exchange) *authv3.CheckRes
 // Envoy applies headers_to_remove after the headers it sets, so a name
 // this answer sets (set) must not be listed: it would remove the proxy's
 // own value. The client's copy of such a header is overwritten instead.
-func extAuthzHeadersToRemove(h http.Header, x *exchange, set map[string]bool) []string {
+func extAuthzHeadersToRemove(h http.Header, x *decide.Exchange, set map[string]bool) []string {
 	var remove []string
 	for name := range h {
 		lower := strings.ToLower(name)
@@ -111,10 +112,10 @@ func extAuthzHeadersToRemove(h http.Header, x *exchange, set map[string]bool) []
 			remove = append(remove, lower)
 		}
 	}
-	if x.consumedAuth {
+	if x.ConsumedAuth {
 		remove = append(remove, "authorization")
 	}
-	if cookie, changed := withoutSessionCookie(h, x.snap.cfg.SessionCookieName); changed && cookie == "" {
+	if cookie, changed := withoutSessionCookie(h, x.Engine.Config().SessionCookieName); changed && cookie == "" {
 		remove = append(remove, "cookie")
 	}
 	slices.Sort(remove)
@@ -138,23 +139,23 @@ func withoutSessionCookie(h http.Header, name string) (string, bool) {
 // the answer, so a redirect works); everything else gets the status,
 // challenge headers and JSON body /.ztp/verify would answer. It returns
 // nil and 499 if the caller has gone.
-func extAuthzDeny(rec *headerRecorder, r *http.Request, x *exchange, err error) (*authv3.CheckResponse, int) {
-	status, _ := statusOf(err)
+func extAuthzDeny(rec *headerRecorder, r *http.Request, x *decide.Exchange, err error) (*authv3.CheckResponse, int) {
+	status, _ := decide.StatusOf(err)
 	if status == 499 {
 		return nil, status
 	}
-	var ln *loginNeeded
-	var su *stepUpNeeded
+	var ln *decide.LoginNeeded
+	var su *decide.StepUpNeeded
 	redirectTo := ""
 	switch {
 	case errors.As(err, &ln):
-		redirectTo = ln.location
+		redirectTo = ln.Location
 	case errors.As(err, &su):
-		redirectTo = su.location
+		redirectTo = su.Location
 	}
-	if redirectTo != "" && r != nil && isNavigation(r) {
+	if redirectTo != "" && r != nil && decide.IsNavigation(r) {
 		if ln != nil {
-			for _, c := range ln.clear {
+			for _, c := range ln.Clear {
 				http.SetCookie(rec, c)
 			}
 		}

@@ -259,7 +259,7 @@ func TestExtAuthzBrowserRoutes(t *testing.T) {
 }
 
 func TestExtAuthzPeerAllowed(t *testing.T) {
-	snap := &snapshot{cfg: Config{TrustedProxies: mustPrefixes(t, "192.0.2.10/32")}}
+	trusted := mustPrefixes(t, "192.0.2.10/32")
 	for _, tc := range []struct {
 		addr net.Addr
 		want bool
@@ -272,11 +272,11 @@ func TestExtAuthzPeerAllowed(t *testing.T) {
 		{&net.TCPAddr{IP: net.ParseIP("10.1.2.3"), Port: 1}, false},
 	} {
 		ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: tc.addr})
-		if got := extAuthzPeerAllowed(ctx, snap); got != tc.want {
+		if got := extAuthzPeerAllowed(ctx, trusted); got != tc.want {
 			t.Errorf("%v: got %v, want %v", tc.addr, got, tc.want)
 		}
 	}
-	if extAuthzPeerAllowed(context.Background(), snap) {
+	if extAuthzPeerAllowed(context.Background(), trusted) {
 		t.Error("a context without a peer is allowed")
 	}
 }

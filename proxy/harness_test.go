@@ -20,6 +20,7 @@ import (
 
 	"ztproxy/authn"
 	"ztproxy/authz"
+	"ztproxy/decide"
 	"ztproxy/identity"
 )
 
@@ -154,7 +155,7 @@ type testProxy struct {
 	server   *Server
 	upstream *appUpstream
 	issuer   *testIssuer
-	cfg      Config
+	cfg      decide.Config
 	audit    *syncBuffer
 }
 
@@ -180,18 +181,18 @@ func newTestProxy(t testing.TB) *testProxy {
 	up := newUpstream(t)
 	is := newTestIssuer(t)
 	upURL := mustURL(t, up.srv.URL)
-	route := func(name, prefix string, auth AuthMode) RouteConfig {
-		return RouteConfig{Name: name, Host: "app.example.com", PathPrefix: prefix, Upstream: upURL, Auth: auth, PassIdentityHeaders: true}
+	route := func(name, prefix string, auth decide.AuthMode) decide.RouteConfig {
+		return decide.RouteConfig{Name: name, Host: "app.example.com", PathPrefix: prefix, Upstream: upURL, Auth: auth, PassIdentityHeaders: true}
 	}
-	cfg := Config{
+	cfg := decide.Config{
 		ExternalURL: mustURL(t, "https://ztp.example.com"),
 		Authorizer:  mustEngine(t, testPolicies),
 		Bearer:      is.verifier(t),
-		Routes: []RouteConfig{
-			route("public", "/", AuthPublic),
-			route("api", "/api", AuthBearer),
-			route("admin", "/admin", AuthBearer),
-			route("devices", "/devices", AuthMTLS),
+		Routes: []decide.RouteConfig{
+			route("public", "/", decide.AuthPublic),
+			route("api", "/api", decide.AuthBearer),
+			route("admin", "/admin", decide.AuthBearer),
+			route("devices", "/devices", decide.AuthMTLS),
 		},
 		SessionCookieName: "_ztp_session",
 	}

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"ztproxy/decide"
 	"ztproxy/identity"
 	"ztproxy/internal/testenv"
 	"ztproxy/upstream"
@@ -32,15 +33,15 @@ type outcomeProxy struct {
 	audit *syncBuffer
 }
 
-func newOutcomeProxy(t *testing.T, upstream string, timeout time.Duration, transport upstream.Mode, authz Authorizer) *outcomeProxy {
+func newOutcomeProxy(t *testing.T, upstream string, timeout time.Duration, transport upstream.Mode, authz decide.Authorizer) *outcomeProxy {
 	t.Helper()
 	if authz == nil {
 		authz = mustEngine(t, `permit (principal, action, resource);`)
 	}
-	cfg := Config{
+	cfg := decide.Config{
 		ExternalURL: mustURL(t, "https://ztp.example.com"),
 		Authorizer:  authz,
-		Routes: []RouteConfig{{Name: "app", Host: "*", PathPrefix: "/", Upstream: mustURL(t, upstream), Auth: AuthPublic,
+		Routes: []decide.RouteConfig{{Name: "app", Host: "*", PathPrefix: "/", Upstream: mustURL(t, upstream), Auth: decide.AuthPublic,
 			Timeout: timeout, UpstreamTransport: transport}},
 		TrustedProxies: mustPrefixes(t, "127.0.0.0/8"),
 	}
@@ -296,8 +297,8 @@ func TestPanicsAreAuditedNotForgiven(t *testing.T) {
 	})
 	t.Run("abort outside forwarding", func(t *testing.T) {
 		x := &exchange{}
-		err := x.panicOutcome(http.ErrAbortHandler)
-		if c, _ := statusOf(err); c != 500 || !errors.Is(err, err) {
+		err := x.PanicOutcome(http.ErrAbortHandler)
+		if c, _ := decide.StatusOf(err); c != 500 || !errors.Is(err, err) {
 			t.Errorf("ErrAbortHandler before forwarding: %v (%d)", err, c)
 		}
 	})

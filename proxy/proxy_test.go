@@ -11,6 +11,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"ztproxy/decide"
 	"ztproxy/idheaders"
 )
 
@@ -256,7 +257,7 @@ func TestMetricsOnlyOnAdmin(t *testing.T) {
 func TestInvalidUpdateKeepsServing(t *testing.T) {
 	tp := newTestProxy(t)
 	bad := tp.cfg
-	bad.Routes = append([]RouteConfig(nil), bad.Routes...)
+	bad.Routes = append([]decide.RouteConfig(nil), bad.Routes...)
 	bad.Routes[0].Auth = "magic"
 	if err := tp.server.Update(bad); err == nil {
 		t.Fatal("invalid config accepted")
@@ -321,7 +322,7 @@ func TestPprofOnlyWhenEnabled(t *testing.T) {
 func TestStepUpChallengeRFC9470(t *testing.T) {
 	tp := newTestProxy(t)
 	cfg := tp.cfg
-	cfg.StepUpHints = map[string]StepUpHint{"corp": {ACRValues: "urn:example:mfa", MaxAge: 5 * time.Minute}}
+	cfg.StepUpHints = map[string]decide.StepUpHint{"corp": {ACRValues: "urn:example:mfa", MaxAge: 5 * time.Minute}}
 	if err := tp.server.Update(cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -10,21 +10,20 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
-	"strings"
 	"sync/atomic"
 	"time"
 
+	"ztproxy/decide"
 	"ztproxy/idheaders"
 	"ztproxy/metrics"
 )
 
-// snapshot is one immutable, fully built configuration. Requests load it
-// once and use it to the end, so a reload never mixes two configs.
+// snapshot is one immutable, fully built configuration: the decision
+// engine and a forwarder per route. Requests load it once and use it to
+// the end, so a reload never mixes two configs.
 type snapshot struct {
-	cfg    Config
-	router *router
-	routes []*route
-	issuer string // assertion issuer: the external URL without a trailing slash
+	engine  *decide.Engine
+	forward []*forwarder // by decide.Route.Index
 }
 
 // Server is the proxy. Build it with New, swap configurations with Update
@@ -35,15 +34,16 @@ type Server struct {
 	signer  *idheaders.Signer
 	metrics *metrics.Metrics
 	log     *slog.Logger
-	audit   *slog.Logger
 	now     func() time.Time
+	// engineOpts is what every engine shares across reloads.
+	engineOpts *decide.Options
 
 	draining atomic.Bool
 	served   atomic.Bool
 }
 
 // New builds a Server from an initial configuration.
-func New(cfg Config, opts Options) (*Server, error) {
+func New(cfg decide.Config, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -60,7 +60,8 @@ func New(cfg Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, signer: signer, metrics: opts.Metrics, log: opts.Logger, audit: opts.Audit, now: opts.Now}
+	s := &Server{opts: opts, signer: signer, metrics: opts.Metrics, log: opts.Logger, now: opts.Now,
+		engineOpts: &decide.Options{Audit: opts.Audit, Logger: opts.Logger, Now: opts.Now, Metrics: opts.Metrics}}
 	if err := s.Update(cfg); err != nil {
 		return nil, err
 	}
@@ -75,7 +76,7 @@ func (s *Server) JWKS() []byte { return s.signer.JWKS() }
 
 // Update builds a new snapshot from cfg and swaps it in. If cfg is
 // invalid the current snapshot keeps serving and the error is returned.
-func (s *Server) Update(cfg Config) error {
+func (s *Server) Update(cfg decide.Config) error {
 	snap, err := s.build(cfg)
 	if err != nil {
 		return fmt.Errorf("proxy: config rejected: %w", err)
@@ -84,37 +85,31 @@ func (s *Server) Update(cfg Config) error {
 	if old != nil {
 		// Let the old transports' idle connections go; in-flight requests
 		// keep their connections until they finish.
-		for _, r := range old.routes {
-			r.forward.closeIdle()
+		for _, f := range old.forward {
+			f.closeIdle()
 		}
 	}
 	return nil
 }
 
-func (s *Server) build(cfg Config) (*snapshot, error) {
-	if err := cfg.CheckAndSetDefaults(); err != nil {
+func (s *Server) build(cfg decide.Config) (*snapshot, error) {
+	engine, err := decide.New(cfg, s.engineOpts)
+	if err != nil {
 		return nil, err
 	}
-	snap := &snapshot{cfg: cfg, issuer: strings.TrimSuffix(cfg.ExternalURL.String(), "/")}
+	snap := &snapshot{engine: engine}
 	var errs []error
-	for i := range cfg.Routes {
-		rc := cfg.Routes[i]
-		fwd, err := newForwarder(s, &rc)
+	for i, rt := range engine.Routes() {
+		fwd, err := newForwarder(s, &rt.RouteConfig)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("routes[%d] (%s): %w", i, rc.Name, err))
+			errs = append(errs, fmt.Errorf("routes[%d] (%s): %w", i, rt.Name, err))
 			continue
 		}
-		origins, err := compileOrigins(rc.AllowedOrigins)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("routes[%d] (%s): %w", i, rc.Name, err))
-			continue
-		}
-		snap.routes = append(snap.routes, &route{RouteConfig: rc, forward: fwd, origins: origins})
+		snap.forward = append(snap.forward, fwd)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	snap.router = newRouter(append([]*route(nil), snap.routes...))
 	return snap, nil
 }
 

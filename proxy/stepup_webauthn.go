@@ -11,18 +11,18 @@ import (
 	"time"
 
 	"ztproxy/authn"
+	"ztproxy/decide"
 	"ztproxy/identity"
 )
 
 // Proxy-verified WebAuthn step-up: pages on the external origin to verify
-// with a security key or passkey, to enroll one (after a fresh sign-in at
-// the IdP), and to remove one.
+// with a security key or passkey (decide.WebAuthnStepUpPath), to enroll
+// one (after a fresh sign-in at the IdP), and to remove one.
 const (
-	WebAuthnStepUpPath = "/.ztp/stepup/webauthn"
 	WebAuthnEnrollPath = "/.ztp/stepup/enroll"
 	WebAuthnRemovePath = "/.ztp/stepup/keys/remove"
-	webauthnBeginPath  = WebAuthnStepUpPath + "/begin"
-	webauthnFinishPath = WebAuthnStepUpPath + "/finish"
+	webauthnBeginPath  = decide.WebAuthnStepUpPath + "/begin"
+	webauthnFinishPath = decide.WebAuthnStepUpPath + "/finish"
 	enrollBeginPath    = WebAuthnEnrollPath + "/begin"
 	enrollFinishPath   = WebAuthnEnrollPath + "/finish"
 )
@@ -43,33 +43,33 @@ type WebAuthnAuth interface {
 
 var _ WebAuthnAuth = (*authn.Browser)(nil)
 
-// webauthnOf returns the snapshot's WebAuthn support, or nil.
-func webauthnOf(snap *snapshot) WebAuthnAuth {
-	if snap.cfg.Browser == nil {
+// webauthnOf returns the engine's WebAuthn support, or nil.
+func webauthnOf(eng *decide.Engine) WebAuthnAuth {
+	if eng.Config().Browser == nil {
 		return nil
 	}
-	wa, ok := snap.cfg.Browser.(WebAuthnAuth)
+	wa, ok := eng.Config().Browser.(WebAuthnAuth)
 	if !ok || !wa.WebAuthnEnabled() {
 		return nil
 	}
 	return wa
 }
 
-var errNoWebAuthn = &httpError{status: http.StatusNotFound, code: "not_found", msg: "security keys are not enabled on this proxy"}
+var errNoWebAuthn = &decide.Error{Status: http.StatusNotFound, Code: "not_found", Msg: "security keys are not enabled on this proxy"}
 
 // isWebAuthnPath reports whether p is one of the WebAuthn endpoints.
 func isWebAuthnPath(p string) bool {
-	return strings.HasPrefix(p, WebAuthnStepUpPath) || strings.HasPrefix(p, WebAuthnEnrollPath) || p == WebAuthnRemovePath
+	return strings.HasPrefix(p, decide.WebAuthnStepUpPath) || strings.HasPrefix(p, WebAuthnEnrollPath) || p == WebAuthnRemovePath
 }
 
 // serveWebAuthn dispatches the WebAuthn endpoints.
-func (s *Server) serveWebAuthn(w http.ResponseWriter, r *http.Request, x *exchange) error {
-	wa := webauthnOf(x.snap)
+func (s *Server) serveWebAuthn(w http.ResponseWriter, r *http.Request, x *decide.Exchange) error {
+	wa := webauthnOf(x.Engine)
 	if wa == nil {
 		return errNoWebAuthn
 	}
 	switch r.URL.Path {
-	case WebAuthnStepUpPath:
+	case decide.WebAuthnStepUpPath:
 		return s.webauthnPage(w, r, x, wa, false)
 	case WebAuthnEnrollPath:
 		return s.webauthnPage(w, r, x, wa, true)
@@ -82,36 +82,36 @@ func (s *Server) serveWebAuthn(w http.ResponseWriter, r *http.Request, x *exchan
 	case WebAuthnRemovePath:
 		return s.removeKey(w, r, x, wa)
 	}
-	return &httpError{status: http.StatusNotFound, code: "not_found", msg: "not found"}
+	return &decide.Error{Status: http.StatusNotFound, Code: "not_found", Msg: "not found"}
 }
 
 // webauthnPage serves the verification page, or the enrollment page. A
 // user without keys is sent from verification to enrollment, and
 // enrollment needs a sign-in at the IdP within the last few minutes.
-func (s *Server) webauthnPage(w http.ResponseWriter, r *http.Request, x *exchange, wa WebAuthnAuth, enroll bool) error {
+func (s *Server) webauthnPage(w http.ResponseWriter, r *http.Request, x *decide.Exchange, wa WebAuthnAuth, enroll bool) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return errMethod
+		return decide.ErrMethod
 	}
-	if !x.snap.onExternalHost(r) {
-		http.Redirect(w, r, x.snap.issuer+r.URL.Path+"?"+r.URL.RawQuery, http.StatusFound)
+	if !onExternalHost(x.Engine, r) {
+		http.Redirect(w, r, x.Engine.Issuer()+r.URL.Path+"?"+r.URL.RawQuery, http.StatusFound)
 		return nil
 	}
 	rd := wa.ReturnTo(r.URL.Query().Get("rd"))
-	self := x.snap.issuer + r.URL.Path + "?" + url.Values{"rd": {rd}}.Encode()
+	self := x.Engine.Issuer() + r.URL.Path + "?" + url.Values{"rd": {rd}}.Encode()
 	if err := s.authenticateEndpoint(w, r, x, self); err != nil {
 		return err
 	}
-	p := x.rc.Principal
+	p := x.RC.Principal
 	if p.AuthKind != identity.AuthBrowser {
-		return &httpError{status: http.StatusForbidden, code: "browser_only", msg: "security keys are used from a signed-in browser"}
+		return &decide.Error{Status: http.StatusForbidden, Code: "browser_only", Msg: "security keys are used from a signed-in browser"}
 	}
 	keys, err := wa.SecurityKeys(r.Context(), p)
 	if err != nil {
-		return &httpError{status: http.StatusServiceUnavailable, code: "store_unavailable", msg: "your security keys could not be loaded right now; try again shortly", err: err}
+		return &decide.Error{Status: http.StatusServiceUnavailable, Code: "store_unavailable", Msg: "your security keys could not be loaded right now; try again shortly", Err: err}
 	}
 	if !enroll && len(keys) == 0 {
-		http.Redirect(w, r, x.snap.issuer+WebAuthnEnrollPath+"?"+url.Values{"rd": {self}}.Encode(), http.StatusFound)
-		x.status = http.StatusFound
+		http.Redirect(w, r, x.Engine.Issuer()+WebAuthnEnrollPath+"?"+url.Values{"rd": {self}}.Encode(), http.StatusFound)
+		x.Status = http.StatusFound
 		return nil
 	}
 	if enroll {
@@ -120,27 +120,27 @@ func (s *Server) webauthnPage(w http.ResponseWriter, r *http.Request, x *exchang
 		if loc, err := keyChangeRedirect(r.Context(), x, wa, self); err != nil || loc != "" {
 			if err == nil {
 				http.Redirect(w, r, loc, http.StatusFound)
-				x.status = http.StatusFound
+				x.Status = http.StatusFound
 			}
 			return err
 		}
 	}
-	x.status = http.StatusOK
+	x.Status = http.StatusOK
 	renderWebAuthnPage(w, webauthnPageData{Enroll: enroll, ReturnTo: rd, User: displayUser(p)})
 	return nil
 }
 
 // keyChangeRedirect is where a user must go before changing their keys
 // (and come back to rd), or "" when they may change them now.
-func keyChangeRedirect(ctx context.Context, x *exchange, wa WebAuthnAuth, rd string) (string, error) {
-	err := wa.CheckKeyChange(ctx, x.rc.Principal)
+func keyChangeRedirect(ctx context.Context, x *decide.Exchange, wa WebAuthnAuth, rd string) (string, error) {
+	err := wa.CheckKeyChange(ctx, x.RC.Principal)
 	switch {
 	case err == nil:
 		return "", nil
 	case errors.Is(err, authn.ErrReauthRequired):
-		return x.snap.issuer + StepUpPath + "?" + url.Values{"rd": {rd}, "req": {authn.StepUpReauth}}.Encode(), nil
+		return x.Engine.Issuer() + decide.StepUpPath + "?" + url.Values{"rd": {rd}, "req": {authn.StepUpReauth}}.Encode(), nil
 	case errors.Is(err, authn.ErrKeyVerificationRequired):
-		return x.snap.issuer + WebAuthnStepUpPath + "?" + url.Values{"rd": {rd}}.Encode(), nil
+		return x.Engine.Issuer() + decide.WebAuthnStepUpPath + "?" + url.Values{"rd": {rd}}.Encode(), nil
 	}
 	return "", webauthnError(x, err)
 }
@@ -154,7 +154,7 @@ func displayUser(p identity.Principal) string {
 
 // webauthnBegin returns the options for navigator.credentials.create/get
 // and sets the ceremony state cookie.
-func (s *Server) webauthnBegin(w http.ResponseWriter, r *http.Request, x *exchange, wa WebAuthnAuth, enroll bool) error {
+func (s *Server) webauthnBegin(w http.ResponseWriter, r *http.Request, x *decide.Exchange, wa WebAuthnAuth, enroll bool) error {
 	if err := s.webauthnPost(w, r, x); err != nil {
 		return err
 	}
@@ -162,7 +162,7 @@ func (s *Server) webauthnBegin(w http.ResponseWriter, r *http.Request, x *exchan
 	if enroll {
 		begin = wa.BeginEnroll
 	}
-	options, cookie, err := begin(r.Context(), x.rc.Principal)
+	options, cookie, err := begin(r.Context(), x.RC.Principal)
 	if err != nil {
 		return webauthnError(x, err)
 	}
@@ -172,83 +172,83 @@ func (s *Server) webauthnBegin(w http.ResponseWriter, r *http.Request, x *exchan
 
 // webauthnFinish verifies the assertion, upgrades the session and tells
 // the page where to go.
-func (s *Server) webauthnFinish(w http.ResponseWriter, r *http.Request, x *exchange, wa WebAuthnAuth) error {
+func (s *Server) webauthnFinish(w http.ResponseWriter, r *http.Request, x *decide.Exchange, wa WebAuthnAuth) error {
 	if err := s.webauthnPost(w, r, x); err != nil {
 		return err
 	}
-	res, err := wa.FinishWebAuthnStepUp(r.Context(), r, x.rc.Device)
+	res, err := wa.FinishWebAuthnStepUp(r.Context(), r, x.RC.Device)
 	for _, c := range res.Cookies {
 		http.SetCookie(w, c)
 	}
 	if err != nil {
 		return webauthnError(x, err)
 	}
-	x.rc.Principal = res.Principal
-	s.log.Info("step-up with security key", "principal", res.Principal.ID, "key", res.Key.Name, "request_id", x.rc.RequestID)
+	x.RC.Principal = res.Principal
+	s.log.Info("step-up with security key", "principal", res.Principal.ID, "key", res.Key.Name, "request_id", x.RC.RequestID)
 	return writeJSON(w, x, map[string]string{"redirect": wa.ReturnTo(r.URL.Query().Get("rd"))})
 }
 
 // enrollFinish stores a new key and sends the page on to verification.
-func (s *Server) enrollFinish(w http.ResponseWriter, r *http.Request, x *exchange, wa WebAuthnAuth) error {
+func (s *Server) enrollFinish(w http.ResponseWriter, r *http.Request, x *decide.Exchange, wa WebAuthnAuth) error {
 	if err := s.webauthnPost(w, r, x); err != nil {
 		return err
 	}
-	key, cookies, err := wa.FinishEnroll(r.Context(), x.rc.Principal, r)
+	key, cookies, err := wa.FinishEnroll(r.Context(), x.RC.Principal, r)
 	for _, c := range cookies {
 		http.SetCookie(w, c)
 	}
 	if err != nil {
 		return webauthnError(x, err)
 	}
-	s.log.Info("security key enrolled", "principal", x.rc.Principal.ID, "key", key.Name, "request_id", x.rc.RequestID)
+	s.log.Info("security key enrolled", "principal", x.RC.Principal.ID, "key", key.Name, "request_id", x.RC.RequestID)
 	return writeJSON(w, x, map[string]string{"redirect": wa.ReturnTo(r.URL.Query().Get("rd"))})
 }
 
 // removeKey deletes a key from a form on the whoami page.
-func (s *Server) removeKey(w http.ResponseWriter, r *http.Request, x *exchange, wa WebAuthnAuth) error {
+func (s *Server) removeKey(w http.ResponseWriter, r *http.Request, x *decide.Exchange, wa WebAuthnAuth) error {
 	if err := s.webauthnPost(w, r, x); err != nil {
 		return err
 	}
 	if err := r.ParseForm(); err != nil {
-		return &httpError{status: http.StatusBadRequest, code: "bad_request", msg: "malformed form"}
+		return &decide.Error{Status: http.StatusBadRequest, Code: "bad_request", Msg: "malformed form"}
 	}
 	id, err := base64.RawURLEncoding.DecodeString(r.PostForm.Get("id"))
 	if err != nil || len(id) == 0 || len(id) > 1023 {
-		return &httpError{status: http.StatusBadRequest, code: "bad_request", msg: "unknown security key"}
+		return &decide.Error{Status: http.StatusBadRequest, Code: "bad_request", Msg: "unknown security key"}
 	}
-	whoamiURL := x.snap.issuer + "/.ztp/whoami"
+	whoamiURL := x.Engine.Issuer() + "/.ztp/whoami"
 	if loc, err := keyChangeRedirect(r.Context(), x, wa, whoamiURL); err != nil || loc != "" {
 		if err == nil {
 			// Verify first, then come back and remove the key again.
 			http.Redirect(w, r, loc, http.StatusSeeOther)
-			x.status = http.StatusSeeOther
+			x.Status = http.StatusSeeOther
 		}
 		return err
 	}
-	if err := wa.RemoveSecurityKey(r.Context(), x.rc.Principal, id); err != nil {
+	if err := wa.RemoveSecurityKey(r.Context(), x.RC.Principal, id); err != nil {
 		return webauthnError(x, err)
 	}
-	s.log.Info("security key removed", "principal", x.rc.Principal.ID, "request_id", x.rc.RequestID)
+	s.log.Info("security key removed", "principal", x.RC.Principal.ID, "request_id", x.RC.RequestID)
 	http.Redirect(w, r, whoamiURL, http.StatusSeeOther)
-	x.status = http.StatusSeeOther
+	x.Status = http.StatusSeeOther
 	return nil
 }
 
 // webauthnPost checks a state-changing request: POST, from a page of the
 // proxy's own origin (never another site), by a signed-in browser.
-func (s *Server) webauthnPost(w http.ResponseWriter, r *http.Request, x *exchange) error {
+func (s *Server) webauthnPost(w http.ResponseWriter, r *http.Request, x *decide.Exchange) error {
 	if r.Method != http.MethodPost {
-		return errMethod
+		return decide.ErrMethod
 	}
-	if !x.snap.sameOrigin(r) {
-		return &httpError{status: http.StatusForbidden, code: "cross_origin", msg: "this request must come from a ztproxy page"}
+	if !sameOrigin(x.Engine, r) {
+		return &decide.Error{Status: http.StatusForbidden, Code: "cross_origin", Msg: "this request must come from a ztproxy page"}
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := s.authenticateEndpoint(w, r, x, x.snap.issuer+"/.ztp/whoami"); err != nil {
+	if err := s.authenticateEndpoint(w, r, x, x.Engine.Issuer()+"/.ztp/whoami"); err != nil {
 		return err
 	}
-	if x.rc.Principal.AuthKind != identity.AuthBrowser {
-		return &httpError{status: http.StatusForbidden, code: "browser_only", msg: "security keys are used from a signed-in browser"}
+	if x.RC.Principal.AuthKind != identity.AuthBrowser {
+		return &decide.Error{Status: http.StatusForbidden, Code: "browser_only", Msg: "security keys are used from a signed-in browser"}
 	}
 	return nil
 }
@@ -258,8 +258,8 @@ func (s *Server) webauthnPost(w http.ResponseWriter, r *http.Request, x *exchang
 // Referrer-Policy no-referrer (all ztproxy pages) sends "Origin: null", so
 // then the browser's own Sec-Fetch-Site must say same-origin. A request
 // that proves neither is refused.
-func (snap *snapshot) sameOrigin(r *http.Request) bool {
-	ext := snap.cfg.ExternalURL
+func sameOrigin(eng *decide.Engine, r *http.Request) bool {
+	ext := eng.Config().ExternalURL
 	site := r.Header.Get("Sec-Fetch-Site")
 	switch r.Header.Get("Origin") {
 	case ext.Scheme + "://" + ext.Host:
@@ -271,47 +271,47 @@ func (snap *snapshot) sameOrigin(r *http.Request) bool {
 }
 
 // webauthnError maps ceremony failures to what the page shows.
-func webauthnError(x *exchange, err error) error {
+func webauthnError(x *decide.Exchange, err error) error {
 	var lre *authn.LoginRequiredError
 	switch {
 	case errors.As(err, &lre):
-		return x.snap.loginNeededFor(lre, x.snap.issuer+"/.ztp/whoami", "")
+		return x.Engine.LoginNeededFor(lre, x.Engine.Issuer()+"/.ztp/whoami", "")
 	case errors.Is(err, authn.ErrStoreUnavailable):
 		return err // 503 session_store_unavailable
 	case errors.Is(err, authn.ErrReauthRequired), errors.Is(err, authn.ErrKeyVerificationRequired):
-		return &httpError{status: http.StatusForbidden, code: "reauth_required", msg: "changing security keys needs a recent sign-in or key verification; reload the page", err: err}
+		return &decide.Error{Status: http.StatusForbidden, Code: "reauth_required", Msg: "changing security keys needs a recent sign-in or key verification; reload the page", Err: err}
 	case errors.Is(err, authn.ErrWebAuthnDisabled):
 		return errNoWebAuthn
 	case errors.Is(err, authn.ErrWebAuthnKeyNotFound):
-		return &httpError{status: http.StatusNotFound, code: "no_such_key", msg: "that security key is not registered (anymore)", err: err}
+		return &decide.Error{Status: http.StatusNotFound, Code: "no_such_key", Msg: "that security key is not registered (anymore)", Err: err}
 	case errors.Is(err, authn.ErrWebAuthnNoCredentials):
-		return &httpError{status: http.StatusConflict, code: "no_security_key", msg: "you have no security key yet; add one first", err: err}
+		return &decide.Error{Status: http.StatusConflict, Code: "no_security_key", Msg: "you have no security key yet; add one first", Err: err}
 	case errors.Is(err, authn.ErrWebAuthnState):
-		return &httpError{status: http.StatusBadRequest, code: "webauthn_expired", msg: "this verification expired or was started elsewhere; try again", err: err}
+		return &decide.Error{Status: http.StatusBadRequest, Code: "webauthn_expired", Msg: "this verification expired or was started elsewhere; try again", Err: err}
 	case errors.Is(err, authn.ErrWebAuthnSignCount):
-		return &httpError{status: http.StatusForbidden, code: "webauthn_replayed", msg: "the security key's response was already used, or the key may have been copied", err: err}
+		return &decide.Error{Status: http.StatusForbidden, Code: "webauthn_replayed", Msg: "the security key's response was already used, or the key may have been copied", Err: err}
 	case errors.Is(err, authn.ErrWebAuthnVerify):
-		return &httpError{status: http.StatusForbidden, code: "webauthn_failed", msg: "the security key's response did not verify; use a key registered for your account", err: err}
+		return &decide.Error{Status: http.StatusForbidden, Code: "webauthn_failed", Msg: "the security key's response did not verify; use a key registered for your account", Err: err}
 	}
-	return &httpError{status: http.StatusServiceUnavailable, code: "webauthn_unavailable", msg: "security keys cannot be checked right now; try again shortly", err: err}
+	return &decide.Error{Status: http.StatusServiceUnavailable, Code: "webauthn_unavailable", Msg: "security keys cannot be checked right now; try again shortly", Err: err}
 }
 
-func writeJSON(w http.ResponseWriter, x *exchange, v any) error {
+func writeJSON(w http.ResponseWriter, x *decide.Exchange, v any) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	x.status = http.StatusOK
+	x.Status = http.StatusOK
 	return json.NewEncoder(w).Encode(v)
 }
 
 // whoamiKeys adds a browser user's security keys to the whoami answer.
-func (s *Server) whoamiKeys(r *http.Request, x *exchange, info *whoami) error {
-	wa := webauthnOf(x.snap)
-	if wa == nil || x.rc.Principal.AuthKind != identity.AuthBrowser {
+func (s *Server) whoamiKeys(r *http.Request, x *decide.Exchange, info *whoami) error {
+	wa := webauthnOf(x.Engine)
+	if wa == nil || x.RC.Principal.AuthKind != identity.AuthBrowser {
 		return nil
 	}
-	keys, err := wa.SecurityKeys(r.Context(), x.rc.Principal)
+	keys, err := wa.SecurityKeys(r.Context(), x.RC.Principal)
 	if err != nil {
-		return &httpError{status: http.StatusServiceUnavailable, code: "store_unavailable", msg: "your security keys could not be loaded right now; try again shortly", err: err}
+		return &decide.Error{Status: http.StatusServiceUnavailable, Code: "store_unavailable", Msg: "your security keys could not be loaded right now; try again shortly", Err: err}
 	}
 	info.KeysEnabled = true
 	info.Keys = make([]whoamiKey, 0, len(keys))

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"ztproxy/authn"
+	"ztproxy/decide"
 )
 
 const webauthnTestPolicies = `
@@ -92,9 +93,9 @@ func newWebAuthnEnv(t *testing.T, withKeys bool) *webauthnEnv {
 	cfg.Browser = browser
 	cfg.Authorizer = mustEngine(t, webauthnTestPolicies)
 	up := cfg.Routes[0].Upstream
-	cfg.Routes = []RouteConfig{
-		{Name: "admin", Host: "web.example.com", PathPrefix: "/admin", Upstream: up, Auth: AuthBrowser},
-		{Name: "web", Host: "web.example.com", PathPrefix: "/", Upstream: up, Auth: AuthBrowser},
+	cfg.Routes = []decide.RouteConfig{
+		{Name: "admin", Host: "web.example.com", PathPrefix: "/admin", Upstream: up, Auth: decide.AuthBrowser},
+		{Name: "web", Host: "web.example.com", PathPrefix: "/", Upstream: up, Auth: decide.AuthBrowser},
 	}
 	e.server, err = New(cfg, Options{Audit: slog.New(slog.NewJSONHandler(tp.audit, nil)), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -124,7 +125,7 @@ func TestWebAuthnStepUpRedirect(t *testing.T) {
 	e := newWebAuthnEnv(t, true)
 	rec := e.send(t, "GET", "https://web.example.com/admin/users?page=2", sealSession(t, time.Hour, []string{"pwd"}, "eng", "admins"), htmlNav, "")
 	loc, _ := url.Parse(rec.Header().Get("Location"))
-	if rec.Code != http.StatusFound || loc.Host != "ztp.example.com" || loc.Path != WebAuthnStepUpPath || loc.Query().Get("rd") != "https://web.example.com/admin/users?page=2" {
+	if rec.Code != http.StatusFound || loc.Host != "ztp.example.com" || loc.Path != decide.WebAuthnStepUpPath || loc.Query().Get("rd") != "https://web.example.com/admin/users?page=2" {
 		t.Fatalf("step-up: %d %s", rec.Code, rec.Header().Get("Location"))
 	}
 	// Verified with a key a minute ago and still not allowed (not in
@@ -146,7 +147,7 @@ func TestWebAuthnRequirementWithoutWebAuthnDenies(t *testing.T) {
 	if rec.Code != http.StatusForbidden || rec.Header().Get("Location") != "" {
 		t.Fatalf("webauthn policy without webauthn: %d %v", rec.Code, rec.Header())
 	}
-	rec = e.send(t, "GET", "https://ztp.example.com"+WebAuthnStepUpPath, sealSession(t, time.Minute, nil, "eng"), htmlNav, "")
+	rec = e.send(t, "GET", "https://ztp.example.com"+decide.WebAuthnStepUpPath, sealSession(t, time.Minute, nil, "eng"), htmlNav, "")
 	if rec.Code != http.StatusNotFound {
 		t.Fatalf("pages without webauthn: %d", rec.Code)
 	}
@@ -159,15 +160,15 @@ func TestWebAuthnPagesSendUsersWhereTheyMustGo(t *testing.T) {
 	rd := url.QueryEscape("https://web.example.com/admin/x")
 
 	// No key yet: verification sends to enrollment, keeping the way back.
-	rec := e.send(t, "GET", "https://ztp.example.com"+WebAuthnStepUpPath+"?rd="+rd, fresh, htmlNav, "")
+	rec := e.send(t, "GET", "https://ztp.example.com"+decide.WebAuthnStepUpPath+"?rd="+rd, fresh, htmlNav, "")
 	loc, _ := url.Parse(rec.Header().Get("Location"))
-	if rec.Code != http.StatusFound || loc.Path != WebAuthnEnrollPath || !strings.Contains(loc.Query().Get("rd"), WebAuthnStepUpPath) {
+	if rec.Code != http.StatusFound || loc.Path != WebAuthnEnrollPath || !strings.Contains(loc.Query().Get("rd"), decide.WebAuthnStepUpPath) {
 		t.Fatalf("no key: %d %s", rec.Code, rec.Header().Get("Location"))
 	}
 	// Enrollment with an old sign-in goes through the IdP first.
 	rec = e.send(t, "GET", "https://ztp.example.com"+WebAuthnEnrollPath+"?rd="+rd, stale, htmlNav, "")
 	loc, _ = url.Parse(rec.Header().Get("Location"))
-	if rec.Code != http.StatusFound || loc.Path != StepUpPath || loc.Query().Get("req") != authn.StepUpReauth {
+	if rec.Code != http.StatusFound || loc.Path != decide.StepUpPath || loc.Query().Get("req") != authn.StepUpReauth {
 		t.Fatalf("stale enrollment: %d %s", rec.Code, rec.Header().Get("Location"))
 	}
 	// With a fresh sign-in the page is served, its script allowed by a
@@ -184,8 +185,8 @@ func TestWebAuthnPagesSendUsersWhereTheyMustGo(t *testing.T) {
 		t.Fatal("foreign rd kept")
 	}
 	// A request for another host is bounced to the external origin.
-	rec = e.send(t, "GET", "https://web.example.com"+WebAuthnStepUpPath+"?rd=/x", fresh, htmlNav, "")
-	if rec.Code != http.StatusFound || !strings.HasPrefix(rec.Header().Get("Location"), "https://ztp.example.com"+WebAuthnStepUpPath) {
+	rec = e.send(t, "GET", "https://web.example.com"+decide.WebAuthnStepUpPath+"?rd=/x", fresh, htmlNav, "")
+	if rec.Code != http.StatusFound || !strings.HasPrefix(rec.Header().Get("Location"), "https://ztp.example.com"+decide.WebAuthnStepUpPath) {
 		t.Fatalf("other host: %d %s", rec.Code, rec.Header().Get("Location"))
 	}
 }
@@ -265,7 +266,7 @@ func TestWhoamiListsSecurityKeys(t *testing.T) {
 	// sent to verify first and the key stays.
 	form := map[string]string{"Origin": "null", "Sec-Fetch-Site": "same-origin", "Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"}
 	rec = e.send(t, "POST", "https://ztp.example.com"+WebAuthnRemovePath, sealSession(t, time.Minute, []string{"pwd"}, "eng"), form, "id=AQID")
-	if rec.Code != http.StatusSeeOther || !strings.Contains(rec.Header().Get("Location"), WebAuthnStepUpPath) {
+	if rec.Code != http.StatusSeeOther || !strings.Contains(rec.Header().Get("Location"), decide.WebAuthnStepUpPath) {
 		t.Fatalf("remove without key verification: %d %s", rec.Code, rec.Header().Get("Location"))
 	}
 	rec = e.send(t, "POST", "https://ztp.example.com"+WebAuthnRemovePath, sealSession(t, time.Minute, []string{"pwd", "hwk", "webauthn"}, "eng"), form, "id=AQID")
@@ -282,21 +283,5 @@ func TestWhoamiListsSecurityKeys(t *testing.T) {
 	}
 	if !strings.Contains(e.audit.String(), `"path":"/.ztp/stepup/keys/remove"`) {
 		t.Fatal("removal not audited")
-	}
-}
-
-func TestPickStepUp(t *testing.T) {
-	for _, tc := range []struct {
-		in   []string
-		want string
-	}{
-		{[]string{"mfa"}, "mfa"},
-		{[]string{"mfa", "webauthn"}, "webauthn"},
-		{[]string{"webauthn", "acr:gold"}, "acr:gold"},
-		{nil, "mfa"},
-	} {
-		if got := pickStepUp(tc.in); got != tc.want {
-			t.Errorf("pickStepUp(%v) = %q, want %q", tc.in, got, tc.want)
-		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"ztproxy/authn"
+	"ztproxy/decide"
 	"ztproxy/identity"
 	"ztproxy/idheaders"
 )
@@ -25,12 +26,12 @@ const (
 )
 
 var (
-	errVerifyUntrusted = &httpError{status: http.StatusForbidden, code: "untrusted_peer",
-		msg: "forward-auth answers only proxies listed in trusted_proxies"}
-	// errVerifyMTLS wraps errNoClientCert so the decision label stays
+	errVerifyUntrusted = &decide.Error{Status: http.StatusForbidden, Code: "untrusted_peer",
+		Msg: "forward-auth answers only proxies listed in trusted_proxies"}
+	// errVerifyMTLS wraps decide.ErrNoClientCert so the decision label stays
 	// "unauthenticated".
-	errVerifyMTLS = &httpError{status: http.StatusUnauthorized, code: "client_certificate_required",
-		msg: "forward-auth cannot verify client certificates: serve mtls routes through ztproxy itself", err: errNoClientCert}
+	errVerifyMTLS = &decide.Error{Status: http.StatusUnauthorized, Code: "client_certificate_required",
+		Msg: "forward-auth cannot verify client certificates: serve mtls routes through ztproxy itself", Err: decide.ErrNoClientCert}
 )
 
 // handleVerify is the forward-auth decision endpoint for nginx
@@ -39,34 +40,34 @@ var (
 // request the front proxy describes and answers 200 with identity
 // headers, 401 or 403 — never 200 on an error. It writes its own answer
 // and audit line, so it always returns nil.
-func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request, x *exchange) error {
-	audit := auditOnce{s: s, x: x, start: x.rc.Time}
-	defer audit.onPanic()
+func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request, x *decide.Exchange) error {
+	audit := decide.NewAuditOnce(x, x.RC.Time)
+	defer audit.OnPanic()
 	err := s.verifyDecide(w, r, x)
 	if err == nil {
-		err = s.verifyAllow(w.Header(), x)
+		_, err = s.verifyAllow(w.Header(), x)
 	}
 	if err != nil {
-		x.status = writeVerifyError(w, r, x, err)
-		_, x.errCode = statusOf(err)
+		x.Status = writeVerifyError(w, r, x, err)
+		_, x.ErrCode = decide.StatusOf(err)
 	} else {
 		h := w.Header()
 		h.Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
-		io.WriteString(w, `{"decision":"allow","request_id":"`+x.rc.RequestID+`"}`+"\n")
-		x.status = http.StatusOK
+		io.WriteString(w, `{"decision":"allow","request_id":"`+x.RC.RequestID+`"}`+"\n")
+		x.Status = http.StatusOK
 	}
-	audit.finish(err)
+	audit.Finish(err)
 	return nil
 }
 
 // verifyDecide checks the peer, reads the original request and decides it
 // with the same decide() a proxied request goes through.
-func (s *Server) verifyDecide(w http.ResponseWriter, r *http.Request, x *exchange) error {
+func (s *Server) verifyDecide(w http.ResponseWriter, r *http.Request, x *decide.Exchange) error {
 	// The connection is the front proxy's, so a client certificate on it
 	// identifies the proxy, never the user's device.
-	x.rc.Device = identity.Device{}
-	if !x.trustedPeer {
+	x.RC.Device = identity.Device{}
+	if !x.TrustedPeer {
 		// Without this a stranger could probe which tokens and sessions
 		// pass which routes.
 		return errVerifyUntrusted
@@ -75,11 +76,15 @@ func (s *Server) verifyDecide(w http.ResponseWriter, r *http.Request, x *exchang
 	if err != nil {
 		return err
 	}
-	x.rc.Method = orig.method
+	x.RC.Method = orig.method
 	// The browser comes back through the front proxy, on its scheme.
-	x.scheme = orig.scheme
-	err = s.decide(w, originalHTTPRequest(r, &orig), x)
-	if errors.Is(err, errNoClientCert) {
+	x.Scheme = orig.scheme
+	v := x.Engine.Decide(originalHTTPRequest(r, &orig), x)
+	for _, c := range v.SetCookies {
+		http.SetCookie(w, c)
+	}
+	err = v.Err
+	if errors.Is(err, decide.ErrNoClientCert) {
 		err = errVerifyMTLS
 	}
 	return err
@@ -94,7 +99,7 @@ func originalHTTPRequest(r *http.Request, orig *originalRequest) *http.Request {
 	r2 := new(http.Request)
 	*r2 = *r
 	r2.Method = orig.method
-	r2.Host = canonicalHost(orig.host, orig.scheme == "https")
+	r2.Host = decide.CanonicalHost(orig.host, orig.scheme == "https")
 	r2.URL = orig.url
 	r2.RequestURI = orig.url.RequestURI()
 	r2.TLS = nil
@@ -103,22 +108,22 @@ func originalHTTPRequest(r *http.Request, orig *originalRequest) *http.Request {
 	return r2
 }
 
-// verifyAllow adds the identity headers for auth_request_set. Routes
-// without pass_identity_headers get none, as proxied requests do.
-func (s *Server) verifyAllow(h http.Header, x *exchange) error {
-	p := &x.rc.Principal
-	h.Set(idheaders.RequestID, x.rc.RequestID)
-	if !x.route.PassIdentityHeaders || p.Kind == identity.KindAnonymous {
-		return nil
+// verifyAllow adds the identity headers for auth_request_set and returns
+// the assertion it signed. Routes without pass_identity_headers get none,
+// as proxied requests do.
+func (s *Server) verifyAllow(h http.Header, x *decide.Exchange) (string, error) {
+	p := &x.RC.Principal
+	h.Set(idheaders.RequestID, x.RC.RequestID)
+	if !x.Route.PassIdentityHeaders || p.Kind == identity.KindAnonymous {
+		return "", nil
 	}
-	tok, err := s.signer.Assertion(x.snap.issuer, &x.rc, x.snap.cfg.AssertionTTL, x.rc.Time)
+	tok, err := s.signer.Assertion(x.Engine.Issuer(), &x.RC, x.Engine.Config().AssertionTTL, x.RC.Time)
 	if err != nil {
 		// Without a verifiable assertion the upstream cannot trust the
 		// identity headers: fail closed.
-		s.log.Error("assertion signing failed", "route", x.route.Name, "err", err)
-		return err
+		s.log.Error("assertion signing failed", "route", x.Route.Name, "err", err)
+		return "", err
 	}
-	x.assertion = tok
 	h.Set(idheaders.User, idheaders.SafeValue(p.ID))
 	if p.Email != "" {
 		h.Set(idheaders.Email, idheaders.SafeValue(p.Email))
@@ -127,7 +132,7 @@ func (s *Server) verifyAllow(h http.Header, x *exchange) error {
 		h.Set(idheaders.Groups, idheaders.SafeValue(strings.Join(p.Groups, ",")))
 	}
 	h.Set(idheaders.Assertion, tok)
-	return nil
+	return tok, nil
 }
 
 // writeVerifyError answers a refused or failed verify with a small JSON
@@ -137,20 +142,20 @@ func (s *Server) verifyAllow(h http.Header, x *exchange) error {
 // Traefik and Caddy, unlike nginx, relay a non-2xx answer to the client
 // as it is, so with ?redirect=true a browser page load is sent to sign-in
 // or step-up with a 302 instead.
-func writeVerifyError(w http.ResponseWriter, r *http.Request, x *exchange, err error) int {
-	status, code := statusOf(err)
+func writeVerifyError(w http.ResponseWriter, r *http.Request, x *decide.Exchange, err error) int {
+	status, code := decide.StatusOf(err)
 	if status == 499 {
 		return status // the front proxy is gone; nothing to write
 	}
 	h := w.Header()
-	var ln *loginNeeded
-	var su *stepUpNeeded
+	var ln *decide.LoginNeeded
+	var su *decide.StepUpNeeded
 	redirectTo := ""
 	switch {
 	case errors.As(err, &ln):
-		redirectTo = ln.location
+		redirectTo = ln.Location
 	case errors.As(err, &su):
-		redirectTo = su.location
+		redirectTo = su.Location
 	}
 	if redirectTo != "" && verifyMayRedirect(r, x) {
 		h.Set("Location", redirectTo)
@@ -160,33 +165,33 @@ func writeVerifyError(w http.ResponseWriter, r *http.Request, x *exchange, err e
 	msg := http.StatusText(status)
 	var stepUp []string
 	var be *authn.BearerError
-	var de *denyError
+	var de *decide.Denied
 	var se *authn.SignInError
-	var he *httpError
+	var he *decide.Error
 	switch {
 	case errors.As(err, &ln):
-		for _, c := range ln.clear {
+		for _, c := range ln.Clear {
 			http.SetCookie(w, c)
 		}
-		h.Set(headerLogin, ln.location)
+		h.Set(headerLogin, ln.Location)
 		msg = "sign-in required"
 	case errors.As(err, &se):
 		msg = se.Description
 	case errors.As(err, &be):
-		h.Set("WWW-Authenticate", bearerChallenge(be.Code, be.Description))
+		h.Set("WWW-Authenticate", decide.BearerChallenge(be.Code, be.Description))
 		msg = be.Description
 	case errors.As(err, &su):
 		// Browser step-up the IdP can satisfy: where to go, as in proxy
 		// mode, plus what is asked for.
 		msg = "this action needs additional verification; verify, then retry it"
-		stepUp = su.decision.StepUp
-		h.Set(headerStepUp, su.location)
+		stepUp = su.Decision.StepUp
+		h.Set(headerStepUp, su.Location)
 		h.Set(headerStepUpRequirements, idheaders.SafeValue(strings.Join(stepUp, " ")))
-	case errors.As(err, &de) && de.decision.Effect == identity.StepUp:
+	case errors.As(err, &de) && de.Decision.Effect == identity.StepUp:
 		msg = "additional authentication is required"
-		stepUp = de.decision.StepUp
-		if de.bearer {
-			h.Set("WWW-Authenticate", stepUpChallenge(de.decision, de.hint))
+		stepUp = de.Decision.StepUp
+		if de.Bearer {
+			h.Set("WWW-Authenticate", decide.StepUpChallenge(de.Decision, de.Hint))
 		} else {
 			// Only a proxy-verified factor (WebAuthn) would do: no URL.
 			code = "step_up"
@@ -195,13 +200,13 @@ func writeVerifyError(w http.ResponseWriter, r *http.Request, x *exchange, err e
 	case errors.As(err, &de):
 		msg = "access denied by policy"
 	case errors.As(err, &he):
-		msg = he.msg
+		msg = he.Msg
 	}
 	h.Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	fmt.Fprintf(w, `{"error":%q,"message":%q,"request_id":%q`, code, sanitizeQuoted(msg), x.rc.RequestID)
+	fmt.Fprintf(w, `{"error":%q,"message":%q,"request_id":%q`, code, decide.SanitizeQuoted(msg), x.RC.RequestID)
 	if len(stepUp) > 0 {
-		fmt.Fprintf(w, `,"step_up":%q`, sanitizeQuoted(strings.Join(stepUp, " ")))
+		fmt.Fprintf(w, `,"step_up":%q`, decide.SanitizeQuoted(strings.Join(stepUp, " ")))
 	}
 	io.WriteString(w, "}\n")
 	return status
@@ -210,11 +215,11 @@ func writeVerifyError(w http.ResponseWriter, r *http.Request, x *exchange, err e
 // verifyMayRedirect reports whether the front proxy asked for redirects
 // (?redirect=true) and the original request is a page load that can
 // follow one.
-func verifyMayRedirect(r *http.Request, x *exchange) bool {
+func verifyMayRedirect(r *http.Request, x *decide.Exchange) bool {
 	if r.URL.RawQuery == "" || r.URL.Query().Get("redirect") != "true" {
 		return false
 	}
-	if x.rc.Method != http.MethodGet && x.rc.Method != http.MethodHead {
+	if x.RC.Method != http.MethodGet && x.RC.Method != http.MethodHead {
 		return false
 	}
 	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" {

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 
+	"ztproxy/decide"
 	"ztproxy/identity"
 )
 
@@ -29,7 +30,7 @@ type originalRequest struct {
 }
 
 func badOriginal(msg string) error {
-	return &httpError{status: http.StatusBadRequest, code: "bad_original_request", msg: msg}
+	return &decide.Error{Status: http.StatusBadRequest, Code: "bad_original_request", Msg: msg}
 }
 
 // parseOriginal reads the original request from the front proxy's headers.
@@ -107,7 +108,7 @@ func newOriginal(method, scheme, host string, u *url.URL) (originalRequest, erro
 		// Issue 12.4: the same canonical method as a proxied request.
 		return originalRequest{}, badOriginal("the original method is not an upper-case HTTP method")
 	}
-	if canonicalHost(host, scheme == "https") == "" {
+	if decide.CanonicalHost(host, scheme == "https") == "" {
 		return originalRequest{}, badOriginal("the original host is missing or malformed")
 	}
 	return originalRequest{method: method, scheme: scheme, host: host, url: u}, nil

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"ztproxy/decide"
 	"ztproxy/idheaders"
 )
 
@@ -39,8 +40,8 @@ func newVerifyEnv(t testing.TB) *verifyEnv {
 	cfg.Browser = browser
 	cfg.TrustedProxies = mustPrefixes(t, "192.0.2.10/32")
 	cfg.Authorizer = mustEngine(t, verifyPolicies)
-	cfg.Routes = append([]RouteConfig(nil), cfg.Routes...)
-	cfg.Routes = append(cfg.Routes, RouteConfig{Name: "web", Host: "web.example.com", PathPrefix: "/", Upstream: cfg.Routes[0].Upstream, Auth: AuthBrowser, PassIdentityHeaders: true, IdP: "corp"})
+	cfg.Routes = append([]decide.RouteConfig(nil), cfg.Routes...)
+	cfg.Routes = append(cfg.Routes, decide.RouteConfig{Name: "web", Host: "web.example.com", PathPrefix: "/", Upstream: cfg.Routes[0].Upstream, Auth: decide.AuthBrowser, PassIdentityHeaders: true, IdP: "corp"})
 	s, err := New(cfg, Options{Audit: slog.New(slog.NewJSONHandler(tp.audit, nil)), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -331,7 +332,7 @@ func TestVerifyBrowserAnswers(t *testing.T) {
 			t.Fatalf("%d %v %s", rec.Code, rec.Header(), rec.Body)
 		}
 		su, err := url.Parse(rec.Header().Get(headerStepUp))
-		if err != nil || su.Scheme+"://"+su.Host+su.Path != "https://ztp.example.com"+StepUpPath ||
+		if err != nil || su.Scheme+"://"+su.Host+su.Path != "https://ztp.example.com"+decide.StepUpPath ||
 			su.Query().Get("rd") != "http://web.example.com:8080/doc/1?v=2" || su.Query().Get("req") != "mfa" {
 			t.Fatalf("X-Ztp-Step-Up %q", rec.Header().Get(headerStepUp))
 		}
@@ -379,7 +380,7 @@ func TestVerifyAuditsAndCounts(t *testing.T) {
 // Cedar, the (cached) assertion, the answer and the audit line.
 func BenchmarkVerify(b *testing.B) {
 	e := newVerifyEnv(b)
-	e.server.audit = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	e.server.engineOpts.Audit = slog.New(slog.NewJSONHandler(io.Discard, nil))
 	hdr := nginxStyle("GET", "https://app.example.com/api/items/42?x=1", e.bearer(b, "eng"))
 	benchVerify(b, e, hdr)
 }
@@ -387,7 +388,7 @@ func BenchmarkVerify(b *testing.B) {
 // BenchmarkVerifySession is BenchmarkVerify for a browser session cookie.
 func BenchmarkVerifySession(b *testing.B) {
 	e := newVerifyEnv(b)
-	e.server.audit = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	e.server.engineOpts.Audit = slog.New(slog.NewJSONHandler(io.Discard, nil))
 	hdr := nginxStyle("GET", "https://web.example.com/dashboard?tab=1", nil)
 	for _, c := range e.session {
 		hdr.Add("Cookie", c.Name+"="+c.Value)

@@ -2,13 +2,13 @@ package proxy
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
 	"strings"
 
 	"ztproxy/authn"
+	"ztproxy/decide"
 	"ztproxy/identity"
 )
 
@@ -57,20 +57,16 @@ type whoamiRoute struct {
 // handleWhoami shows the caller's identity, device, network, risk and
 // the decision on each route they may use. It authenticates with a bearer
 // token when one is sent, else with the browser session.
-func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request, x *exchange) error {
+func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request, x *decide.Exchange) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return errMethod
+		return decide.ErrMethod
 	}
-	snap := x.snap
-	if err := s.authenticateEndpoint(w, r, x, snap.issuer+"/.ztp/whoami"); err != nil {
+	eng := x.Engine
+	if err := s.authenticateEndpoint(w, r, x, eng.Issuer()+"/.ztp/whoami"); err != nil {
 		return err
 	}
-	if scorer := snap.cfg.Risk; scorer != nil {
-		if risk, err := scorer.Score(r.Context(), &x.rc); err == nil || risk.Level != "" {
-			x.rc.Risk = risk
-		}
-	}
-	info := s.whoamiFor(snap, x)
+	eng.AssessRisk(r.Context(), x)
+	info := s.whoamiFor(eng, x)
 	if err := s.whoamiKeys(r, x, &info); err != nil {
 		return err
 	}
@@ -78,44 +74,13 @@ func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request, x *exchang
 		w.Header().Set("Content-Type", "application/json")
 		return json.NewEncoder(w).Encode(info)
 	}
-	renderPage(w, http.StatusOK, pageData{Title: "Who am I", Body: whoamiHTML(info), Link: snap.issuer + authn.LogoutPath, LinkText: "Sign out"})
+	renderPage(w, http.StatusOK, pageData{Title: "Who am I", Body: whoamiHTML(info), Link: eng.Issuer() + authn.LogoutPath, LinkText: "Sign out"})
 	return nil
 }
 
-// authenticateEndpoint authenticates a caller of a /.ztp/ endpoint: with
-// its bearer token when one is sent, else with the browser session
-// (sending a browser without one to sign in, returning to returnTo).
-func (s *Server) authenticateEndpoint(w http.ResponseWriter, r *http.Request, x *exchange, returnTo string) error {
-	snap := x.snap
-	if raw, ok := authn.ParseAuthorization(r.Header.Get("Authorization")); ok && snap.cfg.Bearer != nil {
-		p, err := snap.cfg.Bearer.Verify(r.Context(), raw)
-		if err != nil {
-			return err
-		}
-		x.rc.Principal, x.rawBearer = p, raw
-		return nil
-	}
-	if snap.cfg.Browser == nil {
-		return &authn.BearerError{Code: "invalid_request", Description: "a bearer token is required"}
-	}
-	res, err := snap.cfg.Browser.Authenticate(r.Context(), r, x.rc.Device)
-	if err != nil {
-		var lre *authn.LoginRequiredError
-		if errors.As(err, &lre) {
-			return snap.loginNeededFor(lre, returnTo, "")
-		}
-		return err
-	}
-	for _, c := range res.SetCookies {
-		http.SetCookie(w, c)
-	}
-	x.rc.Principal = res.Principal
-	return nil
-}
-
-func (s *Server) whoamiFor(snap *snapshot, x *exchange) whoami {
+func (s *Server) whoamiFor(eng *decide.Engine, x *decide.Exchange) whoami {
 	var info whoami
-	p := &x.rc.Principal
+	p := &x.RC.Principal
 	info.Principal.ID, info.Principal.Kind, info.Principal.Email, info.Principal.Name = p.ID, string(p.Kind), p.Email, p.Name
 	info.Principal.Groups, info.Principal.IdP, info.Principal.Auth = p.Groups, p.IdP, string(p.AuthKind)
 	info.Principal.AMR, info.Principal.ACR = p.AMR, p.ACR
@@ -128,20 +93,18 @@ func (s *Server) whoamiFor(snap *snapshot, x *exchange) whoami {
 	if !p.Expiry.IsZero() {
 		info.Principal.Expires = p.Expiry.UTC().Format("2006-01-02 15:04:05Z")
 	}
-	if x.rc.Device.Present {
-		d := x.rc.Device
+	if x.RC.Device.Present {
+		d := x.RC.Device
 		info.Device = &d
 	}
-	info.ClientIP, info.Risk = x.clientIP(), x.rc.Risk
-	for _, rt := range snap.routes {
-		rc := x.rc
-		rc.Route, rc.Method, rc.Host, rc.Path = rt.Name, http.MethodGet, rt.Host, rt.PathPrefix
-		d, err := snap.cfg.Authorizer.Decide(&rc)
+	info.ClientIP, info.Risk = x.ClientIP(), x.RC.Risk
+	for _, rt := range eng.Routes() {
+		d, err := eng.Preview(x, rt)
 		if err != nil || d.Effect == identity.Deny {
 			info.Hidden++
 			continue
 		}
-		scheme := snap.cfg.ExternalURL.Scheme
+		scheme := eng.Config().ExternalURL.Scheme
 		info.Routes = append(info.Routes, whoamiRoute{
 			Name: rt.Name, URL: scheme + "://" + strings.TrimPrefix(rt.Host, "*.") + rt.PathPrefix,
 			Decision: d.Effect.String(), Policies: d.PolicyIDs, StepUp: d.StepUp,
@@ -182,4 +145,14 @@ func whoamiHTML(info whoami) template.HTML {
 		return template.HTML(template.HTMLEscapeString(fmt.Sprint("rendering failed: ", err)))
 	}
 	return template.HTML(b.String()) // produced by html/template: already escaped
+}
+
+// authenticateEndpoint authenticates the caller of a /.ztp/ endpoint
+// (decide.Engine.AuthenticateEndpoint) and refreshes its session cookies.
+func (s *Server) authenticateEndpoint(w http.ResponseWriter, r *http.Request, x *decide.Exchange, returnTo string) error {
+	v := x.Engine.AuthenticateEndpoint(r, x, returnTo)
+	for _, c := range v.SetCookies {
+		http.SetCookie(w, c)
+	}
+	return v.Err
 }

@@ -16,8 +16,8 @@ import (
 	"ztproxy/authn"
 	"ztproxy/awscreds"
 	"ztproxy/config"
+	"ztproxy/decide"
 	"ztproxy/metrics"
-	"ztproxy/proxy"
 	"ztproxy/riskengine"
 	"ztproxy/store"
 )
@@ -134,7 +134,7 @@ func newBearer(rt *config.Runtime, logger *slog.Logger, metrics *metrics.Metrics
 
 // setAssertions rebuilds the sidecar's assertion verifier with the logger
 // and the key set metrics.
-func setAssertions(c *proxy.Config, rt *config.Runtime, logger *slog.Logger, metrics *metrics.Metrics) error {
+func setAssertions(c *decide.Config, rt *config.Runtime, logger *slog.Logger, metrics *metrics.Metrics) error {
 	if rt.Assertion == nil {
 		return nil
 	}
@@ -149,7 +149,7 @@ func setAssertions(c *proxy.Config, rt *config.Runtime, logger *slog.Logger, met
 }
 
 // setBrowser builds browser sign-in when the config has it.
-func setBrowser(c *proxy.Config, rt *config.Runtime, sessions authn.SessionStore, keys authn.WebAuthnStore, logger *slog.Logger, metrics *metrics.Metrics) error {
+func setBrowser(c *decide.Config, rt *config.Runtime, sessions authn.SessionStore, keys authn.WebAuthnStore, logger *slog.Logger, metrics *metrics.Metrics) error {
 	if rt.Browser == nil {
 		return nil
 	}
@@ -193,7 +193,7 @@ func newAWSMinter(ctx context.Context, rt *config.Runtime, metrics *metrics.Metr
 	return awscreds.New(cfg)
 }
 
-func setAWS(c *proxy.Config, m *awscreds.Minter) {
+func setAWS(c *decide.Config, m *awscreds.Minter) {
 	if m != nil {
 		c.AWS = m
 	}
@@ -201,7 +201,7 @@ func setAWS(c *proxy.Config, m *awscreds.Minter) {
 
 // setRisk stores the engine without creating a non-nil interface around a
 // nil pointer.
-func setRisk(c *proxy.Config, e *riskengine.Engine) {
+func setRisk(c *decide.Config, e *riskengine.Engine) {
 	if e != nil {
 		c.Risk = e
 	}
@@ -209,7 +209,7 @@ func setRisk(c *proxy.Config, e *riskengine.Engine) {
 
 // setBearer stores v without creating a non-nil interface around a nil
 // pointer.
-func setBearer(c *proxy.Config, v *authn.BearerVerifier) {
+func setBearer(c *decide.Config, v *authn.BearerVerifier) {
 	if v != nil {
 		c.Bearer = v
 	}

@@ -1,4 +1,4 @@
-package proxy
+package decide
 
 import (
 	"errors"
@@ -13,12 +13,12 @@ import (
 // escapes.
 var errBadPath = errors.New("malformed or ambiguous request path")
 
-// canonicalHost lower-cases host, removes a trailing dot and drops the
+// CanonicalHost lower-cases host, removes a trailing dot and drops the
 // port when it is the default one for the scheme. It returns "" for an
 // unusable host: anything but a DNS name or IPv4 address of letters,
 // digits, "-", "_" and ".", or a bracketed IPv6 address without zone;
 // a port that is not 1–65535 written without sign or leading zero.
-func canonicalHost(host string, tls bool) string {
+func CanonicalHost(host string, tls bool) string {
 	if host == "" || len(host) > 260 {
 		return ""
 	}
@@ -123,26 +123,26 @@ func asciiLower(s string) string {
 	return s
 }
 
-// requestPath is a request path in the two forms the proxy uses.
-type requestPath struct {
-	// match is the canonical path without ";parameters": the router and
+// RequestPath is a request path in the two forms the proxy uses.
+type RequestPath struct {
+	// Match is the canonical path without ";parameters": the router and
 	// the policy (context.http.path) see it.
-	match string
-	// forward is the canonical path with the parameters kept, which the
-	// upstream receives. It equals match when params is false.
-	forward string
-	// params reports that a segment carried ";parameters"; only routes
+	Match string
+	// Forward is the canonical path with the parameters kept, which the
+	// upstream receives. It equals Match when Params is false.
+	Forward string
+	// Params reports that a segment carried ";parameters"; only routes
 	// with allow_path_parameters accept such a path.
-	params bool
+	Params bool
 }
 
-// rawPath returns the path of a parsed request target exactly as the
+// RawPath returns the path of a parsed request target exactly as the
 // client sent it. url.URL.EscapedPath re-escapes the decoded path when
 // the raw one has bytes it would have escaped (a "{", a space), turning
 // "%3B" into ";" and "%2F" into "/" on the way; the raw form is what an
 // upstream behind a forward-auth front proxy receives, so it is what is
 // judged.
-func rawPath(u *url.URL) string {
+func RawPath(u *url.URL) string {
 	// url.setPath keeps RawPath whenever the raw form differs from the
 	// default escaping of Path, valid or not.
 	if u.RawPath != "" {
@@ -151,7 +151,7 @@ func rawPath(u *url.URL) string {
 	return u.EscapedPath()
 }
 
-// parseRequestPath decodes the escaped request path and returns the
+// ParseRequestPath decodes the escaped request path and returns the
 // single path the router and policy see and the one the upstream
 // receives. Repeated slashes and "." segments are resolved; anything an
 // upstream could read another way is refused: encoded "/", "\", "%" or
@@ -161,21 +161,21 @@ func rawPath(u *url.URL) string {
 // containers read as ".."). A literal ";" starts a segment's parameters,
 // as servlet containers and RFC 3986 read it; the parameters are left out
 // of match and kept in forward.
-func parseRequestPath(escaped string) (requestPath, error) {
+func ParseRequestPath(escaped string) (RequestPath, error) {
 	if escaped == "" {
-		return requestPath{match: "/", forward: "/"}, nil
+		return RequestPath{Match: "/", Forward: "/"}, nil
 	}
 	if escaped[0] != '/' {
-		return requestPath{}, errBadPath
+		return RequestPath{}, errBadPath
 	}
 	// Fast path: nothing to decode, clean or split off.
 	if isCleanPath(escaped) {
-		return requestPath{match: escaped, forward: escaped}, nil
+		return RequestPath{Match: escaped, Forward: escaped}, nil
 	}
 	var match, forward strings.Builder
 	match.Grow(len(escaped))
 	forward.Grow(len(escaped))
-	var rp requestPath
+	var rp RequestPath
 	seg := make([]byte, 0, 64)
 	// last is the kind of the last segment: a "" or "." segment and a
 	// parameters-only one (";jsessionid=…") leave the path naming a
@@ -192,12 +192,12 @@ func parseRequestPath(escaped string) (requestPath, error) {
 		raw, rest, more = strings.Cut(rest, "/")
 		var err error
 		if seg, err = decodeSegment(raw, seg[:0]); err != nil {
-			return requestPath{}, err
+			return RequestPath{}, err
 		}
 		name, params, hasParams := strings.Cut(string(seg), ";")
 		switch {
 		case name == ".." || hasParams && name == ".":
-			return requestPath{}, errBadPath
+			return RequestPath{}, errBadPath
 		case name == "." || name == "" && !hasParams:
 			last = skipped
 			continue
@@ -211,7 +211,7 @@ func parseRequestPath(escaped string) (requestPath, error) {
 		forward.WriteByte('/')
 		forward.WriteString(name)
 		if hasParams {
-			rp.params = true
+			rp.Params = true
 			forward.WriteByte(';')
 			forward.WriteString(params)
 		}
@@ -222,7 +222,7 @@ func parseRequestPath(escaped string) (requestPath, error) {
 	if forward.Len() == 0 || last == skipped {
 		forward.WriteByte('/')
 	}
-	rp.match, rp.forward = match.String(), forward.String()
+	rp.Match, rp.Forward = match.String(), forward.String()
 	return rp, nil
 }
 
@@ -310,11 +310,11 @@ func pathHasPrefix(path, prefix string) bool {
 	return len(path) == len(prefix) || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/'
 }
 
-// stripPathSegments removes the first n named segments of a canonical
+// StripPathSegments removes the first n named segments of a canonical
 // forward path (strip_prefix with a prefix of n segments), together with
 // any parameters-only segments among them, and returns what is left,
 // always starting with "/".
-func stripPathSegments(p string, n int) string {
+func StripPathSegments(p string, n int) string {
 	rest := p
 	for n > 0 && rest != "" {
 		seg, _, _ := strings.Cut(rest[1:], "/")

@@ -1,4 +1,4 @@
-package proxy
+package decide
 
 import (
 	"context"
@@ -26,49 +26,56 @@ type BrowserAuth interface {
 	IDToken(ctx context.Context, sessionID string) (string, error)
 }
 
-// StepUpPath starts a step-up sign-in: /.ztp/stepup?rd=<url>&req=<requirement>.
-const StepUpPath = "/.ztp/stepup"
+// Where the engine sends a browser to step up; the portal serves them.
+const (
+	// StepUpPath starts a step-up sign-in at the IdP:
+	// /.ztp/stepup?rd=<url>&req=<requirement>.
+	StepUpPath = "/.ztp/stepup"
+	// WebAuthnStepUpPath verifies a security key or passkey registered
+	// with ztproxy: /.ztp/stepup/webauthn?rd=<url>.
+	WebAuthnStepUpPath = "/.ztp/stepup/webauthn"
+)
 
-// stepUpNeeded sends a browser to prove more: a redirect for a page load,
+// StepUpNeeded sends a browser to prove more: a redirect for a page load,
 // an explanatory page with a retry link for anything else (a blocked
 // POST cannot be replayed after a redirect).
-type stepUpNeeded struct {
-	location string
-	decision identity.Decision
+type StepUpNeeded struct {
+	Location string
+	Decision identity.Decision
 }
 
-func (e *stepUpNeeded) Error() string {
-	return "step-up required: " + strings.Join(e.decision.StepUp, ",")
+func (e *StepUpNeeded) Error() string {
+	return "step-up required: " + strings.Join(e.Decision.StepUp, ",")
 }
 
 // browserStepUp turns a step-up decision on a browser route into the
 // redirect that satisfies it: an IdP requirement for an acr first (a
 // security key keeps the acr, a new IdP sign-in would drop the key), then
 // the proxy's own security key check, then MFA at the IdP.
-func (s *Server) browserStepUp(r *http.Request, x *exchange, d identity.Decision) error {
+func (e *Engine) browserStepUp(r *http.Request, x *Exchange, d identity.Decision) error {
 	req := pickStepUp(d.StepUp)
-	p := &x.rc.Principal
-	if satisfiedJustNow(p, req, x.rc.Time) {
+	p := &x.RC.Principal
+	if satisfiedJustNow(p, req, x.RC.Time) {
 		// The user has just done what the policy asks and it still
 		// says step-up: explain instead of sending them round again.
 		d.Effect = identity.Deny
 		d.Reasons = append(slices.Clone(d.Reasons), "you completed the extra verification just now, but the policy still does not allow this request")
-		return &denyError{decision: d}
+		return &Denied{Decision: d}
 	}
 	if req == authn.StepUpWebAuthn {
-		if webauthnOf(x.snap) == nil {
+		if !e.webauthnEnabled() {
 			// Only proxy-verified WebAuthn would satisfy this policy
 			// and it is not configured: fail closed.
-			return &denyError{decision: d}
+			return &Denied{Decision: d}
 		}
 		q := url.Values{"rd": {requestURL(r, x)}}
-		return &stepUpNeeded{location: x.snap.issuer + WebAuthnStepUpPath + "?" + q.Encode(), decision: d}
+		return &StepUpNeeded{Location: e.issuer + WebAuthnStepUpPath + "?" + q.Encode(), Decision: d}
 	}
 	q := url.Values{"rd": {requestURL(r, x)}, "req": {req}}
-	if x.route.IdP != "" {
-		q.Set("idp", x.route.IdP)
+	if x.Route.IdP != "" {
+		q.Set("idp", x.Route.IdP)
 	}
-	return &stepUpNeeded{location: x.snap.issuer + StepUpPath + "?" + q.Encode(), decision: d}
+	return &StepUpNeeded{Location: e.issuer + StepUpPath + "?" + q.Encode(), Decision: d}
 }
 
 // pickStepUp chooses which of a decision's requirements to satisfy first.
@@ -109,72 +116,77 @@ func satisfiedJustNow(p *identity.Principal, req string, now time.Time) bool {
 
 var _ BrowserAuth = (*authn.Browser)(nil)
 
-// loginNeeded sends a browser to sign-in: a 302 for navigations, a 401
+// webauthnEnabled reports whether browser sign-in verifies security keys
+// itself (*authn.Browser with WebAuthn configured).
+func (e *Engine) webauthnEnabled() bool {
+	wa, ok := e.cfg.Browser.(interface{ WebAuthnEnabled() bool })
+	return ok && wa.WebAuthnEnabled()
+}
+
+// LoginNeeded sends a browser to sign-in: a 302 for navigations, a 401
 // with the sign-in URL for API-style requests.
-type loginNeeded struct {
-	location string
-	clear    []*http.Cookie
-	reason   string
-	code     string // audit code; "" for login_required
+type LoginNeeded struct {
+	Location string
+	Clear    []*http.Cookie
+	Reason   string
+	Code     string // audit code; "" for login_required
 }
 
-// loginNeededFor sends the browser of a failed session check to sign in,
+// LoginNeededFor sends the browser of a failed session check to sign in,
 // returning to returnTo.
-func (snap *snapshot) loginNeededFor(lre *authn.LoginRequiredError, returnTo, idp string) *loginNeeded {
-	return &loginNeeded{location: snap.loginURL(returnTo, idp), clear: lre.Clear, reason: lre.Reason, code: lre.Code}
+func (e *Engine) LoginNeededFor(lre *authn.LoginRequiredError, returnTo, idp string) *LoginNeeded {
+	return &LoginNeeded{Location: e.loginURL(returnTo, idp), Clear: lre.Clear, Reason: lre.Reason, Code: lre.Code}
 }
 
-func (e *loginNeeded) Error() string { return "sign-in required: " + e.reason }
+func (e *LoginNeeded) Error() string { return "sign-in required: " + e.Reason }
 
 // authenticateBrowser establishes the principal of a browser route from
 // its session cookie.
-func (s *Server) authenticateBrowser(w http.ResponseWriter, r *http.Request, x *exchange) error {
-	b := x.snap.cfg.Browser
+func (e *Engine) authenticateBrowser(r *http.Request, x *Exchange, v *Verdict) error {
+	b := e.cfg.Browser
 	if b == nil {
 		return errNotBrowser
 	}
-	res, err := b.Authenticate(r.Context(), r, x.rc.Device)
+	res, err := b.Authenticate(r.Context(), r, x.RC.Device)
 	if err != nil {
 		var lre *authn.LoginRequiredError
 		if errors.As(err, &lre) {
-			return x.snap.loginNeededFor(lre, requestURL(r, x), x.route.IdP)
+			return e.LoginNeededFor(lre, requestURL(r, x), x.Route.IdP)
 		}
 		if errors.Is(err, authn.ErrStoreUnavailable) {
 			return err // 503 session_store_unavailable
 		}
-		return &httpError{status: http.StatusServiceUnavailable, code: "session_check_failed", msg: "your session could not be checked right now; try again shortly", err: err}
+		return &Error{Status: http.StatusServiceUnavailable, Code: "session_check_failed", Msg: "your session could not be checked right now; try again shortly", Err: err}
 	}
-	for _, c := range res.SetCookies {
-		http.SetCookie(w, c)
-	}
-	x.rc.Principal = res.Principal
+	v.SetCookies = res.SetCookies
+	x.RC.Principal = res.Principal
 	return nil
 }
 
 // requestURL rebuilds the absolute URL the browser asked for, for the
 // return after sign-in: the canonical path with its ";parameters", if
 // the route accepts them.
-func requestURL(r *http.Request, x *exchange) string {
-	path := x.rc.Path
-	if x.forwardPath != "" {
-		path = x.forwardPath
+func requestURL(r *http.Request, x *Exchange) string {
+	path := x.RC.Path
+	if x.ForwardPath != "" {
+		path = x.ForwardPath
 	}
-	u := url.URL{Scheme: x.scheme, Host: r.Host, Path: path, RawQuery: r.URL.RawQuery}
+	u := url.URL{Scheme: x.Scheme, Host: r.Host, Path: path, RawQuery: r.URL.RawQuery}
 	return u.String()
 }
 
 // loginURL is the proxy's own sign-in start for a return URL.
-func (snap *snapshot) loginURL(returnTo, idp string) string {
+func (e *Engine) loginURL(returnTo, idp string) string {
 	q := url.Values{"rd": {returnTo}}
 	if idp != "" {
 		q.Set("idp", idp)
 	}
-	return snap.issuer + authn.LoginPath + "?" + q.Encode()
+	return e.issuer + authn.LoginPath + "?" + q.Encode()
 }
 
-// isNavigation reports whether a request is a browser page load that can
+// IsNavigation reports whether a request is a browser page load that can
 // follow a redirect to sign-in (rather than an API call that cannot).
-func isNavigation(r *http.Request) bool {
+func IsNavigation(r *http.Request) bool {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return false
 	}
@@ -183,10 +195,4 @@ func isNavigation(r *http.Request) bool {
 	}
 	accept := r.Header.Get("Accept")
 	return accept == "" || strings.Contains(accept, "text/html") || strings.Contains(accept, "*/*")
-}
-
-// onExternalHost reports whether the request is for the proxy's own
-// external origin, where the sign-in cookies live.
-func (snap *snapshot) onExternalHost(r *http.Request) bool {
-	return canonicalHost(r.Host, r.TLS != nil) == canonicalHost(snap.cfg.ExternalURL.Host, snap.cfg.ExternalURL.Scheme == "https")
 }

@@ -1,14 +1,16 @@
-package proxy
+package decide
 
 import (
 	"sort"
 	"strings"
 )
 
-// route is a compiled RouteConfig with its forwarding machinery.
-type route struct {
+// Route is a compiled RouteConfig: what the engine matched a request to.
+type Route struct {
 	RouteConfig
-	forward *forwarder
+	// Index is the route's position in Config.Routes, for front doors that
+	// keep per-route state of their own (the reverse proxy's forwarders).
+	Index int
 	// origins is AllowedOrigins in canonical form.
 	origins map[string]struct{}
 }
@@ -18,8 +20,8 @@ type hostRoutes struct {
 	// exact maps a prefix (without trailing slash) to its route; a lookup
 	// probes one entry per path segment, so cost does not grow with the
 	// number of routes.
-	exact map[string]*route
-	root  *route // prefix "/"
+	exact map[string]*Route
+	root  *Route // prefix "/"
 
 }
 
@@ -29,7 +31,7 @@ type router struct {
 	wildcards map[string]*hostRoutes // "example.com" for "*.example.com"
 }
 
-func newRouter(routes []*route) *router {
+func newRouter(routes []*Route) *router {
 	rt := &router{hosts: map[string]*hostRoutes{}, wildcards: map[string]*hostRoutes{}}
 	sort.SliceStable(routes, func(i, j int) bool { return len(routes[i].PathPrefix) > len(routes[j].PathPrefix) })
 	for _, r := range routes {
@@ -40,7 +42,7 @@ func newRouter(routes []*route) *router {
 		}
 		hr := table[host]
 		if hr == nil {
-			hr = &hostRoutes{exact: map[string]*route{}}
+			hr = &hostRoutes{exact: map[string]*Route{}}
 			table[host] = hr
 		}
 		prefix := strings.TrimSuffix(r.PathPrefix, "/")
@@ -60,7 +62,7 @@ func newRouter(routes []*route) *router {
 // match finds the route for a canonical host and path. A host with a
 // non-default port matches a route for that host:port first, then the
 // route for the bare host name.
-func (rt *router) match(host, path string) *route {
+func (rt *router) match(host, path string) *Route {
 	if hr := rt.hosts[host]; hr != nil {
 		if r := hr.match(path); r != nil {
 			return r
@@ -90,7 +92,7 @@ func (rt *router) match(host, path string) *route {
 }
 
 // match probes the path and each of its ancestors, longest first.
-func (hr *hostRoutes) match(path string) *route {
+func (hr *hostRoutes) match(path string) *Route {
 	if len(hr.exact) > 0 {
 		p := strings.TrimSuffix(path, "/")
 		for p != "" {

@@ -1,4 +1,4 @@
-package proxy
+package decide
 
 import (
 	"testing"
@@ -40,7 +40,7 @@ func TestCanonicalHost(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			if got := canonicalHost(tt.in, tt.tls); got != tt.want {
+			if got := CanonicalHost(tt.in, tt.tls); got != tt.want {
 				t.Errorf("canonicalHost(%q, %v) = %q, want %q", tt.in, tt.tls, got, tt.want)
 			}
 		})
@@ -108,16 +108,16 @@ func TestParseRequestPath(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			got, err := parseRequestPath(tt.in)
+			got, err := ParseRequestPath(tt.in)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("parseRequestPath(%q) error = %v, wantErr %v", tt.in, err, tt.wantErr)
 			}
-			want := requestPath{match: tt.match, forward: tt.forward, params: tt.params}
-			if want.forward == "" {
-				want.forward = want.match
+			want := RequestPath{Match: tt.match, Forward: tt.forward, Params: tt.params}
+			if want.Forward == "" {
+				want.Forward = want.Match
 			}
 			if tt.wantErr {
-				want = requestPath{}
+				want = RequestPath{}
 			}
 			if got != want {
 				t.Errorf("parseRequestPath(%q) = %+v, want %+v", tt.in, got, want)
@@ -143,7 +143,7 @@ func TestStripPathSegments(t *testing.T) {
 		{"/api;a/v1;b/x;c", 2, "/x;c"},
 	}
 	for _, tt := range tests {
-		if got := stripPathSegments(tt.path, tt.n); got != tt.want {
+		if got := StripPathSegments(tt.path, tt.n); got != tt.want {
 			t.Errorf("stripPathSegments(%q, %d) = %q, want %q", tt.path, tt.n, got, tt.want)
 		}
 	}

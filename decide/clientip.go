@@ -1,4 +1,4 @@
-package proxy
+package decide
 
 import (
 	"net"
@@ -7,13 +7,13 @@ import (
 	"strings"
 )
 
-// clientAddress finds the real client address. The TCP peer is the client
+// ClientAddress finds the real client address. The TCP peer is the client
 // unless it is a trusted proxy; then X-Forwarded-For is walked from the
 // right, skipping trusted hops, and the first untrusted address is the
 // client. hops counts the trusted proxies passed.
-func clientAddress(r *http.Request, trusted []netip.Prefix) (addr netip.Addr, hops int) {
-	peer := parseAddr(r.RemoteAddr)
-	if !isTrusted(peer, trusted) {
+func ClientAddress(r *http.Request, trusted []netip.Prefix) (addr netip.Addr, hops int) {
+	peer := ParseAddr(r.RemoteAddr)
+	if !IsTrusted(peer, trusted) {
 		return peer, 0
 	}
 	hops = 1
@@ -34,7 +34,7 @@ func clientAddress(r *http.Request, trusted []netip.Prefix) (addr netip.Addr, ho
 				return peer, hops
 			}
 			a = a.Unmap()
-			if !isTrusted(a, trusted) {
+			if !IsTrusted(a, trusted) {
 				return a, hops
 			}
 			peer = a
@@ -44,7 +44,7 @@ func clientAddress(r *http.Request, trusted []netip.Prefix) (addr netip.Addr, ho
 	return peer, hops
 }
 
-func parseAddr(hostport string) netip.Addr {
+func ParseAddr(hostport string) netip.Addr {
 	if ap, err := netip.ParseAddrPort(hostport); err == nil {
 		return ap.Addr().Unmap()
 	}
@@ -59,7 +59,7 @@ func parseAddr(hostport string) netip.Addr {
 	return a.Unmap()
 }
 
-func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+func IsTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 	if !a.IsValid() {
 		return false
 	}

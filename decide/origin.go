@@ -1,4 +1,4 @@
-package proxy
+package decide
 
 import (
 	"errors"
@@ -25,10 +25,10 @@ const maxOriginBytes = 300
 var (
 	// errOrigin: issue 12.6, a WebSocket handshake authenticated by an
 	// ambient credential from a page of another origin.
-	errOrigin = &httpError{status: http.StatusForbidden, code: "origin_not_allowed",
-		msg: "this WebSocket connection comes from a page of an origin the route does not allow"}
-	errOriginMissing = &httpError{status: http.StatusForbidden, code: "origin_required",
-		msg: "a WebSocket connection to this route must come from a browser page (Origin is required)"}
+	errOrigin = &Error{Status: http.StatusForbidden, Code: "origin_not_allowed",
+		Msg: "this WebSocket connection comes from a page of an origin the route does not allow"}
+	errOriginMissing = &Error{Status: http.StatusForbidden, Code: "origin_required",
+		Msg: "a WebSocket connection to this route must come from a browser page (Origin is required)"}
 )
 
 // checkWebSocketOrigin refuses a WebSocket handshake authenticated by an
@@ -38,7 +38,7 @@ var (
 // so with a session cookie a missing Origin is refused too; with a client
 // certificate it is accepted (a service, not a browser). Bearer, assertion
 // and public routes carry no ambient credential and are not checked.
-func checkWebSocketOrigin(r *http.Request, x *exchange) error {
+func checkWebSocketOrigin(r *http.Request, x *Exchange) error {
 	if x.ambient == noAmbient || !isWebSocketHandshake(r) {
 		return nil
 	}
@@ -55,7 +55,7 @@ func checkWebSocketOrigin(r *http.Request, x *exchange) error {
 	if !ok {
 		return errOrigin
 	}
-	if _, listed := x.route.origins[origin]; listed || isOwnOrigin(origin, r, x) {
+	if _, listed := x.Route.origins[origin]; listed || isOwnOrigin(origin, r, x) {
 		return nil
 	}
 	return errOrigin
@@ -66,7 +66,7 @@ func checkWebSocketOrigin(r *http.Request, x *exchange) error {
 // and Connection headers before asking) a Sec-WebSocket-Key, a header no
 // page can set on an ordinary request.
 func isWebSocketHandshake(r *http.Request) bool {
-	return isUpgrade(r) || len(r.Header["Sec-Websocket-Key"]) > 0
+	return IsUpgrade(r) || len(r.Header["Sec-Websocket-Key"]) > 0
 }
 
 // isOwnOrigin reports whether origin is the one the client addressed: the
@@ -74,15 +74,15 @@ func isWebSocketHandshake(r *http.Request) bool {
 // listener also accepts the https origin of the same host, since TLS is
 // then terminated in front of ztproxy (a mesh or load balancer) and the
 // browser's page is https.
-func isOwnOrigin(origin string, r *http.Request, x *exchange) bool {
+func isOwnOrigin(origin string, r *http.Request, x *Exchange) bool {
 	scheme, host, _ := strings.Cut(origin, "://")
 	switch {
-	case scheme == x.scheme:
-	case scheme == "https" && x.scheme == "http":
+	case scheme == x.Scheme:
+	case scheme == "https" && x.Scheme == "http":
 	default:
 		return false
 	}
-	return host == canonicalHost(r.Host, scheme == "https")
+	return host == CanonicalHost(r.Host, scheme == "https")
 }
 
 // parseOrigin returns the canonical form of an Origin header value or a
@@ -101,7 +101,7 @@ func parseOrigin(v string) (string, bool) {
 	if scheme != "http" && scheme != "https" {
 		return "", false
 	}
-	host := canonicalHost(hostport, scheme == "https")
+	host := CanonicalHost(hostport, scheme == "https")
 	if host == "" {
 		return "", false
 	}

@@ -1,14 +1,14 @@
-package proxy
+package decide
 
 import (
 	"fmt"
 	"testing"
 )
 
-func testRoutes(specs ...[3]string) []*route {
-	var rs []*route
+func testRoutes(specs ...[3]string) []*Route {
+	var rs []*Route
 	for _, s := range specs {
-		rs = append(rs, &route{RouteConfig: RouteConfig{Name: s[0], Host: s[1], PathPrefix: s[2]}})
+		rs = append(rs, &Route{RouteConfig: RouteConfig{Name: s[0], Host: s[1], PathPrefix: s[2]}})
 	}
 	return rs
 }
