@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"ztproxy/decide"
+	"ztproxy/portal"
 )
 
 // errUpgradeFraming refuses an upgrade whose framing forces the
@@ -33,7 +34,7 @@ func boundary(next http.Handler) http.Handler {
 		if r.ProtoMajor == 1 && (r.ProtoMinor == 0 || len(r.TransferEncoding) > 0) {
 			w.Header().Set("Connection", "close")
 			if decide.IsUpgrade(r) {
-				writeError(w, r, errUpgradeFraming, "")
+				portal.WriteError(w, r, errUpgradeFraming, "")
 				return
 			}
 		}

@@ -13,6 +13,7 @@ import (
 
 	"ztproxy/decide"
 	"ztproxy/idheaders"
+	"ztproxy/portal"
 	"ztproxy/upstream"
 )
 
@@ -76,14 +77,14 @@ func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, x *exchange) (
 			// Without a verifiable assertion the upstream cannot trust
 			// the identity headers: fail closed.
 			f.server.log.Error("assertion signing failed", "route", f.route.Name, "err", err)
-			return writeError(w, r, err, x.RC.RequestID), err
+			return portal.WriteError(w, r, err, x.RC.RequestID), err
 		}
 		x.assertion = tok
 	}
 	if a := f.route.AWS; a != nil {
 		creds, err := x.Engine.MintAWS(r.Context(), &x.Exchange, a.Role)
 		if err != nil {
-			return writeError(w, r, err, x.RC.RequestID), err
+			return portal.WriteError(w, r, err, x.RC.RequestID), err
 		}
 		x.awsCreds = &creds
 	}
@@ -243,7 +244,7 @@ func (f *forwarder) upstreamError(w http.ResponseWriter, r *http.Request, err er
 		err = &decide.Error{Status: http.StatusBadGateway, Code: "upstream_unavailable", Msg: "the upstream is unavailable", Err: err}
 	}
 	f.server.log.Warn("upstream error", "route", f.route.Name, "request_id", id, "err", err)
-	writeError(w, r, err, id)
+	portal.WriteError(w, r, err, id)
 }
 
 // requestBody remembers why reading the client's body failed, so that a

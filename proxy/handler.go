@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"ztproxy/decide"
+	"ztproxy/portal"
 )
 
 // serveHTTP is the public listener's entry point: the engine routes,
@@ -18,7 +19,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{}
 	err := snap.engine.Begin(&x.Exchange, r, start)
 	if err == nil && strings.HasPrefix(r.URL.Path, "/.ztp/") {
-		s.serveInternal(w, r, &x.Exchange)
+		s.serveZTP(w, r, &x.Exchange)
 		return
 	}
 	// Exactly one audit line and metric sample, also when forwarding
@@ -35,10 +36,29 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		x.Status, err = snap.forward[x.Route.Index].serve(w, r, x)
 	} else {
-		x.Status = writeError(w, r, err, x.RC.RequestID)
+		x.Status = portal.WriteError(w, r, err, x.RC.RequestID)
 	}
 	if err != nil {
 		_, x.ErrCode = decide.StatusOf(err)
 	}
 	audit.Finish(err)
+}
+
+// serveZTP answers the proxy's own /.ztp/ namespace on the public
+// listener: forward-auth's /.ztp/verify and the portal's pages and
+// endpoints. Nothing under /.ztp/ is ever forwarded.
+func (s *Server) serveZTP(w http.ResponseWriter, r *http.Request, x *decide.Exchange) {
+	x.RC.Route = "ztp"
+	x.RC.Path = r.URL.Path
+	x.RC.Host = decide.CanonicalHost(r.Host, r.TLS != nil)
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	if r.URL.Path == "/.ztp/verify" {
+		s.handleVerify(w, r, x)
+		return
+	}
+	s.portal.Serve(w, r, x)
 }

@@ -16,6 +16,7 @@ import (
 	"ztproxy/decide"
 	"ztproxy/idheaders"
 	"ztproxy/metrics"
+	"ztproxy/portal"
 )
 
 // snapshot is one immutable, fully built configuration: the decision
@@ -37,6 +38,7 @@ type Server struct {
 	now     func() time.Time
 	// engineOpts is what every engine shares across reloads.
 	engineOpts *decide.Options
+	portal     *portal.Portal
 
 	draining atomic.Bool
 	served   atomic.Bool
@@ -61,7 +63,8 @@ func New(cfg decide.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{opts: opts, signer: signer, metrics: opts.Metrics, log: opts.Logger, now: opts.Now,
-		engineOpts: &decide.Options{Audit: opts.Audit, Logger: opts.Logger, Now: opts.Now, Metrics: opts.Metrics}}
+		engineOpts: &decide.Options{Audit: opts.Audit, Logger: opts.Logger, Now: opts.Now, Metrics: opts.Metrics},
+		portal:     portal.New(portal.Options{JWKS: signer.JWKS(), Logger: opts.Logger})}
 	if err := s.Update(cfg); err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package proxy
+package portal
 
 import (
 	"errors"
@@ -16,11 +16,11 @@ import (
 // (authn.ErrStoreUnavailable): 503, nothing granted.
 const msgStoreUnavailable = "your session could not be checked because the session store cannot be reached right now; nothing was granted, try again in a moment"
 
-// writeError renders err for the client: a WWW-Authenticate challenge for
+// WriteError renders err for the client: a WWW-Authenticate challenge for
 // bearer failures, JSON for API callers, a page for browsers. Internal
 // details never reach the client; the request id ties the page to the
 // audit log.
-func writeError(w http.ResponseWriter, r *http.Request, err error, requestID string) int {
+func WriteError(w http.ResponseWriter, r *http.Request, err error, requestID string) int {
 	status, code := decide.StatusOf(err)
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")

@@ -1,4 +1,4 @@
-package proxy
+package portal
 
 import (
 	"errors"
@@ -38,7 +38,7 @@ func TestWriteErrorStoreAndSignInPages(t *testing.T) {
 			rec := httptest.NewRecorder()
 			req := httptest.NewRequest("GET", "https://ztp.example.com/.ztp/whoami", nil)
 			req.Header.Set("Accept", "text/html")
-			status := writeError(rec, req, tc.err, "req-1")
+			status := WriteError(rec, req, tc.err, "req-1")
 			if _, code := decide.StatusOf(tc.err); status != tc.status || rec.Code != tc.status || code != tc.code {
 				t.Fatalf("status %d/%d code %s, want %d %s", status, rec.Code, code, tc.status, tc.code)
 			}

@@ -1,4 +1,4 @@
-package proxy
+package portal
 
 import (
 	"context"
@@ -21,10 +21,10 @@ import (
 const (
 	WebAuthnEnrollPath = "/.ztp/stepup/enroll"
 	WebAuthnRemovePath = "/.ztp/stepup/keys/remove"
-	webauthnBeginPath  = decide.WebAuthnStepUpPath + "/begin"
-	webauthnFinishPath = decide.WebAuthnStepUpPath + "/finish"
-	enrollBeginPath    = WebAuthnEnrollPath + "/begin"
-	enrollFinishPath   = WebAuthnEnrollPath + "/finish"
+	WebAuthnBeginPath  = decide.WebAuthnStepUpPath + "/begin"
+	WebAuthnFinishPath = decide.WebAuthnStepUpPath + "/finish"
+	EnrollBeginPath    = WebAuthnEnrollPath + "/begin"
+	EnrollFinishPath   = WebAuthnEnrollPath + "/finish"
 )
 
 // WebAuthnAuth is the part of browser sign-in that manages security keys
@@ -63,24 +63,24 @@ func isWebAuthnPath(p string) bool {
 }
 
 // serveWebAuthn dispatches the WebAuthn endpoints.
-func (s *Server) serveWebAuthn(w http.ResponseWriter, r *http.Request, x *decide.Exchange) error {
+func (pt *Portal) serveWebAuthn(w http.ResponseWriter, r *http.Request, x *decide.Exchange) error {
 	wa := webauthnOf(x.Engine)
 	if wa == nil {
 		return errNoWebAuthn
 	}
 	switch r.URL.Path {
 	case decide.WebAuthnStepUpPath:
-		return s.webauthnPage(w, r, x, wa, false)
+		return pt.webauthnPage(w, r, x, wa, false)
 	case WebAuthnEnrollPath:
-		return s.webauthnPage(w, r, x, wa, true)
-	case webauthnBeginPath, enrollBeginPath:
-		return s.webauthnBegin(w, r, x, wa, r.URL.Path == enrollBeginPath)
-	case webauthnFinishPath:
-		return s.webauthnFinish(w, r, x, wa)
-	case enrollFinishPath:
-		return s.enrollFinish(w, r, x, wa)
+		return pt.webauthnPage(w, r, x, wa, true)
+	case WebAuthnBeginPath, EnrollBeginPath:
+		return pt.webauthnBegin(w, r, x, wa, r.URL.Path == EnrollBeginPath)
+	case WebAuthnFinishPath:
+		return pt.webauthnFinish(w, r, x, wa)
+	case EnrollFinishPath:
+		return pt.enrollFinish(w, r, x, wa)
 	case WebAuthnRemovePath:
-		return s.removeKey(w, r, x, wa)
+		return pt.removeKey(w, r, x, wa)
 	}
 	return &decide.Error{Status: http.StatusNotFound, Code: "not_found", Msg: "not found"}
 }
@@ -88,7 +88,7 @@ func (s *Server) serveWebAuthn(w http.ResponseWriter, r *http.Request, x *decide
 // webauthnPage serves the verification page, or the enrollment page. A
 // user without keys is sent from verification to enrollment, and
 // enrollment needs a sign-in at the IdP within the last few minutes.
-func (s *Server) webauthnPage(w http.ResponseWriter, r *http.Request, x *decide.Exchange, wa WebAuthnAuth, enroll bool) error {
+func (pt *Portal) webauthnPage(w http.ResponseWriter, r *http.Request, x *decide.Exchange, wa WebAuthnAuth, enroll bool) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return decide.ErrMethod
 	}
@@ -98,7 +98,7 @@ func (s *Server) webauthnPage(w http.ResponseWriter, r *http.Request, x *decide.
 	}
 	rd := wa.ReturnTo(r.URL.Query().Get("rd"))
 	self := x.Engine.Issuer() + r.URL.Path + "?" + url.Values{"rd": {rd}}.Encode()
-	if err := s.authenticateEndpoint(w, r, x, self); err != nil {
+	if err := pt.authenticateEndpoint(w, r, x, self); err != nil {
 		return err
 	}
 	p := x.RC.Principal
@@ -154,8 +154,8 @@ func displayUser(p identity.Principal) string {
 
 // webauthnBegin returns the options for navigator.credentials.create/get
 // and sets the ceremony state cookie.
-func (s *Server) webauthnBegin(w http.ResponseWriter, r *http.Request, x *decide.Exchange, wa WebAuthnAuth, enroll bool) error {
-	if err := s.webauthnPost(w, r, x); err != nil {
+func (pt *Portal) webauthnBegin(w http.ResponseWriter, r *http.Request, x *decide.Exchange, wa WebAuthnAuth, enroll bool) error {
+	if err := pt.webauthnPost(w, r, x); err != nil {
 		return err
 	}
 	begin := wa.BeginWebAuthnStepUp
@@ -172,8 +172,8 @@ func (s *Server) webauthnBegin(w http.ResponseWriter, r *http.Request, x *decide
 
 // webauthnFinish verifies the assertion, upgrades the session and tells
 // the page where to go.
-func (s *Server) webauthnFinish(w http.ResponseWriter, r *http.Request, x *decide.Exchange, wa WebAuthnAuth) error {
-	if err := s.webauthnPost(w, r, x); err != nil {
+func (pt *Portal) webauthnFinish(w http.ResponseWriter, r *http.Request, x *decide.Exchange, wa WebAuthnAuth) error {
+	if err := pt.webauthnPost(w, r, x); err != nil {
 		return err
 	}
 	res, err := wa.FinishWebAuthnStepUp(r.Context(), r, x.RC.Device)
@@ -184,13 +184,13 @@ func (s *Server) webauthnFinish(w http.ResponseWriter, r *http.Request, x *decid
 		return webauthnError(x, err)
 	}
 	x.RC.Principal = res.Principal
-	s.log.Info("step-up with security key", "principal", res.Principal.ID, "key", res.Key.Name, "request_id", x.RC.RequestID)
+	pt.log.Info("step-up with security key", "principal", res.Principal.ID, "key", res.Key.Name, "request_id", x.RC.RequestID)
 	return writeJSON(w, x, map[string]string{"redirect": wa.ReturnTo(r.URL.Query().Get("rd"))})
 }
 
 // enrollFinish stores a new key and sends the page on to verification.
-func (s *Server) enrollFinish(w http.ResponseWriter, r *http.Request, x *decide.Exchange, wa WebAuthnAuth) error {
-	if err := s.webauthnPost(w, r, x); err != nil {
+func (pt *Portal) enrollFinish(w http.ResponseWriter, r *http.Request, x *decide.Exchange, wa WebAuthnAuth) error {
+	if err := pt.webauthnPost(w, r, x); err != nil {
 		return err
 	}
 	key, cookies, err := wa.FinishEnroll(r.Context(), x.RC.Principal, r)
@@ -200,13 +200,13 @@ func (s *Server) enrollFinish(w http.ResponseWriter, r *http.Request, x *decide.
 	if err != nil {
 		return webauthnError(x, err)
 	}
-	s.log.Info("security key enrolled", "principal", x.RC.Principal.ID, "key", key.Name, "request_id", x.RC.RequestID)
+	pt.log.Info("security key enrolled", "principal", x.RC.Principal.ID, "key", key.Name, "request_id", x.RC.RequestID)
 	return writeJSON(w, x, map[string]string{"redirect": wa.ReturnTo(r.URL.Query().Get("rd"))})
 }
 
 // removeKey deletes a key from a form on the whoami page.
-func (s *Server) removeKey(w http.ResponseWriter, r *http.Request, x *decide.Exchange, wa WebAuthnAuth) error {
-	if err := s.webauthnPost(w, r, x); err != nil {
+func (pt *Portal) removeKey(w http.ResponseWriter, r *http.Request, x *decide.Exchange, wa WebAuthnAuth) error {
+	if err := pt.webauthnPost(w, r, x); err != nil {
 		return err
 	}
 	if err := r.ParseForm(); err != nil {
@@ -228,7 +228,7 @@ func (s *Server) removeKey(w http.ResponseWriter, r *http.Request, x *decide.Exc
 	if err := wa.RemoveSecurityKey(r.Context(), x.RC.Principal, id); err != nil {
 		return webauthnError(x, err)
 	}
-	s.log.Info("security key removed", "principal", x.RC.Principal.ID, "request_id", x.RC.RequestID)
+	pt.log.Info("security key removed", "principal", x.RC.Principal.ID, "request_id", x.RC.RequestID)
 	http.Redirect(w, r, whoamiURL, http.StatusSeeOther)
 	x.Status = http.StatusSeeOther
 	return nil
@@ -236,7 +236,7 @@ func (s *Server) removeKey(w http.ResponseWriter, r *http.Request, x *decide.Exc
 
 // webauthnPost checks a state-changing request: POST, from a page of the
 // proxy's own origin (never another site), by a signed-in browser.
-func (s *Server) webauthnPost(w http.ResponseWriter, r *http.Request, x *decide.Exchange) error {
+func (pt *Portal) webauthnPost(w http.ResponseWriter, r *http.Request, x *decide.Exchange) error {
 	if r.Method != http.MethodPost {
 		return decide.ErrMethod
 	}
@@ -244,7 +244,7 @@ func (s *Server) webauthnPost(w http.ResponseWriter, r *http.Request, x *decide.
 		return &decide.Error{Status: http.StatusForbidden, Code: "cross_origin", Msg: "this request must come from a ztproxy page"}
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := s.authenticateEndpoint(w, r, x, x.Engine.Issuer()+"/.ztp/whoami"); err != nil {
+	if err := pt.authenticateEndpoint(w, r, x, x.Engine.Issuer()+"/.ztp/whoami"); err != nil {
 		return err
 	}
 	if x.RC.Principal.AuthKind != identity.AuthBrowser {
@@ -304,7 +304,7 @@ func writeJSON(w http.ResponseWriter, x *decide.Exchange, v any) error {
 }
 
 // whoamiKeys adds a browser user's security keys to the whoami answer.
-func (s *Server) whoamiKeys(r *http.Request, x *decide.Exchange, info *whoami) error {
+func (pt *Portal) whoamiKeys(r *http.Request, x *decide.Exchange, info *Whoami) error {
 	wa := webauthnOf(x.Engine)
 	if wa == nil || x.RC.Principal.AuthKind != identity.AuthBrowser {
 		return nil
@@ -314,9 +314,9 @@ func (s *Server) whoamiKeys(r *http.Request, x *decide.Exchange, info *whoami) e
 		return &decide.Error{Status: http.StatusServiceUnavailable, Code: "store_unavailable", Msg: "your security keys could not be loaded right now; try again shortly", Err: err}
 	}
 	info.KeysEnabled = true
-	info.Keys = make([]whoamiKey, 0, len(keys))
+	info.Keys = make([]WhoamiKey, 0, len(keys))
 	for _, k := range keys {
-		wk := whoamiKey{ID: base64.RawURLEncoding.EncodeToString(k.ID), Name: k.Name, Created: k.CreatedAt.UTC().Format(time.DateOnly)}
+		wk := WhoamiKey{ID: base64.RawURLEncoding.EncodeToString(k.ID), Name: k.Name, Created: k.CreatedAt.UTC().Format(time.DateOnly)}
 		if !k.LastUsed.IsZero() {
 			wk.LastUsed = k.LastUsed.UTC().Format("2006-01-02 15:04Z")
 		}

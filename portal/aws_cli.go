@@ -1,4 +1,4 @@
-package proxy
+package portal
 
 import (
 	"html/template"
@@ -20,13 +20,13 @@ var cliStatePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{16,128}$`)
 // Route::"aws:<role>" as for /.ztp/aws/credentials) and posts them, with
 // the CLI's state, to http://127.0.0.1:<port>/ by a self-submitting form:
 // never in a URL, where history and logs would keep them.
-func (s *Server) handleAWSCLI(w http.ResponseWriter, r *http.Request, x *decide.Exchange) error {
+func (pt *Portal) handleAWSCLI(w http.ResponseWriter, r *http.Request, x *decide.Exchange) error {
 	q := r.URL.Query()
 	port, err := strconv.Atoi(q.Get("port"))
 	if err != nil || port < 1024 || port > 65535 || !cliStatePattern.MatchString(q.Get("state")) {
 		return &decide.Error{Status: http.StatusBadRequest, Code: "bad_cli_request", Msg: "this link is not from ztproxy aws credential-process"}
 	}
-	creds, err := s.authorizedAWS(w, r, x, AWSCLIPath)
+	creds, err := pt.authorizedAWS(w, r, x, AWSCLIPath)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package proxy
+package portal
 
 import (
 	"encoding/json"
@@ -12,8 +12,9 @@ import (
 	"ztproxy/identity"
 )
 
-// whoami is what /.ztp/whoami shows a user about themselves.
-type whoami struct {
+// Whoami is what /.ztp/whoami shows a user about themselves (its JSON
+// form is an API).
+type Whoami struct {
 	Principal struct {
 		ID       string   `json:"id"`
 		Kind     string   `json:"kind"`
@@ -30,23 +31,25 @@ type whoami struct {
 	Device   *identity.Device `json:"device,omitempty"`
 	ClientIP string           `json:"client_ip"`
 	Risk     identity.Risk    `json:"risk"`
-	Routes   []whoamiRoute    `json:"routes"`
+	Routes   []WhoamiRoute    `json:"routes"`
 	Hidden   int              `json:"hidden_routes"`
 	// Keys are the user's security keys; nil when WebAuthn is off or the
 	// caller is not a browser session.
-	Keys []whoamiKey `json:"security_keys,omitempty"`
+	Keys []WhoamiKey `json:"security_keys,omitempty"`
 	// KeysEnabled shows the security key section.
 	KeysEnabled bool `json:"-"`
 }
 
-type whoamiKey struct {
+// WhoamiKey is one of the user's security keys.
+type WhoamiKey struct {
 	ID       string `json:"id"`
 	Name     string `json:"name"`
 	Created  string `json:"created"`
 	LastUsed string `json:"last_used,omitempty"`
 }
 
-type whoamiRoute struct {
+// WhoamiRoute is what policy decides for the user on one route.
+type WhoamiRoute struct {
 	Name     string   `json:"name"`
 	URL      string   `json:"url"`
 	Decision string   `json:"decision"`
@@ -57,17 +60,17 @@ type whoamiRoute struct {
 // handleWhoami shows the caller's identity, device, network, risk and
 // the decision on each route they may use. It authenticates with a bearer
 // token when one is sent, else with the browser session.
-func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request, x *decide.Exchange) error {
+func (pt *Portal) handleWhoami(w http.ResponseWriter, r *http.Request, x *decide.Exchange) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return decide.ErrMethod
 	}
 	eng := x.Engine
-	if err := s.authenticateEndpoint(w, r, x, eng.Issuer()+"/.ztp/whoami"); err != nil {
+	if err := pt.authenticateEndpoint(w, r, x, eng.Issuer()+"/.ztp/whoami"); err != nil {
 		return err
 	}
 	eng.AssessRisk(r.Context(), x)
-	info := s.whoamiFor(eng, x)
-	if err := s.whoamiKeys(r, x, &info); err != nil {
+	info := pt.whoamiFor(eng, x)
+	if err := pt.whoamiKeys(r, x, &info); err != nil {
 		return err
 	}
 	if wantsJSON(r) {
@@ -78,8 +81,8 @@ func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request, x *decide.
 	return nil
 }
 
-func (s *Server) whoamiFor(eng *decide.Engine, x *decide.Exchange) whoami {
-	var info whoami
+func (pt *Portal) whoamiFor(eng *decide.Engine, x *decide.Exchange) Whoami {
+	var info Whoami
 	p := &x.RC.Principal
 	info.Principal.ID, info.Principal.Kind, info.Principal.Email, info.Principal.Name = p.ID, string(p.Kind), p.Email, p.Name
 	info.Principal.Groups, info.Principal.IdP, info.Principal.Auth = p.Groups, p.IdP, string(p.AuthKind)
@@ -105,7 +108,7 @@ func (s *Server) whoamiFor(eng *decide.Engine, x *decide.Exchange) whoami {
 			continue
 		}
 		scheme := eng.Config().ExternalURL.Scheme
-		info.Routes = append(info.Routes, whoamiRoute{
+		info.Routes = append(info.Routes, WhoamiRoute{
 			Name: rt.Name, URL: scheme + "://" + strings.TrimPrefix(rt.Host, "*.") + rt.PathPrefix,
 			Decision: d.Effect.String(), Policies: d.PolicyIDs, StepUp: d.StepUp,
 		})
@@ -139,7 +142,7 @@ var whoamiTemplate = template.Must(template.New("whoami").Parse(`
 <p><a href="/.ztp/stepup/enroll?rd=%2F.ztp%2Fwhoami">Add a security key or passkey</a></p>{{end}}
 `))
 
-func whoamiHTML(info whoami) template.HTML {
+func whoamiHTML(info Whoami) template.HTML {
 	var b strings.Builder
 	if err := whoamiTemplate.Execute(&b, info); err != nil {
 		return template.HTML(template.HTMLEscapeString(fmt.Sprint("rendering failed: ", err)))
@@ -149,7 +152,7 @@ func whoamiHTML(info whoami) template.HTML {
 
 // authenticateEndpoint authenticates the caller of a /.ztp/ endpoint
 // (decide.Engine.AuthenticateEndpoint) and refreshes its session cookies.
-func (s *Server) authenticateEndpoint(w http.ResponseWriter, r *http.Request, x *decide.Exchange, returnTo string) error {
+func (pt *Portal) authenticateEndpoint(w http.ResponseWriter, r *http.Request, x *decide.Exchange, returnTo string) error {
 	v := x.Engine.AuthenticateEndpoint(r, x, returnTo)
 	for _, c := range v.SetCookies {
 		http.SetCookie(w, c)

@@ -1,4 +1,4 @@
-package proxy
+package portal
 
 import (
 	"bytes"
@@ -26,9 +26,9 @@ func renderWebAuthnPage(w http.ResponseWriter, d webauthnPageData) {
 	title := "Verify it's you"
 	if d.Enroll {
 		title = "Add a security key"
-		d.Begin, d.Finish = enrollBeginPath+q, enrollFinishPath+q
+		d.Begin, d.Finish = EnrollBeginPath+q, EnrollFinishPath+q
 	} else {
-		d.Begin, d.Finish = webauthnBeginPath+q, webauthnFinishPath+q
+		d.Begin, d.Finish = WebAuthnBeginPath+q, WebAuthnFinishPath+q
 	}
 	var body bytes.Buffer
 	_ = webauthnBody.Execute(&body, d)

@@ -1,4 +1,4 @@
-package proxy
+package portal
 
 import (
 	"crypto/rand"

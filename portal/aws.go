@@ -1,4 +1,4 @@
-package proxy
+package portal
 
 import (
 	"net/http"
@@ -17,8 +17,8 @@ const AWSConsolePath = "/.ztp/aws/console"
 
 // handleAWSCredentials answers /.ztp/aws/credentials?role=NAME with the
 // credentials in the AWS credential_process format.
-func (s *Server) handleAWSCredentials(w http.ResponseWriter, r *http.Request, x *decide.Exchange) error {
-	creds, err := s.authorizedAWS(w, r, x, AWSCredentialsPath)
+func (pt *Portal) handleAWSCredentials(w http.ResponseWriter, r *http.Request, x *decide.Exchange) error {
+	creds, err := pt.authorizedAWS(w, r, x, AWSCredentialsPath)
 	if err != nil {
 		return err
 	}
@@ -32,8 +32,8 @@ func (s *Server) handleAWSCredentials(w http.ResponseWriter, r *http.Request, x 
 // handleAWSConsole answers /.ztp/aws/console?role=NAME with a redirect
 // into the AWS console (federation getSigninToken) for the same
 // short-lived session.
-func (s *Server) handleAWSConsole(w http.ResponseWriter, r *http.Request, x *decide.Exchange) error {
-	creds, err := s.authorizedAWS(w, r, x, AWSConsolePath)
+func (pt *Portal) handleAWSConsole(w http.ResponseWriter, r *http.Request, x *decide.Exchange) error {
+	creds, err := pt.authorizedAWS(w, r, x, AWSConsolePath)
 	if err != nil {
 		return err
 	}
@@ -49,7 +49,7 @@ func (s *Server) handleAWSConsole(w http.ResponseWriter, r *http.Request, x *dec
 // authorizedAWS authenticates the caller and lets policy decide on the
 // resource Route::"aws:<role>" like on any route, so credentials exist
 // only after the request passed policy; then it mints them.
-func (s *Server) authorizedAWS(w http.ResponseWriter, r *http.Request, x *decide.Exchange, path string) (awscreds.Credentials, error) {
+func (pt *Portal) authorizedAWS(w http.ResponseWriter, r *http.Request, x *decide.Exchange, path string) (awscreds.Credentials, error) {
 	var none awscreds.Credentials
 	if r.Method != http.MethodGet {
 		return none, decide.ErrMethod
@@ -59,7 +59,7 @@ func (s *Server) authorizedAWS(w http.ResponseWriter, r *http.Request, x *decide
 		return none, &decide.Error{Status: http.StatusBadRequest, Code: "missing_role", Msg: "role is required"}
 	}
 	returnTo := x.Engine.Issuer() + path + "?" + url.Values{"role": {role}}.Encode()
-	if err := s.authenticateEndpoint(w, r, x, returnTo); err != nil {
+	if err := pt.authenticateEndpoint(w, r, x, returnTo); err != nil {
 		return none, err
 	}
 	if err := x.Engine.AuthorizeAWSRole(r.Context(), x, role, path); err != nil {
