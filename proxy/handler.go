@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"ztproxy/decide"
+	"ztproxy/forwardauth"
 	"ztproxy/portal"
 )
 
@@ -56,8 +57,8 @@ func (s *Server) serveZTP(w http.ResponseWriter, r *http.Request, x *decide.Exch
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	if r.URL.Path == "/.ztp/verify" {
-		s.handleVerify(w, r, x)
+	if r.URL.Path == forwardauth.VerifyPath {
+		s.forwardAuth.ServeVerify(w, r, x)
 		return
 	}
 	s.portal.Serve(w, r, x)

@@ -310,7 +310,7 @@ func TestPanicsAreAuditedNotForgiven(t *testing.T) {
 func TestExtAuthzRefusalIsAudited(t *testing.T) {
 	up := testenv.StartHostileUpstream(t, []testenv.Step{testenv.KeepAlive("ok")})
 	p := newOutcomeProxy(t, up.URL, 5*time.Second, "", nil)
-	a := &extAuthz{server: p.s}
+	a := p.s.forwardAuth
 	ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.ParseIP("198.51.100.9"), Port: 4444}})
 	if _, err := a.Check(ctx, envoyCheck("GET", "app.example.com", "/x", nil, "")); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("Check from a stranger: %v", err)

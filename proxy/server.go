@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"ztproxy/decide"
+	"ztproxy/forwardauth"
 	"ztproxy/idheaders"
 	"ztproxy/metrics"
 	"ztproxy/portal"
@@ -37,8 +38,9 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	// engineOpts is what every engine shares across reloads.
-	engineOpts *decide.Options
-	portal     *portal.Portal
+	engineOpts  *decide.Options
+	portal      *portal.Portal
+	forwardAuth *forwardauth.Server
 
 	draining atomic.Bool
 	served   atomic.Bool
@@ -65,11 +67,17 @@ func New(cfg decide.Config, opts Options) (*Server, error) {
 	s := &Server{opts: opts, signer: signer, metrics: opts.Metrics, log: opts.Logger, now: opts.Now,
 		engineOpts: &decide.Options{Audit: opts.Audit, Logger: opts.Logger, Now: opts.Now, Metrics: opts.Metrics},
 		portal:     portal.New(portal.Options{JWKS: signer.JWKS(), Logger: opts.Logger})}
+	s.forwardAuth = forwardauth.New(forwardauth.Options{
+		Engine: s.engine, Signer: signer, Logger: opts.Logger, Now: opts.Now, Metrics: opts.Metrics,
+	})
 	if err := s.Update(cfg); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
+
+// engine is the decision engine of the serving configuration.
+func (s *Server) engine() *decide.Engine { return s.state.Load().engine }
 
 // Metrics returns the server's collectors.
 func (s *Server) Metrics() *metrics.Metrics { return s.metrics }

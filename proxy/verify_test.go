@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"ztproxy/decide"
+	"ztproxy/forwardauth"
 	"ztproxy/idheaders"
 )
 
@@ -275,7 +276,7 @@ func TestVerifyBrowserAnswers(t *testing.T) {
 	}
 	t.Run("signed in", func(t *testing.T) {
 		rec := e.verify(t, verifyTrustedPeer, nginxStyle("GET", "https://web.example.com/dashboard", withSession))
-		if rec.Code != 200 || rec.Header().Get(idheaders.User) != "https://idp#alice" || rec.Header().Get(headerLogin) != "" {
+		if rec.Code != 200 || rec.Header().Get(idheaders.User) != "https://idp#alice" || rec.Header().Get(forwardauth.HeaderLogin) != "" {
 			t.Fatalf("%d %v %s", rec.Code, rec.Header(), rec.Body)
 		}
 		if aud := verifyAssertionPayload(t, rec.Header().Get(idheaders.Assertion))["aud"]; aud != "web" {
@@ -289,9 +290,9 @@ func TestVerifyBrowserAnswers(t *testing.T) {
 		if rec.Code != 401 || rec.Header().Get("Location") != "" || decodeVerifyBody(t, rec).Error != "login_required" {
 			t.Fatalf("%d %v %s", rec.Code, rec.Header(), rec.Body)
 		}
-		login, err := url.Parse(rec.Header().Get(headerLogin))
+		login, err := url.Parse(rec.Header().Get(forwardauth.HeaderLogin))
 		if err != nil || login.Scheme+"://"+login.Host+login.Path != "https://ztp.example.com/.ztp/login" {
-			t.Fatalf("X-Ztp-Login %q", rec.Header().Get(headerLogin))
+			t.Fatalf("X-Ztp-Login %q", rec.Header().Get(forwardauth.HeaderLogin))
 		}
 		if rd, idp := login.Query().Get("rd"), login.Query().Get("idp"); rd != "https://web.example.com/dashboard?tab=1" || idp != "corp" {
 			t.Fatalf("rd %q idp %q", rd, idp)
@@ -318,9 +319,9 @@ func TestVerifyBrowserAnswers(t *testing.T) {
 	})
 	t.Run("http original keeps its scheme in the return URL", func(t *testing.T) {
 		rec := e.verify(t, verifyTrustedPeer, forwardedStyle("GET", "http", "web.example.com:8080", "/x", nil))
-		login, _ := url.Parse(rec.Header().Get(headerLogin))
+		login, _ := url.Parse(rec.Header().Get(forwardauth.HeaderLogin))
 		if rec.Code != 401 || login.Query().Get("rd") != "http://web.example.com:8080/x" {
-			t.Fatalf("%d %q", rec.Code, rec.Header().Get(headerLogin))
+			t.Fatalf("%d %q", rec.Code, rec.Header().Get(forwardauth.HeaderLogin))
 		}
 	})
 	t.Run("step-up: 403 with the step-up URL and requirements, never a redirect", func(t *testing.T) {
@@ -328,13 +329,13 @@ func TestVerifyBrowserAnswers(t *testing.T) {
 		hdr.Set("Sec-Fetch-Mode", "navigate")
 		rec := e.verify(t, verifyTrustedPeer, hdr)
 		b := decodeVerifyBody(t, rec)
-		if rec.Code != 403 || rec.Header().Get(headerStepUpRequirements) != "mfa" || b.Error != "step_up" || b.StepUp != "mfa" || rec.Header().Get("Location") != "" {
+		if rec.Code != 403 || rec.Header().Get(forwardauth.HeaderStepUpRequirements) != "mfa" || b.Error != "step_up" || b.StepUp != "mfa" || rec.Header().Get("Location") != "" {
 			t.Fatalf("%d %v %s", rec.Code, rec.Header(), rec.Body)
 		}
-		su, err := url.Parse(rec.Header().Get(headerStepUp))
+		su, err := url.Parse(rec.Header().Get(forwardauth.HeaderStepUp))
 		if err != nil || su.Scheme+"://"+su.Host+su.Path != "https://ztp.example.com"+decide.StepUpPath ||
 			su.Query().Get("rd") != "http://web.example.com:8080/doc/1?v=2" || su.Query().Get("req") != "mfa" {
-			t.Fatalf("X-Ztp-Step-Up %q", rec.Header().Get(headerStepUp))
+			t.Fatalf("X-Ztp-Step-Up %q", rec.Header().Get(forwardauth.HeaderStepUp))
 		}
 		if rec.Header().Get("WWW-Authenticate") != "" {
 			t.Fatal("browser step-up carries a bearer challenge")

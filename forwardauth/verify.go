@@ -1,4 +1,4 @@
-package proxy
+package forwardauth
 
 import (
 	"errors"
@@ -15,14 +15,14 @@ import (
 
 // Headers of a /.ztp/verify answer besides the identity headers.
 const (
-	// headerLogin carries the sign-in URL of a browser route on a 401.
-	headerLogin = "X-Ztp-Login"
-	// headerStepUp carries the step-up URL on a browser's 403, as in
+	// HeaderLogin carries the sign-in URL of a browser route on a 401.
+	HeaderLogin = "X-Ztp-Login"
+	// HeaderStepUp carries the step-up URL on a browser's 403, as in
 	// proxy mode.
-	headerStepUp = "X-Ztp-Step-Up"
-	// headerStepUpRequirements lists the policy's step-up requirements
+	HeaderStepUp = "X-Ztp-Step-Up"
+	// HeaderStepUpRequirements lists the policy's step-up requirements
 	// ("mfa", "acr:…") on a browser's 403.
-	headerStepUpRequirements = "X-Ztp-Step-Up-Requirements"
+	HeaderStepUpRequirements = "X-Ztp-Step-Up-Requirements"
 )
 
 var (
@@ -34,13 +34,13 @@ var (
 		Msg: "forward-auth cannot verify client certificates: serve mtls routes through ztproxy itself", Err: decide.ErrNoClientCert}
 )
 
-// handleVerify is the forward-auth decision endpoint for nginx
-// auth_request, Traefik ForwardAuth and Caddy forward_auth. It runs the
-// proxied-request pipeline (route, authenticate, risk, policy) on the
+// ServeVerify is the forward-auth decision endpoint (VerifyPath) for
+// nginx auth_request, Traefik ForwardAuth and Caddy forward_auth. It runs
+// the proxied-request pipeline (route, authenticate, risk, policy) on the
 // request the front proxy describes and answers 200 with identity
 // headers, 401 or 403 — never 200 on an error. It writes its own answer
-// and audit line, so it always returns nil.
-func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request, x *decide.Exchange) error {
+// and audit line. The listener has started x (decide.Engine.Begin).
+func (s *Server) ServeVerify(w http.ResponseWriter, r *http.Request, x *decide.Exchange) {
 	audit := decide.NewAuditOnce(x, x.RC.Time)
 	defer audit.OnPanic()
 	err := s.verifyDecide(w, r, x)
@@ -58,7 +58,6 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request, x *decide.
 		x.Status = http.StatusOK
 	}
 	audit.Finish(err)
-	return nil
 }
 
 // verifyDecide checks the peer, reads the original request and decides it
@@ -136,7 +135,7 @@ func (s *Server) verifyAllow(h http.Header, x *decide.Exchange) (string, error) 
 }
 
 // writeVerifyError answers a refused or failed verify with a small JSON
-// body. Unlike writeError it never redirects (auth_request treats a 3xx
+// body. Unlike portal.WriteError it never redirects (auth_request treats a 3xx
 // as an error) and never renders a page: the front proxy shows its own.
 //
 // Traefik and Caddy, unlike nginx, relay a non-2xx answer to the client
@@ -173,7 +172,7 @@ func writeVerifyError(w http.ResponseWriter, r *http.Request, x *decide.Exchange
 		for _, c := range ln.Clear {
 			http.SetCookie(w, c)
 		}
-		h.Set(headerLogin, ln.Location)
+		h.Set(HeaderLogin, ln.Location)
 		msg = "sign-in required"
 	case errors.As(err, &se):
 		msg = se.Description
@@ -185,8 +184,8 @@ func writeVerifyError(w http.ResponseWriter, r *http.Request, x *decide.Exchange
 		// mode, plus what is asked for.
 		msg = "this action needs additional verification; verify, then retry it"
 		stepUp = su.Decision.StepUp
-		h.Set(headerStepUp, su.Location)
-		h.Set(headerStepUpRequirements, idheaders.SafeValue(strings.Join(stepUp, " ")))
+		h.Set(HeaderStepUp, su.Location)
+		h.Set(HeaderStepUpRequirements, idheaders.SafeValue(strings.Join(stepUp, " ")))
 	case errors.As(err, &de) && de.Decision.Effect == identity.StepUp:
 		msg = "additional authentication is required"
 		stepUp = de.Decision.StepUp
@@ -195,7 +194,7 @@ func writeVerifyError(w http.ResponseWriter, r *http.Request, x *decide.Exchange
 		} else {
 			// Only a proxy-verified factor (WebAuthn) would do: no URL.
 			code = "step_up"
-			h.Set(headerStepUpRequirements, idheaders.SafeValue(strings.Join(stepUp, " ")))
+			h.Set(HeaderStepUpRequirements, idheaders.SafeValue(strings.Join(stepUp, " ")))
 		}
 	case errors.As(err, &de):
 		msg = "access denied by policy"

@@ -1,4 +1,4 @@
-package proxy
+package forwardauth
 
 import (
 	"net/http"

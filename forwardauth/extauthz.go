@@ -1,4 +1,4 @@
-package proxy
+package forwardauth
 
 import (
 	"context"
@@ -16,7 +16,6 @@ import (
 	"strings"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -24,53 +23,6 @@ import (
 	"ztproxy/decide"
 	"ztproxy/identity"
 )
-
-// extAuthz implements Envoy's external authorization API
-// (envoy.service.auth.v3.Authorization/Check) on top of the same
-// pipeline /.ztp/verify uses: Envoy describes the request in a
-// CheckRequest instead of X-Original-* headers, and the answer becomes a
-// CheckResponse instead of a 200/401/403.
-type extAuthz struct {
-	authv3.UnimplementedAuthorizationServer
-	server *Server
-}
-
-var _ authv3.AuthorizationServer = (*extAuthz)(nil)
-
-// ExtAuthzServer returns a gRPC server with the Envoy external
-// authorization service registered. Serve it on a listener only the local
-// Envoy can reach (loopback or a unix socket): the CheckRequest's source
-// principal is taken as the caller's verified device identity.
-func (s *Server) ExtAuthzServer(opts ...grpc.ServerOption) *grpc.Server {
-	g := grpc.NewServer(opts...)
-	s.RegisterExtAuthz(g)
-	return g
-}
-
-// RegisterExtAuthz registers the Envoy external authorization service on
-// an existing gRPC server, for embedders that serve other services too.
-func (s *Server) RegisterExtAuthz(g grpc.ServiceRegistrar) {
-	authv3.RegisterAuthorizationServer(g, &extAuthz{server: s})
-}
-
-// stopExtAuthz drains the gRPC server until ctx is done, then closes what
-// is left. A nil server is a no-op.
-func stopExtAuthz(ctx context.Context, g *grpc.Server) {
-	if g == nil {
-		return
-	}
-	done := make(chan struct{})
-	go func() {
-		g.GracefulStop()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		g.Stop()
-		<-done
-	}
-}
 
 var (
 	errExtAuthzPeer = status.Error(codes.PermissionDenied,
@@ -83,9 +35,8 @@ var (
 // body); a gRPC error is returned only when the caller is not allowed to
 // ask or has gone away, and Envoy then fails closed
 // (failure_mode_allow: false).
-func (a *extAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (_ *authv3.CheckResponse, checkErr error) {
-	s := a.server
-	eng := s.state.Load().engine
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (_ *authv3.CheckResponse, checkErr error) {
+	eng := s.engine()
 	start := s.now()
 	s.metrics.InFlight.Inc()
 	defer s.metrics.InFlight.Dec()
