@@ -1,6 +1,3 @@
-// Package proxy is ztproxy's request pipeline: listeners, routing,
-// authentication, risk, policy and forwarding. It is the only package
-// that turns errors into HTTP statuses.
 package proxy
 
 import (
