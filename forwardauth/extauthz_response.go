@@ -17,9 +17,9 @@ import (
 	"ztproxy/idheaders"
 )
 
-// headerRecorder is the http.ResponseWriter that decide, verifyAllow and
-// writeVerifyError write to during a Check; its headers, status and body
-// become the CheckResponse. Bodies are the verify endpoint's small JSON.
+// headerRecorder is the http.ResponseWriter a Check writes the session
+// cookies, verifyAllow's headers and writeVerifyError's answer to; its
+// headers, status and body become the CheckResponse. Bodies are the verify endpoint's small JSON.
 type headerRecorder struct {
 	h      http.Header
 	status int

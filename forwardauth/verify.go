@@ -61,7 +61,7 @@ func (s *Server) ServeVerify(w http.ResponseWriter, r *http.Request, x *decide.E
 }
 
 // verifyDecide checks the peer, reads the original request and decides it
-// with the same decide() a proxied request goes through.
+// with the same Engine.Decide a proxied request goes through.
 func (s *Server) verifyDecide(w http.ResponseWriter, r *http.Request, x *decide.Exchange) error {
 	// The connection is the front proxy's, so a client certificate on it
 	// identifies the proxy, never the user's device.
