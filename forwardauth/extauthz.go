@@ -72,11 +72,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (_ *authv3
 		x.TrustedPeer = x.RC.TrustedProxyHops > 0
 		x.RC.Device = eng.WithPosture(envoyDevice(attrs.GetSource()))
 		x.Scheme = orig.scheme
-		v := eng.Decide(r, x)
-		for _, c := range v.SetCookies {
-			http.SetCookie(rec, c)
-		}
-		err = v.Err
+		err = decideOn(rec, r, x)
 	}
 	var assertion string
 	if err == nil {

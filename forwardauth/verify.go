@@ -78,15 +78,21 @@ func (s *Server) verifyDecide(w http.ResponseWriter, r *http.Request, x *decide.
 	x.RC.Method = orig.method
 	// The browser comes back through the front proxy, on its scheme.
 	x.Scheme = orig.scheme
-	v := x.Engine.Decide(originalHTTPRequest(r, &orig), x)
-	for _, c := range v.SetCookies {
-		http.SetCookie(w, c)
-	}
-	err = v.Err
+	err = decideOn(w, originalHTTPRequest(r, &orig), x)
 	if errors.Is(err, decide.ErrNoClientCert) {
 		err = errVerifyMTLS
 	}
 	return err
+}
+
+// decideOn asks the engine about the original request r and sets the
+// session cookies it refreshed on the answer to the front proxy.
+func decideOn(w http.ResponseWriter, r *http.Request, x *decide.Exchange) error {
+	v := x.Engine.Decide(r, x)
+	for _, c := range v.SetCookies {
+		http.SetCookie(w, c)
+	}
+	return v.Err
 }
 
 // originalHTTPRequest is the verify request re-addressed to the original
