@@ -14,7 +14,7 @@ import (
 )
 
 func TestExtAuthzPeerAllowed(t *testing.T) {
-	trusted := mustPrefixes(t, "192.0.2.10/32")
+	trusted := []netip.Prefix{netip.MustParsePrefix("192.0.2.10/32")}
 	for _, tc := range []struct {
 		addr net.Addr
 		want bool
@@ -53,16 +53,4 @@ func envoyCheck(method, host, path string, hdr http.Header, principal string) *a
 			Id: "envoy-req-1", Method: method, Host: host, Path: path, Scheme: "https", Protocol: "HTTP/2", Headers: headers,
 		}},
 	}}
-}
-
-func mustPrefixes(t testing.TB, cidrs ...string) []netip.Prefix {
-	var out []netip.Prefix
-	for _, c := range cidrs {
-		p, err := netip.ParsePrefix(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, p)
-	}
-	return out
 }

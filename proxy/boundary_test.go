@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"ztproxy/decide"
+	"ztproxy/internal/testenv"
 )
 
 const boundaryPolicies = testPolicies + `
@@ -213,17 +214,6 @@ func TestOriginalPathParameters(t *testing.T) {
 	}
 }
 
-func wsHeaders(origin string, cookies []*http.Cookie) http.Header {
-	h := http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}, "Sec-Websocket-Version": {"13"}, "Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="}}
-	if origin != "" {
-		h["Origin"] = []string{origin}
-	}
-	for _, c := range cookies {
-		h.Add("Cookie", c.Name+"="+c.Value)
-	}
-	return h
-}
-
 // Issue 12.6: a WebSocket upgrade with the session cookie from a page on
 // https://evil.test was forwarded (cross-site WebSocket hijacking).
 func TestWebSocketOriginChecked(t *testing.T) {
@@ -233,21 +223,21 @@ func TestWebSocketOriginChecked(t *testing.T) {
 		hdr                http.Header
 		wantStatus         int
 	}{
-		{"cookie, foreign origin", "/chat", "https://evil.test", wsHeaders("https://evil.test", session), 403},
-		{"cookie, sibling subdomain", "/chat", "", wsHeaders("https://evil.example.com", session), 403},
-		{"cookie, own host over http", "/chat", "", wsHeaders("http://ws.example.com", session), 403},
-		{"cookie, own host other port", "/chat", "", wsHeaders("https://ws.example.com:8443", session), 403},
-		{"cookie, null origin", "/chat", "", wsHeaders("null", session), 403},
-		{"cookie, no origin", "/chat", "", wsHeaders("", session), 403},
+		{"cookie, foreign origin", "/chat", "https://evil.test", testenv.WebSocketHeaders("https://evil.test", session), 403},
+		{"cookie, sibling subdomain", "/chat", "", testenv.WebSocketHeaders("https://evil.example.com", session), 403},
+		{"cookie, own host over http", "/chat", "", testenv.WebSocketHeaders("http://ws.example.com", session), 403},
+		{"cookie, own host other port", "/chat", "", testenv.WebSocketHeaders("https://ws.example.com:8443", session), 403},
+		{"cookie, null origin", "/chat", "", testenv.WebSocketHeaders("null", session), 403},
+		{"cookie, no origin", "/chat", "", testenv.WebSocketHeaders("", session), 403},
 		{"cookie, two origins", "/chat", "", func() http.Header {
-			h := wsHeaders("https://ws.example.com", session)
+			h := testenv.WebSocketHeaders("https://ws.example.com", session)
 			h.Add("Origin", "https://evil.test")
 			return h
 		}(), 403},
-		{"cookie, own origin", "/chat", "", wsHeaders("https://WS.example.com:443", session), 200},
-		{"cookie, allowed origin", "/chat", "", wsHeaders("https://portal.example.com", session), 200},
+		{"cookie, own origin", "/chat", "", testenv.WebSocketHeaders("https://WS.example.com:443", session), 200},
+		{"cookie, allowed origin", "/chat", "", testenv.WebSocketHeaders("https://portal.example.com", session), 200},
 		{"bearer route, foreign origin", "/api/x", "", func() http.Header {
-			h := wsHeaders("https://evil.test", nil)
+			h := testenv.WebSocketHeaders("https://evil.test", nil)
 			h.Set("Authorization", tp.bearer(t, "eng").Get("Authorization"))
 			return h
 		}(), 200},
@@ -271,7 +261,7 @@ func TestWebSocketOriginChecked(t *testing.T) {
 func TestVerifyWebSocketOrigin(t *testing.T) {
 	tp, session := newBoundaryProxy(t)
 	e := &verifyEnv{testProxy: tp, server: tp.server}
-	hdr := wsHeaders("https://evil.test", session)
+	hdr := testenv.WebSocketHeaders("https://evil.test", session)
 	delete(hdr, "Connection")
 	delete(hdr, "Upgrade")
 	if rec := e.verify(t, verifyTrustedPeer, nginxStyle("GET", "https://ws.example.com/chat", hdr)); rec.Code != 403 {

@@ -45,25 +45,15 @@ type Server struct {
 
 // New builds a Server from an initial configuration.
 func New(cfg decide.Config, opts Options) (*Server, error) {
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.Audit == nil {
-		opts.Audit = slog.New(slog.NewJSONHandler(io.Discard, nil))
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.Metrics == nil {
-		opts.Metrics = metrics.New()
-	}
+	engineOpts := &decide.Options{Audit: opts.Audit, Logger: opts.Logger, Now: opts.Now, Metrics: opts.Metrics}
+	engineOpts.CheckAndSetDefaults()
+	opts.Audit, opts.Logger, opts.Now, opts.Metrics = engineOpts.Audit, engineOpts.Logger, engineOpts.Now, engineOpts.Metrics
 	signer, err := idheaders.NewSigner(opts.SigningKey)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, signer: signer, metrics: opts.Metrics, log: opts.Logger, now: opts.Now,
-		engineOpts: &decide.Options{Audit: opts.Audit, Logger: opts.Logger, Now: opts.Now, Metrics: opts.Metrics},
-		portal:     portal.New(portal.Options{JWKS: signer.JWKS(), Logger: opts.Logger})}
+	s := &Server{opts: opts, signer: signer, metrics: opts.Metrics, log: opts.Logger, now: opts.Now, engineOpts: engineOpts,
+		portal: portal.New(portal.Options{JWKS: signer.JWKS(), Logger: opts.Logger})}
 	s.forwardAuth = forwardauth.New(forwardauth.Options{
 		Engine: s.engine, Signer: signer, Logger: opts.Logger, Now: opts.Now, Metrics: opts.Metrics,
 	})
