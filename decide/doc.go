@@ -18,12 +18,16 @@
 //   - NewAuditOnce writes exactly one audit line and metric sample per
 //     request, also when the front door's handler panics.
 //
-// The portal adds AuthenticateEndpoint, AuthorizeAWSRole, MintAWS,
-// AssessRisk and Preview for its own pages.
+// After an allow, MintAWS gets the caller's AWS credentials (reverse
+// proxy and portal). The portal adds AuthenticateEndpoint,
+// AuthorizeAWSRole, AssessRisk and Preview for its own pages; ext_authz,
+// which has no *http.Request of its own to Begin with, builds the
+// exchange with NewRequestID, ClientAddress, ParseAddr and WithPosture.
 //
-// It writes no HTTP response, renders no HTML and forwards nothing: it
-// must not import net/http's ResponseWriter users (proxy, forwardauth,
-// portal) or anything above them. It imports the components it decides
-// with (authn, authz, certs, awscreds), the audit record, the metrics
-// and identity.
+// It writes no HTTP response, renders no HTML and forwards nothing. It
+// must not import the front doors (proxy, forwardauth, portal) or
+// anything above them; it imports the components it decides with
+// (authn, authz, certs, awscreds), the shared leaves (audit, metrics,
+// idheaders for the assertion header name, upstream for the route's
+// transport mode) and identity.
 package decide
