@@ -88,9 +88,6 @@ func (e *Engine) Routes() []*Route { return e.routes }
 // issuer and the base of every /.ztp/ link.
 func (e *Engine) Issuer() string { return e.issuer }
 
-// Logger is the operational log.
-func (e *Engine) Logger() *slog.Logger { return e.opts.Logger }
-
 // Begin starts the Exchange of a request that reached an HTTP front door
 // at start: its request id, method, user agent, scheme, client address
 // (through trusted_proxies) and the device of a verified client
