@@ -9,14 +9,20 @@ import (
 	"testing"
 )
 
-// errorCodeSources finds the error codes in the code: httpError literals
-// and statusOf's own codes in proxy, bearer and sign-in error codes in
-// authn.
+// frontDoorCodes find decide.Error literals and StatusOf's own codes.
+var frontDoorCodes = []*regexp.Regexp{
+	regexp.MustCompile(`\bCode:\s*"([a-z0-9_]+)"`),
+	regexp.MustCompile(`return\s+(?:http\.Status\w+|\d+),\s*"([a-z0-9_]+)"`),
+}
+
+// errorCodeSources finds the error codes in the code: decide.Error
+// literals and StatusOf's own codes in the decision engine and the front
+// doors, bearer and sign-in error codes in authn.
 var errorCodeSources = map[string][]*regexp.Regexp{
-	"proxy": {
-		regexp.MustCompile(`\bcode:\s*"([a-z0-9_]+)"`),
-		regexp.MustCompile(`return\s+(?:http\.Status\w+|\d+),\s*"([a-z0-9_]+)"`),
-	},
+	"decide":      frontDoorCodes,
+	"proxy":       frontDoorCodes,
+	"portal":      frontDoorCodes,
+	"forwardauth": frontDoorCodes,
 	"authn": {
 		regexp.MustCompile(`\bCode:\s*"([a-z0-9_]+)"`),
 		regexp.MustCompile(`\bCode\w+\s*=\s*"([a-z0-9_]+)"`),

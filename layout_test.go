@@ -7,26 +7,52 @@ import (
 )
 
 // allowedImports is DESIGN.md's dependency direction: a package may import
-// only the project packages listed for it.
+// only the project packages listed for it. The layers, top to bottom:
+// config; the front doors (proxy: listeners and forwarding; forwardauth:
+// /.ztp/verify and ext_authz; portal: the /.ztp/ pages); the decision
+// engine (decide); the components it decides with (authn, authz,
+// riskengine, awscreds, certs, store) and the leaves every layer shares
+// (upstream transport, identity headers, audit, metrics); identity.
 var allowedImports = map[string][]string{
-	"ztproxy/identity":           {},
-	"ztproxy/authz":              {"ztproxy/identity"},
-	"ztproxy/authn":              {"ztproxy/identity"},
-	"ztproxy/certs":              {"ztproxy/identity"},
-	"ztproxy/proxy":              {"ztproxy/identity", "ztproxy/authn", "ztproxy/authz", "ztproxy/certs", "ztproxy/store", "ztproxy/riskengine", "ztproxy/awscreds"},
-	"ztproxy/config":             {"ztproxy/identity", "ztproxy/authn", "ztproxy/authz", "ztproxy/certs", "ztproxy/proxy", "ztproxy/store", "ztproxy/riskengine", "ztproxy/awscreds"},
-	"ztproxy/store":              {"ztproxy/identity"},
-	"ztproxy/riskengine":         {"ztproxy/identity"},
-	"ztproxy/awscreds":           {"ztproxy/identity"},
+	"ztproxy/config": {"ztproxy/identity", "ztproxy/proxy", "ztproxy/decide", "ztproxy/upstream",
+		"ztproxy/authn", "ztproxy/authz", "ztproxy/certs", "ztproxy/store", "ztproxy/riskengine", "ztproxy/awscreds"},
+
+	"ztproxy/proxy": {"ztproxy/identity", "ztproxy/forwardauth", "ztproxy/portal", "ztproxy/decide",
+		"ztproxy/upstream", "ztproxy/idheaders", "ztproxy/metrics", "ztproxy/awscreds"},
+	"ztproxy/forwardauth": {"ztproxy/identity", "ztproxy/decide", "ztproxy/idheaders", "ztproxy/metrics", "ztproxy/authn"},
+	"ztproxy/portal":      {"ztproxy/identity", "ztproxy/decide", "ztproxy/authn", "ztproxy/awscreds"},
+
+	"ztproxy/decide": {"ztproxy/identity", "ztproxy/authn", "ztproxy/authz", "ztproxy/certs", "ztproxy/awscreds",
+		"ztproxy/upstream", "ztproxy/idheaders", "ztproxy/audit", "ztproxy/metrics"},
+
+	"ztproxy/authz":      {"ztproxy/identity"},
+	"ztproxy/authn":      {"ztproxy/identity"},
+	"ztproxy/certs":      {"ztproxy/identity"},
+	"ztproxy/store":      {"ztproxy/identity"},
+	"ztproxy/riskengine": {"ztproxy/identity"},
+	"ztproxy/awscreds":   {"ztproxy/identity"},
+	"ztproxy/upstream":   {},
+	"ztproxy/idheaders":  {"ztproxy/identity"},
+	"ztproxy/audit":      {"ztproxy/identity"},
+	"ztproxy/metrics":    {},
+
+	"ztproxy/identity": {},
+
 	"ztproxy/internal/stsdouble": {},
 	"ztproxy/internal/demo":      {},
 	"ztproxy/internal/demo/op":   {},
 	"ztproxy/internal/testenv":   {},
 }
 
-// TestImportDirection keeps imports flowing one way (cmd → config → proxy →
-// authn/authz/certs → identity) and forbids util/common grab-bags.
+// TestImportDirection keeps imports flowing one way (cmd → config → front
+// doors → decide → components and shared leaves → identity) and forbids
+// util/common grab-bags. The table itself must allow no cycle, so an
+// import against the direction cannot be admitted by adding the reverse
+// edge to it.
 func TestImportDirection(t *testing.T) {
+	if cycle := layoutCycle(); cycle != nil {
+		t.Errorf("the layout table allows a cycle: %s", strings.Join(cycle, " → "))
+	}
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
@@ -60,4 +86,44 @@ func TestImportDirection(t *testing.T) {
 			}
 		}
 	}
+}
+
+// layoutCycle returns a cycle of allowedImports, or nil.
+func layoutCycle() []string {
+	const (
+		unvisited = iota
+		onPath
+		done
+	)
+	state := map[string]int{}
+	var path []string
+	var visit func(pkg string) []string
+	visit = func(pkg string) []string {
+		switch state[pkg] {
+		case onPath:
+			for i, p := range path {
+				if p == pkg {
+					return append(append([]string(nil), path[i:]...), pkg)
+				}
+			}
+		case done:
+			return nil
+		}
+		state[pkg] = onPath
+		path = append(path, pkg)
+		for _, imp := range allowedImports[pkg] {
+			if cycle := visit(imp); cycle != nil {
+				return cycle
+			}
+		}
+		path = path[:len(path)-1]
+		state[pkg] = done
+		return nil
+	}
+	for pkg := range allowedImports {
+		if cycle := visit(pkg); cycle != nil {
+			return cycle
+		}
+	}
+	return nil
 }

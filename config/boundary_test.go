@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
-
 	"github.com/google/go-cmp/cmp"
 )
 

@@ -13,7 +13,9 @@ import (
 	"ztproxy/authz"
 	"ztproxy/awscreds"
 	"ztproxy/certs"
+	"ztproxy/decide"
 	"ztproxy/proxy"
+	"ztproxy/upstream"
 )
 
 // Runtime is a validated File turned into the typed Config of each
@@ -21,10 +23,11 @@ import (
 // CA bundles, keys) but starts nothing.
 type Runtime struct {
 	File *File
-	// Proxy is the reloadable request pipeline. Its Bearer field is left
-	// nil: the caller supplies a verifier (and keeps it across reloads so
-	// its key cache survives).
-	Proxy  proxy.Config
+	// Proxy is the reloadable configuration of every front door (the
+	// decision engine's Config). Its Bearer field is left nil: the caller
+	// supplies a verifier (and keeps it across reloads so its key cache
+	// survives).
+	Proxy  decide.Config
 	Server proxy.ServerConfig
 	// Certs configures the public listener's TLS; nil when the listener is
 	// plaintext.
@@ -119,7 +122,7 @@ func (f *File) build(c *collector) *Runtime {
 	}
 
 	ext, _ := url.Parse(f.ExternalURL)
-	rt.Proxy = proxy.Config{
+	rt.Proxy = decide.Config{
 		ExternalURL:           ext,
 		TrustedProxies:        f.TrustedProxyPrefixes,
 		Location:              f.Location,
@@ -197,9 +200,9 @@ func (f *File) buildIdPs(rt *Runtime) {
 	for _, idp := range f.IdPs {
 		if idp.StepUp != nil {
 			if rt.Proxy.StepUpHints == nil {
-				rt.Proxy.StepUpHints = map[string]proxy.StepUpHint{}
+				rt.Proxy.StepUpHints = map[string]decide.StepUpHint{}
 			}
-			rt.Proxy.StepUpHints[idp.Name] = proxy.StepUpHint{ACRValues: idp.StepUp.ACRValues, MaxAge: idp.StepUp.MaxAge}
+			rt.Proxy.StepUpHints[idp.Name] = decide.StepUpHint{ACRValues: idp.StepUp.ACRValues, MaxAge: idp.StepUp.MaxAge}
 		}
 		if len(idp.Audiences) == 0 {
 			continue // browser-only IdP: no bearer tokens accepted from it
@@ -222,14 +225,14 @@ func (f *File) buildRoutes(c *collector, rt *Runtime) {
 	if f.Mode == ModeSidecar && f.Sidecar != nil {
 		// One implicit route to the local service, for any host.
 		sc := DefaultRoute()
-		sc.Name, sc.Host, sc.Upstream, sc.Auth = f.Sidecar.Name, "*", f.Sidecar.Upstream, string(proxy.AuthSidecar)
+		sc.Name, sc.Host, sc.Upstream, sc.Auth = f.Sidecar.Name, "*", f.Sidecar.Upstream, string(decide.AuthSidecar)
 		sc.AllowPathParameters = f.Sidecar.AllowPathParameters
 		routes = append([]Route{sc}, routes...)
 		paths = append([]string{"sidecar"}, paths...)
 	}
 	for i, r := range routes {
 		pr, field, err := buildRoute(r)
-		pr.UpstreamTransport = proxy.UpstreamTransport(routeUpstreamTransport(f.Server.UpstreamTransport, r.UpstreamTransport))
+		pr.UpstreamTransport = upstream.Mode(routeUpstreamTransport(f.Server.UpstreamTransport, r.UpstreamTransport))
 		if err != nil {
 			addErr(c, paths[i]+"."+field, err)
 			continue
@@ -239,20 +242,20 @@ func (f *File) buildRoutes(c *collector, rt *Runtime) {
 }
 
 // buildRoute converts one route; on failure it names the failing field.
-func buildRoute(r Route) (proxy.RouteConfig, string, error) {
+func buildRoute(r Route) (decide.RouteConfig, string, error) {
 	up, err := url.Parse(r.Upstream)
 	if err != nil {
-		return proxy.RouteConfig{}, "upstream", err
+		return decide.RouteConfig{}, "upstream", err
 	}
-	pr := proxy.RouteConfig{
+	pr := decide.RouteConfig{
 		Name: r.Name, Host: r.Host, PathPrefix: r.PathPrefix, Upstream: up,
-		UpstreamServerName: r.UpstreamServerName, Auth: proxy.AuthMode(r.Auth), IdP: r.IdP,
+		UpstreamServerName: r.UpstreamServerName, Auth: decide.AuthMode(r.Auth), IdP: r.IdP,
 		PassIdentityHeaders: r.PassIdentityHeaders, PreserveHost: r.PreserveHost,
 		StripPrefix: r.StripPrefix, Timeout: r.Timeout, WebSocket: r.WebSocket,
 		AllowPathParameters: r.AllowPathParameters, AllowedOrigins: r.AllowedOrigins,
 	}
 	if r.AWS != nil {
-		pr.AWS = &proxy.RouteAWS{Role: r.AWS.Role}
+		pr.AWS = &decide.RouteAWS{Role: r.AWS.Role}
 		if s := r.AWS.Sign; s != nil {
 			pr.AWS.SignService, pr.AWS.SignRegion, pr.AWS.UnsignedPayload = s.Service, s.Region, s.UnsignedPayload
 		}

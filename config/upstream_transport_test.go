@@ -5,7 +5,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"ztproxy/proxy"
+	"ztproxy/upstream"
 )
 
 // TestUpstreamTransport (issue 12.1): the operator's escape hatch from the
@@ -28,10 +28,10 @@ routes:
 	})
 	for _, tc := range []struct {
 		name, server string
-		want         []proxy.UpstreamTransport // per route: inherit, lean, standard
+		want         []upstream.Mode // per route: inherit, lean, standard
 	}{
-		{"default is lean", "", []proxy.UpstreamTransport{"lean", "lean", "standard"}},
-		{"global standard", "server: {upstream_transport: standard}\n", []proxy.UpstreamTransport{"standard", "lean", "standard"}},
+		{"default is lean", "", []upstream.Mode{"lean", "lean", "standard"}},
+		{"global standard", "server: {upstream_transport: standard}\n", []upstream.Mode{"standard", "lean", "standard"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			yaml := head + tc.server + `routes:
@@ -47,7 +47,7 @@ routes:
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got []proxy.UpstreamTransport
+			var got []upstream.Mode
 			for _, r := range rt.Proxy.Routes {
 				got = append(got, r.UpstreamTransport)
 			}

@@ -1,6 +1,8 @@
 package config
 
-import "ztproxy/proxy"
+import (
+	"ztproxy/decide"
+)
 
 // idpUse records the first route that needs something of an IdP, so that
 // a missing client_id or audience is reported once, at the IdP.
@@ -52,7 +54,7 @@ func checkAllowedOrigins(c *collector, path string, r *Route) {
 		c.add(path+".allowed_origins", "only used with websocket: true")
 	}
 	for i, o := range r.AllowedOrigins {
-		canon, err := proxy.CanonicalOrigin(o)
+		canon, err := decide.CanonicalOrigin(o)
 		if err != nil {
 			c.add(indexPath(path+".allowed_origins", i), "%q: %v", o, err)
 			continue

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"ztproxy/decide"
 )
 
 // BenchmarkBrowserPath measures the browser hot path in-process: open the
@@ -18,8 +20,8 @@ func BenchmarkBrowserPath(b *testing.B) {
 	cfg := tp.cfg
 	cfg.Browser = browser
 	cfg.Authorizer = mustEngine(b, testPolicies+`@id("web-eng") permit (principal, action, resource == Route::"web") when { principal in Group::"eng" };`)
-	cfg.Routes = append([]RouteConfig(nil), cfg.Routes...)
-	cfg.Routes = append(cfg.Routes, RouteConfig{Name: "web", Host: "web.example.com", PathPrefix: "/", Upstream: cfg.Routes[0].Upstream, Auth: AuthBrowser, PassIdentityHeaders: true})
+	cfg.Routes = append([]decide.RouteConfig(nil), cfg.Routes...)
+	cfg.Routes = append(cfg.Routes, decide.RouteConfig{Name: "web", Host: "web.example.com", PathPrefix: "/", Upstream: cfg.Routes[0].Upstream, Auth: decide.AuthBrowser, PassIdentityHeaders: true})
 	s, err := New(cfg, Options{UpstreamTransport: noopTransport{}, Audit: slog.New(slog.NewJSONHandler(io.Discard, nil)), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)

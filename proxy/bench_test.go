@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 )
 
@@ -62,17 +61,5 @@ func BenchmarkBearerPath(b *testing.B) {
 		clear(w.h)
 		r := req.WithContext(context.Background())
 		h.ServeHTTP(w, r)
-	}
-}
-
-// BenchmarkCanonicalPath measures the path canonicaliser on a path that
-// needs decoding.
-func BenchmarkCanonicalPath(b *testing.B) {
-	p := "/api/v1/" + strings.Repeat("seg%20ment/", 4) + "items"
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := parseRequestPath(p); err != nil {
-			b.Fatal(err)
-		}
 	}
 }

@@ -2,13 +2,16 @@ package proxy
 
 import (
 	"net/http"
+
+	"ztproxy/decide"
+	"ztproxy/portal"
 )
 
 // errUpgradeFraming refuses an upgrade whose framing forces the
 // connection closed: an HTTP/1.0 request (which may not upgrade, RFC 9110
 // §7.8) or one with a chunked body.
-var errUpgradeFraming = &httpError{status: http.StatusBadRequest, code: "bad_upgrade",
-	msg: "an upgrade must be an HTTP/1.1 request without a chunked body"}
+var errUpgradeFraming = &decide.Error{Status: http.StatusBadRequest, Code: "bad_upgrade",
+	Msg: "an upgrade must be an HTTP/1.1 request without a chunked body"}
 
 // boundary wraps the handler of every listener (the public one, which
 // serves proxied requests, forward-auth and sidecar mode, and the admin
@@ -30,8 +33,8 @@ func boundary(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor == 1 && (r.ProtoMinor == 0 || len(r.TransferEncoding) > 0) {
 			w.Header().Set("Connection", "close")
-			if isUpgrade(r) {
-				writeError(w, r, errUpgradeFraming, "")
+			if decide.IsUpgrade(r) {
+				portal.WriteError(w, r, errUpgradeFraming, "")
 				return
 			}
 		}

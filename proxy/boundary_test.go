@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+
+	"ztproxy/decide"
+	"ztproxy/internal/testenv"
 )
 
 const boundaryPolicies = testPolicies + `
@@ -46,14 +49,14 @@ func newBoundaryProxy(t testing.TB) (*testProxy, []*http.Cookie) {
 	cfg.TrustedProxies = mustPrefixes(t, "192.0.2.10/32")
 	cfg.Authorizer = mustEngine(t, boundaryPolicies)
 	up := cfg.Routes[0].Upstream
-	cfg.Routes = append(append([]RouteConfig(nil), cfg.Routes...),
-		RouteConfig{Name: "matrix", Host: "app.example.com", PathPrefix: "/matrix", Upstream: up, Auth: AuthBearer, AllowPathParameters: true, StripPrefix: true},
-		RouteConfig{Name: "m2", Host: "app.example.com", PathPrefix: "/m2", Upstream: up, Auth: AuthPublic},
-		RouteConfig{Name: "web", Host: "web.example.com", PathPrefix: "/", Upstream: up, Auth: AuthBrowser, IdP: "corp"},
-		RouteConfig{Name: "ws", Host: "ws.example.com", PathPrefix: "/", Upstream: up, Auth: AuthBrowser, IdP: "corp", WebSocket: true,
+	cfg.Routes = append(append([]decide.RouteConfig(nil), cfg.Routes...),
+		decide.RouteConfig{Name: "matrix", Host: "app.example.com", PathPrefix: "/matrix", Upstream: up, Auth: decide.AuthBearer, AllowPathParameters: true, StripPrefix: true},
+		decide.RouteConfig{Name: "m2", Host: "app.example.com", PathPrefix: "/m2", Upstream: up, Auth: decide.AuthPublic},
+		decide.RouteConfig{Name: "web", Host: "web.example.com", PathPrefix: "/", Upstream: up, Auth: decide.AuthBrowser, IdP: "corp"},
+		decide.RouteConfig{Name: "ws", Host: "ws.example.com", PathPrefix: "/", Upstream: up, Auth: decide.AuthBrowser, IdP: "corp", WebSocket: true,
 			AllowedOrigins: []string{"https://Portal.Example.com:443"}},
-		RouteConfig{Name: "wsdev", Host: "ws.example.com", PathPrefix: "/dev", Upstream: up, Auth: AuthMTLS, WebSocket: true},
-		RouteConfig{Name: "wsapi", Host: "ws.example.com", PathPrefix: "/api", Upstream: up, Auth: AuthBearer, WebSocket: true},
+		decide.RouteConfig{Name: "wsdev", Host: "ws.example.com", PathPrefix: "/dev", Upstream: up, Auth: decide.AuthMTLS, WebSocket: true},
+		decide.RouteConfig{Name: "wsapi", Host: "ws.example.com", PathPrefix: "/api", Upstream: up, Auth: decide.AuthBearer, WebSocket: true},
 	)
 	s, err := New(cfg, Options{Audit: slog.New(slog.NewJSONHandler(tp.audit, nil)), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -211,17 +214,6 @@ func TestOriginalPathParameters(t *testing.T) {
 	}
 }
 
-func wsHeaders(origin string, cookies []*http.Cookie) http.Header {
-	h := http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}, "Sec-Websocket-Version": {"13"}, "Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="}}
-	if origin != "" {
-		h["Origin"] = []string{origin}
-	}
-	for _, c := range cookies {
-		h.Add("Cookie", c.Name+"="+c.Value)
-	}
-	return h
-}
-
 // Issue 12.6: a WebSocket upgrade with the session cookie from a page on
 // https://evil.test was forwarded (cross-site WebSocket hijacking).
 func TestWebSocketOriginChecked(t *testing.T) {
@@ -231,21 +223,21 @@ func TestWebSocketOriginChecked(t *testing.T) {
 		hdr                http.Header
 		wantStatus         int
 	}{
-		{"cookie, foreign origin", "/chat", "https://evil.test", wsHeaders("https://evil.test", session), 403},
-		{"cookie, sibling subdomain", "/chat", "", wsHeaders("https://evil.example.com", session), 403},
-		{"cookie, own host over http", "/chat", "", wsHeaders("http://ws.example.com", session), 403},
-		{"cookie, own host other port", "/chat", "", wsHeaders("https://ws.example.com:8443", session), 403},
-		{"cookie, null origin", "/chat", "", wsHeaders("null", session), 403},
-		{"cookie, no origin", "/chat", "", wsHeaders("", session), 403},
+		{"cookie, foreign origin", "/chat", "https://evil.test", testenv.WebSocketHeaders("https://evil.test", session), 403},
+		{"cookie, sibling subdomain", "/chat", "", testenv.WebSocketHeaders("https://evil.example.com", session), 403},
+		{"cookie, own host over http", "/chat", "", testenv.WebSocketHeaders("http://ws.example.com", session), 403},
+		{"cookie, own host other port", "/chat", "", testenv.WebSocketHeaders("https://ws.example.com:8443", session), 403},
+		{"cookie, null origin", "/chat", "", testenv.WebSocketHeaders("null", session), 403},
+		{"cookie, no origin", "/chat", "", testenv.WebSocketHeaders("", session), 403},
 		{"cookie, two origins", "/chat", "", func() http.Header {
-			h := wsHeaders("https://ws.example.com", session)
+			h := testenv.WebSocketHeaders("https://ws.example.com", session)
 			h.Add("Origin", "https://evil.test")
 			return h
 		}(), 403},
-		{"cookie, own origin", "/chat", "", wsHeaders("https://WS.example.com:443", session), 200},
-		{"cookie, allowed origin", "/chat", "", wsHeaders("https://portal.example.com", session), 200},
+		{"cookie, own origin", "/chat", "", testenv.WebSocketHeaders("https://WS.example.com:443", session), 200},
+		{"cookie, allowed origin", "/chat", "", testenv.WebSocketHeaders("https://portal.example.com", session), 200},
 		{"bearer route, foreign origin", "/api/x", "", func() http.Header {
-			h := wsHeaders("https://evil.test", nil)
+			h := testenv.WebSocketHeaders("https://evil.test", nil)
 			h.Set("Authorization", tp.bearer(t, "eng").Get("Authorization"))
 			return h
 		}(), 200},
@@ -264,27 +256,12 @@ func TestWebSocketOriginChecked(t *testing.T) {
 	}
 }
 
-// Issue 12.6 for client certificates, the other ambient credential: a
-// foreign Origin is refused, a service without Origin is not.
-func TestWebSocketOriginWithClientCertificate(t *testing.T) {
-	x := &exchange{scheme: "https", ambient: certCredential, route: &route{}}
-	for origin, want := range map[string]error{"https://evil.test": errOrigin, "": nil, "https://ws.example.com": nil} {
-		r := httptest.NewRequest("GET", "https://ws.example.com/dev/x", nil)
-		for k, v := range wsHeaders(origin, nil) {
-			r.Header[k] = v
-		}
-		if got := checkWebSocketOrigin(r, x); got != want {
-			t.Errorf("origin %q: %v, want %v", origin, got, want)
-		}
-	}
-}
-
 // Issue 12.6 through forward-auth: nginx drops Upgrade and Connection
 // from the auth subrequest, but Sec-WebSocket-Key and Origin reach it.
 func TestVerifyWebSocketOrigin(t *testing.T) {
 	tp, session := newBoundaryProxy(t)
 	e := &verifyEnv{testProxy: tp, server: tp.server}
-	hdr := wsHeaders("https://evil.test", session)
+	hdr := testenv.WebSocketHeaders("https://evil.test", session)
 	delete(hdr, "Connection")
 	delete(hdr, "Upgrade")
 	if rec := e.verify(t, verifyTrustedPeer, nginxStyle("GET", "https://ws.example.com/chat", hdr)); rec.Code != 403 {
@@ -345,29 +322,6 @@ func rawExchange(t *testing.T, addr, raw string) []*http.Response {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		out = append(out, resp)
-	}
-}
-
-// Issue 12.5 on the upstream hop: a framing header spelled with "_" is
-// another header to net/http but the framing header itself to CGI-style
-// upstreams that merge "_" and "-".
-func TestDisguisedFramingHeadersNotForwarded(t *testing.T) {
-	h := http.Header{
-		"Transfer_encoding": {"chunked"}, "Content_length": {"0"}, "Keep_alive": {"x"}, "Proxy_connection": {"x"},
-		"Transfer-Encoding": {"chunked"}, "Content-Length": {"5"}, "Accept_language": {"en"}, "Connection": {"Upgrade"},
-	}
-	sanitizeHeaders(h, false)
-	for _, gone := range []string{"Transfer_encoding", "Content_length", "Keep_alive", "Proxy_connection"} {
-		if _, ok := h[gone]; ok {
-			t.Errorf("%s forwarded", gone)
-		}
-	}
-	// The real spellings are net/http's to manage, and other underscored
-	// headers are the application's.
-	for _, kept := range []string{"Transfer-Encoding", "Content-Length", "Accept_language", "Connection"} {
-		if _, ok := h[kept]; !ok {
-			t.Errorf("%s removed", kept)
-		}
 	}
 }
 

@@ -2,80 +2,11 @@ package proxy
 
 import (
 	"crypto/ecdsa"
-	"crypto/x509"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
-	"net/netip"
-	"net/url"
 	"time"
 
-	"ztproxy/identity"
-)
-
-// AuthMode says how a route authenticates its callers.
-type AuthMode string
-
-// Route authentication modes.
-const (
-	AuthBearer  AuthMode = "bearer"
-	AuthMTLS    AuthMode = "mtls"
-	AuthBrowser AuthMode = "browser"
-	AuthPublic  AuthMode = "public"
-	// AuthSidecar accepts, in order: a front proxy's X-Ztp-Assertion for
-	// this route, a bearer JWT, or a verified client certificate.
-	AuthSidecar AuthMode = "sidecar"
-)
-
-// RouteConfig is one protected upstream.
-type RouteConfig struct {
-	Name string
-	// Host is the canonical host ("app.example.com", optionally with a
-	// non-default port, or "*.example.com").
-	Host string
-	// PathPrefix is a canonical path prefix; "/" matches everything.
-	PathPrefix string
-	Upstream   *url.URL
-	// UpstreamCAs, when non-nil, replaces the system roots for an https
-	// upstream.
-	UpstreamCAs        *x509.CertPool
-	UpstreamServerName string
-	Auth               AuthMode
-	// IdP names the identity provider for bearer and browser routes
-	// ("" = any configured issuer for bearer routes).
-	IdP                 string
-	PassIdentityHeaders bool
-	PreserveHost        bool
-	StripPrefix         bool
-	Timeout             time.Duration
-	WebSocket           bool
-	// AllowPathParameters accepts ";" path parameters (matrix parameters,
-	// ";jsessionid="): the route and policy match the path without them
-	// and the upstream receives them. Without it a path with ";" is
-	// refused (400), since servlet containers strip parameters and read
-	// "..;" as "..".
-	AllowPathParameters bool
-	// AllowedOrigins are origins besides the route's own whose pages may
-	// open WebSockets with the user's session cookie or client
-	// certificate ("https://app.example.com", exact; see CanonicalOrigin).
-	AllowedOrigins []string
-	// AWS, when set, mints the caller's AWS credentials for the upstream.
-	AWS *RouteAWS
-	// UpstreamTransport picks the client for an http:// upstream; ""
-	// means UpstreamLean.
-	UpstreamTransport UpstreamTransport
-}
-
-// UpstreamTransport selects the HTTP/1.1 client of an http:// upstream.
-type UpstreamTransport string
-
-const (
-	// UpstreamLean sends body-less requests through the lean transport
-	// (leanTransport) and the rest through net/http's Transport.
-	UpstreamLean UpstreamTransport = "lean"
-	// UpstreamStandard sends every request through net/http's Transport.
-	UpstreamStandard UpstreamTransport = "standard"
+	"ztproxy/metrics"
 )
 
 // ServerConfig holds listener limits and timeouts.
@@ -93,101 +24,6 @@ type ServerConfig struct {
 	Pprof bool
 }
 
-// Config is the reloadable part of the proxy: everything a request sees.
-// It is turned into an immutable snapshot and swapped atomically.
-type Config struct {
-	// ExternalURL is the proxy's own public origin; it is the assertion
-	// issuer and the base of /.ztp/* links.
-	ExternalURL    *url.URL
-	TrustedProxies []netip.Prefix
-	Location       *time.Location
-	Routes         []RouteConfig
-	// Authorizer decides every request.
-	Authorizer Authorizer
-	// Bearer verifies bearer JWTs; required when a route uses bearer auth.
-	Bearer BearerVerifier
-	// Browser signs users in; required when a route uses browser auth.
-	Browser BrowserAuth
-	// AWS mints per-user AWS credentials; required when a route names an
-	// AWS role.
-	AWS AWSMinter
-	// AWSFederationEndpoint overrides the AWS console federation endpoint.
-	AWSFederationEndpoint string
-	// Assertions verifies front proxies' identity assertions (sidecar
-	// mode).
-	Assertions AssertionVerifier
-	// StepUpHints are the IdPs' step-up settings by IdP name, for RFC 9470
-	// challenges to bearer callers.
-	StepUpHints map[string]StepUpHint
-	// Risk scores requests; nil means the neutral score for everyone.
-	Risk RiskScorer
-	// AssertionTTL is the lifetime of X-Ztp-Assertion JWTs.
-	AssertionTTL time.Duration
-	// MaxBodyBytes bounds proxied request bodies; 0 means unlimited.
-	MaxBodyBytes int64
-	// SessionCookieName is the browser session cookie; it is removed from
-	// forwarded requests.
-	SessionCookieName string
-	// DevicePosture looks up inventory facts for a device; may be nil.
-	DevicePosture func(identity.Device) identity.Device
-}
-
-// CheckAndSetDefaults validates the config and fills defaults. It has no
-// side effects beyond the receiver and reports every problem at once.
-func (c *Config) CheckAndSetDefaults() error {
-	var errs []error
-	if c.ExternalURL == nil || c.ExternalURL.Host == "" {
-		errs = append(errs, errors.New("external_url: required"))
-	}
-	if c.Location == nil {
-		c.Location = time.UTC
-	}
-	if c.AssertionTTL <= 0 {
-		c.AssertionTTL = time.Minute
-	}
-	if c.Authorizer == nil {
-		errs = append(errs, errors.New("policies: an authorizer is required"))
-	}
-	names := make(map[string]bool, len(c.Routes))
-	for i := range c.Routes {
-		r := &c.Routes[i]
-		if names[r.Name] {
-			errs = append(errs, fmt.Errorf("routes[%d].name: duplicate %q", i, r.Name))
-		}
-		names[r.Name] = true
-		if r.Upstream == nil || r.Upstream.Host == "" {
-			errs = append(errs, fmt.Errorf("routes[%d].upstream: required", i))
-		}
-		if r.PathPrefix == "" {
-			r.PathPrefix = "/"
-		}
-		if r.Timeout <= 0 {
-			r.Timeout = 30 * time.Second
-		}
-		if r.AWS != nil && c.AWS == nil {
-			errs = append(errs, fmt.Errorf("routes[%d].aws: no AWS roles configured", i))
-		}
-		switch r.Auth {
-		case AuthBearer:
-			if c.Bearer == nil {
-				errs = append(errs, fmt.Errorf("routes[%d].auth: bearer needs an identity provider", i))
-			}
-		case AuthBrowser:
-			if c.Browser == nil {
-				errs = append(errs, fmt.Errorf("routes[%d].auth: browser needs sign-in configured (idps with client_id, session secrets)", i))
-			}
-		case AuthSidecar:
-			if c.Assertions == nil && c.Bearer == nil {
-				errs = append(errs, fmt.Errorf("routes[%d].auth: sidecar needs trusted JWKS or an identity provider", i))
-			}
-		case AuthMTLS, AuthPublic:
-		default:
-			errs = append(errs, fmt.Errorf("routes[%d].auth: unknown mode %q", i, r.Auth))
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // Options are the non-reloadable parts of a Server.
 type Options struct {
 	Server ServerConfig
@@ -202,7 +38,7 @@ type Options struct {
 	Now func() time.Time
 	// Metrics registers the proxy's collectors; nil means a private
 	// registry.
-	Metrics *Metrics
+	Metrics *metrics.Metrics
 	// UpstreamTransport, when set, replaces every route's upstream
 	// transport (benchmarks use a no-op one; embedders may add tracing).
 	UpstreamTransport http.RoundTripper

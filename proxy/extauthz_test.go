@@ -15,7 +15,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/peer"
 )
 
 // extAuthzClient serves s's ext_authz API on a loopback listener and
@@ -256,29 +255,6 @@ func TestExtAuthzBrowserRoutes(t *testing.T) {
 			t.Fatalf("headers %v, body %+v", h, b)
 		}
 	})
-}
-
-func TestExtAuthzPeerAllowed(t *testing.T) {
-	snap := &snapshot{cfg: Config{TrustedProxies: mustPrefixes(t, "192.0.2.10/32")}}
-	for _, tc := range []struct {
-		addr net.Addr
-		want bool
-	}{
-		{&net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 1}, true},
-		{&net.TCPAddr{IP: net.ParseIP("::1"), Port: 1}, true},
-		{&net.UnixAddr{Name: "/run/ztproxy/ext_authz.sock", Net: "unix"}, true},
-		{&net.TCPAddr{IP: net.ParseIP("192.0.2.10"), Port: 1}, true},
-		{&net.TCPAddr{IP: net.ParseIP("192.0.2.11"), Port: 1}, false},
-		{&net.TCPAddr{IP: net.ParseIP("10.1.2.3"), Port: 1}, false},
-	} {
-		ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: tc.addr})
-		if got := extAuthzPeerAllowed(ctx, snap); got != tc.want {
-			t.Errorf("%v: got %v, want %v", tc.addr, got, tc.want)
-		}
-	}
-	if extAuthzPeerAllowed(context.Background(), snap) {
-		t.Error("a context without a peer is allowed")
-	}
 }
 
 func TestServeExtAuthzListener(t *testing.T) {

@@ -2,69 +2,42 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"strings"
 	"sync"
 	"time"
+
+	"ztproxy/decide"
+	"ztproxy/idheaders"
+	"ztproxy/portal"
+	"ztproxy/upstream"
 )
 
 // forwarder sends allowed requests to one route's upstream.
 type forwarder struct {
-	route     *RouteConfig
+	route     *decide.RouteConfig
 	server    *Server
-	transport upstreamTransport
+	transport upstream.Transport
 	proxy     *httputil.ReverseProxy
 }
 
-// upstreamTransport is a route's own transport.
-type upstreamTransport interface {
-	http.RoundTripper
-	CloseIdleConnections()
-}
-
-func newForwarder(s *Server, rc *RouteConfig) (*forwarder, error) {
-	if rc.Upstream == nil || (rc.Upstream.Scheme != "http" && rc.Upstream.Scheme != "https") {
-		return nil, errors.New("upstream must be an http or https URL")
-	}
-	switch rc.UpstreamTransport {
-	case "", UpstreamLean, UpstreamStandard:
-	default:
-		return nil, fmt.Errorf("upstream transport must be lean or standard, not %q", rc.UpstreamTransport)
-	}
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	t := &http.Transport{
-		Proxy:                 nil, // never send identity through an environment proxy
-		DialContext:           dialer.DialContext,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   512,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		ResponseHeaderTimeout: rc.Timeout,
-		DisableCompression:    true, // pass Accept-Encoding through untouched
-		ForceAttemptHTTP2:     rc.Upstream.Scheme == "https",
-	}
-	if rc.Upstream.Scheme == "https" {
-		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: rc.UpstreamCAs, ServerName: rc.UpstreamServerName}
-	}
-	f := &forwarder{route: rc, server: s, transport: t}
-	if rc.Upstream.Scheme == "http" && rc.UpstreamTransport != UpstreamStandard {
-		// Plain body-less requests skip net/http's per-connection
-		// goroutines; the rest still go through t.
-		lt := newLeanTransport(t, dialer.DialContext)
-		lt.onUnsolicited = func() {
+func newForwarder(s *Server, rc *decide.RouteConfig) (*forwarder, error) {
+	t, err := upstream.New(upstream.Config{
+		URL: rc.Upstream, CAs: rc.UpstreamCAs, ServerName: rc.UpstreamServerName,
+		ResponseHeaderTimeout: rc.Timeout, Mode: rc.UpstreamTransport,
+		OnUnsolicited: func() {
 			// Never log the bytes: they may be another user's response.
 			s.log.Warn("upstream sent an unsolicited response on an idle connection; connection closed", "route", rc.Name)
-		}
-		f.transport = lt
+		},
+	})
+	if err != nil {
+		return nil, err
 	}
+	f := &forwarder{route: rc, server: s, transport: t}
 	var rt http.RoundTripper = f.transport
 	if s.opts.UpstreamTransport != nil {
 		rt = s.opts.UpstreamTransport
@@ -93,35 +66,35 @@ func (f *forwarder) closeIdle() { f.transport.CloseIdleConnections() }
 // serve forwards the request and returns the status sent to the client,
 // and the error behind it when the request failed (the upstream's
 // failures included, issue 22.4). A response that fails mid-body makes
-// ReverseProxy panic with http.ErrAbortHandler; x.fwd then tells the
-// front door's auditOnce why (issue 22.3).
+// ReverseProxy panic with http.ErrAbortHandler; x.fwd, the exchange's
+// Stream, then tells the audit guard why (issue 22.3).
 func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, x *exchange) (int, error) {
-	x.forwarded = true
-	p := &x.rc.Principal
+	x.Forwarded = true
+	p := &x.RC.Principal
 	if f.route.PassIdentityHeaders && p.Kind != "Anonymous" {
-		tok, err := f.server.signer.assertion(x.snap.issuer, &x.rc, x.snap.cfg.AssertionTTL, x.rc.Time)
+		tok, err := f.server.signer.Assertion(x.Engine.Issuer(), &x.RC, x.Engine.Config().AssertionTTL, x.RC.Time)
 		if err != nil {
 			// Without a verifiable assertion the upstream cannot trust
 			// the identity headers: fail closed.
 			f.server.log.Error("assertion signing failed", "route", f.route.Name, "err", err)
-			return writeError(w, r, err, x.rc.RequestID), err
+			return portal.WriteError(w, r, err, x.RC.RequestID), err
 		}
 		x.assertion = tok
 	}
 	if a := f.route.AWS; a != nil {
-		creds, err := f.server.mintAWS(r.Context(), x, a.Role)
+		creds, err := x.Engine.MintAWS(r.Context(), &x.Exchange, a.Role)
 		if err != nil {
-			return writeError(w, r, err, x.rc.RequestID), err
+			return portal.WriteError(w, r, err, x.RC.RequestID), err
 		}
 		x.awsCreds = &creds
 	}
 	if f.route.StripPrefix && f.route.PathPrefix != "/" {
 		// By segments, not bytes: the forward path may carry
 		// ";parameters" on the prefix's segments.
-		x.forwardPath = stripPathSegments(x.forwardPath, strings.Count(strings.TrimSuffix(f.route.PathPrefix, "/"), "/"))
+		x.ForwardPath = decide.StripPathSegments(x.ForwardPath, strings.Count(strings.TrimSuffix(f.route.PathPrefix, "/"), "/"))
 	}
 	if r.Body != nil && r.Body != http.NoBody {
-		if n := x.snap.cfg.MaxBodyBytes; n > 0 {
+		if n := x.Engine.Config().MaxBodyBytes; n > 0 {
 			r.Body = http.MaxBytesReader(w, r.Body, n)
 		}
 		x.body = &requestBody{ReadCloser: r.Body}
@@ -129,15 +102,16 @@ func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, x *exchange) (
 	}
 	ctx := context.WithValue(r.Context(), exchangeKey{}, x)
 	var cancel context.CancelFunc
-	if !f.route.WebSocket || !isUpgrade(r) {
+	if !f.route.WebSocket || !decide.IsUpgrade(r) {
 		ctx, cancel = context.WithTimeout(ctx, f.route.Timeout)
 		defer cancel()
 	}
-	x.fwd = forwarding{started: true, client: r.Context(), ctx: ctx, rec: statusRecorder{ResponseWriter: w}}
+	x.fwd = forwarding{client: r.Context(), ctx: ctx, rec: statusRecorder{ResponseWriter: w}}
+	x.Stream = &x.fwd
 	defer f.observeUpstream(time.Now())
 	f.proxy.ServeHTTP(&x.fwd.rec, r.WithContext(ctx))
 	if err := x.fwd.err; err != nil {
-		status, _ := statusOf(err)
+		status, _ := decide.StatusOf(err)
 		return status, err
 	}
 	if x.fwd.rec.status == 0 {
@@ -162,26 +136,26 @@ func (f *forwarder) rewrite(pr *httputil.ProxyRequest) {
 	up := f.route.Upstream
 	out.URL.Scheme = up.Scheme
 	out.URL.Host = up.Host
-	out.URL.Path = joinURLPath(up.Path, x.forwardPath)
+	out.URL.Path = joinURLPath(up.Path, x.ForwardPath)
 	out.URL.RawPath = ""
 	if !f.route.PreserveHost {
 		out.Host = ""
 	}
 	h := out.Header
-	sanitizeHeaders(h, x.trustedPeer)
-	if x.consumedAuth {
+	idheaders.Sanitize(h, x.TrustedPeer)
+	if x.ConsumedAuth {
 		h.Del("Authorization")
 	}
-	if name := x.snap.cfg.SessionCookieName; name != "" {
-		removeCookie(h, name, name+"_csrf")
+	if name := x.Engine.Config().SessionCookieName; name != "" {
+		idheaders.RemoveCookie(h, name, name+"_csrf")
 	}
 	// One backing array for every value the proxy sets: a value slice per
 	// header would cost an allocation per header per request.
 	hs := headerSetter{h: h, vals: make([]string, 0, 9)}
-	if prior := pr.In.Header["X-Forwarded-For"]; x.trustedPeer && len(prior) > 0 {
-		hs.set("X-Forwarded-For", strings.Join(prior, ", ")+", "+parseAddr(pr.In.RemoteAddr).String())
+	if prior := pr.In.Header["X-Forwarded-For"]; x.TrustedPeer && len(prior) > 0 {
+		hs.set("X-Forwarded-For", strings.Join(prior, ", ")+", "+decide.ParseAddr(pr.In.RemoteAddr).String())
 	} else {
-		hs.set("X-Forwarded-For", x.clientIP())
+		hs.set("X-Forwarded-For", x.ClientIP())
 	}
 	hs.set("X-Forwarded-Host", pr.In.Host)
 	if pr.In.TLS != nil {
@@ -189,20 +163,20 @@ func (f *forwarder) rewrite(pr *httputil.ProxyRequest) {
 	} else {
 		hs.set("X-Forwarded-Proto", "http")
 	}
-	hs.set(headerRequestID, x.rc.RequestID)
+	hs.set(idheaders.RequestID, x.RC.RequestID)
 	if f.route.PassIdentityHeaders && x.assertion != "" {
-		p := &x.rc.Principal
-		hs.set(headerUser, headerSafe(p.ID))
+		p := &x.RC.Principal
+		hs.set(idheaders.User, idheaders.SafeValue(p.ID))
 		if p.Email != "" {
-			hs.set(headerEmail, headerSafe(p.Email))
+			hs.set(idheaders.Email, idheaders.SafeValue(p.Email))
 		}
 		if len(p.Groups) > 0 {
-			hs.set(headerGroups, headerSafe(strings.Join(p.Groups, ",")))
+			hs.set(idheaders.Groups, idheaders.SafeValue(strings.Join(p.Groups, ",")))
 		}
-		if x.rc.Device.Present {
-			hs.set(headerDevice, headerSafe(x.rc.Device.ID))
+		if x.RC.Device.Present {
+			hs.set(idheaders.Device, idheaders.SafeValue(x.RC.Device.ID))
 		}
-		hs.set(headerAssertion, x.assertion)
+		hs.set(idheaders.Assertion, x.assertion)
 	}
 }
 
@@ -241,29 +215,13 @@ func joinURLPath(base, p string) string {
 	return strings.TrimSuffix(base, "/") + p
 }
 
-// headerSafe drops bytes that are not allowed in a header value, so a
-// claim with a control character cannot break or smuggle headers.
-func headerSafe(v string) string {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < 0x20 || c == 0x7f {
-			return strings.Map(func(r rune) rune {
-				if r < 0x20 || r == 0x7f {
-					return -1
-				}
-				return r
-			}, v)
-		}
-	}
-	return v
-}
-
 // upstreamError maps transport failures: timeouts → 504, the rest → 502.
 // The mapped error is kept for the audit line and the metric.
 func (f *forwarder) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	x := exchangeFrom(r.Context())
 	id := ""
 	if x != nil {
-		id = x.rc.RequestID
+		id = x.RC.RequestID
 		defer func() { x.fwd.err = err }()
 	}
 	var mbe *http.MaxBytesError
@@ -273,25 +231,20 @@ func (f *forwarder) upstreamError(w http.ResponseWriter, r *http.Request, err er
 	}
 	switch {
 	case errors.As(err, &mbe) || errors.As(bodyErr, &mbe):
-		err = &httpError{status: http.StatusRequestEntityTooLarge, code: "body_too_large", msg: "request body too large", err: err}
+		err = &decide.Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Msg: "request body too large", Err: err}
 	case bodyErr != nil && r.Context().Err() == nil:
 		// The client's body, not the upstream, failed: a malformed chunked
 		// coding or a body cut short.
-		err = &httpError{status: http.StatusBadRequest, code: "bad_request_body", msg: "the request body is malformed or incomplete", err: bodyErr}
+		err = &decide.Error{Status: http.StatusBadRequest, Code: "bad_request_body", Msg: "the request body is malformed or incomplete", Err: bodyErr}
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
-		err = &httpError{status: 499, code: "client_closed", msg: "client closed request", err: err}
-	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
-		err = &httpError{status: http.StatusGatewayTimeout, code: "upstream_timeout", msg: "the upstream did not answer in time", err: err}
+		err = &decide.Error{Status: 499, Code: "client_closed", Msg: "client closed request", Err: err}
+	case errors.Is(err, context.DeadlineExceeded) || upstream.IsTimeout(err):
+		err = &decide.Error{Status: http.StatusGatewayTimeout, Code: "upstream_timeout", Msg: "the upstream did not answer in time", Err: err}
 	default:
-		err = &httpError{status: http.StatusBadGateway, code: "upstream_unavailable", msg: "the upstream is unavailable", err: err}
+		err = &decide.Error{Status: http.StatusBadGateway, Code: "upstream_unavailable", Msg: "the upstream is unavailable", Err: err}
 	}
 	f.server.log.Warn("upstream error", "route", f.route.Name, "request_id", id, "err", err)
-	writeError(w, r, err, id)
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+	portal.WriteError(w, r, err, id)
 }
 
 // requestBody remembers why reading the client's body failed, so that a

@@ -20,6 +20,7 @@ import (
 
 	"ztproxy/authn"
 	"ztproxy/authz"
+	"ztproxy/decide"
 	"ztproxy/identity"
 )
 
@@ -77,15 +78,15 @@ func (is *testIssuer) verifier(t testing.TB) *authn.BearerVerifier {
 	return v
 }
 
-// upstream records what the protected app received.
-type upstream struct {
+// appUpstream records what the protected app received.
+type appUpstream struct {
 	srv  *httptest.Server
 	mu   sync.Mutex
 	last *http.Request
 }
 
-func newUpstream(t testing.TB) *upstream {
-	u := &upstream{}
+func newUpstream(t testing.TB) *appUpstream {
+	u := &appUpstream{}
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.mu.Lock()
 		u.last = r.Clone(context.Background())
@@ -97,13 +98,13 @@ func newUpstream(t testing.TB) *upstream {
 	return u
 }
 
-func (u *upstream) lastRequest() *http.Request {
+func (u *appUpstream) lastRequest() *http.Request {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.last
 }
 
-func (u *upstream) reset() {
+func (u *appUpstream) reset() {
 	u.mu.Lock()
 	u.last = nil
 	u.mu.Unlock()
@@ -152,9 +153,9 @@ when { context.http.path like "/api/office*" && !context.network.client_ip.isInR
 
 type testProxy struct {
 	server   *Server
-	upstream *upstream
+	upstream *appUpstream
 	issuer   *testIssuer
-	cfg      Config
+	cfg      decide.Config
 	audit    *syncBuffer
 }
 
@@ -180,18 +181,18 @@ func newTestProxy(t testing.TB) *testProxy {
 	up := newUpstream(t)
 	is := newTestIssuer(t)
 	upURL := mustURL(t, up.srv.URL)
-	route := func(name, prefix string, auth AuthMode) RouteConfig {
-		return RouteConfig{Name: name, Host: "app.example.com", PathPrefix: prefix, Upstream: upURL, Auth: auth, PassIdentityHeaders: true}
+	route := func(name, prefix string, auth decide.AuthMode) decide.RouteConfig {
+		return decide.RouteConfig{Name: name, Host: "app.example.com", PathPrefix: prefix, Upstream: upURL, Auth: auth, PassIdentityHeaders: true}
 	}
-	cfg := Config{
+	cfg := decide.Config{
 		ExternalURL: mustURL(t, "https://ztp.example.com"),
 		Authorizer:  mustEngine(t, testPolicies),
 		Bearer:      is.verifier(t),
-		Routes: []RouteConfig{
-			route("public", "/", AuthPublic),
-			route("api", "/api", AuthBearer),
-			route("admin", "/admin", AuthBearer),
-			route("devices", "/devices", AuthMTLS),
+		Routes: []decide.RouteConfig{
+			route("public", "/", decide.AuthPublic),
+			route("api", "/api", decide.AuthBearer),
+			route("admin", "/admin", decide.AuthBearer),
+			route("devices", "/devices", decide.AuthMTLS),
 		},
 		SessionCookieName: "_ztp_session",
 	}

@@ -19,8 +19,10 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"ztproxy/decide"
 	"ztproxy/identity"
 	"ztproxy/internal/testenv"
+	"ztproxy/upstream"
 )
 
 // outcomeProxy is a real HTTP server in front of one public route to
@@ -31,15 +33,15 @@ type outcomeProxy struct {
 	audit *syncBuffer
 }
 
-func newOutcomeProxy(t *testing.T, upstream string, timeout time.Duration, transport UpstreamTransport, authz Authorizer) *outcomeProxy {
+func newOutcomeProxy(t *testing.T, upstream string, timeout time.Duration, transport upstream.Mode, authz decide.Authorizer) *outcomeProxy {
 	t.Helper()
 	if authz == nil {
 		authz = mustEngine(t, `permit (principal, action, resource);`)
 	}
-	cfg := Config{
+	cfg := decide.Config{
 		ExternalURL: mustURL(t, "https://ztp.example.com"),
 		Authorizer:  authz,
-		Routes: []RouteConfig{{Name: "app", Host: "*", PathPrefix: "/", Upstream: mustURL(t, upstream), Auth: AuthPublic,
+		Routes: []decide.RouteConfig{{Name: "app", Host: "*", PathPrefix: "/", Upstream: mustURL(t, upstream), Auth: decide.AuthPublic,
 			Timeout: timeout, UpstreamTransport: transport}},
 		TrustedProxies: mustPrefixes(t, "127.0.0.0/8"),
 	}
@@ -157,7 +159,7 @@ const (
 // panics with http.ErrAbortHandler. Each now writes exactly one, with
 // what happened, on both upstream transports.
 func TestMidBodyFailuresAreAudited(t *testing.T) {
-	for _, transport := range []UpstreamTransport{UpstreamLean, UpstreamStandard} {
+	for _, transport := range []upstream.Mode{upstream.Lean, upstream.Standard} {
 		for name, partial := range map[string]string{"upstream closes": partialHead, "upstream closes a stream": partialStream} {
 			t.Run(string(transport)+"/"+name, func(t *testing.T) {
 				up := testenv.StartHostileUpstream(t, []testenv.Step{testenv.ReadRequest(), testenv.Write(partial), testenv.Sleep(50 * time.Millisecond)})
@@ -214,7 +216,7 @@ func TestUpstreamFailuresCarryTheirCode(t *testing.T) {
 	silent := func(t *testing.T) string {
 		return testenv.StartHostileUpstream(t, []testenv.Step{testenv.ReadRequest(), testenv.Sleep(3 * time.Second)}).URL
 	}
-	for _, transport := range []UpstreamTransport{UpstreamLean, UpstreamStandard} {
+	for _, transport := range []upstream.Mode{upstream.Lean, upstream.Standard} {
 		for _, tc := range []struct {
 			name     string
 			upstream func(*testing.T) string
@@ -295,8 +297,8 @@ func TestPanicsAreAuditedNotForgiven(t *testing.T) {
 	})
 	t.Run("abort outside forwarding", func(t *testing.T) {
 		x := &exchange{}
-		err := x.panicOutcome(http.ErrAbortHandler)
-		if c, _ := statusOf(err); c != 500 || !errors.Is(err, err) {
+		err := x.PanicOutcome(http.ErrAbortHandler)
+		if c, _ := decide.StatusOf(err); c != 500 || !errors.Is(err, err) {
 			t.Errorf("ErrAbortHandler before forwarding: %v (%d)", err, c)
 		}
 	})
@@ -308,7 +310,7 @@ func TestPanicsAreAuditedNotForgiven(t *testing.T) {
 func TestExtAuthzRefusalIsAudited(t *testing.T) {
 	up := testenv.StartHostileUpstream(t, []testenv.Step{testenv.KeepAlive("ok")})
 	p := newOutcomeProxy(t, up.URL, 5*time.Second, "", nil)
-	a := &extAuthz{server: p.s}
+	a := p.s.forwardAuth
 	ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.ParseIP("198.51.100.9"), Port: 4444}})
 	if _, err := a.Check(ctx, envoyCheck("GET", "app.example.com", "/x", nil, "")); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("Check from a stranger: %v", err)

@@ -10,6 +10,9 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"ztproxy/decide"
+	"ztproxy/idheaders"
 )
 
 // verifyAssertion checks an X-Ztp-Assertion the way an upstream would:
@@ -130,7 +133,7 @@ func TestSpoofedHeadersStripped(t *testing.T) {
 	}
 	got := tp.upstream.lastRequest()
 	for name, vals := range got.Header {
-		n := normalizeHeaderName(name)
+		n := idheaders.NormalizeName(name)
 		if strings.HasPrefix(n, "x-ztp-") && name != "X-Ztp-User" && name != "X-Ztp-Email" && name != "X-Ztp-Groups" && name != "X-Ztp-Assertion" {
 			t.Errorf("spoofed header %s: %v reached the upstream", name, vals)
 		}
@@ -254,7 +257,7 @@ func TestMetricsOnlyOnAdmin(t *testing.T) {
 func TestInvalidUpdateKeepsServing(t *testing.T) {
 	tp := newTestProxy(t)
 	bad := tp.cfg
-	bad.Routes = append([]RouteConfig(nil), bad.Routes...)
+	bad.Routes = append([]decide.RouteConfig(nil), bad.Routes...)
 	bad.Routes[0].Auth = "magic"
 	if err := tp.server.Update(bad); err == nil {
 		t.Fatal("invalid config accepted")
@@ -319,7 +322,7 @@ func TestPprofOnlyWhenEnabled(t *testing.T) {
 func TestStepUpChallengeRFC9470(t *testing.T) {
 	tp := newTestProxy(t)
 	cfg := tp.cfg
-	cfg.StepUpHints = map[string]StepUpHint{"corp": {ACRValues: "urn:example:mfa", MaxAge: 5 * time.Minute}}
+	cfg.StepUpHints = map[string]decide.StepUpHint{"corp": {ACRValues: "urn:example:mfa", MaxAge: 5 * time.Minute}}
 	if err := tp.server.Update(cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -108,3 +108,35 @@ func (w slogWriter) Write(p []byte) (int, error) {
 	w.l.Warn("http server", "msg", msg)
 	return len(p), nil
 }
+
+// stopExtAuthz drains the gRPC server until ctx is done, then closes what
+// is left. A nil server is a no-op.
+func stopExtAuthz(ctx context.Context, g *grpc.Server) {
+	if g == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		g.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		g.Stop()
+		<-done
+	}
+}
+
+// ExtAuthzServer returns a gRPC server with the Envoy external
+// authorization service registered (forwardauth.Server.GRPCServer).
+// Serve it on a listener only the local Envoy can reach (loopback or a
+// unix socket): the CheckRequest's source principal is taken as the
+// caller's verified device identity.
+func (s *Server) ExtAuthzServer(opts ...grpc.ServerOption) *grpc.Server {
+	return s.forwardAuth.GRPCServer(opts...)
+}
+
+// RegisterExtAuthz registers the Envoy external authorization service on
+// an existing gRPC server, for embedders that serve other services too.
+func (s *Server) RegisterExtAuthz(g grpc.ServiceRegistrar) { s.forwardAuth.Register(g) }

@@ -1,6 +1,3 @@
-// Package proxy is ztproxy's request pipeline: listeners, routing,
-// authentication, risk, policy and forwarding. It is the only package
-// that turns errors into HTTP statuses.
 package proxy
 
 import (
@@ -10,18 +7,22 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
-	"strings"
 	"sync/atomic"
 	"time"
+
+	"ztproxy/decide"
+	"ztproxy/forwardauth"
+	"ztproxy/idheaders"
+	"ztproxy/metrics"
+	"ztproxy/portal"
 )
 
-// snapshot is one immutable, fully built configuration. Requests load it
-// once and use it to the end, so a reload never mixes two configs.
+// snapshot is one immutable, fully built configuration: the decision
+// engine and a forwarder per route. Requests load it once and use it to
+// the end, so a reload never mixes two configs.
 type snapshot struct {
-	cfg    Config
-	router *router
-	routes []*route
-	issuer string // assertion issuer: the external URL without a trailing slash
+	engine  *decide.Engine
+	forward []*forwarder // by decide.Route.Index
 }
 
 // Server is the proxy. Build it with New, swap configurations with Update
@@ -29,50 +30,51 @@ type snapshot struct {
 type Server struct {
 	opts    Options
 	state   atomic.Pointer[snapshot]
-	signer  *assertionSigner
-	metrics *Metrics
+	signer  *idheaders.Signer
+	metrics *metrics.Metrics
 	log     *slog.Logger
-	audit   *slog.Logger
 	now     func() time.Time
+	// engineOpts is what every engine shares across reloads.
+	engineOpts  *decide.Options
+	portal      *portal.Portal
+	forwardAuth *forwardauth.Server
 
 	draining atomic.Bool
 	served   atomic.Bool
 }
 
 // New builds a Server from an initial configuration.
-func New(cfg Config, opts Options) (*Server, error) {
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.Audit == nil {
-		opts.Audit = slog.New(slog.NewJSONHandler(io.Discard, nil))
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.Metrics == nil {
-		opts.Metrics = NewMetrics()
-	}
-	signer, err := newAssertionSigner(opts.SigningKey)
+func New(cfg decide.Config, opts Options) (*Server, error) {
+	engineOpts := &decide.Options{Audit: opts.Audit, Logger: opts.Logger, Now: opts.Now, Metrics: opts.Metrics}
+	engineOpts.CheckAndSetDefaults()
+	opts.Audit, opts.Logger, opts.Now, opts.Metrics = engineOpts.Audit, engineOpts.Logger, engineOpts.Now, engineOpts.Metrics
+	signer, err := idheaders.NewSigner(opts.SigningKey)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, signer: signer, metrics: opts.Metrics, log: opts.Logger, audit: opts.Audit, now: opts.Now}
+	s := &Server{opts: opts, signer: signer, metrics: opts.Metrics, log: opts.Logger, now: opts.Now, engineOpts: engineOpts,
+		portal: portal.New(portal.Options{JWKS: signer.JWKS(), Logger: opts.Logger})}
+	s.forwardAuth = forwardauth.New(forwardauth.Options{
+		Engine: s.engine, Signer: signer, Logger: opts.Logger, Now: opts.Now, Metrics: opts.Metrics,
+	})
 	if err := s.Update(cfg); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
+// engine is the decision engine of the serving configuration.
+func (s *Server) engine() *decide.Engine { return s.state.Load().engine }
+
 // Metrics returns the server's collectors.
-func (s *Server) Metrics() *Metrics { return s.metrics }
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
 
 // JWKS returns the key set that verifies X-Ztp-Assertion tokens.
 func (s *Server) JWKS() []byte { return s.signer.JWKS() }
 
 // Update builds a new snapshot from cfg and swaps it in. If cfg is
 // invalid the current snapshot keeps serving and the error is returned.
-func (s *Server) Update(cfg Config) error {
+func (s *Server) Update(cfg decide.Config) error {
 	snap, err := s.build(cfg)
 	if err != nil {
 		return fmt.Errorf("proxy: config rejected: %w", err)
@@ -81,37 +83,31 @@ func (s *Server) Update(cfg Config) error {
 	if old != nil {
 		// Let the old transports' idle connections go; in-flight requests
 		// keep their connections until they finish.
-		for _, r := range old.routes {
-			r.forward.closeIdle()
+		for _, f := range old.forward {
+			f.closeIdle()
 		}
 	}
 	return nil
 }
 
-func (s *Server) build(cfg Config) (*snapshot, error) {
-	if err := cfg.CheckAndSetDefaults(); err != nil {
+func (s *Server) build(cfg decide.Config) (*snapshot, error) {
+	engine, err := decide.New(cfg, s.engineOpts)
+	if err != nil {
 		return nil, err
 	}
-	snap := &snapshot{cfg: cfg, issuer: strings.TrimSuffix(cfg.ExternalURL.String(), "/")}
+	snap := &snapshot{engine: engine}
 	var errs []error
-	for i := range cfg.Routes {
-		rc := cfg.Routes[i]
-		fwd, err := newForwarder(s, &rc)
+	for i, rt := range engine.Routes() {
+		fwd, err := newForwarder(s, &rt.RouteConfig)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("routes[%d] (%s): %w", i, rc.Name, err))
+			errs = append(errs, fmt.Errorf("routes[%d] (%s): %w", i, rt.Name, err))
 			continue
 		}
-		origins, err := compileOrigins(rc.AllowedOrigins)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("routes[%d] (%s): %w", i, rc.Name, err))
-			continue
-		}
-		snap.routes = append(snap.routes, &route{RouteConfig: rc, forward: fwd, origins: origins})
+		snap.forward = append(snap.forward, fwd)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	snap.router = newRouter(append([]*route(nil), snap.routes...))
 	return snap, nil
 }
 
@@ -123,7 +119,7 @@ func (s *Server) Handler() http.Handler { return boundary(http.HandlerFunc(s.ser
 // /readyz. It must never be exposed on the public listener.
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promHandler(s.metrics))
+	mux.Handle("GET /metrics", s.metrics.Handler())
 	if s.opts.Server.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

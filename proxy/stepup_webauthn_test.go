@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"ztproxy/authn"
+	"ztproxy/decide"
+	"ztproxy/portal"
 )
 
 const webauthnTestPolicies = `
@@ -92,9 +94,9 @@ func newWebAuthnEnv(t *testing.T, withKeys bool) *webauthnEnv {
 	cfg.Browser = browser
 	cfg.Authorizer = mustEngine(t, webauthnTestPolicies)
 	up := cfg.Routes[0].Upstream
-	cfg.Routes = []RouteConfig{
-		{Name: "admin", Host: "web.example.com", PathPrefix: "/admin", Upstream: up, Auth: AuthBrowser},
-		{Name: "web", Host: "web.example.com", PathPrefix: "/", Upstream: up, Auth: AuthBrowser},
+	cfg.Routes = []decide.RouteConfig{
+		{Name: "admin", Host: "web.example.com", PathPrefix: "/admin", Upstream: up, Auth: decide.AuthBrowser},
+		{Name: "web", Host: "web.example.com", PathPrefix: "/", Upstream: up, Auth: decide.AuthBrowser},
 	}
 	e.server, err = New(cfg, Options{Audit: slog.New(slog.NewJSONHandler(tp.audit, nil)), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -124,7 +126,7 @@ func TestWebAuthnStepUpRedirect(t *testing.T) {
 	e := newWebAuthnEnv(t, true)
 	rec := e.send(t, "GET", "https://web.example.com/admin/users?page=2", sealSession(t, time.Hour, []string{"pwd"}, "eng", "admins"), htmlNav, "")
 	loc, _ := url.Parse(rec.Header().Get("Location"))
-	if rec.Code != http.StatusFound || loc.Host != "ztp.example.com" || loc.Path != WebAuthnStepUpPath || loc.Query().Get("rd") != "https://web.example.com/admin/users?page=2" {
+	if rec.Code != http.StatusFound || loc.Host != "ztp.example.com" || loc.Path != decide.WebAuthnStepUpPath || loc.Query().Get("rd") != "https://web.example.com/admin/users?page=2" {
 		t.Fatalf("step-up: %d %s", rec.Code, rec.Header().Get("Location"))
 	}
 	// Verified with a key a minute ago and still not allowed (not in
@@ -146,7 +148,7 @@ func TestWebAuthnRequirementWithoutWebAuthnDenies(t *testing.T) {
 	if rec.Code != http.StatusForbidden || rec.Header().Get("Location") != "" {
 		t.Fatalf("webauthn policy without webauthn: %d %v", rec.Code, rec.Header())
 	}
-	rec = e.send(t, "GET", "https://ztp.example.com"+WebAuthnStepUpPath, sealSession(t, time.Minute, nil, "eng"), htmlNav, "")
+	rec = e.send(t, "GET", "https://ztp.example.com"+decide.WebAuthnStepUpPath, sealSession(t, time.Minute, nil, "eng"), htmlNav, "")
 	if rec.Code != http.StatusNotFound {
 		t.Fatalf("pages without webauthn: %d", rec.Code)
 	}
@@ -159,33 +161,33 @@ func TestWebAuthnPagesSendUsersWhereTheyMustGo(t *testing.T) {
 	rd := url.QueryEscape("https://web.example.com/admin/x")
 
 	// No key yet: verification sends to enrollment, keeping the way back.
-	rec := e.send(t, "GET", "https://ztp.example.com"+WebAuthnStepUpPath+"?rd="+rd, fresh, htmlNav, "")
+	rec := e.send(t, "GET", "https://ztp.example.com"+decide.WebAuthnStepUpPath+"?rd="+rd, fresh, htmlNav, "")
 	loc, _ := url.Parse(rec.Header().Get("Location"))
-	if rec.Code != http.StatusFound || loc.Path != WebAuthnEnrollPath || !strings.Contains(loc.Query().Get("rd"), WebAuthnStepUpPath) {
+	if rec.Code != http.StatusFound || loc.Path != portal.WebAuthnEnrollPath || !strings.Contains(loc.Query().Get("rd"), decide.WebAuthnStepUpPath) {
 		t.Fatalf("no key: %d %s", rec.Code, rec.Header().Get("Location"))
 	}
 	// Enrollment with an old sign-in goes through the IdP first.
-	rec = e.send(t, "GET", "https://ztp.example.com"+WebAuthnEnrollPath+"?rd="+rd, stale, htmlNav, "")
+	rec = e.send(t, "GET", "https://ztp.example.com"+portal.WebAuthnEnrollPath+"?rd="+rd, stale, htmlNav, "")
 	loc, _ = url.Parse(rec.Header().Get("Location"))
-	if rec.Code != http.StatusFound || loc.Path != StepUpPath || loc.Query().Get("req") != authn.StepUpReauth {
+	if rec.Code != http.StatusFound || loc.Path != decide.StepUpPath || loc.Query().Get("req") != authn.StepUpReauth {
 		t.Fatalf("stale enrollment: %d %s", rec.Code, rec.Header().Get("Location"))
 	}
 	// With a fresh sign-in the page is served, its script allowed by a
 	// nonce in the CSP and nothing else.
-	rec = e.send(t, "GET", "https://ztp.example.com"+WebAuthnEnrollPath+"?rd="+rd, fresh, htmlNav, "")
+	rec = e.send(t, "GET", "https://ztp.example.com"+portal.WebAuthnEnrollPath+"?rd="+rd, fresh, htmlNav, "")
 	csp := rec.Header().Get("Content-Security-Policy")
 	m := regexp.MustCompile(`script-src 'nonce-([A-Za-z0-9_-]+)'`).FindStringSubmatch(csp)
 	if rec.Code != http.StatusOK || m == nil || !strings.Contains(rec.Body.String(), `<script nonce="`+m[1]+`">`) || !strings.Contains(csp, "connect-src 'self'") {
 		t.Fatalf("enroll page: %d CSP %q", rec.Code, csp)
 	}
 	// An open redirect in rd falls back to /.
-	rec = e.send(t, "GET", "https://ztp.example.com"+WebAuthnEnrollPath+"?rd="+url.QueryEscape("https://evil.example.net/"), fresh, htmlNav, "")
+	rec = e.send(t, "GET", "https://ztp.example.com"+portal.WebAuthnEnrollPath+"?rd="+url.QueryEscape("https://evil.example.net/"), fresh, htmlNav, "")
 	if strings.Contains(rec.Body.String(), "evil.example.net") {
 		t.Fatal("foreign rd kept")
 	}
 	// A request for another host is bounced to the external origin.
-	rec = e.send(t, "GET", "https://web.example.com"+WebAuthnStepUpPath+"?rd=/x", fresh, htmlNav, "")
-	if rec.Code != http.StatusFound || !strings.HasPrefix(rec.Header().Get("Location"), "https://ztp.example.com"+WebAuthnStepUpPath) {
+	rec = e.send(t, "GET", "https://web.example.com"+decide.WebAuthnStepUpPath+"?rd=/x", fresh, htmlNav, "")
+	if rec.Code != http.StatusFound || !strings.HasPrefix(rec.Header().Get("Location"), "https://ztp.example.com"+decide.WebAuthnStepUpPath) {
 		t.Fatalf("other host: %d %s", rec.Code, rec.Header().Get("Location"))
 	}
 }
@@ -193,7 +195,7 @@ func TestWebAuthnPagesSendUsersWhereTheyMustGo(t *testing.T) {
 func TestWebAuthnEndpointsRefuseOtherOrigins(t *testing.T) {
 	e := newWebAuthnEnv(t, true)
 	fresh := sealSession(t, time.Minute, []string{"pwd"}, "eng")
-	begin := "https://ztp.example.com" + enrollBeginPath
+	begin := "https://ztp.example.com" + portal.EnrollBeginPath
 	cases := []struct {
 		name string
 		hdr  map[string]string
@@ -241,7 +243,7 @@ func TestWebAuthnEndpointsRefuseOtherOrigins(t *testing.T) {
 		t.Fatalf("no session: %d %v", rec.Code, rec.Header())
 	}
 	// A garbage assertion is a clear 4xx, not a 500.
-	rec = e.send(t, "POST", "https://ztp.example.com"+webauthnFinishPath, fresh, map[string]string{"Origin": "https://ztp.example.com", "Accept": "application/json"}, `{"id":"x"}`)
+	rec = e.send(t, "POST", "https://ztp.example.com"+portal.WebAuthnFinishPath, fresh, map[string]string{"Origin": "https://ztp.example.com", "Accept": "application/json"}, `{"id":"x"}`)
 	if rec.Code < 400 || rec.Code >= 500 {
 		t.Fatalf("garbage assertion: %d %s", rec.Code, rec.Body)
 	}
@@ -253,7 +255,7 @@ func TestWhoamiListsSecurityKeys(t *testing.T) {
 	_ = e.keys.PutCredential(context.Background(), authn.WebAuthnCredential{UserID: "https://idp#alice", ID: []byte{1, 2, 3}, Name: "blue key", CreatedAt: now})
 	_ = e.keys.PutCredential(context.Background(), authn.WebAuthnCredential{UserID: "https://idp#bob", ID: []byte{4}, Name: "bob's key", CreatedAt: now})
 	rec := e.send(t, "GET", "https://ztp.example.com/.ztp/whoami", sealSession(t, time.Minute, nil, "eng"), map[string]string{"Accept": "application/json"}, "")
-	var out whoami
+	var out portal.Whoami
 	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || len(out.Keys) != 1 || out.Keys[0].Name != "blue key" || out.Keys[0].ID != "AQID" {
 		t.Fatalf("whoami keys: %v %s", err, rec.Body)
 	}
@@ -264,11 +266,11 @@ func TestWhoamiListsSecurityKeys(t *testing.T) {
 	// Removing needs a recent key verification: a password session is
 	// sent to verify first and the key stays.
 	form := map[string]string{"Origin": "null", "Sec-Fetch-Site": "same-origin", "Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"}
-	rec = e.send(t, "POST", "https://ztp.example.com"+WebAuthnRemovePath, sealSession(t, time.Minute, []string{"pwd"}, "eng"), form, "id=AQID")
-	if rec.Code != http.StatusSeeOther || !strings.Contains(rec.Header().Get("Location"), WebAuthnStepUpPath) {
+	rec = e.send(t, "POST", "https://ztp.example.com"+portal.WebAuthnRemovePath, sealSession(t, time.Minute, []string{"pwd"}, "eng"), form, "id=AQID")
+	if rec.Code != http.StatusSeeOther || !strings.Contains(rec.Header().Get("Location"), decide.WebAuthnStepUpPath) {
 		t.Fatalf("remove without key verification: %d %s", rec.Code, rec.Header().Get("Location"))
 	}
-	rec = e.send(t, "POST", "https://ztp.example.com"+WebAuthnRemovePath, sealSession(t, time.Minute, []string{"pwd", "hwk", "webauthn"}, "eng"), form, "id=AQID")
+	rec = e.send(t, "POST", "https://ztp.example.com"+portal.WebAuthnRemovePath, sealSession(t, time.Minute, []string{"pwd", "hwk", "webauthn"}, "eng"), form, "id=AQID")
 	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "https://ztp.example.com/.ztp/whoami" {
 		t.Fatalf("remove: %d %s", rec.Code, rec.Header().Get("Location"))
 	}
@@ -276,27 +278,11 @@ func TestWhoamiListsSecurityKeys(t *testing.T) {
 		t.Fatalf("key not removed: %v", keys)
 	}
 	// Removing it again (a second click) is a clear 404, not a 503.
-	rec = e.send(t, "POST", "https://ztp.example.com"+WebAuthnRemovePath, sealSession(t, time.Minute, []string{"pwd", "hwk", "webauthn"}, "eng"), form, "id=AQID")
+	rec = e.send(t, "POST", "https://ztp.example.com"+portal.WebAuthnRemovePath, sealSession(t, time.Minute, []string{"pwd", "hwk", "webauthn"}, "eng"), form, "id=AQID")
 	if rec.Code != http.StatusNotFound {
 		t.Fatalf("removing a removed key: %d %s", rec.Code, rec.Body)
 	}
 	if !strings.Contains(e.audit.String(), `"path":"/.ztp/stepup/keys/remove"`) {
 		t.Fatal("removal not audited")
-	}
-}
-
-func TestPickStepUp(t *testing.T) {
-	for _, tc := range []struct {
-		in   []string
-		want string
-	}{
-		{[]string{"mfa"}, "mfa"},
-		{[]string{"mfa", "webauthn"}, "webauthn"},
-		{[]string{"webauthn", "acr:gold"}, "acr:gold"},
-		{nil, "mfa"},
-	} {
-		if got := pickStepUp(tc.in); got != tc.want {
-			t.Errorf("pickStepUp(%v) = %q, want %q", tc.in, got, tc.want)
-		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"ztproxy/decide"
 )
 
 // TestUpstreamTLSWithCustomCA forwards to an https upstream whose
@@ -21,10 +23,10 @@ func TestUpstreamTLSWithCustomCA(t *testing.T) {
 	defer up.Close()
 	tp := newTestProxy(t)
 	cfg := tp.cfg
-	cfg.Routes = append([]RouteConfig(nil), cfg.Routes...)
+	cfg.Routes = append([]decide.RouteConfig(nil), cfg.Routes...)
 	pool := x509.NewCertPool()
 	pool.AddCert(up.Certificate())
-	secure := RouteConfig{Name: "secure", Host: "app.example.com", PathPrefix: "/secure", Upstream: mustURL(t, up.URL), UpstreamCAs: pool, Auth: AuthBearer, PassIdentityHeaders: true}
+	secure := decide.RouteConfig{Name: "secure", Host: "app.example.com", PathPrefix: "/secure", Upstream: mustURL(t, up.URL), UpstreamCAs: pool, Auth: decide.AuthBearer, PassIdentityHeaders: true}
 	untrusted := secure
 	untrusted.Name, untrusted.PathPrefix, untrusted.UpstreamCAs = "untrusted", "/untrusted", nil
 	cfg.Routes = append(cfg.Routes, secure, untrusted)
@@ -81,8 +83,8 @@ func TestWebSocketAfterAuthz(t *testing.T) {
 	defer echo.Close()
 	tp := newTestProxy(t)
 	cfg := tp.cfg
-	cfg.Routes = append([]RouteConfig(nil), cfg.Routes...)
-	cfg.Routes = append(cfg.Routes, RouteConfig{Name: "ws", Host: "ws.example.com", PathPrefix: "/", Upstream: mustURL(t, echo.URL), Auth: AuthBearer, PassIdentityHeaders: true, WebSocket: true})
+	cfg.Routes = append([]decide.RouteConfig(nil), cfg.Routes...)
+	cfg.Routes = append(cfg.Routes, decide.RouteConfig{Name: "ws", Host: "ws.example.com", PathPrefix: "/", Upstream: mustURL(t, echo.URL), Auth: decide.AuthBearer, PassIdentityHeaders: true, WebSocket: true})
 	cfg.Authorizer = mustEngine(t, testPolicies+`permit (principal, action, resource == Route::"ws") when { principal in Group::"eng" };`)
 	if err := tp.server.Update(cfg); err != nil {
 		t.Fatal(err)

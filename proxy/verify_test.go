@@ -10,6 +10,10 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"ztproxy/decide"
+	"ztproxy/forwardauth"
+	"ztproxy/idheaders"
 )
 
 const verifyPolicies = testPolicies + `
@@ -37,8 +41,8 @@ func newVerifyEnv(t testing.TB) *verifyEnv {
 	cfg.Browser = browser
 	cfg.TrustedProxies = mustPrefixes(t, "192.0.2.10/32")
 	cfg.Authorizer = mustEngine(t, verifyPolicies)
-	cfg.Routes = append([]RouteConfig(nil), cfg.Routes...)
-	cfg.Routes = append(cfg.Routes, RouteConfig{Name: "web", Host: "web.example.com", PathPrefix: "/", Upstream: cfg.Routes[0].Upstream, Auth: AuthBrowser, PassIdentityHeaders: true, IdP: "corp"})
+	cfg.Routes = append([]decide.RouteConfig(nil), cfg.Routes...)
+	cfg.Routes = append(cfg.Routes, decide.RouteConfig{Name: "web", Host: "web.example.com", PathPrefix: "/", Upstream: cfg.Routes[0].Upstream, Auth: decide.AuthBrowser, PassIdentityHeaders: true, IdP: "corp"})
 	s, err := New(cfg, Options{Audit: slog.New(slog.NewJSONHandler(tp.audit, nil)), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +84,7 @@ func forwardedStyle(method, proto, host, uri string, extra http.Header) http.Hea
 	return h
 }
 
-var verifyIdentityHeaders = []string{headerUser, headerEmail, headerGroups, headerAssertion}
+var verifyIdentityHeaders = []string{idheaders.User, idheaders.Email, idheaders.Groups, idheaders.Assertion}
 
 func checkNoIdentity(t *testing.T, rec *httptest.ResponseRecorder) {
 	t.Helper()
@@ -145,10 +149,10 @@ func TestVerifyAllowsWithIdentityHeaders(t *testing.T) {
 				t.Fatalf("status %d: %s", rec.Code, rec.Body)
 			}
 			h := rec.Header()
-			if h.Get(headerUser) == "" || h.Get(headerEmail) != "alice@example.com" || h.Get(headerGroups) != "eng" {
+			if h.Get(idheaders.User) == "" || h.Get(idheaders.Email) != "alice@example.com" || h.Get(idheaders.Groups) != "eng" {
 				t.Fatalf("identity headers: %v", h)
 			}
-			claims := verifyAssertionPayload(t, h.Get(headerAssertion))
+			claims := verifyAssertionPayload(t, h.Get(idheaders.Assertion))
 			if claims["aud"] != "api" || claims["iss"] != "https://ztp.example.com" || claims["email"] != "alice@example.com" {
 				t.Fatalf("assertion claims: %v", claims)
 			}
@@ -272,10 +276,10 @@ func TestVerifyBrowserAnswers(t *testing.T) {
 	}
 	t.Run("signed in", func(t *testing.T) {
 		rec := e.verify(t, verifyTrustedPeer, nginxStyle("GET", "https://web.example.com/dashboard", withSession))
-		if rec.Code != 200 || rec.Header().Get(headerUser) != "https://idp#alice" || rec.Header().Get(headerLogin) != "" {
+		if rec.Code != 200 || rec.Header().Get(idheaders.User) != "https://idp#alice" || rec.Header().Get(forwardauth.HeaderLogin) != "" {
 			t.Fatalf("%d %v %s", rec.Code, rec.Header(), rec.Body)
 		}
-		if aud := verifyAssertionPayload(t, rec.Header().Get(headerAssertion))["aud"]; aud != "web" {
+		if aud := verifyAssertionPayload(t, rec.Header().Get(idheaders.Assertion))["aud"]; aud != "web" {
 			t.Fatalf("aud %v", aud)
 		}
 	})
@@ -286,9 +290,9 @@ func TestVerifyBrowserAnswers(t *testing.T) {
 		if rec.Code != 401 || rec.Header().Get("Location") != "" || decodeVerifyBody(t, rec).Error != "login_required" {
 			t.Fatalf("%d %v %s", rec.Code, rec.Header(), rec.Body)
 		}
-		login, err := url.Parse(rec.Header().Get(headerLogin))
+		login, err := url.Parse(rec.Header().Get(forwardauth.HeaderLogin))
 		if err != nil || login.Scheme+"://"+login.Host+login.Path != "https://ztp.example.com/.ztp/login" {
-			t.Fatalf("X-Ztp-Login %q", rec.Header().Get(headerLogin))
+			t.Fatalf("X-Ztp-Login %q", rec.Header().Get(forwardauth.HeaderLogin))
 		}
 		if rd, idp := login.Query().Get("rd"), login.Query().Get("idp"); rd != "https://web.example.com/dashboard?tab=1" || idp != "corp" {
 			t.Fatalf("rd %q idp %q", rd, idp)
@@ -315,9 +319,9 @@ func TestVerifyBrowserAnswers(t *testing.T) {
 	})
 	t.Run("http original keeps its scheme in the return URL", func(t *testing.T) {
 		rec := e.verify(t, verifyTrustedPeer, forwardedStyle("GET", "http", "web.example.com:8080", "/x", nil))
-		login, _ := url.Parse(rec.Header().Get(headerLogin))
+		login, _ := url.Parse(rec.Header().Get(forwardauth.HeaderLogin))
 		if rec.Code != 401 || login.Query().Get("rd") != "http://web.example.com:8080/x" {
-			t.Fatalf("%d %q", rec.Code, rec.Header().Get(headerLogin))
+			t.Fatalf("%d %q", rec.Code, rec.Header().Get(forwardauth.HeaderLogin))
 		}
 	})
 	t.Run("step-up: 403 with the step-up URL and requirements, never a redirect", func(t *testing.T) {
@@ -325,13 +329,13 @@ func TestVerifyBrowserAnswers(t *testing.T) {
 		hdr.Set("Sec-Fetch-Mode", "navigate")
 		rec := e.verify(t, verifyTrustedPeer, hdr)
 		b := decodeVerifyBody(t, rec)
-		if rec.Code != 403 || rec.Header().Get(headerStepUpRequirements) != "mfa" || b.Error != "step_up" || b.StepUp != "mfa" || rec.Header().Get("Location") != "" {
+		if rec.Code != 403 || rec.Header().Get(forwardauth.HeaderStepUpRequirements) != "mfa" || b.Error != "step_up" || b.StepUp != "mfa" || rec.Header().Get("Location") != "" {
 			t.Fatalf("%d %v %s", rec.Code, rec.Header(), rec.Body)
 		}
-		su, err := url.Parse(rec.Header().Get(headerStepUp))
-		if err != nil || su.Scheme+"://"+su.Host+su.Path != "https://ztp.example.com"+StepUpPath ||
+		su, err := url.Parse(rec.Header().Get(forwardauth.HeaderStepUp))
+		if err != nil || su.Scheme+"://"+su.Host+su.Path != "https://ztp.example.com"+decide.StepUpPath ||
 			su.Query().Get("rd") != "http://web.example.com:8080/doc/1?v=2" || su.Query().Get("req") != "mfa" {
-			t.Fatalf("X-Ztp-Step-Up %q", rec.Header().Get(headerStepUp))
+			t.Fatalf("X-Ztp-Step-Up %q", rec.Header().Get(forwardauth.HeaderStepUp))
 		}
 		if rec.Header().Get("WWW-Authenticate") != "" {
 			t.Fatal("browser step-up carries a bearer challenge")
@@ -377,7 +381,7 @@ func TestVerifyAuditsAndCounts(t *testing.T) {
 // Cedar, the (cached) assertion, the answer and the audit line.
 func BenchmarkVerify(b *testing.B) {
 	e := newVerifyEnv(b)
-	e.server.audit = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	e.server.engineOpts.Audit = slog.New(slog.NewJSONHandler(io.Discard, nil))
 	hdr := nginxStyle("GET", "https://app.example.com/api/items/42?x=1", e.bearer(b, "eng"))
 	benchVerify(b, e, hdr)
 }
@@ -385,7 +389,7 @@ func BenchmarkVerify(b *testing.B) {
 // BenchmarkVerifySession is BenchmarkVerify for a browser session cookie.
 func BenchmarkVerifySession(b *testing.B) {
 	e := newVerifyEnv(b)
-	e.server.audit = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	e.server.engineOpts.Audit = slog.New(slog.NewJSONHandler(io.Discard, nil))
 	hdr := nginxStyle("GET", "https://web.example.com/dashboard?tab=1", nil)
 	for _, c := range e.session {
 		hdr.Add("Cookie", c.Name+"="+c.Value)

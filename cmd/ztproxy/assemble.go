@@ -13,6 +13,7 @@ import (
 	"ztproxy/awscreds"
 	"ztproxy/certs"
 	"ztproxy/config"
+	"ztproxy/metrics"
 	"ztproxy/proxy"
 	"ztproxy/riskengine"
 	"ztproxy/store"
@@ -37,7 +38,7 @@ type instance struct {
 	rt        *config.Runtime
 	logger    *slog.Logger
 	audit     *slog.Logger
-	metrics   *proxy.Metrics
+	metrics   *metrics.Metrics
 	certs     *certs.Manager // nil for a plaintext listener
 	bearer    *authn.BearerVerifier
 	risk      *riskengine.Engine
@@ -68,7 +69,7 @@ func assemble(ctx context.Context, path string, opts config.Options, mode startM
 	if err != nil {
 		return nil, nil, err
 	}
-	in := &instance{rt: rt, metrics: proxy.NewMetrics(), logger: discardLogger, audit: discardLogger}
+	in := &instance{rt: rt, metrics: metrics.New(), logger: discardLogger, audit: discardLogger}
 	rep := rt.NewReport()
 	if mode == assembleServe {
 		in.logger = newLogger(rt.File.Log, stderr)
@@ -156,14 +157,14 @@ func buildCerts(rt *config.Runtime, logger *slog.Logger, rep *config.Report) *ce
 
 // buildBearer builds the bearer verifier, or returns nil when no identity
 // provider accepts bearer tokens.
-func buildBearer(rt *config.Runtime, logger *slog.Logger, metrics *proxy.Metrics, rep *config.Report) *authn.BearerVerifier {
+func buildBearer(rt *config.Runtime, logger *slog.Logger, metrics *metrics.Metrics, rep *config.Report) *authn.BearerVerifier {
 	v, err := newBearer(rt, logger, metrics)
 	rep.Add("idps", err)
 	return v
 }
 
 // buildBrowser builds browser sign-in into rt.Proxy when the config has it.
-func buildBrowser(rt *config.Runtime, sessions authn.SessionStore, keys authn.WebAuthnStore, logger *slog.Logger, metrics *proxy.Metrics, rep *config.Report) {
+func buildBrowser(rt *config.Runtime, sessions authn.SessionStore, keys authn.WebAuthnStore, logger *slog.Logger, metrics *metrics.Metrics, rep *config.Report) {
 	rep.Add("idps", setBrowser(&rt.Proxy, rt, sessions, keys, logger, metrics))
 }
 

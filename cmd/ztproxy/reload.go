@@ -17,6 +17,7 @@ import (
 	"ztproxy/awscreds"
 	"ztproxy/certs"
 	"ztproxy/config"
+	"ztproxy/metrics"
 	"ztproxy/proxy"
 	"ztproxy/riskengine"
 )
@@ -42,7 +43,7 @@ type reloader struct {
 	// aws outlives reloads: its credential cache (aws settings need a restart).
 	aws     *awscreds.Minter
 	server  *proxy.Server
-	metrics *proxy.Metrics
+	metrics *metrics.Metrics
 	log     *slog.Logger
 	certs   *certs.Manager
 	digest  [32]byte

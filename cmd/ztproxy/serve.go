@@ -4,17 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
 	"time"
 
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+
+	"ztproxy/audit"
 	"ztproxy/authn"
 	"ztproxy/awscreds"
 	"ztproxy/config"
-	"ztproxy/proxy"
+	"ztproxy/decide"
+	"ztproxy/metrics"
 	"ztproxy/riskengine"
 	"ztproxy/store"
 )
@@ -103,7 +106,7 @@ func serve(ctx context.Context, path string, in *instance, opts config.Options) 
 // startPendingRevocations opens the revocation journal and retries what
 // it holds in the background; stop ends the retries and closes the journal
 // (what is still pending stays in it for the next run).
-func startPendingRevocations(ctx context.Context, rt *config.Runtime, st store.SessionStore, metrics *proxy.Metrics) (*store.PendingRevocations, func(), error) {
+func startPendingRevocations(ctx context.Context, rt *config.Runtime, st store.SessionStore, metrics *metrics.Metrics) (*store.PendingRevocations, func(), error) {
 	pending, err := config.OpenPendingRevocations(rt.File, st, metrics.SetRevocationsPending, metrics.ObserveRevocationRetry)
 	if err != nil {
 		return nil, nil, err
@@ -120,23 +123,23 @@ func startPendingRevocations(ctx context.Context, rt *config.Runtime, st store.S
 
 // newBearer builds the bearer verifier, or returns nil when no identity
 // provider accepts bearer tokens.
-func newBearer(rt *config.Runtime, logger *slog.Logger, metrics *proxy.Metrics) (*authn.BearerVerifier, error) {
+func newBearer(rt *config.Runtime, logger *slog.Logger, metrics *metrics.Metrics) (*authn.BearerVerifier, error) {
 	if len(rt.Bearer.IdPs) == 0 {
 		return nil, nil
 	}
 	cfg := rt.Bearer
-	cfg.Logger, cfg.KeySetEvents = logger, metrics.KeySetEvents()
+	cfg.Logger, cfg.KeySetEvents = logger, keySetEvents(metrics)
 	return authn.NewBearerVerifier(cfg)
 }
 
 // setAssertions rebuilds the sidecar's assertion verifier with the logger
 // and the key set metrics.
-func setAssertions(c *proxy.Config, rt *config.Runtime, logger *slog.Logger, metrics *proxy.Metrics) error {
+func setAssertions(c *decide.Config, rt *config.Runtime, logger *slog.Logger, metrics *metrics.Metrics) error {
 	if rt.Assertion == nil {
 		return nil
 	}
 	ac := *rt.Assertion
-	ac.Logger, ac.Events = logger, metrics.KeySetEvents()
+	ac.Logger, ac.Events = logger, keySetEvents(metrics)
 	v, err := authn.NewAssertionVerifier(ac)
 	if err != nil {
 		return err
@@ -146,12 +149,12 @@ func setAssertions(c *proxy.Config, rt *config.Runtime, logger *slog.Logger, met
 }
 
 // setBrowser builds browser sign-in when the config has it.
-func setBrowser(c *proxy.Config, rt *config.Runtime, sessions authn.SessionStore, keys authn.WebAuthnStore, logger *slog.Logger, metrics *proxy.Metrics) error {
+func setBrowser(c *decide.Config, rt *config.Runtime, sessions authn.SessionStore, keys authn.WebAuthnStore, logger *slog.Logger, metrics *metrics.Metrics) error {
 	if rt.Browser == nil {
 		return nil
 	}
 	bc := *rt.Browser
-	bc.Store, bc.Logger, bc.KeySetEvents = sessions, logger, metrics.KeySetEvents()
+	bc.Store, bc.Logger, bc.KeySetEvents = sessions, logger, keySetEvents(metrics)
 	if bc.WebAuthn != nil {
 		wc := *bc.WebAuthn
 		wc.Store = keys
@@ -168,7 +171,7 @@ func setBrowser(c *proxy.Config, rt *config.Runtime, sessions authn.SessionStore
 // newAWSMinter builds the STS minter, or nil without aws.roles. The
 // proxy's own credentials (for assume_role) come from the standard AWS
 // chain, resolved on first use.
-func newAWSMinter(ctx context.Context, rt *config.Runtime, metrics *proxy.Metrics, logger *slog.Logger) (*awscreds.Minter, error) {
+func newAWSMinter(ctx context.Context, rt *config.Runtime, metrics *metrics.Metrics, logger *slog.Logger) (*awscreds.Minter, error) {
 	if rt.AWS == nil {
 		return nil, nil
 	}
@@ -190,7 +193,7 @@ func newAWSMinter(ctx context.Context, rt *config.Runtime, metrics *proxy.Metric
 	return awscreds.New(cfg)
 }
 
-func setAWS(c *proxy.Config, m *awscreds.Minter) {
+func setAWS(c *decide.Config, m *awscreds.Minter) {
 	if m != nil {
 		c.AWS = m
 	}
@@ -198,7 +201,7 @@ func setAWS(c *proxy.Config, m *awscreds.Minter) {
 
 // setRisk stores the engine without creating a non-nil interface around a
 // nil pointer.
-func setRisk(c *proxy.Config, e *riskengine.Engine) {
+func setRisk(c *decide.Config, e *riskengine.Engine) {
 	if e != nil {
 		c.Risk = e
 	}
@@ -206,7 +209,7 @@ func setRisk(c *proxy.Config, e *riskengine.Engine) {
 
 // setBearer stores v without creating a non-nil interface around a nil
 // pointer.
-func setBearer(c *proxy.Config, v *authn.BearerVerifier) {
+func setBearer(c *decide.Config, v *authn.BearerVerifier) {
 	if v != nil {
 		c.Bearer = v
 	}
@@ -240,7 +243,7 @@ func newAuditLogger(output string, stdout, stderr io.Writer) (*slog.Logger, func
 	}
 	// Batch lines (flushed within a few ms); closeFn flushes them, and
 	// serve returns only after draining, so SIGTERM loses none.
-	aw := proxy.NewAuditWriter(w)
+	aw := audit.NewWriter(w)
 	closeOut := closeFn
 	closeFn = func() {
 		aw.Close()
@@ -249,7 +252,7 @@ func newAuditLogger(output string, stdout, stderr io.Writer) (*slog.Logger, func
 	w = aw
 	// The same JSON lines as slog.NewJSONHandler (message under "event"),
 	// encoded without reflection.
-	h := proxy.NewAuditHandler(w)
+	h := audit.NewHandler(w)
 	return slog.New(h).With("log", "audit"), closeFn, nil
 }
 
@@ -264,4 +267,9 @@ func printProblems(w io.Writer, path string, err error) {
 		return
 	}
 	fmt.Fprintf(w, "%s: %v\n", path, err)
+}
+
+// keySetEvents feeds key set fetches and refused refetches to the metrics.
+func keySetEvents(m *metrics.Metrics) authn.KeySetEvents {
+	return authn.KeySetEvents{Fetch: m.ObserveKeySetFetch, RefetchRefused: m.ObserveKeyRefetchRefused}
 }

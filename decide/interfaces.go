@@ -1,0 +1,38 @@
+package decide
+
+import (
+	"context"
+
+	"ztproxy/authn"
+	"ztproxy/authz"
+	"ztproxy/identity"
+)
+
+// Authorizer decides one request. A deny is a Decision; an error means the
+// decision could not be made and the proxy fails closed.
+type Authorizer interface {
+	Decide(rc *identity.RequestContext) (identity.Decision, error)
+}
+
+// BearerVerifier turns a raw bearer JWT into a principal.
+type BearerVerifier interface {
+	Verify(ctx context.Context, raw string) (identity.Principal, error)
+}
+
+// RiskScorer assesses the risk of one request. An error means the score is
+// unknown; the scorer's own failure policy decides what to return with it.
+type RiskScorer interface {
+	Score(ctx context.Context, rc *identity.RequestContext) (identity.Risk, error)
+}
+
+// AssertionVerifier checks a front proxy's X-Ztp-Assertion for this
+// service (aud) and returns the identity and device it carries.
+type AssertionVerifier interface {
+	Verify(ctx context.Context, raw, audience string) (identity.Principal, identity.Device, error)
+}
+
+var (
+	_ AssertionVerifier = (*authn.AssertionVerifier)(nil)
+	_ Authorizer        = (*authz.Engine)(nil)
+	_ BearerVerifier    = (*authn.BearerVerifier)(nil)
+)

@@ -1,0 +1,226 @@
+package decide
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"ztproxy/authn"
+	"ztproxy/identity"
+	"ztproxy/idheaders"
+)
+
+// Decide runs the pipeline on a request Begin prepared: route it
+// (canonical host and path, exactly one route), authenticate the caller,
+// check a WebSocket handshake's Origin, assess risk, let policy decide
+// and turn a browser step-up into where to go. The request context, the
+// route and the policy decision are left in x.
+func (e *Engine) Decide(r *http.Request, x *Exchange) Verdict {
+	var v Verdict
+	v.Err = e.decide(r, x, &v)
+	return v
+}
+
+// decide runs everything up to the policy decision. A nil error means
+// the request may be forwarded.
+func (e *Engine) decide(r *http.Request, x *Exchange, v *Verdict) error {
+	if err := e.routeRequest(r, x); err != nil {
+		return err
+	}
+	rt := x.Route
+	t0 := time.Now()
+	err := e.authenticate(r, x, v)
+	x.authnTime = time.Since(t0)
+	e.opts.Metrics.AuthnSeconds.WithLabelValues(string(rt.Auth)).Observe(x.authnTime.Seconds())
+	if err == nil {
+		err = checkWebSocketOrigin(r, x)
+	}
+	if err != nil {
+		return err
+	}
+
+	// Behavioral risk describes people: services (mTLS, client
+	// credentials) have no human behaviour to learn and keep the neutral
+	// score; policy governs them by identity and device.
+	if scorer := e.cfg.Risk; scorer != nil && x.RC.Principal.Kind == identity.KindUser {
+		risk, err := scorer.Score(r.Context(), &x.RC)
+		x.RC.Risk = risk
+		if risk.Level != "" {
+			e.opts.Metrics.RiskLevels.WithLabelValues(string(risk.Level)).Inc()
+		}
+		if err != nil {
+			e.opts.Metrics.RiskErrors.Inc()
+			e.opts.Logger.Warn("risk assessed without the store; failure mode applied", "request_id", x.RC.RequestID, "level", risk.Level, "err", err)
+			// The scorer returned its configured failure-mode score; a
+			// zero-value level means it could not decide at all.
+			if risk.Level == "" {
+				x.Decision = identity.Decision{Effect: identity.Deny, Reasons: []string{"risk could not be assessed"}}
+				return &Denied{Decision: x.Decision, Bearer: rt.Auth == AuthBearer, Cause: err}
+			}
+		}
+	}
+
+	t0 = time.Now()
+	dec, err := e.cfg.Authorizer.Decide(&x.RC)
+	x.authzTime = time.Since(t0)
+	e.opts.Metrics.AuthzSeconds.Observe(x.authzTime.Seconds())
+	if err != nil {
+		// Could not decide: fail closed.
+		x.Decision = identity.Decision{Effect: identity.Deny, Reasons: []string{"policy could not be evaluated"}}
+		return &Denied{Decision: x.Decision, Bearer: rt.Auth == AuthBearer, Cause: err}
+	}
+	x.Decision = dec
+	if dec.Effect != identity.Allow {
+		if fr, ok := e.cfg.Risk.(failureRecorder); ok && dec.Effect == identity.Deny && x.RC.Principal.Kind == identity.KindUser {
+			fr.RecordFailedAuth(x.RC.Principal.ID)
+		}
+		if dec.Effect == identity.StepUp && rt.Auth == AuthBrowser && e.cfg.Browser != nil {
+			return e.browserStepUp(r, x, dec)
+		}
+		return &Denied{Decision: dec, Bearer: rt.Auth == AuthBearer || x.RawBearer != "", Hint: e.cfg.StepUpHints[x.RC.Principal.IdP]}
+	}
+	return nil
+}
+
+// routeRequest canonicalises the host and path and finds the route. The
+// route is matched on the path without ";parameters" (what a servlet
+// container acts on), and only then is it known whether the route
+// accepts parameters at all.
+func (e *Engine) routeRequest(r *http.Request, x *Exchange) error {
+	host := CanonicalHost(r.Host, r.TLS != nil)
+	if host == "" {
+		return errBadHost
+	}
+	rp, err := ParseRequestPath(RawPath(r.URL))
+	if err != nil {
+		return errPath
+	}
+	x.RC.Host, x.RC.Path = host, rp.Match
+	rt := e.router.match(host, rp.Match)
+	if rt == nil {
+		return errNoRoute
+	}
+	x.Route = rt
+	x.RC.Route = rt.Name
+	x.ForwardPath = rp.Forward
+	if rp.Params && !rt.AllowPathParameters {
+		return errPathParams
+	}
+	if IsUpgrade(r) && !rt.WebSocket {
+		return errWebSocket
+	}
+	return nil
+}
+
+// failureRecorder is implemented by risk scorers that count a user's
+// refused requests (a burst of them is a risk signal).
+type failureRecorder interface{ RecordFailedAuth(userID string) }
+
+// authenticate establishes the principal for the route's auth mode.
+func (e *Engine) authenticate(r *http.Request, x *Exchange, v *Verdict) error {
+	rt := x.Route
+	switch rt.Auth {
+	case AuthPublic:
+		return nil
+	case AuthMTLS:
+		if !x.RC.Device.Present {
+			return ErrNoClientCert
+		}
+		x.authenticateByCertificate()
+		return nil
+	case AuthBearer:
+		raw, ok := authn.ParseAuthorization(r.Header.Get("Authorization"))
+		if !ok {
+			if r.Header.Get("Authorization") == "" {
+				return &authn.BearerError{Code: "invalid_request", Description: "a bearer token is required"}
+			}
+			return &authn.BearerError{Code: "invalid_request", Description: "malformed Authorization header"}
+		}
+		p, err := e.cfg.Bearer.Verify(r.Context(), raw)
+		if err != nil {
+			return err
+		}
+		if rt.IdP != "" && p.IdP != rt.IdP {
+			return &authn.BearerError{Code: "invalid_token", Description: "token is not from this route's identity provider"}
+		}
+		x.RC.Principal = p
+		x.ConsumedAuth = true
+		x.RawBearer = raw
+		return nil
+	case AuthBrowser:
+		x.ambient = cookieCredential
+		return e.authenticateBrowser(r, x, v)
+	case AuthSidecar:
+		return e.authenticateSidecar(r, x)
+	}
+	return fmt.Errorf("unknown auth mode %q", rt.Auth)
+}
+
+// authenticateSidecar accepts a front proxy's assertion for this service,
+// else a bearer token, else a verified client certificate (a service
+// calling directly).
+func (e *Engine) authenticateSidecar(r *http.Request, x *Exchange) error {
+	if raw := r.Header.Get(idheaders.Assertion); raw != "" && e.cfg.Assertions != nil {
+		p, d, err := e.cfg.Assertions.Verify(r.Context(), raw, x.Route.Name)
+		if err != nil {
+			return err
+		}
+		x.RC.Principal = p
+		if d.Present && !x.RC.Device.Present {
+			x.RC.Device = d // the device the front proxy verified
+		}
+		return nil
+	}
+	if raw, ok := authn.ParseAuthorization(r.Header.Get("Authorization")); ok && e.cfg.Bearer != nil {
+		p, err := e.cfg.Bearer.Verify(r.Context(), raw)
+		if err != nil {
+			return err
+		}
+		x.RC.Principal, x.ConsumedAuth, x.RawBearer = p, true, raw
+		return nil
+	}
+	if x.RC.Device.Present {
+		x.authenticateByCertificate()
+		return nil
+	}
+	return &authn.BearerError{Code: "invalid_request", Description: "an identity assertion, a bearer token or a client certificate is required"}
+}
+
+// checkMethod refuses methods that are not in canonical (upper-case)
+// form, and CONNECT, which a reverse proxy never tunnels.
+func checkMethod(m string) error {
+	switch {
+	case !identity.ValidMethod(m):
+		return errBadMethod
+	case m == http.MethodConnect:
+		return ErrMethod
+	}
+	return nil
+}
+
+// authenticateByCertificate makes the verified client certificate's
+// device the principal, a service.
+func (x *Exchange) authenticateByCertificate() {
+	x.RC.Principal = identity.Principal{
+		Kind: identity.KindService, ID: x.RC.Device.ID, Subject: x.RC.Device.ID,
+		AuthKind: identity.AuthMTLS, Expiry: x.RC.Device.NotAfter,
+	}
+	x.ambient = certCredential
+}
+
+// IsUpgrade reports whether r asks to switch protocols (a WebSocket).
+func IsUpgrade(r *http.Request) bool {
+	return r.Header.Get("Upgrade") != "" && headerHasToken(r.Header, "Connection", "upgrade")
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h[name] {
+		for part := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(part), token) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,61 @@
+package portal
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"ztproxy/authn"
+	"ztproxy/decide"
+)
+
+// TestWriteErrorStoreAndSignInPages: issue 22.6 (a session store outage on
+// whoami or sign-in was a generic 500) and issue 22.5 / 12.10 (sign-in
+// pages say what happened). Each error becomes the status, audit code and
+// page a user can act on.
+func TestWriteErrorStoreAndSignInPages(t *testing.T) {
+	storeDown := fmt.Errorf("authn: checking session revocation: %w: %w", authn.ErrStoreUnavailable, errors.New("dial tcp: connection refused"))
+	for _, tc := range []struct {
+		name   string
+		err    error
+		status int
+		code   string
+		want   []string
+	}{
+		{"store unavailable", storeDown, 503, "session_store_unavailable",
+			[]string{"Temporarily unavailable", "session store cannot be reached", "nothing was granted"}},
+		{"sign-in refused", &authn.SignInError{Status: 400, Code: "idp_refused", Title: "Sign-in refused by the identity provider", Description: "refused the sign-in code"}, 400, "idp_refused",
+			[]string{"Sign-in refused by the identity provider", "Start again"}},
+		{"IdP timeout", &authn.SignInError{Status: 504, Code: "idp_timeout", Title: "Identity provider not responding", Description: "did not answer in time"}, 504, "idp_timeout",
+			[]string{"Identity provider not responding", "Start again"}},
+		{"pending sign-out", &decide.Error{Status: 202, Code: "revocation_pending", Title: "Signed out on this server", Msg: "other servers follow", Link: "https://idp.example/logout", LinkText: "Finish signing out"}, 202, "revocation_pending",
+			[]string{"Signed out on this server", `href="https://idp.example/logout"`, "Finish signing out"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest("GET", "https://ztp.example.com/.ztp/whoami", nil)
+			req.Header.Set("Accept", "text/html")
+			status := WriteError(rec, req, tc.err, "req-1")
+			if _, code := decide.StatusOf(tc.err); status != tc.status || rec.Code != tc.status || code != tc.code {
+				t.Fatalf("status %d/%d code %s, want %d %s", status, rec.Code, code, tc.status, tc.code)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(rec.Body.String(), w) {
+					t.Errorf("page lacks %q:\n%s", w, rec.Body.String())
+				}
+			}
+			if strings.Contains(rec.Body.String(), "connection refused") {
+				t.Error("the page shows internal details")
+			}
+		})
+	}
+	if _, code := decide.StatusOf(&decide.LoginNeeded{Code: "refresh_refused"}); code != "refresh_refused" {
+		t.Errorf("loginNeeded code: %s", code)
+	}
+	if st, code := decide.StatusOf(&decide.LoginNeeded{}); st != http.StatusUnauthorized || code != "login_required" {
+		t.Errorf("loginNeeded default: %d %s", st, code)
+	}
+}

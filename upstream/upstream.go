@@ -1,0 +1,90 @@
+package upstream
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// Mode selects the HTTP/1.1 client of an http:// upstream.
+type Mode string
+
+const (
+	// Lean sends body-less requests through the lean transport
+	// (leanTransport) and the rest through net/http's Transport.
+	Lean Mode = "lean"
+	// Standard sends every request through net/http's Transport.
+	Standard Mode = "standard"
+)
+
+// Transport is a route's own upstream transport.
+type Transport interface {
+	http.RoundTripper
+	CloseIdleConnections()
+}
+
+// Config is one route's upstream.
+type Config struct {
+	// URL is the upstream: http:// or https://.
+	URL *url.URL
+	// CAs, when non-nil, replaces the system roots for an https upstream.
+	CAs        *x509.CertPool
+	ServerName string
+	// ResponseHeaderTimeout bounds the wait for the response headers.
+	ResponseHeaderTimeout time.Duration
+	// Mode picks the client of an http:// upstream; "" means Lean.
+	Mode Mode
+	// OnUnsolicited, when set, is told about an idle connection closed
+	// because the upstream sent bytes on it (lean transport only).
+	OnUnsolicited func()
+}
+
+// New builds the transport of one route's upstream: the lean transport
+// for a plain http:// upstream (unless Mode is Standard), else a tuned
+// net/http Transport.
+func New(cfg Config) (Transport, error) {
+	up := cfg.URL
+	if up == nil || (up.Scheme != "http" && up.Scheme != "https") {
+		return nil, errors.New("upstream must be an http or https URL")
+	}
+	switch cfg.Mode {
+	case "", Lean, Standard:
+	default:
+		return nil, fmt.Errorf("upstream transport must be lean or standard, not %q", cfg.Mode)
+	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	t := &http.Transport{
+		Proxy:                 nil, // never send identity through an environment proxy
+		DialContext:           dialer.DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   512,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
+		DisableCompression:    true, // pass Accept-Encoding through untouched
+		ForceAttemptHTTP2:     up.Scheme == "https",
+	}
+	if up.Scheme == "https" {
+		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: cfg.CAs, ServerName: cfg.ServerName}
+	}
+	if up.Scheme == "http" && cfg.Mode != Standard {
+		// Plain body-less requests skip net/http's per-connection
+		// goroutines; the rest still go through t.
+		lt := newLeanTransport(t, dialer.DialContext)
+		lt.onUnsolicited = cfg.OnUnsolicited
+		return lt, nil
+	}
+	return t, nil
+}
+
+// IsTimeout reports whether err is a network timeout.
+func IsTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
