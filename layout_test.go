@@ -17,7 +17,7 @@ var allowedImports = map[string][]string{
 	"ztproxy/config": {"ztproxy/identity", "ztproxy/proxy", "ztproxy/decide", "ztproxy/upstream",
 		"ztproxy/authn", "ztproxy/authz", "ztproxy/certs", "ztproxy/store", "ztproxy/riskengine", "ztproxy/awscreds"},
 
-	"ztproxy/proxy": {"ztproxy/identity", "ztproxy/forwardauth", "ztproxy/portal", "ztproxy/decide",
+	"ztproxy/proxy": {"ztproxy/identity", "ztproxy/forwardauth", "ztproxy/portal", "ztproxy/decide", "ztproxy/listener",
 		"ztproxy/upstream", "ztproxy/idheaders", "ztproxy/metrics", "ztproxy/awscreds"},
 	"ztproxy/forwardauth": {"ztproxy/identity", "ztproxy/decide", "ztproxy/idheaders", "ztproxy/metrics", "ztproxy/authn"},
 	"ztproxy/portal":      {"ztproxy/identity", "ztproxy/decide", "ztproxy/authn", "ztproxy/awscreds"},
@@ -35,6 +35,7 @@ var allowedImports = map[string][]string{
 	"ztproxy/idheaders":  {"ztproxy/identity"},
 	"ztproxy/audit":      {"ztproxy/identity"},
 	"ztproxy/metrics":    {},
+	"ztproxy/listener":   {},
 
 	"ztproxy/identity": {},
 

@@ -29,9 +29,9 @@ const (
 // what Conflicting reports.
 //
 // The watch only ever adds a refusal. Wherever it cannot be sure it reads
-// the stream as net/http does (a folded header line, a malformed or
-// conflicting Content-Length, an upgrade, an overlong head), it stops
-// without a verdict and the connection is judged by net/http alone. It
+// the stream as net/http does (a malformed, conflicting or folded
+// Content-Length, an empty request line, an upgrade, an overlong head), it
+// stops without a verdict and the connection is judged by net/http alone. It
 // cannot drift out of step with net/http on a connection net/http keeps:
 // net/http reuses a connection only after the request body was read to
 // its end, which is exactly what the watch skips.
@@ -54,6 +54,9 @@ type framingWatch struct {
 	clValueLen  int
 	te          bool
 	upgrade     bool
+	// lastWasCL: the previous header line was Content-Length (a folded
+	// continuation of it would change its value).
+	lastWasCL bool
 
 	conflict atomic.Bool
 	// verdict is set once the watch stopped at a head with
@@ -76,7 +79,7 @@ func (w *framingWatch) Conflicting() bool { return w.verdict.Load() && w.conflic
 func (w *framingWatch) startHead() {
 	w.requestLine = true
 	w.headBytes, w.lineLen, w.clValueLen = 0, 0, 0
-	w.clSeen, w.cl, w.te, w.upgrade = false, 0, false, false
+	w.clSeen, w.cl, w.te, w.upgrade, w.lastWasCL = false, 0, false, false, false
 }
 
 // feed follows the bytes net/http has just read from the connection.
@@ -133,7 +136,12 @@ func (w *framingWatch) endLine(truncated bool) {
 	case len(line) == 0:
 		w.endHead()
 	case line[0] == ' ' || line[0] == '\t':
-		w.stop() // obs-fold: not worth following
+		// obs-fold: net/http joins it to the previous line's value,
+		// which changes no header name; a folded Content-Length is
+		// refused by net/http (or read differently) and ends the watch.
+		if w.lastWasCL {
+			w.stop()
+		}
 	default:
 		w.header(line, truncated)
 	}
@@ -147,6 +155,7 @@ func (w *framingWatch) header(line []byte, truncated bool) {
 		return
 	}
 	name, value := line[:colon], bytes.Trim(line[colon+1:], " \t")
+	w.lastWasCL = false
 	switch {
 	case asciiEqualFold(name, "transfer-encoding"):
 		w.te = true
@@ -157,6 +166,7 @@ func (w *framingWatch) header(line []byte, truncated bool) {
 			w.stop()
 			return
 		}
+		w.lastWasCL = true
 		w.contentLength(value)
 	}
 }

@@ -77,6 +77,6 @@ a.button{display:inline-block;margin-top:1rem;background:#2b59c3;color:#fff;text
 {{if .Reasons}}<ul>{{range .Reasons}}<li>{{.}}</li>{{end}}</ul>{{end}}
 {{.Body}}
 {{if .Link}}<a class="button" href="{{.Link}}">{{.LinkText}}</a>{{end}}
-{{if .RequestID}}<p class="muted">{{if .Code}}Error <b>{{.Code}}</b> · {{end}}request id <code>{{.RequestID}}</code></p>{{end}}
+{{if .RequestID}}<p class="muted">{{if .Code}}{{if and .Status (lt .Status 400)}}Code{{else}}Error{{end}} <b>{{.Code}}</b> · {{end}}request id <code>{{.RequestID}}</code></p>{{end}}
 </main></body></html>
 `))

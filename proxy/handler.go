@@ -6,6 +6,7 @@ import (
 
 	"ztproxy/decide"
 	"ztproxy/forwardauth"
+	"ztproxy/listener"
 	"ztproxy/portal"
 )
 
@@ -19,6 +20,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	snap := s.state.Load()
 	x := &exchange{}
 	err := snap.engine.Begin(&x.Exchange, r, start)
+	if err == nil && listener.ConflictingFraming(r) {
+		// Issue 12.5: refused, and the connection closes (boundary).
+		err = errConflictingFraming
+	}
 	if err == nil && strings.HasPrefix(r.URL.Path, "/.ztp/") {
 		s.serveZTP(w, r, &x.Exchange)
 		return

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+
+	"ztproxy/listener"
 )
 
 // Listeners are the sockets a Server serves on.
@@ -42,6 +44,8 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 		MaxHeaderBytes:    sc.MaxHeaderBytes,
 		TLSConfig:         l.TLS,
 		ErrorLog:          errLog,
+		// The framing watch of each connection (listener package).
+		ConnContext: listener.ConnContext,
 	}
 	admin := &http.Server{
 		Handler:           s.AdminHandler(),
@@ -53,9 +57,14 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 	go func() {
 		var err error
 		if l.TLS != nil {
-			err = public.Serve(tls.NewListener(l.Public, l.TLS))
+			err = public.Serve(listener.TLS(l.Public, listener.TLSConfig{
+				TLS: l.TLS, HandshakeTimeout: handshakeTimeout(sc),
+				OnHandshakeError: func(remote net.Addr, err error) {
+					errLog.Printf("http: TLS handshake error from %s: %v", remote, err)
+				},
+			}))
 		} else {
-			err = public.Serve(l.Public)
+			err = public.Serve(listener.Plain(l.Public))
 		}
 		errc <- err
 	}()
@@ -95,6 +104,19 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 		return fmt.Errorf("proxy: drain did not finish within %s: %w", grace, err)
 	}
 	return nil
+}
+
+// handshakeTimeout bounds a TLS handshake as net/http does for the
+// connections it handshakes itself: the least of the read header, read
+// and write timeouts that are set (listener.TLS defaults to 10 s).
+func handshakeTimeout(sc ServerConfig) time.Duration {
+	var d time.Duration
+	for _, t := range []time.Duration{sc.ReadHeaderTimeout, sc.ReadTimeout, sc.WriteTimeout} {
+		if t > 0 && (d == 0 || t < d) {
+			d = t
+		}
+	}
+	return d
 }
 
 // slogWriter adapts net/http's error log to slog.
