@@ -119,7 +119,15 @@ func browserCredentials(ctx context.Context, base, role string, noBrowser bool, 
 		}
 	})}
 	go srv.Serve(ln)
-	defer srv.Close()
+	defer func() {
+		// Let the hand-off's answer reach the page before the listener
+		// goes (Close would cut it off).
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if srv.Shutdown(sctx) != nil {
+			srv.Close()
+		}
+	}()
 	port := ln.Addr().(*net.TCPAddr).Port
 	target := base + "/.ztp/aws/cli?" + url.Values{"role": {role}, "port": {fmt.Sprint(port)}, "state": {state}}.Encode()
 	fmt.Fprintf(stderr, "ztproxy: sign in to get AWS credentials for role %q:\n  %s\n", role, target)
