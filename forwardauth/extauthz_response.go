@@ -1,7 +1,6 @@
 package forwardauth
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -144,15 +143,7 @@ func extAuthzDeny(rec *headerRecorder, r *http.Request, x *decide.Exchange, err 
 	if status == 499 {
 		return nil, status
 	}
-	var ln *decide.LoginNeeded
-	var su *decide.StepUpNeeded
-	redirectTo := ""
-	switch {
-	case errors.As(err, &ln):
-		redirectTo = ln.Location
-	case errors.As(err, &su):
-		redirectTo = su.Location
-	}
+	redirectTo, ln := signInRedirect(err)
 	if redirectTo != "" && r != nil && decide.IsNavigation(r) {
 		if ln != nil {
 			for _, c := range ln.Clear {

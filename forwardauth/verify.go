@@ -153,15 +153,8 @@ func writeVerifyError(w http.ResponseWriter, r *http.Request, x *decide.Exchange
 		return status // the front proxy is gone; nothing to write
 	}
 	h := w.Header()
-	var ln *decide.LoginNeeded
+	redirectTo, ln := signInRedirect(err)
 	var su *decide.StepUpNeeded
-	redirectTo := ""
-	switch {
-	case errors.As(err, &ln):
-		redirectTo = ln.Location
-	case errors.As(err, &su):
-		redirectTo = su.Location
-	}
 	if redirectTo != "" && verifyMayRedirect(r, x) {
 		h.Set("Location", redirectTo)
 		w.WriteHeader(http.StatusFound)
@@ -232,4 +225,17 @@ func verifyMayRedirect(r *http.Request, x *decide.Exchange) bool {
 	}
 	accept := r.Header.Get("Accept")
 	return accept == "" || strings.Contains(accept, "text/html") || strings.Contains(accept, "*/*")
+}
+
+// signInRedirect is where a refusal sends a browser (sign-in or step-up),
+// "" for any other refusal; ln is set for a sign-in.
+func signInRedirect(err error) (location string, ln *decide.LoginNeeded) {
+	var su *decide.StepUpNeeded
+	switch {
+	case errors.As(err, &ln):
+		return ln.Location, ln
+	case errors.As(err, &su):
+		return su.Location, nil
+	}
+	return "", nil
 }
