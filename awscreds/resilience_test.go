@@ -3,6 +3,9 @@ package awscreds_test
 import (
 	"context"
 	"errors"
+	"net"
+	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -124,4 +127,82 @@ func TestRequestErrors(t *testing.T) {
 	if _, err := e.minter.Credentials(ctx, awscreds.Request{Role: "analyst", Principal: user("alice")}); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled context: %v", err)
 	}
+}
+
+// Issue 14.3: with STS unreachable (connection refused, or accepting and
+// never answering) the SDK error nests a status-0 ResponseError around the
+// send failure; the minter took it for a refusal, so cached credentials
+// were not served and the metric label was "other".
+func TestSTSUnreachableServesCacheUntilNearExpiry(t *testing.T) {
+	for _, outage := range []struct {
+		name string
+		addr func(t *testing.T) string
+	}{
+		{"connection refused", closedPort},
+		{"hung", hungListener},
+	} {
+		t.Run(outage.name, func(t *testing.T) {
+			var target atomic.Value
+			var tr *http.Transport
+			e := newEnv(t, func(c *awscreds.Config) {
+				tr = &http.Transport{
+					DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+						if to, _ := target.Load().(string); to != "" {
+							addr = to
+						}
+						return (&net.Dialer{}).DialContext(ctx, network, addr)
+					},
+					ResponseHeaderTimeout: 300 * time.Millisecond,
+				}
+				c.HTTPClient = &http.Client{Transport: tr}
+			})
+			req := awscreds.Request{Role: "analyst", Principal: user("alice")}
+			first := e.get(t, req)
+			target.Store(outage.addr(t))
+			tr.CloseIdleConnections()
+
+			e.clock.Advance(56 * time.Minute) // past the refresh point, 4m left
+			if stale := e.get(t, req); stale.AccessKeyID != first.AccessKeyID {
+				t.Fatal("did not serve cached credentials while STS was unreachable")
+			}
+			e.clock.Advance(3*time.Minute + 30*time.Second) // 30s left: too close
+			_, err := e.minter.Credentials(context.Background(), req)
+			if !errors.Is(err, awscreds.ErrSTSUnavailable) {
+				t.Fatalf("err = %v, want ErrSTSUnavailable", err)
+			}
+			if got := awscreds.STSErrorCode(err); got != "unavailable" {
+				t.Errorf("STSErrorCode = %q, want unavailable (err %v)", got, err)
+			}
+		})
+	}
+}
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// hungListener accepts connections and never answers.
+func hungListener(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	return l.Addr().String()
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"time"
 
@@ -122,18 +125,28 @@ func convert(c *types.Credentials, user *types.AssumedRoleUser, source *string) 
 }
 
 // isUnavailable reports whether err means STS could not answer (throttling,
-// server errors, network failures, timeouts) as opposed to refusing.
+// server errors, network failures, timeouts) as opposed to refusing. The
+// SDK nests its errors (an OperationError around a status-0 ResponseError
+// around a RequestSendError around the net.OpError), so every test looks
+// through the whole chain rather than stopping at the first match.
 func isUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) && unavailableCodes[apiErr.ErrorCode()] {
 		return true
 	}
 	var respErr *awshttp.ResponseError
 	if errors.As(err, &respErr) {
-		return respErr.HTTPStatusCode() >= 500
+		if s := respErr.HTTPStatusCode(); s >= 500 || s == http.StatusTooManyRequests {
+			return true
+		}
 	}
 	var sendErr *smithyhttp.RequestSendError
-	return errors.As(err, &sendErr) || errors.Is(err, context.DeadlineExceeded)
+	var netErr net.Error
+	return errors.As(err, &sendErr) || errors.As(err, &netErr) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // STSErrorCode returns the STS error code in err ("Throttling",
