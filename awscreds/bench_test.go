@@ -39,7 +39,7 @@ func BenchmarkSign1KiB(b *testing.B) {
 	for b.Loop() {
 		r, _ := http.NewRequest(http.MethodPost, "https://abc123.execute-api.us-east-1.amazonaws.com/prod/items?limit=10", bytes.NewReader(body))
 		r.Header.Set("Content-Type", "application/json")
-		if err := awscreds.SignRequest(ctx, r, creds, "execute-api", "us-east-1", now, false); err != nil {
+		if err := awscreds.SignRequest(ctx, r, creds, awscreds.SignOptions{Service: "execute-api", Region: "us-east-1"}, now); err != nil {
 			b.Fatal(err)
 		}
 	}

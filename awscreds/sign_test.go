@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -53,7 +55,7 @@ func TestSignRequestVerifiedByUpstream(t *testing.T) {
 	}
 
 	r := newReq(`{"item":"a"}`)
-	if err := awscreds.SignRequest(context.Background(), r, creds, "execute-api", "us-east-1", time.Now(), false); err != nil {
+	if err := awscreds.SignRequest(context.Background(), r, creds, awscreds.SignOptions{Service: "execute-api", Region: "us-east-1"}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if r.Header.Get("X-Amz-Security-Token") != creds.SessionToken || len(r.Header.Values("X-Amz-Date")) != 1 {
@@ -64,7 +66,7 @@ func TestSignRequestVerifiedByUpstream(t *testing.T) {
 	}
 
 	tampered := newReq(`{"item":"a"}`)
-	if err := awscreds.SignRequest(context.Background(), tampered, creds, "execute-api", "us-east-1", time.Now(), false); err != nil {
+	if err := awscreds.SignRequest(context.Background(), tampered, creds, awscreds.SignOptions{Service: "execute-api", Region: "us-east-1"}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	tampered.Body = io.NopCloser(strings.NewReader(`{"item":"b"}`)) // same length, other bytes
@@ -75,7 +77,7 @@ func TestSignRequestVerifiedByUpstream(t *testing.T) {
 	wrongKey := creds
 	wrongKey.SecretAccessKey = "not-the-secret"
 	forged := newReq(`{}`)
-	_ = awscreds.SignRequest(context.Background(), forged, wrongKey, "execute-api", "us-east-1", time.Now(), false)
+	_ = awscreds.SignRequest(context.Background(), forged, wrongKey, awscreds.SignOptions{Service: "execute-api", Region: "us-east-1"}, time.Now())
 	if code := send(forged); code != http.StatusForbidden {
 		t.Fatalf("wrong secret: status %d, want 403", code)
 	}
@@ -87,7 +89,8 @@ func TestSignRequestS3UnsignedPayload(t *testing.T) {
 	up := verifyingUpstream(t, e.sts, "s3")
 	body := bytes.Repeat([]byte("x"), 4096)
 	r, _ := http.NewRequest(http.MethodPut, up.URL+"/bucket/some key.txt?X-Amz-Signature=abc&partNumber=1", bytes.NewReader(body))
-	if err := awscreds.SignRequest(context.Background(), r, creds, "s3", "us-east-1", time.Now(), true); err != nil {
+	opts := awscreds.SignOptions{Service: "s3", Region: "us-east-1", UnsignedPayload: true, MaxBufferedBody: 1024}
+	if err := awscreds.SignRequest(context.Background(), r, creds, opts, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if r.Header.Get("X-Amz-Content-Sha256") != "UNSIGNED-PAYLOAD" || strings.Contains(r.URL.RawQuery, "X-Amz-Signature") {
@@ -106,11 +109,11 @@ func TestSignRequestS3UnsignedPayload(t *testing.T) {
 func TestSignRequestRefusals(t *testing.T) {
 	creds := awscreds.Credentials{AccessKeyID: "ASIAEXAMPLE", SecretAccessKey: "s", SessionToken: "t"}
 	r, _ := http.NewRequest(http.MethodPost, "https://api.example.com/", strings.NewReader("{}"))
-	if err := awscreds.SignRequest(context.Background(), r, creds, "execute-api", "us-east-1", time.Now(), true); err == nil {
+	if err := awscreds.SignRequest(context.Background(), r, creds, awscreds.SignOptions{Service: "execute-api", Region: "us-east-1", UnsignedPayload: true}, time.Now()); err == nil {
 		t.Error("UNSIGNED-PAYLOAD accepted for execute-api")
 	}
-	big, _ := http.NewRequest(http.MethodPost, "https://api.example.com/", io.LimitReader(zeros{}, awscreds.MaxSignedBodyBytes+1))
-	if err := awscreds.SignRequest(context.Background(), big, creds, "execute-api", "us-east-1", time.Now(), false); !errors.Is(err, awscreds.ErrBodyTooLarge) {
+	big, _ := http.NewRequest(http.MethodPost, "https://api.example.com/", io.LimitReader(zeros{}, awscreds.DefaultMaxBufferedBody+1))
+	if err := awscreds.SignRequest(context.Background(), big, creds, awscreds.SignOptions{Service: "execute-api", Region: "us-east-1"}, time.Now()); !errors.Is(err, awscreds.ErrBodyTooLarge) {
 		t.Errorf("oversized body: %v", err)
 	}
 }
@@ -120,4 +123,143 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// Issue 14.1: keys with $ & + , : ; = @ failed with SignatureDoesNotMatch
+// at S3: the path went out as raw "a@b" while SigV4 (and S3) canonicalise
+// every byte outside the unreserved set as %XX. Every printable ASCII byte
+// must leave encoded exactly as it was signed.
+func TestSignRequestPathOnTheWire(t *testing.T) {
+	e := newEnv(t, nil)
+	creds := e.get(t, awscreds.Request{Role: "analyst", Principal: user("alice")})
+	for _, service := range []string{"s3", "execute-api"} {
+		var gotPath string
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			gotPath = r.URL.Path
+			if _, err := e.sts.VerifyRequest(r, service); err != nil {
+				http.Error(w, err.Error(), http.StatusForbidden)
+			}
+		}))
+		t.Cleanup(up.Close)
+		for c := byte(0x20); c < 0x7F; c++ {
+			if c == '/' {
+				continue
+			}
+			key := "/bucket/dir/a" + string(c) + "b"
+			u, _ := url.Parse(up.URL)
+			u.Path = key
+			r := &http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}, Host: u.Host}
+			if err := awscreds.SignRequest(context.Background(), r, creds, awscreds.SignOptions{Service: service, Region: "us-east-1"}, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			want := "/bucket/dir/a" + sigv4Byte(c) + "b"
+			if got := r.URL.EscapedPath(); got != want {
+				t.Errorf("%s %q: on the wire %q, want %q", service, c, got, want)
+				continue
+			}
+			resp, err := http.DefaultClient.Do(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || gotPath != key {
+				t.Errorf("%s %q: status %d, upstream path %q: %s", service, c, resp.StatusCode, gotPath, body)
+			}
+		}
+	}
+}
+
+func sigv4Byte(c byte) string {
+	if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || strings.IndexByte("-._~", c) >= 0 {
+		return string(c)
+	}
+	return fmt.Sprintf("%%%02X", c)
+}
+
+// Issue 14.2: a chunked upload was signed with a content-length but sent
+// chunked (S3: 411 MissingContentLength), and every body was buffered
+// whole. Bodies within the bound are buffered and sent with Content-Length;
+// larger ones stream as UNSIGNED-PAYLOAD with their declared length where
+// the route allows it, and are refused otherwise.
+func TestSignRequestBodyFraming(t *testing.T) {
+	e := newEnv(t, nil)
+	creds := e.get(t, awscreds.Request{Role: "analyst", Principal: user("alice")})
+	type seen struct {
+		length int64
+		te     []string
+		sha    string
+		n      int
+	}
+	var got seen
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := e.sts.VerifyRequest(r, "s3") // reads and restores the body
+		n, _ := io.Copy(io.Discard, r.Body)
+		got = seen{r.ContentLength, r.TransferEncoding, r.Header.Get("X-Amz-Content-Sha256"), int(n)}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusForbidden)
+		}
+	}))
+	t.Cleanup(up.Close)
+	// chunked is a body of unknown length sent with Transfer-Encoding:
+	// chunked, as the proxy's inbound request from `curl -T -` is.
+	chunked := func(n int) *http.Request {
+		r, _ := http.NewRequest(http.MethodPut, up.URL+"/bucket/k", io.NopCloser(io.LimitReader(zeros{}, int64(n))))
+		r.ContentLength, r.TransferEncoding = -1, []string{"chunked"}
+		return r
+	}
+	sized := func(n int) *http.Request {
+		r, _ := http.NewRequest(http.MethodPut, up.URL+"/bucket/k", io.NopCloser(io.LimitReader(zeros{}, int64(n))))
+		r.ContentLength = int64(n)
+		return r
+	}
+	send := func(r *http.Request, opts awscreds.SignOptions) (int, error) {
+		opts.Service, opts.Region = "s3", "us-east-1"
+		if err := awscreds.SignRequest(context.Background(), r, creds, opts, time.Now()); err != nil {
+			return 0, err
+		}
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	const limit = 64 << 10
+	for _, tc := range []struct {
+		name     string
+		req      *http.Request
+		opts     awscreds.SignOptions
+		wantErr  error
+		unsigned bool
+		n        int
+	}{
+		{name: "chunked within the bound", req: chunked(limit), opts: awscreds.SignOptions{MaxBufferedBody: limit}, n: limit},
+		{name: "chunked within the bound, unsigned allowed", req: chunked(1000), opts: awscreds.SignOptions{MaxBufferedBody: limit, UnsignedPayload: true}, n: 1000},
+		{name: "empty chunked", req: chunked(0), opts: awscreds.SignOptions{MaxBufferedBody: limit}},
+		{name: "sized above the bound, unsigned allowed", req: sized(limit + 1), opts: awscreds.SignOptions{MaxBufferedBody: limit, UnsignedPayload: true}, unsigned: true, n: limit + 1},
+		{name: "sized above the bound", req: sized(limit + 1), opts: awscreds.SignOptions{MaxBufferedBody: limit}, wantErr: awscreds.ErrBodyTooLarge},
+		{name: "chunked above the bound", req: chunked(limit + 1), opts: awscreds.SignOptions{MaxBufferedBody: limit}, wantErr: awscreds.ErrBodyTooLarge},
+		{name: "chunked above the bound, unsigned allowed", req: chunked(limit + 1), opts: awscreds.SignOptions{MaxBufferedBody: limit, UnsignedPayload: true}, wantErr: awscreds.ErrLengthRequired},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got = seen{}
+			code, err := send(tc.req, tc.opts)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || code != http.StatusOK {
+				t.Fatalf("status %d, err %v", code, err)
+			}
+			if got.length != int64(tc.n) || len(got.te) != 0 || got.n != tc.n {
+				t.Errorf("upstream saw Content-Length %d, Transfer-Encoding %v, %d bytes; want %d, none", got.length, got.te, got.n, tc.n)
+			}
+			if (got.sha == "UNSIGNED-PAYLOAD") != tc.unsigned {
+				t.Errorf("X-Amz-Content-Sha256 = %q, unsigned want %v", got.sha, tc.unsigned)
+			}
+		})
+	}
 }

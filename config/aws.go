@@ -62,6 +62,9 @@ func (f *File) checkAWS(c *collector) {
 			if s.UnsignedPayload && s.Service != "s3" {
 				c.add(path+".sign.unsigned_payload", "only S3 accepts UNSIGNED-PAYLOAD")
 			}
+			if s.MaxBufferedBody < 0 || s.MaxBufferedBody > awscreds.MaxBufferedBodyLimit {
+				c.add(path+".sign.max_buffered_body", "must be between 0 (default %d) and %d bytes", awscreds.DefaultMaxBufferedBody, awscreds.MaxBufferedBodyLimit)
+			}
 		}
 	}
 }

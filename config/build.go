@@ -258,6 +258,7 @@ func buildRoute(r Route) (decide.RouteConfig, string, error) {
 		pr.AWS = &decide.RouteAWS{Role: r.AWS.Role}
 		if s := r.AWS.Sign; s != nil {
 			pr.AWS.SignService, pr.AWS.SignRegion, pr.AWS.UnsignedPayload = s.Service, s.Region, s.UnsignedPayload
+			pr.AWS.MaxBufferedBody = s.MaxBufferedBody
 		}
 	}
 	if r.UpstreamCAFile != "" {

@@ -363,9 +363,13 @@ type RouteAWS struct {
 type RouteAWSSig struct {
 	Service string `yaml:"service"`
 	Region  string `yaml:"region"`
-	// UnsignedPayload signs with UNSIGNED-PAYLOAD (S3 only) instead of
-	// hashing the body.
+	// UnsignedPayload lets bodies larger than MaxBufferedBody stream with
+	// UNSIGNED-PAYLOAD (S3 only); smaller ones are still hashed and signed.
 	UnsignedPayload bool `yaml:"unsigned_payload"`
+	// MaxBufferedBody bounds the bytes of a body buffered in memory to hash
+	// it for SigV4 (default 8 MiB, at most 64 MiB). Larger bodies stream
+	// unsigned when UnsignedPayload allows, else are refused with 413.
+	MaxBufferedBody int64 `yaml:"max_buffered_body"`
 }
 
 // Risk configures the behavioral risk engine.

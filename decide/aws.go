@@ -22,7 +22,11 @@ type RouteAWS struct {
 	// SignService and SignRegion, when set, re-sign forwarded requests
 	// with SigV4.
 	SignService, SignRegion string
-	UnsignedPayload         bool
+	// MaxBufferedBody bounds the body bytes buffered to hash for SigV4
+	// (awscreds.DefaultMaxBufferedBody when zero); UnsignedPayload lets
+	// larger S3 bodies stream as UNSIGNED-PAYLOAD.
+	MaxBufferedBody int64
+	UnsignedPayload bool
 }
 
 // MintAWS gets the caller's credentials for role, after policy allowed

@@ -43,7 +43,7 @@ func newForwarder(s *Server, rc *decide.RouteConfig) (*forwarder, error) {
 		rt = s.opts.UpstreamTransport
 	}
 	if rc.AWS != nil && rc.AWS.SignService != "" {
-		rt = &awsSigningTransport{base: rt, route: rc, now: s.now}
+		rt = newAWSSigningTransport(rt, rc.AWS, s.now)
 	}
 	f.proxy = &httputil.ReverseProxy{
 		Rewrite:   f.rewrite,
@@ -225,11 +225,15 @@ func (f *forwarder) upstreamError(w http.ResponseWriter, r *http.Request, err er
 		defer func() { x.fwd.err = err }()
 	}
 	var mbe *http.MaxBytesError
+	var refused *decide.Error
 	var bodyErr error
 	if x != nil && x.body != nil {
 		bodyErr = x.body.readErr()
 	}
 	switch {
+	case errors.As(err, &refused):
+		// A refusal before anything was sent (the AWS signer's body limits).
+		err = refused
 	case errors.As(err, &mbe) || errors.As(bodyErr, &mbe):
 		err = &decide.Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Msg: "request body too large", Err: err}
 	case bodyErr != nil && r.Context().Err() == nil:
