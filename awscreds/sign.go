@@ -14,7 +14,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"github.com/aws/smithy-go/encoding/httpbinding"
 )
 
 // DefaultMaxBufferedBody is the default SignOptions.MaxBufferedBody: the
@@ -114,9 +113,34 @@ func SignRequest(ctx context.Context, r *http.Request, creds Credentials, opts S
 }
 
 // EscapePath is SigV4's URI encoding of a path: every byte outside the
-// RFC 3986 unreserved set, except "/", becomes %XX (upper-case hex).
+// RFC 3986 unreserved set, except "/", becomes %XX (upper-case hex). It is
+// the SDK's httpbinding.EscapePath without an allocation per byte, and
+// returns path itself when nothing needs escaping.
 func EscapePath(path string) string {
-	return httpbinding.EscapePath(path, false)
+	n := 0
+	for i := 0; i < len(path); i++ {
+		if !pathByteKept(path[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return path
+	}
+	const hexDigits = "0123456789ABCDEF"
+	b := make([]byte, 0, len(path)+2*n)
+	for i := 0; i < len(path); i++ {
+		if c := path[i]; pathByteKept(c) {
+			b = append(b, c)
+		} else {
+			b = append(b, '%', hexDigits[c>>4], hexDigits[c&15])
+		}
+	}
+	return string(b)
+}
+
+func pathByteKept(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '-' || c == '.' || c == '_' || c == '~' || c == '/'
 }
 
 func stripPresignParams(r *http.Request) {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/smithy-go/encoding/httpbinding"
+
 	"ztproxy/awscreds"
 	"ztproxy/internal/stsdouble"
 )
@@ -262,4 +264,26 @@ func TestSignRequestBodyFraming(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzEscapePath: the path on the wire decodes back to the path, and
+// agrees byte for byte with the SDK's own escaping, which computes the
+// canonical URI S3 compares against.
+func FuzzEscapePath(f *testing.F) {
+	for _, s := range []string{"/", "/bucket/dir/a@b", "/a b/c+d", "/%41", "/\x00\xff/é", "/reports/*@example.com/*"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, path string) {
+		got := awscreds.EscapePath(path)
+		if want := httpbinding.EscapePath(path, false); got != want {
+			t.Fatalf("EscapePath(%q) = %q, SDK %q", path, got, want)
+		}
+		u := &url.URL{Path: path, RawPath: got}
+		if got != path && u.EscapedPath() != got {
+			t.Fatalf("net/url does not send %q for %q: %q", got, path, u.EscapedPath())
+		}
+		if back, err := url.PathUnescape(got); err != nil || back != path {
+			t.Fatalf("%q decodes to %q, %v", got, back, err)
+		}
+	})
 }
