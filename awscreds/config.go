@@ -75,15 +75,20 @@ type RoleConfig struct {
 	Duration time.Duration
 	// SessionTags maps tag keys to text/template values over {{.Email}},
 	// {{.Sub}}, {{.Groups}} (joined with ":"), {{.DeviceID}}, {{.RiskLevel}}
-	// and {{.Route}}. Rendered values have characters STS rejects replaced by
-	// "_". Only ModeAssumeRole can pass tags; web identity sessions take
-	// their tags from the token's https://aws.amazon.com/tags claim.
+	// and {{.Route}}. A rendered value with characters STS rejects refuses
+	// the mint (ErrTemplateInput), as does an unverified email or one with
+	// an IAM wildcard or separator (see checkInputs). Only ModeAssumeRole can
+	// pass tags; web identity sessions take their tags from the token's
+	// https://aws.amazon.com/tags claim.
 	SessionTags map[string]string
 	// TransitiveTagKeys must be a subset of the SessionTags keys.
 	TransitiveTagKeys []string
 	// SessionPolicy is an inline JSON policy template over the same fields,
 	// which are JSON-escaped (with \u escapes for non-ASCII) before they are
-	// inserted, so user data cannot change the policy's structure.
+	// inserted, so user data cannot change the policy's structure; values
+	// holding characters IAM interprets (* ? $ { } / :) refuse the mint, so
+	// user data cannot change what an ARN or condition matches either.
+	// Prefer IAM policy variables (${aws:PrincipalTag/email}).
 	SessionPolicy string
 	// ExternalID is sent as sts:ExternalId (ModeAssumeRole only).
 	ExternalID string

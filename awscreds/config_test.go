@@ -154,12 +154,17 @@ func TestNewRequiresProxyCredentialsForAssumeRole(t *testing.T) {
 }
 
 func TestSessionPolicyEscapesUserData(t *testing.T) {
-	e := newEnv(t, nil)
+	e := newEnv(t, func(c *awscreds.Config) {
+		c.Roles = append(c.Roles, awscreds.RoleConfig{
+			Name: "escaper", RoleARN: analystARN, Mode: awscreds.ModeAssumeRole, Duration: time.Hour, ExternalID: "ext-123",
+			SessionPolicy: `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":["arn:aws:s3:::data/{{.Sub}}"]}]}`,
+		})
+	})
 	evil := user("mallory")
-	evil.Email = `x"}],"Statement":[{"Effect":"Allow","Action":"*","Resource":"*`
-	e.get(t, awscreds.Request{Role: "analyst", Principal: evil})
+	evil.Subject = `x","y`
+	e.get(t, awscreds.Request{Role: "escaper", Principal: evil})
 	policy := e.sts.LastRequest().Params.Get("Policy")
-	if strings.Count(policy, `"Effect"`) != 1 || !strings.Contains(policy, `x\"}]`) {
+	if !strings.Contains(policy, `["arn:aws:s3:::data/x\",\"y"]`) {
 		t.Errorf("user data changed the policy's structure: %s", policy)
 	}
 }

@@ -155,7 +155,7 @@ func newEnv(t testing.TB, mutate func(*awscreds.Config)) *env {
 func user(name string) identity.Principal {
 	return identity.Principal{
 		Kind: identity.KindUser, ID: identity.UserID("https://idp.example.com", name),
-		Issuer: "https://idp.example.com", Subject: name, Email: name + "@example.com",
+		Issuer: "https://idp.example.com", Subject: name, Email: name + "@example.com", EmailVerified: true,
 		Groups: []string{"engineering", "aws-analysts"}, AuthKind: identity.AuthBrowser,
 	}
 }

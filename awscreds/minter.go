@@ -86,7 +86,9 @@ type role struct {
 	keys   []string // sorted tag keys
 	tags   map[string]*template.Template
 	policy *template.Template
-	fields fieldSet
+	// fields are the template fields the role reads (the cache key);
+	// tagFields and policyFields split them by where they land.
+	fields, tagFields, policyFields fieldSet
 }
 
 // cacheKey identifies interchangeable credentials. inputs holds the values
@@ -121,12 +123,13 @@ func New(cfg Config) (*Minter, error) {
 		for key, text := range rc.SessionTags {
 			t, _ := parseTemplate(key, text) // Validate parsed it already
 			r.tags[key] = t
-			r.fields |= fieldsUsed(t)
+			r.tagFields |= fieldsUsed(t)
 		}
 		if rc.SessionPolicy != "" {
 			r.policy, _ = parseTemplate("session_policy", rc.SessionPolicy)
-			r.fields |= fieldsUsed(r.policy)
+			r.policyFields = fieldsUsed(r.policy)
 		}
+		r.fields = r.tagFields | r.policyFields
 		m.roles[rc.Name] = r
 	}
 	awsCfg := aws.Config{

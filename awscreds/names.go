@@ -17,48 +17,52 @@ const (
 	hashedSuffixLen = 9
 )
 
-// SourceIdentity returns the STS SourceIdentity for a principal: its email,
-// else its subject, else its id, sanitised deterministically to STS's rules.
-// A leading "aws:" (any case) is removed, characters outside [\w+=,.@-]
-// become "-", a result shorter than 2 is padded with "_", and a result longer
-// than 64 keeps its first 55 characters plus "-" and 8 hex digits of the
-// SHA-256 of the full sanitised value.
-func SourceIdentity(p identity.Principal) string {
-	raw := p.Email
-	if raw == "" {
-		raw = p.Subject
-	}
-	if raw == "" {
-		raw = p.ID
-	}
-	return sanitizeName(raw, maxSourceIdentityLen)
-}
-
 // sanitizeName applies SourceIdentity's rules with a length limit.
 func sanitizeName(raw string, limit int) string {
-	for len(raw) >= 4 && strings.EqualFold(raw[:4], "aws:") {
-		raw = raw[4:]
+	if nameKept(raw, limit) {
+		return raw
 	}
-	name := strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_+=,.@-", r) {
+	name := raw
+	for len(name) >= 4 && strings.EqualFold(name[:4], "aws:") {
+		name = name[4:]
+	}
+	name = strings.Map(func(r rune) rune {
+		if nameByte(r) {
 			return r
 		}
 		return '-'
-	}, raw)
-	for len(name) < 2 {
-		name += "_"
+	}, name)
+	sum := sha256.Sum256([]byte(raw))
+	if len(name) > limit-hashedSuffixLen {
+		name = name[:limit-hashedSuffixLen]
 	}
-	if len(name) > limit {
-		sum := sha256.Sum256([]byte(name))
-		name = name[:limit-hashedSuffixLen] + "-" + hex.EncodeToString(sum[:4])
+	return name + "-" + hex.EncodeToString(sum[:4])
+}
+
+// nameKept reports whether raw is acceptable to STS as it is.
+func nameKept(raw string, limit int) bool {
+	if len(raw) < 2 || len(raw) > limit || len(raw) >= 4 && strings.EqualFold(raw[:4], "aws:") {
+		return false
 	}
-	return name
+	for _, r := range raw {
+		if !nameByte(r) {
+			return false
+		}
+	}
+	return true
+}
+
+func nameByte(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_+=,.@-", r)
 }
 
 // roleSessionName returns a short user-derived name (the email's local part,
 // else the subject) plus "-" and 8 random hex digits, at most 41 characters.
 func roleSessionName(p identity.Principal) string {
-	base := p.Email
+	base := ""
+	if p.EmailVerified {
+		base = p.Email
+	}
 	if at := strings.LastIndexByte(base, '@'); at > 0 {
 		base = base[:at]
 	}

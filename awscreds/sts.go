@@ -33,6 +33,10 @@ func (m *Minter) mint(ctx context.Context, r *role, req Request, duration time.D
 		Email: req.Principal.Email, Sub: req.Principal.Subject, Groups: strings.Join(req.Principal.Groups, ":"),
 		DeviceID: req.DeviceID, RiskLevel: req.RiskLevel, Route: req.Route,
 	}
+	if err := r.checkInputs(req.Principal, data); err != nil {
+		m.cfg.Logger.Warn("awscreds: mint refused", "role", r.cfg.Name, "principal", req.Principal.ID, "reason", err)
+		return Credentials{}, err
+	}
 	var policy *string
 	if r.policy != nil {
 		rendered, err := renderPolicy(r.policy, data)

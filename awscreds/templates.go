@@ -9,7 +9,6 @@ import (
 	"strings"
 	"text/template"
 	"text/template/parse"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -161,32 +160,22 @@ func fieldsUsed(t *template.Template) fieldSet {
 	return used
 }
 
-// renderTag executes a tag value template and makes the result acceptable
-// to STS: disallowed characters become "_"; a value that is still too long
-// is an error rather than silently truncated, because a cut tag could grant
-// or deny access by accident.
+// renderTag executes a tag value template and checks the result against
+// STS's rules. A value with a character STS refuses is an error, not
+// rewritten: "a*b@x" made "a_b@x" would be another user's tag.
 func renderTag(t *template.Template, data templateData) (string, error) {
 	var b strings.Builder
 	if err := t.Execute(&b, data); err != nil {
 		return "", fmt.Errorf("rendering: %w", err)
 	}
-	value := sanitizeTagValue(b.String())
+	value := b.String()
+	if !tagValuePattern.MatchString(value) {
+		return "", fmt.Errorf("%w: rendered value %q has characters outside STS's tag set [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]", ErrTemplateInput, value)
+	}
 	if n := utf8.RuneCountInString(value); n > MaxTagValueLen {
 		return "", fmt.Errorf("rendered value is %d characters, STS allows at most %d", n, MaxTagValueLen)
 	}
 	return value, nil
-}
-
-func sanitizeTagValue(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r < utf8.RuneSelf && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_.:/=+-@ ", r)):
-			return r
-		case r >= utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.In(r, unicode.Z)):
-			return r
-		}
-		return '_'
-	}, s)
 }
 
 // renderPolicy executes a session policy template with JSON-escaped data and

@@ -59,6 +59,10 @@ func (e *Engine) MintAWS(ctx context.Context, x *Exchange, role string) (awscred
 		return creds, &Error{Status: http.StatusUnauthorized, Code: "aws_session_too_short", Msg: "your session ends too soon for AWS credentials; sign in again", Err: err}
 	case errors.Is(err, awscreds.ErrSTSUnavailable):
 		return creds, &Error{Status: http.StatusServiceUnavailable, Code: "aws_unavailable", Msg: "AWS credentials are temporarily unavailable; try again shortly", Err: err}
+	case errors.Is(err, awscreds.ErrEmailUnverified):
+		return creds, &Error{Status: http.StatusForbidden, Code: "aws_email_unverified", Msg: "AWS credentials for this role need an email address your identity provider has verified", Err: err}
+	case errors.Is(err, awscreds.ErrTemplateInput):
+		return creds, &Error{Status: http.StatusForbidden, Code: "aws_identity_refused", Msg: "your identity holds characters that cannot be used in this role's AWS session policy or tags", Err: err}
 	case errors.Is(err, awscreds.ErrUnknownRole):
 		return creds, &Error{Status: http.StatusNotFound, Code: "aws_unknown_role", Msg: "no such AWS role", Err: err}
 	}
