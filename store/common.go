@@ -183,5 +183,27 @@ func validateObservation(obs Observation) error {
 			return invalid("hour count %d is not finite", i)
 		}
 	}
+	if obs.Batch < 0 || obs.Batch > maxBatch {
+		return invalid("batch %d out of range", obs.Batch)
+	}
+	if obs.Batch != 0 && !validWriter(obs.Writer) {
+		return invalid("writer must be 1 to 32 characters [0-9a-z]")
+	}
 	return nil
+}
+
+// maxBatch keeps Batch×batchStride+chunk inside the 2^53 that float64
+// (and so every DynamoDB client) represents exactly.
+const maxBatch = 1<<53/batchStride - 1
+
+func validWriter(w string) bool {
+	if w == "" || len(w) > 32 {
+		return false
+	}
+	for i := 0; i < len(w); i++ {
+		if c := w[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'z') {
+			return false
+		}
+	}
+	return true
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -117,6 +118,13 @@ func buildClient(ctx context.Context, cfg DynamoConfig) (*dynamodb.Client, error
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = cfg.MaxAttempts
 				o.MaxBackoff = cfg.MaxBackoff
+				// The SDK's client-side retry quota (500 tokens, 5–14 per
+				// retry) runs dry after a few dozen failed calls and then
+				// fails every call on its first error ("retry quota
+				// exceeded"): during an outage calls got one attempt, not
+				// the documented MaxAttempts (issue 14.5). Callers bound
+				// their own time with contexts instead.
+				o.RateLimiter = ratelimit.None
 			})
 		}),
 	}

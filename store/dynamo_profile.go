@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -21,8 +22,16 @@ import (
 //	dev:<device id>
 //	last_seen (unix ns), last_location
 //
+//	w:<writer>                   N, the last batch token a writer applied
+//
 // ADD and per-key SET from two replicas never overwrite each other's
-// counts or keys. last_seen only moves forward: the update carries the
+// counts or keys. ADD is not idempotent, so every UpdateItem of an
+// observation with a Batch carries the condition w:<writer> < token and
+// sets w:<writer> = token (token = Batch×batchStride + chunk index): a
+// resend of a write DynamoDB applied late, after the caller's timeout,
+// fails the condition and counts as done (issue 14.5). Conditions and
+// single-item updates are all this needs, which every DynamoDB-compatible
+// server has (no transactions, no TTL). last_seen only moves forward: the update carries the
 // condition last_seen <= :new, and when it fails (another replica wrote a
 // later time) the update is retried once without those two attributes. Map
 // timestamps are last-writer-wins, off by at most one flush interval.
@@ -36,6 +45,19 @@ const (
 	prefixUserAgent  = "ua:"
 	prefixDevice     = "dev:"
 	prefixHour       = "h:"
+	prefixWriter     = "w:"
+)
+
+// batchStride separates the tokens of one batch's chunks (an observation
+// splits into at most a few chunks of opsPerUpdate operations).
+const batchStride = 1024
+
+// writerRetention is how long a writer's last token is kept after its last
+// batch; pruneEvery is how often (1 in n batches) a write asks for the
+// item back to prune records of writers gone that long.
+const (
+	writerRetention = 7 * 24 * time.Hour
+	pruneEvery      = 64
 )
 
 // opsPerUpdate keeps each update expression well under DynamoDB's 4 KB
@@ -120,30 +142,35 @@ func (d *Dynamo) ApplyObservation(ctx context.Context, obs Observation) error {
 		}
 	}
 	grew := len(obs.Networks)+len(obs.UserAgents)+len(obs.Devices) > 0
+	prune := grew || obs.Batch%pruneEvery == 1 // now and then, for stale writers
+	if (len(ops)+opsPerUpdate-1)/opsPerUpdate > batchStride {
+		return invalid("observation too large: %d operations", len(ops))
+	}
 	var last item
 	for start := 0; start < len(ops); start += opsPerUpdate {
 		chunk := ops[start:min(start+opsPerUpdate, len(ops))]
 		final := start+opsPerUpdate >= len(ops)
 		var err error
-		last, err = d.applyChunk(ctx, obs, chunk, start == 0, final && grew)
+		last, err = d.applyChunk(ctx, obs, chunk, start/opsPerUpdate, final && prune)
 		if err != nil {
 			return err
 		}
 	}
-	if grew {
+	if prune {
 		return d.pruneProfile(ctx, obs.UserID, last)
 	}
 	return nil
 }
 
-// applyChunk runs one UpdateItem. The first chunk also moves last_seen
-// forward (see the item design above); returnItem asks for the whole item so
-// that map sizes can be checked without another read.
-func (d *Dynamo) applyChunk(ctx context.Context, obs Observation, ops []attrOp, first, returnItem bool) (item, error) {
-	withLastSeen := first && !obs.LastSeen.IsZero()
+// applyChunk runs one UpdateItem. The first chunk (index 0) also moves
+// last_seen forward (see the item design above); returnItem asks for the
+// whole item so that map sizes can be checked without another read. A chunk
+// of a batch this writer already applied is skipped: nil item, nil error.
+func (d *Dynamo) applyChunk(ctx context.Context, obs Observation, ops []attrOp, index int, returnItem bool) (item, error) {
+	withLastSeen := index == 0 && !obs.LastSeen.IsZero()
 	for {
 		e := newExpr()
-		var set, add []string
+		var set, add, conds []string
 		for _, op := range ops {
 			if op.add {
 				add = append(add, e.n(op.name)+" "+e.v(op.val))
@@ -151,15 +178,22 @@ func (d *Dynamo) applyChunk(ctx context.Context, obs Observation, ops []attrOp, 
 				set = append(set, e.n(op.name)+" = "+e.v(op.val))
 			}
 		}
-		in := &dynamodb.UpdateItemInput{TableName: aws.String(d.tables.profiles), Key: userKey(obs.UserID)}
+		if obs.Batch != 0 {
+			w, token := e.n(prefixWriter+obs.Writer), e.v(avN(obs.Batch*batchStride+int64(index)))
+			set = append(set, w+" = "+token)
+			conds = append(conds, "(attribute_not_exists("+w+") OR "+w+" < "+token+")")
+		}
 		if withLastSeen {
 			seen := e.v(avTime(obs.LastSeen))
 			set = append(set, e.n(attrLastSeen)+" = "+seen)
 			if obs.LastLocation != "" {
 				set = append(set, e.n(attrLastLocation)+" = "+e.v(avS(obs.LastLocation)))
 			}
-			cond := "attribute_not_exists(" + e.n(attrLastSeen) + ") OR " + e.n(attrLastSeen) + " <= " + seen
-			in.ConditionExpression = aws.String(cond)
+			conds = append(conds, "(attribute_not_exists("+e.n(attrLastSeen)+") OR "+e.n(attrLastSeen)+" <= "+seen+")")
+		}
+		in := &dynamodb.UpdateItemInput{TableName: aws.String(d.tables.profiles), Key: userKey(obs.UserID)}
+		if len(conds) > 0 {
+			in.ConditionExpression = aws.String(strings.Join(conds, " AND "))
 		}
 		in.UpdateExpression = aws.String(update(set, add, nil))
 		in.ExpressionAttributeNames, in.ExpressionAttributeValues = e.namesOrNil(), e.valuesOrNil()
@@ -167,11 +201,13 @@ func (d *Dynamo) applyChunk(ctx context.Context, obs Observation, ops []attrOp, 
 			in.ReturnValues = types.ReturnValueAllNew
 		}
 		out, err := d.updateItem(ctx, "profiles", in)
-		if withLastSeen && isConditionFailed(err) {
-			withLastSeen = false // a later last_seen is stored; keep it
+		switch {
+		case withLastSeen && isConditionFailed(err):
+			withLastSeen = false // a later last_seen is stored, or a resend: try without
 			continue
-		}
-		if err != nil {
+		case obs.Batch != 0 && isConditionFailed(err):
+			return nil, nil // this writer applied the chunk before
+		case err != nil:
 			return nil, wrapDynamo("apply observation", err)
 		}
 		return out.Attributes, nil
@@ -196,6 +232,7 @@ func (d *Dynamo) pruneProfile(ctx context.Context, userID string, it item) error
 			victims = append(victims, fam.prefix+k)
 		}
 	}
+	victims = append(victims, staleWriters(it, d.cfg.Now().Add(-writerRetention))...)
 	for start := 0; start < len(victims); start += opsPerUpdate / 2 {
 		e := newExpr()
 		var remove, conds []string
@@ -214,4 +251,18 @@ func (d *Dynamo) pruneProfile(ctx context.Context, userID string, it item) error
 		}
 	}
 	return nil
+}
+
+// staleWriters returns the w:<writer> attributes whose last batch is older
+// than before (batch numbers are unix milliseconds or later; see
+// Observation.Batch).
+func staleWriters(it item, before time.Time) []string {
+	var out []string
+	limit := before.UnixMilli() * batchStride
+	for name, av := range it {
+		if strings.HasPrefix(name, prefixWriter) && int64(getF(av)) < limit {
+			out = append(out, name)
+		}
+	}
+	return out
 }

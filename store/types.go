@@ -75,6 +75,17 @@ type Observation struct {
 	Requests, FailedAuth          int64
 	LastSeen                      time.Time
 	LastLocation                  string
+	// Writer and Batch make the write idempotent: Writer names the
+	// process that sends it (random per process, [0-9a-z]{1,32}) and Batch
+	// numbers its observations for this user: strictly increasing, and at
+	// least the unix time in milliseconds when the batch was made (the
+	// DynamoDB store forgets a writer a week after its last batch). A write
+	// whose outcome the caller never learned (a timeout while the store
+	// applied it late) is resent with the same Writer and Batch and applied
+	// at most once. Zero Batch means no deduplication. The embedded store,
+	// whose writes are never ambiguous, ignores both.
+	Writer string
+	Batch  int64
 }
 
 // Flag levels an operator can set.
