@@ -88,7 +88,7 @@ func (s riskStore) ApplyObservation(ctx context.Context, o riskengine.Observatio
 	return s.st.ApplyObservation(ctx, store.Observation{
 		UserID: o.UserID, Networks: o.Networks, UserAgents: o.UserAgents, Devices: o.Devices,
 		HourCounts: o.HourCounts, Requests: o.Requests, FailedAuth: o.FailedAuth,
-		LastSeen: o.LastSeen, LastLocation: o.LastLocation,
+		LastSeen: o.LastSeen, LastLocation: o.LastLocation, Writer: o.Writer, Batch: o.Batch,
 	})
 }
 

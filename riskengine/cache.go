@@ -86,7 +86,7 @@ func (e *Engine) refreshStale(u *userState, now time.Time) {
 // the read when a load that finished just before it already installed one.
 func (e *Engine) loadProfile(u *userState, ifMissing bool) error {
 	u.mu.Lock()
-	gen, started, quiet := u.profGen, u.flushStarted, u.flushing == 0
+	gen, started, quiet := u.profGen, u.flushStarted, u.flushing == 0 && u.unacked == nil
 	done := ifMissing && u.prof != nil && !u.profForce
 	u.mu.Unlock()
 	if done {

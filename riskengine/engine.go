@@ -17,10 +17,13 @@ package riskengine
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -38,6 +41,11 @@ type Engine struct {
 	profiles singleflight.Group
 	flags    singleflight.Group
 
+	// writer names this engine's batches in the store (random per
+	// process); lastBatch is the last batch number handed out.
+	writer    string
+	lastBatch atomic.Int64
+
 	// bgCtx bounds background store calls; Close cancels it.
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -53,6 +61,9 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{cfg: cfg, scorer: newScorer(cfg), stop: make(chan struct{}), done: make(chan struct{})}
+	var id [8]byte
+	_, _ = rand.Read(id[:]) // crypto/rand.Read never fails (Go 1.24+).
+	e.writer = hex.EncodeToString(id[:])
 	e.bgCtx, e.bgCancel = context.WithCancel(context.Background())
 	go e.run()
 	return e, nil
@@ -78,10 +89,12 @@ type userState struct {
 	flagForce      bool
 	flagGen        int
 
-	// sent holds what was handed to the store since prof was read (a
-	// failed write is also back in pend); pend is what still needs
-	// writing. flushStarted counts flushes begun, flushing those in flight.
+	// sent holds what was handed to the store since prof was read; pend
+	// is what still needs writing; unacked is the batch handed over whose
+	// outcome is not known yet (it is also in sent). flushStarted counts
+	// flushes begun, flushing those in flight.
 	sent, pend   aggregate
+	unacked      *batch
 	flushStarted int
 	flushing     int
 

@@ -44,39 +44,76 @@ func (e *Engine) Flush(ctx context.Context) error {
 	return nil
 }
 
-// flushUser writes one user's pending aggregate. The aggregate moves to
-// sent when the write starts, so scoring keeps seeing it while in flight;
-// new requests collect in a fresh pending aggregate. On failure it is
-// merged back into pending so nothing is lost.
+// batch is an aggregate handed to the store, numbered for this writer.
+// Until the store confirms it, it is resent as it is, under the same
+// number, and the store applies it at most once (issue 14.5: a write that
+// timed out here may still land there).
+type batch struct {
+	agg aggregate
+	seq int64
+}
+
+// flushUser writes one user's observations: first a batch whose outcome is
+// unknown, unchanged, then what is pending as a new batch. One write per
+// user is in flight at a time, because a later batch landing first would
+// make the store take an earlier one for a duplicate. A batch moves to
+// sent when first handed over, so scoring keeps seeing it; requests
+// meanwhile collect in a fresh pending aggregate.
 func (e *Engine) flushUser(ctx context.Context, u *userState) error {
-	u.mu.Lock()
-	if !u.pend.dirty {
+	for {
+		u.mu.Lock()
+		if u.flushing > 0 || (u.unacked == nil && !u.pend.dirty) {
+			u.mu.Unlock()
+			return nil
+		}
+		resend := u.unacked != nil
+		if !resend {
+			agg := u.pend
+			u.pend = aggregate{}
+			u.sent.merge(&agg)
+			u.unacked = &batch{agg: agg, seq: e.nextBatch()}
+		}
+		b := u.unacked
+		u.flushStarted++
+		u.flushing++
 		u.mu.Unlock()
-		return nil
-	}
-	agg := u.pend
-	u.pend = aggregate{}
-	u.sent.merge(&agg)
-	u.flushStarted++
-	u.flushing++
-	u.mu.Unlock()
 
-	obs := agg.observation(u.id)
-	callCtx, cancel := context.WithTimeout(ctx, e.cfg.StoreTimeout)
-	start := time.Now()
-	err := e.cfg.Store.ApplyObservation(callCtx, obs)
-	cancel()
-	e.observeCall("apply_observation", start, err)
+		obs := b.agg.observation(u.id)
+		obs.Writer, obs.Batch = e.writer, b.seq
+		callCtx, cancel := context.WithTimeout(ctx, e.cfg.StoreTimeout)
+		start := time.Now()
+		err := e.cfg.Store.ApplyObservation(callCtx, obs)
+		cancel()
+		e.observeCall("apply_observation", start, err)
 
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.flushing--
-	if err != nil {
-		agg.merge(&u.pend)
-		u.pend = agg
-		return fmt.Errorf("user %s: %w", u.id, err)
+		u.mu.Lock()
+		u.flushing--
+		if err == nil {
+			u.unacked = nil
+		}
+		more := u.pend.dirty
+		u.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("user %s: %w", u.id, err)
+		}
+		// After a resend, what arrived during the outage goes out now
+		// rather than a flush interval later.
+		if !resend || !more {
+			return nil
+		}
 	}
-	return nil
+}
+
+// nextBatch numbers a new batch: strictly increasing for this engine and
+// at least the wall-clock unix milliseconds, as the store's contract asks.
+func (e *Engine) nextBatch() int64 {
+	for {
+		last := e.lastBatch.Load()
+		next := max(last+1, time.Now().UnixMilli())
+		if e.lastBatch.CompareAndSwap(last, next) {
+			return next
+		}
+	}
 }
 
 // evictIdle forgets users without requests for IdleEvict and with nothing
@@ -85,7 +122,7 @@ func (e *Engine) evictIdle(now time.Time) {
 	e.users.Range(func(k, v any) bool {
 		u := v.(*userState)
 		u.mu.Lock()
-		if !u.pend.dirty && u.flushing == 0 && now.Sub(u.lastAccess) > e.cfg.IdleEvict {
+		if !u.pend.dirty && u.flushing == 0 && u.unacked == nil && now.Sub(u.lastAccess) > e.cfg.IdleEvict {
 			u.evicted = true
 			e.users.CompareAndDelete(k, u)
 		}

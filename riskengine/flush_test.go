@@ -90,8 +90,9 @@ func TestCloseFlushes(t *testing.T) {
 	}
 }
 
-// TestFlushFailureKeepsPending: a failed write is retried with what came
-// in meanwhile, as one observation.
+// TestFlushFailureKeepsPending: a failed write is resent as it was, under
+// the same batch number, and what came in meanwhile follows as the next
+// batch in the same flush.
 func TestFlushFailureKeepsPending(t *testing.T) {
 	st := newFakeStore()
 	st.profiles[testUser] = knownProfile(testNow)
@@ -113,8 +114,41 @@ func TestFlushFailureKeepsPending(t *testing.T) {
 		t.Fatal(err)
 	}
 	obs := st.obs()
-	if len(obs) != 1 || obs[0].Requests != 3 {
-		t.Errorf("observations %+v, want one with 3 requests", obs)
+	if len(obs) != 2 || obs[0].Requests != 2 || obs[1].Requests != 1 {
+		t.Fatalf("observations %+v, want the resent batch of 2 then 1", obs)
+	}
+	if obs[0].Batch != st.attempts[0].Batch || obs[0].Writer != st.attempts[0].Writer || obs[1].Batch <= obs[0].Batch {
+		t.Errorf("batches: failed %d, resent %d, next %d", st.attempts[0].Batch, obs[0].Batch, obs[1].Batch)
+	}
+}
+
+// TestFlushTimeoutAppliedLate (issue 14.5): a write the store applied but
+// answered too late is resent with its batch number, not merged into a
+// new batch the store would count again.
+func TestFlushTimeoutAppliedLate(t *testing.T) {
+	st := newFakeStore()
+	st.profiles[testUser] = knownProfile(testNow)
+	e := newTestEngine(t, st, &fakeClock{t: testNow}, nil)
+	score := func(n int) {
+		for range n {
+			if _, err := e.Score(context.Background(), baseRequest(testNow)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	base := knownProfile(testNow).RequestCount
+	score(5)
+	st.set(func(s *fakeStore) { s.lateErr = context.DeadlineExceeded })
+	if err := e.Flush(context.Background()); err == nil {
+		t.Fatal("Flush hid the timeout")
+	}
+	score(7)
+	st.set(func(s *fakeStore) { s.lateErr = nil })
+	if err := e.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.profiles[testUser].RequestCount - base; got != 12 {
+		t.Fatalf("stored %d requests, want 12", got)
 	}
 }
 

@@ -25,6 +25,14 @@ type fakeStore struct {
 	getProfileCalls, getFlagCalls, applyCalls atomic.Int64
 
 	profileErr, flagErr, applyErr error
+	// lateErr, when set, applies a write and then fails it: a timeout
+	// the store outlived (issue 14.5).
+	lateErr error
+	// attempts records every ApplyObservation, failed ones included;
+	// lastBatch is the last batch applied per writer, deduplicated as the
+	// DynamoDB store does.
+	attempts  []Observation
+	lastBatch map[string]int64
 	// gate, when set, blocks GetProfile until it is closed.
 	gate chan struct{}
 }
@@ -32,7 +40,7 @@ type fakeStore struct {
 var _ Store = (*fakeStore)(nil)
 
 func newFakeStore() *fakeStore {
-	return &fakeStore{profiles: map[string]Profile{}, flags: map[string]Flag{}}
+	return &fakeStore{profiles: map[string]Profile{}, flags: map[string]Flag{}, lastBatch: map[string]int64{}}
 }
 
 func (s *fakeStore) GetProfile(ctx context.Context, userID string) (Profile, error) {
@@ -64,8 +72,15 @@ func (s *fakeStore) ApplyObservation(_ context.Context, obs Observation) error {
 	s.applyCalls.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.attempts = append(s.attempts, obs)
 	if s.applyErr != nil {
 		return s.applyErr
+	}
+	if obs.Batch != 0 {
+		if obs.Batch <= s.lastBatch[obs.Writer] {
+			return nil // a resend of what was applied
+		}
+		s.lastBatch[obs.Writer] = obs.Batch
 	}
 	s.observations = append(s.observations, obs)
 	p := s.profiles[obs.UserID]
@@ -86,7 +101,7 @@ func (s *fakeStore) ApplyObservation(_ context.Context, obs Observation) error {
 	}
 	p.Version++
 	s.profiles[obs.UserID] = p
-	return nil
+	return s.lateErr
 }
 
 func mergeSeenMap(dst, src map[string]int64) map[string]int64 {

@@ -17,7 +17,8 @@ type Store interface {
 	// GetProfile returns ErrNotFound for a user never observed.
 	GetProfile(ctx context.Context, userID string) (Profile, error)
 	// ApplyObservation merges obs into the stored profile by addition, so
-	// writes from several replicas commute.
+	// writes from several replicas commute. A batch sent again with the
+	// same Writer and Batch after an error must not be counted twice.
 	ApplyObservation(ctx context.Context, obs Observation) error
 	// GetFlag returns ErrNotFound when no unexpired flag is set.
 	GetFlag(ctx context.Context, userID string) (Flag, error)
@@ -54,6 +55,11 @@ type Observation struct {
 	Requests, FailedAuth          int64
 	LastSeen                      time.Time
 	LastLocation                  string
+	// Writer (random per engine) and Batch (strictly increasing, at least
+	// the unix milliseconds when the batch was made) let the store apply a
+	// resent batch at most once; see store.Observation.
+	Writer string
+	Batch  int64
 }
 
 // Flag levels an operator can set.
