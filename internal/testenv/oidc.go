@@ -37,6 +37,9 @@ type OIDCClient struct {
 type OIDCUser struct {
 	Sub, Email, Password string
 	Groups               []string
+	// EmailUnverified makes the OP assert email_verified false (ID tokens,
+	// userinfo and JWT access tokens); by default emails are verified.
+	EmailUnverified bool
 }
 
 // OIDCOptions configures StartOIDC. Zero TTLs take the OP defaults (access and ID
@@ -186,6 +189,7 @@ func (p *OIDCProvider) opConfig(o OIDCOptions) map[string]any {
 	for _, u := range p.Users {
 		users = append(users, map[string]any{
 			"sub": u.Sub, "email": u.Email, "password": u.Password, "groups": nonNil(u.Groups),
+			"email_verified": !u.EmailUnverified,
 		})
 	}
 	ttl := map[string]int{}

@@ -175,7 +175,7 @@ const provider = new Provider(issuer, {
   extraTokenClaims: async (_ctx, token) => {
     if (!token.accountId) return undefined;
     const u = users.get(token.accountId);
-    return u ? { email: u.email, groups: u.groups ?? [] } : undefined;
+    return u ? { email: u.email, email_verified: u.email_verified ?? true, groups: u.groups ?? [] } : undefined;
   },
   findAccount: async (_ctx, sub) => {
     const u = users.get(sub);
