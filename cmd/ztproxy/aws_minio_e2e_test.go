@@ -33,11 +33,12 @@ const minioPolicies = `
 @id("eng-uses-s3") permit (principal, action, resource) when { principal in Group::"eng" };
 `
 
-// minioUsers: alice and bob are ordinary; mallory's verified email is a
+// minioUsers: alice, bob and carol are ordinary; mallory's verified email is a
 // wildcard (issue 14.4); uma's email is not verified.
 var minioUsers = []testenv.OIDCUser{
 	{Sub: "alice", Email: "alice@ztp.test", Password: "pw-alice", Groups: []string{"eng", "readwrite"}},
 	{Sub: "bob", Email: "bob@ztp.test", Password: "pw-bob", Groups: []string{"eng", "readwrite"}},
+	{Sub: "carol", Email: "carol@ztp.test", Password: "pw-carol", Groups: []string{"eng", "readwrite"}},
 	{Sub: "mallory", Email: "*@ztp.test", Password: "pw-mallory", Groups: []string{"eng", "readwrite"}},
 	{Sub: "uma", Email: "uma@ztp.test", Password: "pw-uma", Groups: []string{"eng", "readwrite"}, EmailUnverified: true},
 }
