@@ -17,7 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"ztproxy/internal/stsdouble"
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"ztproxy/internal/testenv"
 )
 
@@ -26,8 +27,8 @@ var (
 	hiddenRE     = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
 )
 
-// TestAWSCredentialProcessCLI: `ztproxy aws credential-process` waits on
-// loopback, the signed-in browser (an http.Client with the session) opens
+// TestAWSCredentialProcessCLI: against MinIO's STS, `ztproxy aws
+// credential-process` waits on loopback, the signed-in browser (an http.Client with the session) opens
 // the printed URL, the proxy's page posts the credentials back, the CLI
 // prints them in credential_process format and caches them.
 func TestAWSCredentialProcessCLI(t *testing.T) {
@@ -43,10 +44,8 @@ func TestAWSCredentialProcessCLI(t *testing.T) {
 		Clients: []testenv.OIDCClient{{ID: "ztproxy", Secret: "cli-secret", RedirectURIs: []string{base + "/.ztp/callback"}}},
 		Users:   []testenv.OIDCUser{{Sub: "alice", Email: "alice@ztp.test", Password: "alice-pw", Groups: []string{"eng"}}},
 	})
-	sts := stsdouble.Start(t, stsdouble.Config{
-		AccountID: "123456789012", AccessKeys: map[string]string{"AKIAPROXYTEST0000002": "proxy-secret-2"},
-		Roles: []stsdouble.Role{{ARN: "arn:aws:iam::123456789012:role/analyst"}},
-	})
+	minio := testenv.StartMinIO(t, testenv.MinIOOptions{})
+	minio.CreateBucket(t, "cli")
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "app") }))
 	t.Cleanup(up.Close)
 	writeFile(t, filepath.Join(dir, "p.cedar"), `
@@ -70,9 +69,10 @@ aws:
     - {name: analyst, role_arn: "arn:aws:iam::123456789012:role/analyst", mode: assume_role}
 routes:
   - {name: app, host: 127.0.0.1, upstream: %q, auth: browser}
-`, public, admin, base, op.Issuer, sts.URL, up.URL))
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAPROXYTEST0000002")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "proxy-secret-2")
+`, public, admin, base, op.Issuer, minio.URL, up.URL))
+	t.Setenv("AWS_ACCESS_KEY_ID", testenv.MinIORootUser)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", testenv.MinIORootPassword)
+	t.Setenv("AWS_SESSION_TOKEN", "")
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "none"))
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
 	startServe(t, filepath.Join(dir, "z.yaml"), admin, public)
@@ -130,18 +130,22 @@ routes:
 	}
 	out, _ := runCLI(true)
 	var creds struct {
-		Version                      int
-		AccessKeyId, SecretAccessKey string
+		Version                                    int
+		AccessKeyId, SecretAccessKey, SessionToken string
 	}
 	if err := json.Unmarshal([]byte(out), &creds); err != nil || creds.Version != 1 {
 		t.Fatalf("credential_process output: %v %q", err, out)
 	}
-	if secret, _, ok := sts.SecretFor(creds.AccessKeyId); !ok || secret != creds.SecretAccessKey {
-		t.Fatal("the CLI's credentials were not issued by STS")
+	// The credentials work at MinIO, which issued them: S3 accepts a request
+	// signed with them.
+	signed := aws.Credentials{AccessKeyID: creds.AccessKeyId, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken}
+	if resp := minio.Signed(t, signed, http.MethodGet, "/cli", "list-type=2", nil); resp.StatusCode != 200 {
+		t.Fatalf("the CLI's credentials at S3: %d %s", resp.StatusCode, resp.Body)
 	}
 	// A second run uses the cache: no sign-in URL, no STS call.
 	out2, errText := runCLI(false)
-	if out2 != out || strings.Contains(errText, "/.ztp/aws/cli?") || sts.Calls("AssumeRole") != 1 {
-		t.Fatalf("cached run: %q, stderr %q, AssumeRole calls %d", out2, errText, sts.Calls("AssumeRole"))
+	time.Sleep(300 * time.Millisecond) // audit delivery is asynchronous
+	if n := len(minio.Audit("AssumeRole")); out2 != out || strings.Contains(errText, "/.ztp/aws/cli?") || n != 1 {
+		t.Fatalf("cached run: %q, stderr %q, AssumeRole calls %d", out2, errText, n)
 	}
 }

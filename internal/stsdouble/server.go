@@ -1,6 +1,20 @@
 // Package stsdouble is a protocol-faithful test double of the AWS Security
-// Token Service. No STS emulator exists, so tests that must exercise the real
-// aws-sdk-go-v2 STS client start one of these in-process instead.
+// Token Service, used only for what the real STS implementation the tests
+// run, MinIO (testenv.StartMinIO), cannot check:
+//
+//   - SourceIdentity, session tags and transitive tag keys, which MinIO
+//     ignores, and STS's parameter rules and limits on them;
+//   - the console federation sign-in (getSigninToken), which MinIO lacks;
+//   - failures on demand (ThrottleNext, FailNext) and a test clock for
+//     expiry, which no real server offers;
+//   - SigV4 verification in unit tests of the awscreds package, where a
+//     spawned MinIO per test would cost seconds.
+//
+// Everything else (AssumeRole, AssumeRoleWithWebIdentity against the test
+// OP, S3 re-signing, session policies, credential_process, outages) is
+// tested against MinIO. The double's SigV4 check re-signs with the same
+// aws-sdk-go-v2 signer the proxy uses, so it cannot catch a canonicalisation
+// the two share; MinIO's own implementation can (issue 14.1).
 //
 // The double speaks the STS Query API (form-encoded POST, Version=2011-06-15)
 // and answers with the XML bodies and XML error envelopes that AWS documents.

@@ -276,7 +276,7 @@ func (m *MinIO) Keys(t testing.TB, bucket string) []string {
 	return keys
 }
 
-// RootResponse is a response to a request signed with the root user.
+// RootResponse is a response to a request Root or Signed sent.
 type RootResponse struct {
 	StatusCode int
 	Header     http.Header
@@ -288,6 +288,13 @@ type RootResponse struct {
 // checks independent of the code under test.
 func (m *MinIO) Root(t testing.TB, method, path, rawQuery string, body []byte) RootResponse {
 	t.Helper()
+	return m.Signed(t, aws.Credentials{AccessKeyID: MinIORootUser, SecretAccessKey: MinIORootPassword}, method, path, rawQuery, body)
+}
+
+// Signed is Root with other credentials, e.g. ones minted through the
+// proxy.
+func (m *MinIO) Signed(t testing.TB, creds aws.Credentials, method, path, rawQuery string, body []byte) RootResponse {
+	t.Helper()
 	u, _ := url.Parse(m.URL)
 	u.Path, u.RawPath, u.RawQuery = path, httpbinding.EscapePath(path, false), rawQuery
 	req, err := http.NewRequest(method, u.String(), bytes.NewReader(body))
@@ -297,7 +304,6 @@ func (m *MinIO) Root(t testing.TB, method, path, rawQuery string, body []byte) R
 	sum := sha256.Sum256(body)
 	hash := hex.EncodeToString(sum[:])
 	req.Header.Set("X-Amz-Content-Sha256", hash)
-	creds := aws.Credentials{AccessKeyID: MinIORootUser, SecretAccessKey: MinIORootPassword}
 	err = v4.NewSigner().SignHTTP(context.Background(), creds, req, hash, "s3", MinIORegion, time.Now(),
 		func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
 	if err != nil {
