@@ -87,14 +87,14 @@ func (p *proc) output() string {
 	return p.out.String()
 }
 
-func startServe(t *testing.T, configPath, admin, public string) *proc {
+func startServe(t testing.TB, configPath, admin, public string) *proc {
 	t.Helper()
 	return startProc(t, admin, public, "serve", "--config", configPath)
 }
 
 // startProc starts the binary with args and waits until admin's /readyz
 // answers 200.
-func startProc(t *testing.T, admin, public string, args ...string) *proc {
+func startProc(t testing.TB, admin, public string, args ...string) *proc {
 	t.Helper()
 	p := &proc{done: make(chan struct{}), admin: admin, public: public}
 	p.cmd = exec.Command(ztproxyBinary(t), args...)
@@ -173,7 +173,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 }
 
 // tlsClient trusts the dev CA and optionally presents a client certificate.
-func tlsClient(t *testing.T, certDir string, withClientCert bool) *http.Client {
+func tlsClient(t testing.TB, certDir string, withClientCert bool) *http.Client {
 	t.Helper()
 	pem, err := os.ReadFile(filepath.Join(certDir, "ca.pem"))
 	if err != nil {
@@ -193,7 +193,7 @@ func tlsClient(t *testing.T, certDir string, withClientCert bool) *http.Client {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
-func writeFile(t *testing.T, path, content string) {
+func writeFile(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
