@@ -39,7 +39,7 @@ func newIdPVerifier(cfg IdPConfig, bc *BearerConfig) (*idpVerifier, error) {
 	p.verifiers = &discovery[bearerKeys]{
 		name: cfg.Name, issuer: cfg.Issuer, client: bc.HTTPClient, now: bc.Now, logger: bc.Logger,
 		build: func(provider *oidc.Provider) (*bearerKeys, error) {
-			meta, err := discoveredEndpoints(provider)
+			meta, err := discoveredEndpoints(provider, false)
 			if err != nil {
 				return nil, err
 			}
