@@ -179,5 +179,16 @@ func (c *CognitoLocal) SignIn(t testing.TB, clientID, username, password string)
 	return CognitoTokens{AccessToken: r.AccessToken, IDToken: r.IdToken, RefreshToken: r.RefreshToken}
 }
 
+// CreatePoolWithUser creates a pool with one app client and one user
+// (password Passw0rd!) and returns that user's tokens: a token of another
+// pool, for tests that must refuse it.
+func (c *CognitoLocal) CreatePoolWithUser(t testing.TB, poolName, username string) CognitoTokens {
+	t.Helper()
+	pool := c.CreateUserPool(t, poolName)
+	client := c.CreateAppClient(t, pool, poolName+"-client")
+	c.CreateUser(t, pool, CognitoUser{Username: username, Password: "Passw0rd!", Email: username + "@" + poolName + ".test"})
+	return c.SignIn(t, client, username, "Passw0rd!")
+}
+
 // String describes the emulator for test logs.
 func (c *CognitoLocal) String() string { return fmt.Sprintf("cognito-local %s", c.Endpoint) }
