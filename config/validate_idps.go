@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/base64"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -92,6 +93,12 @@ func (f *File) checkIdPs(c *collector) {
 		}
 		checkKeyRefresh(c, path, idp.JWKSRefreshInterval, idp.JWKSMinRefetchInterval, idp.JWKSMaxStale)
 		checkUserinfo(c, path, idp)
+		if idp.ClientID != "" && idp.LogoutURL == "" && cognitoIssuer.MatchString(idp.Issuer) {
+			// Issue 21.3: Cognito's end_session_endpoint (/logout) wants
+			// logout_uri, not post_logout_redirect_uri.
+			c.warn(path+".logout_url", "not set: Amazon Cognito's end_session_endpoint ignores post_logout_redirect_uri, so users would not come back to %s; set logout_url to https://<domain>/logout?client_id=%s&logout_uri=<external_url>%s (docs/cognito.md)",
+				authn.SignedOutPath, idp.ClientID, authn.SignedOutPath)
+		}
 		if idp.StepUp != nil {
 			if idp.StepUp.MaxAge < 0 {
 				c.add(path+".step_up.max_age", "must not be negative")
@@ -102,6 +109,9 @@ func (f *File) checkIdPs(c *collector) {
 		}
 	}
 }
+
+// cognitoIssuer matches an Amazon Cognito user pool's issuer.
+var cognitoIssuer = regexp.MustCompile(`^https://cognito-idp\.[a-z0-9-]+\.amazonaws\.com/[a-z0-9-]+_[A-Za-z0-9]+$`)
 
 // checkUserinfo checks an IdP's userinfo block, if any.
 func checkUserinfo(c *collector, path string, idp *IdP) {
