@@ -26,7 +26,9 @@ func TestSignInDiscoveryMisconfigured(t *testing.T) {
 		{"no jwks_uri", func(doc map[string]any) { delete(doc, "jwks_uri") }, "no jwks_uri"},
 		{"plain http authorization_endpoint", func(doc map[string]any) { doc["authorization_endpoint"] = "http://login.example.com/authorize" },
 			"authorization_endpoint is unusable"},
-		{"other issuer", func(doc map[string]any) { doc["issuer"] = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Other" },
+		{"other issuer", func(doc map[string]any) {
+			doc["issuer"] = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Other"
+		},
 			`names the issuer "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Other"`},
 	}
 	for _, tt := range tests {

@@ -2,6 +2,7 @@ package authn
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -322,4 +323,62 @@ func BenchmarkVerifyNewTokenCachedSubject(b *testing.B) {
 	if n := iss.UserinfoRequests(); n != 1 {
 		b.Errorf("userinfo requests = %d, want 1", n)
 	}
+}
+
+// FuzzParseUserinfo: userinfo documents are IdP bytes; parsing never
+// panics, and what it accepts has a sub and an email that passed the
+// one-plain-address rule.
+func FuzzParseUserinfo(f *testing.F) {
+	for _, seed := range []string{
+		`{"sub":"user-123","email":"ada@example.com","email_verified":"true","username":"ada"}`,
+		`{"sub":"user-123","email":"a@evil@corp.test","email_verified":true}`,
+		`{"sub":"","email":"x@example.com"}`,
+		`{"sub":7}`,
+		`{"email":"x@example.com"}`,
+		`{"sub":"u","email_verified":"yes"}`,
+		`{"sub":"u","department":{"a":[1,2]},"cognito:username":"ada"}`,
+		`[]`, `null`, ``, `{"sub":"u"`,
+	} {
+		f.Add([]byte(seed))
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		info, sub, err := parseUserinfo(body, []string{"department"}, "fuzz", logger)
+		if err != nil {
+			return
+		}
+		if sub == "" {
+			t.Fatal("accepted a document without a sub")
+		}
+		if info.email != "" && checkEmail(info.email) != "" {
+			t.Fatalf("accepted email %q", info.email)
+		}
+		if info.email == "" && info.emailVerified {
+			t.Fatal("email_verified without an email")
+		}
+	})
+}
+
+// FuzzScopeList: scope claims never panic the parser, no scope is empty,
+// and a space-separated string never yields a scope with a space.
+func FuzzScopeList(f *testing.F) {
+	for _, seed := range [][2]string{
+		{`"openid email https://api.example.com/read"`, ``}, {``, `["a","b"]`}, {`7`, ``}, {`null`, `"x y"`},
+		{`["a",""]`, ``}, {`"  "`, ``}, {`{"a":1}`, ``},
+	} {
+		f.Add([]byte(seed[0]), []byte(seed[1]))
+	}
+	f.Fuzz(func(t *testing.T, scope, scp []byte) {
+		list, err := scopeList(scope, scp)
+		if err != nil {
+			return
+		}
+		var fromString string
+		isString := json.Unmarshal(scope, &fromString) == nil
+		for _, s := range list {
+			if s == "" || (isString && strings.Contains(s, " ")) {
+				t.Fatalf("scope %q from %q/%q", s, scope, scp)
+			}
+		}
+	})
 }

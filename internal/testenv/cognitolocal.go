@@ -132,7 +132,9 @@ func (c *CognitoLocal) CreateAppClient(t testing.TB, poolID, name string, callba
 func (c *CognitoLocal) CreateUser(t testing.TB, poolID string, u CognitoUser) string {
 	t.Helper()
 	var out struct {
-		User struct{ Attributes []struct{ Name, Value string } }
+		User struct {
+			Attributes []struct{ Name, Value string }
+		}
 	}
 	c.Call(t, "AdminCreateUser", map[string]any{
 		"UserPoolId": poolID, "Username": u.Username, "MessageAction": "SUPPRESS",
