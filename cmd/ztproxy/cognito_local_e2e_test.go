@@ -109,19 +109,7 @@ func TestE2ECognitoLocalNoDomainSignIn(t *testing.T) {
 		t.Errorf("sign-in at a pool without a domain ended at %s: %d\n%s", resp.Request.URL, resp.StatusCode, body)
 	}
 
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "ztproxy.yaml")
-	writeFile(t, filepath.Join(dir, "p.cedar"), cognitoPolicies)
-	writeFile(t, cfg, fmt.Sprintf(`listen: 127.0.0.1:%d
-admin_listen: 127.0.0.1:%d
-external_url: http://127.0.0.1:%d
-insecure_plaintext: true
-policies: [p.cedar]
-store: {path: %s}
-routes:
-  - {name: app, host: 127.0.0.1, upstream: "http://127.0.0.1:1", auth: browser}
-session: {secrets: ["0123456789abcdef0123456789abcdef"]}
-%s`, testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), filepath.Join(dir, "state.db"), idps))
+	cfg := writeBrowserConfig(t, idps)
 	if code, out := runZtproxy(t, "check-config", "--config", cfg); code != 0 || strings.Contains(out, "online:") {
 		t.Errorf("check-config (offline) on a valid file: exit %d\n%s", code, out)
 	}
@@ -137,21 +125,7 @@ session: {secrets: ["0123456789abcdef0123456789abcdef"]}
 // missing (issue 21.4).
 func TestE2ECheckConfigOnline(t *testing.T) {
 	idp := testenv.StartHostileIdP(t, testenv.NewRSASigningKey(t, "k1", 0))
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "ztproxy.yaml")
-	writeFile(t, filepath.Join(dir, "p.cedar"), cognitoPolicies)
-	writeFile(t, cfg, fmt.Sprintf(`listen: 127.0.0.1:%d
-admin_listen: 127.0.0.1:%d
-external_url: http://127.0.0.1:%d
-insecure_plaintext: true
-policies: [p.cedar]
-store: {path: %s}
-routes:
-  - {name: app, host: 127.0.0.1, upstream: "http://127.0.0.1:1", auth: browser}
-session: {secrets: ["0123456789abcdef0123456789abcdef"]}
-idps:
-  - {name: corp, issuer: %q, audiences: [api], client_id: ztproxy, client_secret: s, userinfo: {}}
-`, testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), filepath.Join(dir, "state.db"), idp.Issuer))
+	cfg := writeBrowserConfig(t, fmt.Sprintf("idps:\n  - {name: corp, issuer: %q, audiences: [api], client_id: ztproxy, client_secret: s, userinfo: {}}\n", idp.Issuer))
 	if code, out := runZtproxy(t, "check-config", "--config", cfg); code != 0 {
 		t.Fatalf("check-config: exit %d\n%s", code, out)
 	}
@@ -171,4 +145,24 @@ idps:
 		!strings.Contains(out, "problem: the JWKS cannot be used") {
 		t.Errorf("check-config --online with a broken IdP: exit %d\n%s", code, out)
 	}
+}
+
+// writeBrowserConfig writes a config with one browser route and idps (a
+// YAML block) for check-config, and returns its path.
+func writeBrowserConfig(t *testing.T, idps string) string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "ztproxy.yaml")
+	writeFile(t, filepath.Join(dir, "p.cedar"), cognitoPolicies)
+	writeFile(t, cfg, fmt.Sprintf(`listen: 127.0.0.1:%d
+admin_listen: 127.0.0.1:%d
+external_url: http://127.0.0.1:%d
+insecure_plaintext: true
+policies: [p.cedar]
+store: {path: %s}
+routes:
+  - {name: app, host: 127.0.0.1, upstream: "http://127.0.0.1:1", auth: browser}
+session: {secrets: ["0123456789abcdef0123456789abcdef"]}
+%s`, testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), filepath.Join(dir, "state.db"), idps))
+	return cfg
 }
