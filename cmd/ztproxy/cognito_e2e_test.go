@@ -99,9 +99,10 @@ func TestE2EUserinfoHostile(t *testing.T) {
 	if n := metricValue(t, e.proc, `ztproxy_idp_userinfo_requests_total{idp="corp",result="mismatch"}`); n != 1 {
 		t.Errorf("mismatch count = %v, want 1", n)
 	}
-	if logs := e.proc.output(); !strings.Contains(logs, "redirects are not followed") || !strings.Contains(logs, "larger than 1048576 bytes") {
-		t.Errorf("the log does not say why userinfo failed:\n%s", logs)
-	}
+	waitFor(t, 5*time.Second, "log lines saying why userinfo failed", func() bool {
+		logs := e.proc.output()
+		return strings.Contains(logs, "redirects are not followed") && strings.Contains(logs, "larger than 1048576 bytes")
+	})
 }
 
 // TestE2EUserinfoProceed: with on_failure: proceed an unreachable userinfo

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"ztproxy/internal/testenv"
 )
@@ -79,9 +80,9 @@ func TestE2ECognitoLocalNoUserinfo(t *testing.T) {
 	if st != http.StatusUnauthorized || !strings.Contains(body, "identity provider userinfo unavailable") {
 		t.Errorf("enrichment without a userinfo endpoint (deny): %d %s", st, body)
 	}
-	if !strings.Contains(e.proc.output(), "names no userinfo_endpoint; set userinfo.url") {
-		t.Errorf("the log does not say what is missing:\n%s", e.proc.output())
-	}
+	waitFor(t, 5*time.Second, "a log line naming the missing userinfo_endpoint", func() bool {
+		return strings.Contains(e.proc.output(), "names no userinfo_endpoint; set userinfo.url")
+	})
 }
 
 // TestE2ECognitoLocalNoDomainSignIn: a user pool without a domain has no
