@@ -68,6 +68,9 @@ type BearerConfig struct {
 	// KeySetEvents receive key set fetches and refused refetches, for
 	// metrics.
 	KeySetEvents KeySetEvents
+	// UserinfoEvents, when set, receives the result of every userinfo
+	// request, for metrics.
+	UserinfoEvents UserinfoEvents
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
 	// CacheSize is the number of verified tokens kept, DefaultTokenCacheSize
@@ -158,9 +161,10 @@ func NewBearerVerifier(cfg BearerConfig) (*BearerVerifier, error) {
 // token.
 //
 // Verified tokens are cached by their SHA-256 until their exp (at most
-// five minutes), and only while the key that verified them is still
-// published and the IdP's key set is fresh (see KeyRefresh). The returned Principal is a copy, but its Groups, AMR and
-// Claims are shared with the cache and with every other caller presenting
+// five minutes, and no longer than their userinfo lookup if the IdP has
+// enrichment), and only while the key that verified them is still
+// published and the IdP's key set is fresh (see KeyRefresh). The returned
+// Principal is a copy, but its Groups, Scopes, AMR and Claims are shared with the cache and with every other caller presenting
 // the same token: callers MUST treat them as read-only.
 func (v *BearerVerifier) Verify(ctx context.Context, raw string) (identity.Principal, error) {
 	if raw == "" {
@@ -183,7 +187,7 @@ func (v *BearerVerifier) Verify(ctx context.Context, raw string) (identity.Princ
 		// withdrawn, or the key set must be refreshed first: verify the
 		// token again below.
 	}
-	p, verifiedBy, err := v.verifySlow(ctx, raw)
+	p, verifiedBy, enrichedUntil, err := v.verifySlow(ctx, raw)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return identity.Principal{}, fmt.Errorf("authn: bearer verification interrupted: %w", ctxErr)
@@ -195,48 +199,74 @@ func (v *BearerVerifier) Verify(ctx context.Context, raw string) (identity.Princ
 	if p.Expiry.Before(until) {
 		until = p.Expiry
 	}
+	if !enrichedUntil.IsZero() && enrichedUntil.Before(until) {
+		until = enrichedUntil
+	}
 	v.cache.put(&key, &cachedToken{principal: p, until: until, key: verifiedBy}, now)
 	return p, nil
 }
 
 // verifySlow does the full check: pick the IdP by the unverified iss, then
 // let go-oidc check signature (with the IdP's key set), alg, iss, exp and
-// nbf, then check the rest. It returns the key that verified the token.
-func (v *BearerVerifier) verifySlow(ctx context.Context, raw string) (identity.Principal, *trustedKey, *BearerError) {
+// nbf, then check the rest, and complete the principal with the IdP's
+// userinfo if configured. It returns the key that verified the token and,
+// for an enriched principal, when its userinfo lookup ends.
+func (v *BearerVerifier) verifySlow(ctx context.Context, raw string) (identity.Principal, *trustedKey, time.Time, *BearerError) {
+	p, key, bk, idp, err := v.verifySignature(ctx, raw)
+	if err != nil || idp.userinfo == nil {
+		return p, key, time.Time{}, err
+	}
+	endpoint := bk.userinfoURL
+	if idp.cfg.Userinfo.URL != "" {
+		endpoint = idp.cfg.Userinfo.URL
+	}
+	until, err := idp.userinfo.enrich(ctx, raw, endpoint, &p)
+	if err != nil {
+		return identity.Principal{}, nil, time.Time{}, err
+	}
+	return p, key, until, nil
+}
+
+// verifySignature verifies raw with its IdP's keys and claim rules and
+// builds its principal.
+func (v *BearerVerifier) verifySignature(ctx context.Context, raw string) (identity.Principal, *trustedKey, *bearerKeys, *idpVerifier, *BearerError) {
+	fail := func(description string, err error) (identity.Principal, *trustedKey, *bearerKeys, *idpVerifier, *BearerError) {
+		return identity.Principal{}, nil, nil, nil, invalidToken(description, err)
+	}
 	iss, err := unverifiedIssuer(raw)
 	if err != nil {
-		return identity.Principal{}, nil, invalidToken("malformed token", err)
+		return fail("malformed token", err)
 	}
 	// The unverified iss only selects a verifier; that verifier checks the
 	// signature with its own keys and compares iss again.
 	idp, ok := v.byIssuer[iss]
 	if !ok {
-		return identity.Principal{}, nil, invalidToken("untrusted issuer", fmt.Errorf("issuer %q is not configured", iss))
+		return fail("untrusted issuer", fmt.Errorf("issuer %q is not configured", iss))
 	}
 	bk, err := idp.get(ctx)
 	if err != nil {
-		return identity.Principal{}, nil, invalidToken("identity provider unavailable", err)
+		return fail("identity provider unavailable", err)
 	}
 	var used keyCapture
 	tok, err := bk.verifier.Verify(withKeyCapture(ctx, &used), raw)
 	if err != nil {
 		if errors.Is(used.err, ErrIdPUnavailable) {
 			// go-oidc flattens the key set's error; report the outage.
-			return identity.Principal{}, nil, invalidToken("identity provider unavailable", used.err)
+			return fail("identity provider unavailable", used.err)
 		}
 		if expired := new(*oidc.TokenExpiredError); errors.As(err, expired) {
-			return identity.Principal{}, nil, invalidToken("token is expired", err)
+			return fail("token is expired", err)
 		}
-		return identity.Principal{}, nil, invalidToken("token is invalid", err)
+		return fail("token is invalid", err)
 	}
 	if used.key == nil {
-		return identity.Principal{}, nil, invalidToken("token is invalid", errors.New("no verification key recorded"))
+		return fail("token is invalid", errors.New("no verification key recorded"))
 	}
 	p, err := idp.principalFromToken(tok)
 	if err != nil {
-		return identity.Principal{}, nil, invalidToken("token is not accepted", err)
+		return fail("token is not accepted", err)
 	}
-	return p, used.key, nil
+	return p, used.key, bk, idp, nil
 }
 
 // unverifiedIssuer reads iss from a compact JWS without checking anything.

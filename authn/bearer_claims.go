@@ -25,9 +25,15 @@ type bearerClaims struct {
 	Email         string          `json:"email"`
 	EmailVerified json.RawMessage `json:"email_verified"`
 	Name          string          `json:"name"`
-	AMR           json.RawMessage `json:"amr"`
-	ACR           string          `json:"acr"`
-	AuthTime      json.Number     `json:"auth_time"`
+	// Username is Amazon Cognito's user name: username in access
+	// tokens, cognito:username in ID tokens.
+	Username        string          `json:"username"`
+	CognitoUsername string          `json:"cognito:username"`
+	Scope           json.RawMessage `json:"scope"`
+	SCP             json.RawMessage `json:"scp"`
+	AMR             json.RawMessage `json:"amr"`
+	ACR             string          `json:"acr"`
+	AuthTime        json.Number     `json:"auth_time"`
 }
 
 // principalFromToken checks the claims go-oidc leaves to the caller
@@ -74,6 +80,10 @@ func buildPrincipal(tok *oidc.IDToken, c *bearerClaims, idpName, groupsClaim str
 	if err != nil {
 		return identity.Principal{}, fmt.Errorf("claim auth_time: %w", err)
 	}
+	scopes, err := scopeList(c.Scope, c.SCP)
+	if err != nil {
+		return identity.Principal{}, err
+	}
 	email := acceptedEmail(c.Email, idpName, tok.Subject, logger)
 	if email == "" {
 		emailVerified = false
@@ -92,7 +102,9 @@ func buildPrincipal(tok *oidc.IDToken, c *bearerClaims, idpName, groupsClaim str
 		Email:         email,
 		EmailVerified: emailVerified,
 		Name:          c.Name,
+		Username:      c.username(),
 		Groups:        groups,
+		Scopes:        scopes,
 		Claims:        exposedClaims(raw, expose),
 		AuthKind:      kind,
 		AMR:           amr,
@@ -101,6 +113,39 @@ func buildPrincipal(tok *oidc.IDToken, c *bearerClaims, idpName, groupsClaim str
 		Expiry:        tok.Expiry,
 		IdP:           idpName,
 	}, nil
+}
+
+// username is the token's Cognito user name: username (access tokens),
+// else cognito:username (ID tokens). preferred_username is not read: most
+// IdPs let users choose it, so it is neither unique nor stable.
+func (c *bearerClaims) username() string {
+	if c.Username != "" {
+		return c.Username
+	}
+	return c.CognitoUsername
+}
+
+// scopeList reads the granted scopes: the scope claim (RFC 9068, Cognito: a
+// space-separated string) or, without it, scp (Okta, Entra: an array or a
+// string). Scope tokens never contain spaces, so they are split on spaces
+// only. Any other shape rejects the token, as a malformed groups claim does.
+func scopeList(scope, scp json.RawMessage) ([]string, error) {
+	name, v := "scope", scope
+	if len(v) == 0 || bytes.Equal(v, []byte("null")) {
+		name, v = "scp", scp
+	}
+	if len(v) == 0 || bytes.Equal(v, []byte("null")) {
+		return nil, nil
+	}
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		return strings.Fields(s), nil
+	}
+	var list []string
+	if err := json.Unmarshal(v, &list); err != nil {
+		return nil, fmt.Errorf("claim %s: want a string or an array of strings", name)
+	}
+	return slices.DeleteFunc(list, func(s string) bool { return s == "" }), nil
 }
 
 // acceptedEmail returns email when it is one plain address and "" (after

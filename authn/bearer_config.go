@@ -60,6 +60,9 @@ type IdPConfig struct {
 	ClaimsToExpose []string
 	// KeyRefresh says how the IdP's signing keys are kept current.
 	KeyRefresh KeyRefresh
+	// Userinfo, when set, completes user tokens with the IdP's userinfo
+	// (the email a Cognito access token lacks). Nil turns it off.
+	Userinfo *UserinfoConfig
 }
 
 // CheckAndSetDefaults validates c and fills in defaults. It has no other
@@ -112,6 +115,16 @@ func (c *IdPConfig) CheckAndSetDefaults() error {
 	}
 	if err := c.KeyRefresh.CheckAndSetDefaults(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Userinfo != nil {
+		uc := *c.Userinfo // the caller's configuration is not modified
+		if err := uc.CheckAndSetDefaults(); err != nil {
+			errs = append(errs, err)
+		}
+		if uc.URL == "" && c.JWKSURL != "" {
+			errs = append(errs, errors.New("userinfo.url: required with jwks_url (no discovery document names the endpoint)"))
+		}
+		c.Userinfo = &uc
 	}
 	return errors.Join(errs...)
 }

@@ -20,6 +20,8 @@ type idpVerifier struct {
 	events KeySetEvents
 
 	verifiers *discovery[bearerKeys]
+	// userinfo is nil unless cfg.Userinfo is set.
+	userinfo *userinfoEnricher
 }
 
 // bearerKeys is what verifying an IdP's tokens needs: go-oidc's claim
@@ -27,6 +29,9 @@ type idpVerifier struct {
 type bearerKeys struct {
 	verifier *oidc.IDTokenVerifier
 	keys     *KeySet
+	// userinfoURL is the discovered userinfo_endpoint ("" without
+	// discovery or when the document names none).
+	userinfoURL string
 }
 
 func newIdPVerifier(cfg IdPConfig, bc *BearerConfig) (*idpVerifier, error) {
@@ -34,12 +39,20 @@ func newIdPVerifier(cfg IdPConfig, bc *BearerConfig) (*idpVerifier, error) {
 	p.verifiers = &discovery[bearerKeys]{
 		name: cfg.Name, issuer: cfg.Issuer, client: bc.HTTPClient, now: bc.Now, logger: bc.Logger,
 		build: func(provider *oidc.Provider) (*bearerKeys, error) {
-			meta, err := discoveredEndpoints(provider)
+			meta, err := discoveredEndpoints(provider, false)
 			if err != nil {
 				return nil, err
 			}
-			return p.newKeys(meta.JWKSURL)
+			keys, err := p.newKeys(meta.JWKSURL)
+			if err != nil {
+				return nil, err
+			}
+			keys.userinfoURL = meta.UserInfo
+			return keys, nil
 		},
+	}
+	if cfg.Userinfo != nil {
+		p.userinfo = newUserinfoEnricher(cfg, bc)
 	}
 	if cfg.JWKSURL != "" {
 		// No discovery needed: building a key set does no I/O.

@@ -211,6 +211,22 @@ func TestVerifyCognitoTokens(t *testing.T) {
 		if p.Kind != identity.KindUser || !cmp.Equal(p.Groups, []string{"admins"}) {
 			t.Errorf("Kind %q Groups %q, want User [admins]", p.Kind, p.Groups)
 		}
+		// Issue 21.1: username (access) and the scopes reach policy.
+		if p.Username != "ada" || !cmp.Equal(p.Scopes, []string{"openid"}) || p.Email != "" {
+			t.Errorf("Username %q Scopes %q Email %q, want ada [openid] and no email", p.Username, p.Scopes, p.Email)
+		}
+	})
+	t.Run("id token username", func(t *testing.T) {
+		v := newTestVerifier(t, iss, newTestClock(testEpoch), func(c *IdPConfig) { cognito(c); c.TokenUse = TokenUseID })
+		id := withClaims(access, "username", nil, "scope", nil, "client_id", nil, "token_use", "id",
+			"aud", "app-client-1", "cognito:username", "ada", "email", "ada@example.com")
+		p, err := v.Verify(context.Background(), sign(t, key, id))
+		if err != nil {
+			t.Fatalf("Verify: %v", err)
+		}
+		if p.Username != "ada" || p.Scopes != nil || p.Email != "ada@example.com" {
+			t.Errorf("Username %q Scopes %q Email %q, want ada, none, ada@example.com", p.Username, p.Scopes, p.Email)
+		}
 	})
 	t.Run("client credentials token is a service", func(t *testing.T) {
 		v := newTestVerifier(t, iss, newTestClock(testEpoch), cognito)
@@ -231,6 +247,7 @@ func TestVerifyCognitoTokens(t *testing.T) {
 		{"no aud and no client_id", withClaims(access, "client_id", nil), cognito},
 		{"id token where access required", withClaims(access, "token_use", "id", "aud", "app-client-1"), cognito},
 		{"missing token_use", withClaims(access, "token_use", nil), cognito},
+		{"scope not a string or list", withClaims(access, "scope", 7), cognito},
 		// Without the access token_use, client_id never stands in for aud.
 		{"client_id fallback needs token_use access", withClaims(access, "token_use", "id"), func(c *IdPConfig) {
 			cognito(c)

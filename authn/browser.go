@@ -49,12 +49,9 @@ type oidcClient struct {
 // tokens are verified against ztproxy's key set (refreshed, bounded,
 // withdrawn keys refused at once), never go-oidc's remote key set.
 func newOIDCClient(p *oidc.Provider, ic BrowserIdPConfig, redirect string, cfg *BrowserConfig) (*oidcClient, error) {
-	meta, err := discoveredEndpoints(p)
+	meta, err := discoveredEndpoints(p, true)
 	if err != nil {
 		return nil, err
-	}
-	if meta.Authorization == "" || meta.Token == "" {
-		return nil, errors.New("discovery document: authorization_endpoint and token_endpoint are required for sign-in")
 	}
 	keys, err := NewKeySet(KeySetConfig{
 		Name: ic.Name, URL: meta.JWKSURL, Algs: ic.AllowedAlgs, HTTPClient: cfg.HTTPClient,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 
 	"golang.org/x/oauth2"
 )
@@ -22,6 +23,9 @@ const (
 	// CodeIdPTimeout: the IdP did not answer within the HTTP client's
 	// timeout (10 s by default), e.g. a hung IdP.
 	CodeIdPTimeout = "idp_timeout"
+	// CodeIdPMisconfigured: the IdP's discovery document cannot be used
+	// for sign-in (IdPMisconfiguredError): an administrator must act.
+	CodeIdPMisconfigured = "idp_misconfigured"
 )
 
 // idpFailure is what went wrong talking to the IdP.
@@ -37,6 +41,9 @@ type idpFailure struct {
 // reached or did not answer in time. Anything that is not a refusal counts
 // as unreachable: it says nothing about the user's code or grant.
 func classifyIdPError(err error) idpFailure {
+	if errors.As(err, new(*IdPMisconfiguredError)) {
+		return idpFailure{code: CodeIdPMisconfigured}
+	}
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
 		status := 0
@@ -60,12 +67,21 @@ func classifyIdPError(err error) idpFailure {
 }
 
 // idpSignInError is the sign-in error page for a failed request to the IdP
-// (discovery or the code exchange): a refusal is the sign-in's fault (400,
-// start again), an unreachable or hung IdP is not (503 or 504, try again).
+// (discovery or the code exchange): a discovery document that cannot be
+// used is an administrator's problem (502, retrying will not help), a
+// refusal is the sign-in's fault (400, start again), an unreachable or
+// hung IdP is not (503 or 504, try again).
 func idpSignInError(err error) *SignInError {
 	f := classifyIdPError(err)
 	var e *SignInError
 	switch f.code {
+	case CodeIdPMisconfigured:
+		var mis *IdPMisconfiguredError
+		errors.As(err, &mis)
+		e = signInError(http.StatusBadGateway, f.code,
+			"The identity provider is not set up for sign-in here: "+strings.Join(mis.Problems, "; ")+
+				". Trying again will not help: an administrator must fix the identity provider or ztproxy's idps configuration (ztproxy check-config --online shows the same).", err)
+		e.Title = "Identity provider not set up for sign-in"
 	case CodeIdPRefused:
 		why := ""
 		if f.oauthError != "" {

@@ -132,10 +132,11 @@ func (b *Browser) keepRefreshed(ctx context.Context, updated *Session, idp *brow
 }
 
 // mergeRefreshedPrincipal takes the attributes an IdP may change (email,
-// name, groups) from a refreshed token and keeps how and when the user
-// authenticated.
+// name, username, groups) from a refreshed token and keeps how and when
+// the user authenticated.
 func mergeRefreshedPrincipal(s *Session, p identity.Principal) {
 	s.Principal.Email, s.Principal.EmailVerified, s.Principal.Name, s.Principal.Groups = p.Email, p.EmailVerified, p.Name, p.Groups
+	s.Principal.Username = p.Username
 }
 
 // keepUntilRetry keeps a session working when its tokens could not be

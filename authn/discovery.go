@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,6 +96,7 @@ func (d *discovery[T]) run() (*T, error) {
 	ctx, cancel := context.WithTimeout(oidc.ClientContext(context.Background(), d.client), discoveryTimeout)
 	defer cancel()
 	provider, err := oidc.NewProvider(ctx, d.issuer)
+	err = misconfiguredIssuer(err)
 	var v *T
 	if err == nil {
 		v, err = d.build(provider)
@@ -118,30 +120,70 @@ type providerMetadata struct {
 	Revocation    string `json:"revocation_endpoint"`
 }
 
+// IdPMisconfiguredError is a discovery document ztproxy cannot use for what
+// the IdP is configured for: a required endpoint is missing, an endpoint
+// is not https, or the document names another issuer. The IdP answered, so
+// retrying does not help until the IdP's setup or ztproxy's configuration
+// changes. Problems are safe to show: they name endpoints, never secrets.
+type IdPMisconfiguredError struct {
+	Problems []string
+}
+
+func (e *IdPMisconfiguredError) Error() string {
+	return "identity provider misconfigured: " + strings.Join(e.Problems, "; ")
+}
+
 // discoveredEndpoints reads the endpoints of a discovery document and
 // holds them to the rules of configured URLs: absolute https (http only
-// for loopback hosts). jwks_uri is required; the others are checked when
+// for loopback hosts). jwks_uri is required, and with forSignIn the
+// authorization and token endpoints too; the others are checked when
 // present, so a document cannot send the browser, the code or the refresh
-// token anywhere in clear text.
-func discoveredEndpoints(provider *oidc.Provider) (*providerMetadata, error) {
+// token anywhere in clear text. Every problem is an *IdPMisconfiguredError.
+func discoveredEndpoints(provider *oidc.Provider, forSignIn bool) (*providerMetadata, error) {
 	var meta providerMetadata
 	if err := provider.Claims(&meta); err != nil {
-		return nil, fmt.Errorf("discovery document: %w", err)
+		return nil, &IdPMisconfiguredError{Problems: []string{"the discovery document is not valid JSON: " + err.Error()}}
 	}
-	if meta.JWKSURL == "" {
-		return nil, errors.New("discovery document: jwks_uri is missing")
+	if problems := meta.problems(forSignIn); len(problems) > 0 {
+		return nil, &IdPMisconfiguredError{Problems: problems}
 	}
+	return &meta, nil
+}
+
+// problems lists what makes meta unusable; see discoveredEndpoints.
+func (meta *providerMetadata) problems(forSignIn bool) []string {
+	var problems []string
+	required := map[string]bool{"jwks_uri": true, "authorization_endpoint": forSignIn, "token_endpoint": forSignIn}
 	for _, ep := range []struct{ name, url string }{
 		{"jwks_uri", meta.JWKSURL}, {"authorization_endpoint", meta.Authorization},
 		{"token_endpoint", meta.Token}, {"userinfo_endpoint", meta.UserInfo},
 		{"end_session_endpoint", meta.EndSession}, {"revocation_endpoint", meta.Revocation},
 	} {
-		if ep.url == "" {
-			continue
-		}
-		if err := checkEndpointURL(ep.url); err != nil {
-			return nil, fmt.Errorf("discovery document: %s: %w", ep.name, err)
+		switch {
+		case ep.url == "" && required[ep.name]:
+			why := ""
+			if ep.name == "authorization_endpoint" {
+				why = " (an Amazon Cognito user pool needs a domain for browser sign-in)"
+			}
+			problems = append(problems, "the discovery document has no "+ep.name+why)
+		case ep.url == "":
+		default:
+			if err := checkEndpointURL(ep.url); err != nil {
+				problems = append(problems, "the discovery document's "+ep.name+" is unusable: "+err.Error())
+			}
 		}
 	}
-	return &meta, nil
+	return problems
+}
+
+// misconfiguredIssuer turns go-oidc's issuer mismatch into an
+// *IdPMisconfiguredError; other errors are returned as they are.
+func misconfiguredIssuer(err error) error {
+	var mismatch *oidc.IssuerMismatchError
+	if errors.As(err, &mismatch) {
+		return &IdPMisconfiguredError{Problems: []string{fmt.Sprintf(
+			"the discovery document names the issuer %q, not the configured %q: they must be equal character for character",
+			sanitizeText(mismatch.Discovered), mismatch.Provided)}}
+	}
+	return err
 }

@@ -15,17 +15,22 @@ import (
 // followed by the bytes, times are signed Unix seconds with 0 for the zero
 // time):
 //
-//	flags (uvarint: bit 0 email verified, bit 1 principal id = issuer#subject)
+//	flags (uvarint: bit 0 email verified, bit 1 principal id = issuer#subject,
+//	       bit 2 a username follows the times)
 //	session id, kind, [principal id unless bit 1], issuer, subject, email,
 //	name, acr, idp, device fingerprint
 //	groups (uvarint count, then strings), amr (same)
 //	issued at, expires at, last seen, id token expiry, auth time
+//	[username if bit 2]
 //
 // Its version is the envelope's version byte, which is authenticated.
 
 const (
 	flagEmailVerified = 1 << iota
 	flagDerivedID
+	// flagUsername was added after the first layout: payloads without a
+	// username keep the old bytes, so sessions survive an upgrade.
+	flagUsername
 )
 
 // errMalformedPayload is the cause for any payload that does not decode;
@@ -43,6 +48,9 @@ func appendSessionPayload(dst []byte, s *Session) []byte {
 	if derived {
 		flags |= flagDerivedID
 	}
+	if p.Username != "" {
+		flags |= flagUsername
+	}
 	dst = binary.AppendUvarint(dst, flags)
 	dst = appendString(dst, s.ID)
 	dst = appendString(dst, string(p.Kind))
@@ -56,6 +64,9 @@ func appendSessionPayload(dst []byte, s *Session) []byte {
 	dst = appendStrings(dst, p.AMR)
 	for _, t := range [...]time.Time{s.IssuedAt, s.ExpiresAt, s.LastSeen, s.IDTokenExpiry, p.AuthTime} {
 		dst = appendTime(dst, t)
+	}
+	if p.Username != "" {
+		dst = appendString(dst, p.Username)
 	}
 	return dst
 }
@@ -81,7 +92,12 @@ func decodeSessionPayload(plain []byte) (*Session, error) {
 	for _, t := range [...]*time.Time{&s.IssuedAt, &s.ExpiresAt, &s.LastSeen, &s.IDTokenExpiry, &p.AuthTime} {
 		*t = r.time()
 	}
-	if r.bad || r.off != len(r.buf) || flags > flagEmailVerified|flagDerivedID {
+	if flags&flagUsername != 0 {
+		if p.Username = r.string(); p.Username == "" {
+			r.bad = true // the flag promises a username
+		}
+	}
+	if r.bad || r.off != len(r.buf) || flags > flagEmailVerified|flagDerivedID|flagUsername {
 		return nil, errMalformedPayload
 	}
 	p.EmailVerified = flags&flagEmailVerified != 0

@@ -107,6 +107,12 @@ func TestSessionRoundTrip(t *testing.T) {
 		"typical user":            typicalSession(10),
 		"no groups, no device":    typicalSession(0),
 		"service, non-derived id": service,
+		// Issue 21.1: a Cognito user name survives the cookie.
+		"cognito username": func() *Session {
+			s := typicalSession(2)
+			s.Principal.Username = "ada"
+			return s
+		}(),
 		"zero optional times": func() *Session {
 			s := typicalSession(1)
 			s.LastSeen, s.IDTokenExpiry, s.Principal.AuthTime = time.Time{}, time.Time{}, time.Time{}

@@ -46,37 +46,48 @@ type cachedToken struct {
 	key *trustedKey
 }
 
-// tokenCache is a bounded, sharded map of verified tokens. When a shard is
-// full it first drops expired entries and then an arbitrary one (Go's map
-// iteration order), which is cheap and good enough for a cache whose misses
-// cost one signature check.
-type tokenCache struct {
-	shards   [tokenCacheShards]tokenCacheShard
-	perShard int
-}
+// tokenCache holds verified tokens.
+type tokenCache = boundedCache[cachedToken]
 
-type tokenCacheShard struct {
-	mu      sync.RWMutex
-	entries map[tokenKey]*cachedToken
-}
-
-// newTokenCache returns a cache holding about size entries in total.
+// newTokenCache returns a token cache holding about size entries in total.
 func newTokenCache(size int) *tokenCache {
+	return newBoundedCache(size, func(e *cachedToken) time.Time { return e.until })
+}
+
+// boundedCache is a bounded, sharded map of immutable entries keyed by a
+// SHA-256. When a shard is full it first drops expired entries and then an
+// arbitrary one (Go's map iteration order), which is cheap and good enough
+// for caches whose misses cost one signature check or one IdP call.
+type boundedCache[E any] struct {
+	shards   [tokenCacheShards]cacheShard[E]
+	perShard int
+	// until is when an entry stops being usable; eviction drops entries
+	// past it first.
+	until func(*E) time.Time
+}
+
+type cacheShard[E any] struct {
+	mu      sync.RWMutex
+	entries map[tokenKey]*E
+}
+
+// newBoundedCache returns a cache holding about size entries in total.
+func newBoundedCache[E any](size int, until func(*E) time.Time) *boundedCache[E] {
 	perShard := max(size/tokenCacheShards, 1)
-	c := &tokenCache{perShard: perShard}
+	c := &boundedCache[E]{perShard: perShard, until: until}
 	for i := range c.shards {
-		c.shards[i].entries = make(map[tokenKey]*cachedToken)
+		c.shards[i].entries = make(map[tokenKey]*E)
 	}
 	return c
 }
 
-func (c *tokenCache) shard(key *tokenKey) *tokenCacheShard {
+func (c *boundedCache[E]) shard(key *tokenKey) *cacheShard[E] {
 	return &c.shards[key[0]&(tokenCacheShards-1)]
 }
 
 // get returns the entry for key, or nil. Callers check until themselves so
 // that an expired hit can be reported as expired rather than re-verified.
-func (c *tokenCache) get(key *tokenKey) *cachedToken {
+func (c *boundedCache[E]) get(key *tokenKey) *E {
 	s := c.shard(key)
 	s.mu.RLock()
 	e := s.entries[*key]
@@ -85,18 +96,18 @@ func (c *tokenCache) get(key *tokenKey) *cachedToken {
 }
 
 // put stores e under key, evicting to stay within bounds.
-func (c *tokenCache) put(key *tokenKey, e *cachedToken, now time.Time) {
+func (c *boundedCache[E]) put(key *tokenKey, e *E, now time.Time) {
 	s := c.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.entries[*key]; !ok && len(s.entries) >= c.perShard {
-		s.evictLocked(now, c.perShard)
+		s.evictLocked(now, c.perShard, c.until)
 	}
 	s.entries[*key] = e
 }
 
 // remove drops key if it still maps to e.
-func (c *tokenCache) remove(key *tokenKey, e *cachedToken) {
+func (c *boundedCache[E]) remove(key *tokenKey, e *E) {
 	s := c.shard(key)
 	s.mu.Lock()
 	if s.entries[*key] == e {
@@ -106,7 +117,7 @@ func (c *tokenCache) remove(key *tokenKey, e *cachedToken) {
 }
 
 // len returns the number of entries, expired ones included.
-func (c *tokenCache) len() int {
+func (c *boundedCache[E]) len() int {
 	n := 0
 	for i := range c.shards {
 		s := &c.shards[i]
@@ -120,10 +131,10 @@ func (c *tokenCache) len() int {
 // evictLocked makes room for one entry in a shard holding limit entries:
 // every expired entry goes, and if none had expired, one arbitrary entry
 // goes. The scan is bounded by limit.
-func (s *tokenCacheShard) evictLocked(now time.Time, limit int) {
+func (s *cacheShard[E]) evictLocked(now time.Time, limit int, until func(*E) time.Time) {
 	var victim *tokenKey
 	for k, e := range s.entries {
-		if !now.Before(e.until) {
+		if !now.Before(until(e)) {
 			delete(s.entries, k)
 		} else if victim == nil {
 			victim = &k

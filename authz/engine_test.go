@@ -241,6 +241,7 @@ when {
   context.http.path == "" && context.http.user_agent == "" &&
   context.network.client_ip == ip("0.0.0.0") && context.network.trusted_proxy_hops == 0 &&
   context.identity.issuer == "" && context.identity.sub == "" && context.identity.email == "" &&
+  context.identity.username == "" && context.identity.scopes == [] &&
   context.identity.email_verified == false && context.identity.groups == [] && context.identity.claims == {} &&
   context.auth.kind == "none" && context.auth.amr == [] && context.auth.acr == "" &&
   context.auth.age_seconds == 2147483648 && context.auth.mfa == false &&
@@ -259,6 +260,45 @@ func TestEveryContextKeyPresent(t *testing.T) {
 	want := identity.Decision{Effect: identity.Allow, PolicyIDs: []string{"every-key"}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Decide (-want +got):\n%s", diff)
+	}
+}
+
+// Issue 21.1 and 21.2: Cognito access tokens carry username and scope but
+// no email; policy can use both, and a scope is an exact set member, not a
+// substring of the scope string.
+func TestUsernameAndScopesInContext(t *testing.T) {
+	e := newEngine(t, file("api.cedar", `
+@id("reporting-reads")
+permit (principal, action == Action::"GET", resource == Route::"api")
+when { context.identity.scopes.contains("https://api.example.com/read") };
+
+@id("ada-writes")
+permit (principal, action == Action::"POST", resource == Route::"api")
+when { context.identity.username == "ada" };`))
+	tests := []struct {
+		name         string
+		method, user string
+		scopes       []string
+		want         identity.Effect
+	}{
+		{"scope present", "GET", "", []string{"openid", "https://api.example.com/read"}, identity.Allow},
+		{"longer scope is not the scope", "GET", "", []string{"https://api.example.com/readwrite"}, identity.Deny},
+		{"no scopes", "GET", "ada", nil, identity.Deny},
+		{"username", "POST", "ada", nil, identity.Allow},
+		{"other username", "POST", "adam", nil, identity.Deny},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rc := alice()
+			rc.Method, rc.Principal.Username, rc.Principal.Scopes = tt.method, tt.user, tt.scopes
+			got, err := e.Decide(&rc)
+			if err != nil {
+				t.Fatalf("Decide: %v", err)
+			}
+			if got.Effect != tt.want {
+				t.Errorf("Effect = %s, want %s (%v)", got.Effect, tt.want, got.Reasons)
+			}
+		})
 	}
 }
 

@@ -207,11 +207,15 @@ func (f *File) buildIdPs(rt *Runtime) {
 		if len(idp.Audiences) == 0 {
 			continue // browser-only IdP: no bearer tokens accepted from it
 		}
-		rt.Bearer.IdPs = append(rt.Bearer.IdPs, authn.IdPConfig{
+		ic := authn.IdPConfig{
 			Name: idp.Name, Issuer: idp.Issuer, Audiences: idp.Audiences, JWKSURL: idp.JWKSURL,
 			GroupsClaim: idp.GroupsClaim, TokenUse: idp.TokenUse, ClaimsToExpose: idp.Claims,
 			KeyRefresh: idp.keyRefresh(),
-		})
+		}
+		if u := idp.Userinfo; u != nil {
+			ic.Userinfo = &authn.UserinfoConfig{URL: u.URL, CacheTTL: u.CacheTTL, CacheSize: u.CacheSize, Timeout: u.Timeout, OnFailure: u.OnFailure}
+		}
+		rt.Bearer.IdPs = append(rt.Bearer.IdPs, ic)
 	}
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -297,6 +298,21 @@ routes:
 			"routes[0].auth: bearer needs an idp with audiences, and none has them",
 			"routes[2].auth: mtls needs tls.client_auth request or require",
 		}},
+		// Issue 21.1: userinfo enrichment settings.
+		{"userinfo problems", head + publicRoute + `idps:
+  - {name: corp, issuer: "https://idp.example.com", jwks_url: "https://idp.example.com/keys", audiences: [a], userinfo: {cache_ttl: 0s, cache_size: 0, timeout: 11s, on_failure: ignore}}
+  - {name: browser, issuer: "https://login.example.com", client_id: c, client_secret: s, userinfo: {url: "http://login.example.com/userinfo"}}
+  - {name: fine, issuer: "https://fine.example.com", audiences: [a], userinfo: {}}
+`, []string{
+			"idps[0].userinfo.cache_ttl: must be between 1s and 24h0m0s, not 0s",
+			"idps[0].userinfo.cache_size: must be at least 1, not 0",
+			"idps[0].userinfo.timeout: must be greater than 0 and at most 10s, not 11s",
+			`idps[0].userinfo.on_failure: must be deny or proceed, not "ignore"`,
+			// A missing key sorts at the end of its block.
+			"idps[0].userinfo.url: required with jwks_url (no discovery document names the userinfo endpoint)",
+			"idps[1].userinfo: enriches bearer tokens: set audiences too",
+			"idps[1].userinfo.url: must use https (http is allowed only for loopback hosts)",
+		}},
 		{"browser route without idps", head + `policies: [policies/base.cedar]
 session: {secrets: ["0123456789abcdef0123456789abcdef"]}
 routes:
@@ -330,6 +346,31 @@ sidecar: {name: app, upstream: "unix:/run/app.sock"}
 				t.Errorf("Parse returned file %v with error %v", f != nil, err)
 			}
 		})
+	}
+}
+
+// TestCognitoLogoutURLWarning (issue 21.3): a Cognito sign-in IdP without
+// logout_url is warned about, since Cognito's end_session_endpoint wants
+// logout_uri and would not send users back.
+func TestCognitoLogoutURLWarning(t *testing.T) {
+	idp := `idps:
+  - {name: cognito, issuer: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf123", client_id: c, client_secret: s%s}
+`
+	for _, tt := range []struct{ extra, want string }{
+		{"", "idps[0].logout_url: not set: Amazon Cognito's end_session_endpoint ignores post_logout_redirect_uri"},
+		{", logout_url: \"https://auth.example.com/logout?client_id=c&logout_uri=https://ztp.example.com/.ztp/signed-out\"", ""},
+	} {
+		f, err := Parse([]byte(head+publicRoute+fmt.Sprintf(idp, tt.extra)), "testdata", Options{LookupEnv: noEnv})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, w := range f.Warnings {
+			got = append(got, w.Path+": "+w.Message)
+		}
+		if joined := strings.Join(got, "\n"); (tt.want == "") != (joined == "") || !strings.Contains(joined, tt.want) {
+			t.Errorf("logout_url %q: warnings %q, want %q", tt.extra, got, tt.want)
+		}
 	}
 }
 

@@ -160,6 +160,9 @@ type IdP struct {
 	// StepUp, when set, is how this IdP is asked for stronger or fresher
 	// authentication.
 	StepUp *StepUp `yaml:"step_up"`
+	// Userinfo, when set, completes bearer tokens with the IdP's userinfo
+	// (the email a Cognito access token lacks).
+	Userinfo *Userinfo `yaml:"userinfo"`
 	// JWKSRefreshInterval is the longest the IdP's signing keys are used
 	// before they are fetched again (a shorter Cache-Control max-age wins);
 	// a key the IdP withdraws is refused within it.
@@ -184,6 +187,31 @@ type StepUp struct {
 	// MaxAge is sent as max_age (in whole seconds); zero leaves it out.
 	MaxAge time.Duration `yaml:"max_age"`
 }
+
+// Userinfo configures identity enrichment of bearer tokens from the IdP's
+// userinfo endpoint (docs/bearer.md#userinfo-enrichment).
+type Userinfo struct {
+	// URL replaces the discovered userinfo_endpoint; required with jwks_url.
+	URL string `yaml:"url"`
+	// CacheTTL is how long a subject's userinfo is used.
+	CacheTTL time.Duration `yaml:"cache_ttl"`
+	// CacheSize bounds the number of subjects kept.
+	CacheSize int `yaml:"cache_size"`
+	// Timeout bounds one userinfo request.
+	Timeout time.Duration `yaml:"timeout"`
+	// OnFailure is deny or proceed.
+	OnFailure string `yaml:"on_failure"`
+}
+
+// DefaultUserinfo returns the defaults of an idps[].userinfo block.
+func DefaultUserinfo() Userinfo {
+	return Userinfo{
+		CacheTTL: authn.DefaultUserinfoCacheTTL, CacheSize: authn.DefaultUserinfoCacheSize,
+		Timeout: authn.DefaultUserinfoTimeout, OnFailure: authn.UserinfoDeny,
+	}
+}
+
+func (u *Userinfo) setDefaults() { *u = DefaultUserinfo() }
 
 // Session configures the encrypted browser session cookie.
 type Session struct {

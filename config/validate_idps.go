@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/base64"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -91,6 +92,13 @@ func (f *File) checkIdPs(c *collector) {
 			}
 		}
 		checkKeyRefresh(c, path, idp.JWKSRefreshInterval, idp.JWKSMinRefetchInterval, idp.JWKSMaxStale)
+		checkUserinfo(c, path, idp)
+		if idp.ClientID != "" && idp.LogoutURL == "" && cognitoIssuer.MatchString(idp.Issuer) {
+			// Issue 21.3: Cognito's end_session_endpoint (/logout) wants
+			// logout_uri, not post_logout_redirect_uri.
+			c.warn(path+".logout_url", "not set: Amazon Cognito's end_session_endpoint ignores post_logout_redirect_uri, so users would not come back to %s; set logout_url to https://<domain>/logout?client_id=%s&logout_uri=<external_url>%s (docs/cognito.md)",
+				authn.SignedOutPath, idp.ClientID, authn.SignedOutPath)
+		}
 		if idp.StepUp != nil {
 			if idp.StepUp.MaxAge < 0 {
 				c.add(path+".step_up.max_age", "must not be negative")
@@ -99,6 +107,37 @@ func (f *File) checkIdPs(c *collector) {
 				c.add(path+".step_up", "set acr_values, max_age or both")
 			}
 		}
+	}
+}
+
+// cognitoIssuer matches an Amazon Cognito user pool's issuer.
+var cognitoIssuer = regexp.MustCompile(`^https://cognito-idp\.[a-z0-9-]+\.amazonaws\.com/[a-z0-9-]+_[A-Za-z0-9]+$`)
+
+// checkUserinfo checks an IdP's userinfo block, if any.
+func checkUserinfo(c *collector, path string, idp *IdP) {
+	u := idp.Userinfo
+	if u == nil {
+		return
+	}
+	path += ".userinfo"
+	if len(idp.Audiences) == 0 {
+		c.add(path, "enriches bearer tokens: set audiences too")
+	}
+	checkOptionalURL(c, path+".url", u.URL)
+	if u.URL == "" && idp.JWKSURL != "" {
+		c.add(path+".url", "required with jwks_url (no discovery document names the userinfo endpoint)")
+	}
+	if u.CacheTTL < time.Second || u.CacheTTL > authn.MaxUserinfoCacheTTL {
+		c.add(path+".cache_ttl", "must be between 1s and %s, not %s", authn.MaxUserinfoCacheTTL, u.CacheTTL)
+	}
+	if u.CacheSize < 1 {
+		c.add(path+".cache_size", "must be at least 1, not %d", u.CacheSize)
+	}
+	if u.Timeout <= 0 || u.Timeout > authn.MaxUserinfoTimeout {
+		c.add(path+".timeout", "must be greater than 0 and at most %s, not %s", authn.MaxUserinfoTimeout, u.Timeout)
+	}
+	if u.OnFailure != authn.UserinfoDeny && u.OnFailure != authn.UserinfoProceed {
+		c.add(path+".on_failure", "must be deny or proceed, not %q", u.OnFailure)
 	}
 }
 

@@ -44,7 +44,15 @@ type Principal struct {
 	Email         string
 	EmailVerified bool
 	Name          string
-	Groups        []string
+	// Username is the IdP's user name: the username claim of an Amazon
+	// Cognito access token, cognito:username of an ID token; empty when
+	// the token carries neither. Unlike a display name it is unique in
+	// its user pool, and unlike sub it is what people are known by.
+	Username string
+	Groups   []string
+	// Scopes are the OAuth scopes of a bearer access token (its scope
+	// claim, or scp); empty for ID tokens and browser sessions.
+	Scopes []string
 	// Claims holds selected extra claims (string-valued) exposed to policy.
 	Claims   map[string]string
 	AuthKind AuthKind

@@ -36,6 +36,7 @@ type Metrics struct {
 	IdPKeyFetches        *prometheus.CounterVec
 	IdPKeyLastSuccess    *prometheus.GaugeVec
 	IdPKeyRefetchRefused *prometheus.CounterVec
+	IdPUserinfo          *prometheus.CounterVec
 	RevocationsPending   prometheus.Gauge
 	RevocationRetries    *prometheus.CounterVec
 }
@@ -126,7 +127,16 @@ func (m *Metrics) registerIdPKeys(reg *prometheus.Registry) {
 		Name: "ztproxy_idp_jwks_refetches_refused_total",
 		Help: "Tokens with an unknown kid refused without a JWKS fetch (one happened less than jwks_min_refetch_interval ago).",
 	}, []string{"idp"})
-	reg.MustRegister(m.IdPKeyFetches, m.IdPKeyLastSuccess, m.IdPKeyRefetchRefused)
+	m.IdPUserinfo = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ztproxy_idp_userinfo_requests_total",
+		Help: "Userinfo requests for bearer token enrichment by IdP and result (ok, error, refused, mismatch); cache hits are not requests.",
+	}, []string{"idp", "result"})
+	reg.MustRegister(m.IdPKeyFetches, m.IdPKeyLastSuccess, m.IdPKeyRefetchRefused, m.IdPUserinfo)
+}
+
+// ObserveUserinfo records a userinfo request (authn.UserinfoEvents).
+func (m *Metrics) ObserveUserinfo(idp, result string) {
+	m.IdPUserinfo.WithLabelValues(idp, result).Inc()
 }
 
 // ObserveKeySetFetch records a key set fetch (authn.KeySetEvents.Fetch).

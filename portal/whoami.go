@@ -20,7 +20,9 @@ type Whoami struct {
 		Kind     string   `json:"kind"`
 		Email    string   `json:"email,omitempty"`
 		Name     string   `json:"name,omitempty"`
+		Username string   `json:"username,omitempty"`
 		Groups   []string `json:"groups"`
+		Scopes   []string `json:"scopes,omitempty"`
 		IdP      string   `json:"idp,omitempty"`
 		Auth     string   `json:"auth"`
 		AMR      []string `json:"amr,omitempty"`
@@ -87,6 +89,7 @@ func (pt *Portal) whoamiFor(eng *decide.Engine, x *decide.Exchange) Whoami {
 	info.Principal.ID, info.Principal.Kind, info.Principal.Email, info.Principal.Name = p.ID, string(p.Kind), p.Email, p.Name
 	info.Principal.Groups, info.Principal.IdP, info.Principal.Auth = p.Groups, p.IdP, string(p.AuthKind)
 	info.Principal.AMR, info.Principal.ACR = p.AMR, p.ACR
+	info.Principal.Username, info.Principal.Scopes = p.Username, p.Scopes
 	if info.Principal.Groups == nil {
 		info.Principal.Groups = []string{}
 	}
@@ -121,7 +124,9 @@ var whoamiTemplate = template.Must(template.New("whoami").Parse(`
 <tr><th>User</th><td><code>{{.Principal.ID}}</code></td></tr>
 {{if .Principal.Email}}<tr><th>Email</th><td>{{.Principal.Email}}</td></tr>{{end}}
 {{if .Principal.Name}}<tr><th>Name</th><td>{{.Principal.Name}}</td></tr>{{end}}
+{{if .Principal.Username}}<tr><th>Username</th><td>{{.Principal.Username}}</td></tr>{{end}}
 <tr><th>Groups</th><td>{{range $i, $g := .Principal.Groups}}{{if $i}}, {{end}}{{$g}}{{else}}<span class="muted">none</span>{{end}}</td></tr>
+{{if .Principal.Scopes}}<tr><th>Scopes</th><td>{{range $i, $s := .Principal.Scopes}}{{if $i}}, {{end}}{{$s}}{{end}}</td></tr>{{end}}
 <tr><th>Signed in</th><td>{{.Principal.Auth}}{{if .Principal.IdP}} via {{.Principal.IdP}}{{end}}{{if .Principal.AuthTime}} at {{.Principal.AuthTime}}{{end}}{{if .Principal.AMR}} ({{range $i, $m := .Principal.AMR}}{{if $i}}, {{end}}{{$m}}{{end}}){{end}}</td></tr>
 {{if .Principal.Expires}}<tr><th>Session ends</th><td>{{.Principal.Expires}}</td></tr>{{end}}
 </table>

@@ -62,6 +62,9 @@ func TestPolicyTestCommand(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "p.cedar"), `
 @id("eng-api") permit (principal, action, resource == Route::"api") when { principal in Group::"eng" };
 @id("fresh-mfa") @step_up("mfa") forbid (principal, action == Action::"DELETE", resource == Route::"api") unless { context.auth.mfa };
+@id("svc-read") permit (principal == Service::"https://idp.example.com#svc", action == Action::"GET", resource == Route::"api")
+when { context.auth.kind == "bearer" && context.identity.scopes.contains("https://api.example.com/read") };
+@id("ada") permit (principal, action == Action::"GET", resource == Route::"api") when { context.identity.username == "ada" };
 `)
 	writeFile(t, filepath.Join(dir, "c.yaml"), `
 listen: "127.0.0.1:8443"
@@ -77,6 +80,10 @@ routes:
 		{`{"principal":"bob","groups":["sales"],"route":"api","method":"GET"}`, "deny", "none"},
 		{`{"principal":"alice","groups":["eng"],"route":"api","method":"DELETE"}`, "step_up", "fresh-mfa"},
 		{`{"principal":"alice","groups":["eng"],"route":"api","method":"DELETE","amr":["pwd","otp"]}`, "allow", "eng-api"},
+		// Issue 21.1/21.2: username and scopes are policy test inputs.
+		{`{"principal":"Service::https://idp.example.com#svc","auth_kind":"bearer","scopes":["https://api.example.com/read"],"route":"api"}`, "allow", "svc-read"},
+		{`{"principal":"Service::https://idp.example.com#svc","auth_kind":"bearer","scopes":["https://api.example.com/readwrite"],"route":"api"}`, "deny", "none"},
+		{`{"principal":"x","username":"ada","route":"api"}`, "allow", "ada"},
 	}
 	for _, c := range cases {
 		in := filepath.Join(dir, "in.json")

@@ -36,6 +36,12 @@ const idpPolicies = `
 // extra routes); routes api (/api) and open (/open) use bearer tokens.
 func newIdPEnv(t *testing.T, rest string) *idpEnv {
 	t.Helper()
+	return newIdPEnvWith(t, idpPolicies, rest)
+}
+
+// newIdPEnvWith is newIdPEnv with other policies.
+func newIdPEnvWith(t *testing.T, policies, rest string) *idpEnv {
+	t.Helper()
 	dir := t.TempDir()
 	e := &idpEnv{}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -47,7 +53,7 @@ func newIdPEnv(t *testing.T, rest string) *idpEnv {
 	t.Cleanup(up.Close)
 	public, admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	e.base = "http://" + public
-	writeFile(t, filepath.Join(dir, "p.cedar"), idpPolicies)
+	writeFile(t, filepath.Join(dir, "p.cedar"), policies)
 	cfg := fmt.Sprintf(`
 listen: %q
 admin_listen: %q

@@ -21,7 +21,9 @@ Usage:
   ztproxy serve --config FILE          run the proxy (SIGHUP or a file change reloads, SIGTERM drains)
   ztproxy sidecar --upstream URL --config FILE
                                        guard one local service (mTLS services, bearer JWTs, front-proxy assertions)
-  ztproxy check-config --config FILE   validate a configuration and list every problem
+  ztproxy check-config --config FILE [--online]
+                                       validate a configuration and list every problem; --online also
+                                       fetches each IdP's discovery document and JWKS
   ztproxy certs dev --out DIR          write a development CA, server and device certificates
   ztproxy policy test --config FILE --input REQUEST.json
                                        evaluate one synthetic request against the policies

@@ -21,6 +21,8 @@ type policyInput struct {
 	Principal      string            `json:"principal"`
 	Issuer         string            `json:"issuer"`
 	Email          string            `json:"email"`
+	Username       string            `json:"username"`
+	Scopes         []string          `json:"scopes"`
 	EmailVerified  bool              `json:"email_verified"`
 	Groups         []string          `json:"groups"`
 	Claims         map[string]string `json:"claims"`
@@ -168,6 +170,7 @@ func (in *policyInput) requestContext(rt *config.Runtime) (*identity.RequestCont
 		}
 	}
 	p.Email, p.EmailVerified, p.Groups, p.Claims, p.AMR, p.ACR = in.Email, in.EmailVerified, in.Groups, in.Claims, in.AMR, in.ACR
+	p.Username, p.Scopes = in.Username, in.Scopes
 	if in.AuthKind != "" {
 		p.AuthKind = identity.AuthKind(in.AuthKind)
 	}

@@ -128,7 +128,7 @@ func newBearer(rt *config.Runtime, logger *slog.Logger, metrics *metrics.Metrics
 		return nil, nil
 	}
 	cfg := rt.Bearer
-	cfg.Logger, cfg.KeySetEvents = logger, keySetEvents(metrics)
+	cfg.Logger, cfg.KeySetEvents, cfg.UserinfoEvents = logger, keySetEvents(metrics), metrics.ObserveUserinfo
 	return authn.NewBearerVerifier(cfg)
 }
 

@@ -3,10 +3,8 @@ package testenv
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -42,7 +40,9 @@ type HostileIdP struct {
 	user      HostileUser
 	codes     map[string]hostileAuthRequest
 
-	discoveryFetches, jwksFetches, tokenRequests atomic.Int64
+	lastUserinfoAuth string // guarded by mu
+
+	discoveryFetches, jwksFetches, tokenRequests, userinfoRequests atomic.Int64
 }
 
 // hostileBehaviour is what the server does instead of behaving.
@@ -57,6 +57,7 @@ type hostileBehaviour struct {
 	idTokenEdit                     func(map[string]any)
 	idTokenKey                      *SigningKey
 	idTokenTTL                      time.Duration
+	userinfo                        hostileUserinfo
 }
 
 // HostileUser is the end user the authorization endpoint signs in without
@@ -83,6 +84,7 @@ func StartHostileIdP(t testing.TB, keys ...*SigningKey) *HostileIdP {
 	mux.HandleFunc("GET /jwks", h.serveJWKS)
 	mux.HandleFunc("GET /authorize", h.serveAuthorize)
 	mux.HandleFunc("POST /token", h.serveToken)
+	mux.HandleFunc("GET /userinfo", h.serveUserinfo)
 	h.srv = httptest.NewServer(mux)
 	h.Issuer = h.srv.URL
 	t.Cleanup(h.srv.Close)
@@ -197,6 +199,7 @@ func (h *HostileIdP) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 		"jwks_uri":                              h.JWKSURL(),
 		"authorization_endpoint":                h.Issuer + "/authorize",
 		"token_endpoint":                        h.Issuer + "/token",
+		"userinfo_endpoint":                     h.UserinfoURL(),
 		"response_types_supported":              []string{"code"},
 		"subject_types_supported":               []string{"public"},
 		"id_token_signing_alg_values_supported": []string{"RS256", "ES256"},
@@ -226,14 +229,7 @@ func (h *HostileIdP) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	}
 	if b.jwksPadding > 0 {
 		// Valid JSON all the way: the keys, then one huge ignored member.
-		io.WriteString(w, strings.TrimSuffix(string(doc), "}")+`,"padding":"`)
-		chunk := strings.Repeat("a", 64<<10)
-		for left := b.jwksPadding; left > 0; left -= len(chunk) {
-			if _, err := io.WriteString(w, chunk[:min(len(chunk), left)]); err != nil {
-				return // the client gave up
-			}
-		}
-		io.WriteString(w, `"}`)
+		writePadded(w, doc, b.jwksPadding)
 		return
 	}
 	if b.jwksDrip > 0 {

@@ -40,6 +40,9 @@ type OIDCUser struct {
 	// EmailUnverified makes the OP assert email_verified false (ID tokens,
 	// userinfo and JWT access tokens); by default emails are verified.
 	EmailUnverified bool
+	// Username is the user's Cognito-style user name (the username claim of
+	// Cognito-mode access tokens and of userinfo); Sub when empty.
+	Username string
 }
 
 // OIDCOptions configures StartOIDC. Zero TTLs take the OP defaults (access and ID
@@ -58,6 +61,12 @@ type OIDCOptions struct {
 	// NoRefreshTokenRotation keeps a refresh token valid after use; by default
 	// every refresh returns a new refresh token and consumes the old one.
 	NoRefreshTokenRotation bool
+	// Cognito shapes user JWT access tokens as Amazon Cognito's (no email;
+	// token_use "access", username, cognito:groups; scope with the OpenID
+	// scopes too) and accepts them at the userinfo endpoint, as Cognito's
+	// /oauth2/userInfo does. Client-credentials tokens get token_use
+	// "access".
+	Cognito bool
 }
 
 // DefaultOIDCClients returns the clients registered when OIDCOptions.Clients is
@@ -187,10 +196,14 @@ func (p *OIDCProvider) opConfig(o OIDCOptions) map[string]any {
 	}
 	users := make([]map[string]any, 0, len(p.Users))
 	for _, u := range p.Users {
-		users = append(users, map[string]any{
+		user := map[string]any{
 			"sub": u.Sub, "email": u.Email, "password": u.Password, "groups": nonNil(u.Groups),
 			"email_verified": !u.EmailUnverified,
-		})
+		}
+		if u.Username != "" {
+			user["username"] = u.Username
+		}
+		users = append(users, user)
 	}
 	ttl := map[string]int{}
 	for name, d := range map[string]time.Duration{
@@ -210,6 +223,7 @@ func (p *OIDCProvider) opConfig(o OIDCOptions) map[string]any {
 		}},
 		"ttl":                ttl,
 		"rotateRefreshToken": !o.NoRefreshTokenRotation,
+		"cognito":            o.Cognito,
 		"acrValues":          []string{ACRPassword, ACRMFA},
 	}
 }

@@ -14,6 +14,16 @@
 // Interactions: a small custom login page replaces devInteractions, because
 // devInteractions cannot set acr/amr. The consent prompt is granted
 // automatically (all requested scopes, claims and resource scopes).
+//
+// Cognito mode ("cognito": true in the config) shapes user access tokens as
+// Amazon Cognito's: no email, token_use "access", username and cognito:groups,
+// and a scope claim naming the OpenID scopes as well as the resource's. Like
+// Cognito's, such a JWT access token is then also accepted at the userinfo
+// endpoint: oidc-provider only accepts its opaque, audience-less access tokens
+// there, so every JWT access token with the openid scope gets an opaque twin
+// with the same account, grant, OpenID scopes and expiry, and a userinfo request
+// bearing a JWT this OP signed is answered for its twin. The userinfo answer
+// itself is oidc-provider's own (claims by granted scope).
 
 import * as crypto from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -49,6 +59,9 @@ for (const u of users.values()) {
   if (u.email) usersByName.set(u.email.toLowerCase(), u);
 }
 const resources = new Map((cfg.resources ?? []).map((r) => [r.indicator, r]));
+const cognito = cfg.cognito === true;
+// jti of a Cognito-mode JWT access token -> the opaque twin accepted at userinfo.
+const userinfoTwins = new Map();
 const ttl = cfg.ttl ?? {};
 const acrValues = cfg.acrValues ?? [ACR_PASSWORD, ACR_MFA];
 
@@ -75,14 +88,46 @@ function userClaims(u) {
     groups: u.groups ?? [],
     name: u.name ?? u.email ?? u.sub,
     preferred_username: u.preferred_username ?? u.email ?? u.sub,
+    username: u.username ?? u.sub,
   };
 }
 
 // Keys are generated per process: tests fetch them from jwks_uri, as any RP must.
+const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
 function signingKeys() {
-  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
   const jwk = privateKey.export({ format: 'jwk' });
   return [{ ...jwk, kid: `rs256-${crypto.randomBytes(6).toString('hex')}`, alg: 'RS256', use: 'sig' }];
+}
+
+// cognitoShape turns a user's JWT access token into Cognito's shape and
+// registers its opaque twin for the userinfo endpoint (Cognito mode only).
+async function cognitoShape(ctx, token, jwt) {
+  if (!cognito || token.kind !== 'AccessToken' || !token.accountId || !token.grantId) return;
+  const grant = await provider.Grant.find(token.grantId);
+  const oidcScope = grant?.getOIDCScope() ?? '';
+  jwt.payload.scope = [oidcScope, jwt.payload.scope ?? ''].join(' ').trim();
+  if (!oidcScope.split(' ').includes('openid')) return;
+  const twin = new provider.AccessToken({
+    accountId: token.accountId,
+    client: token.client ?? await provider.Client.find(token.clientId),
+    grantId: token.grantId,
+    scope: oidcScope,
+    claims: token.claims,
+    expiresIn: Math.max(1, jwt.payload.exp - Math.floor(Date.now() / 1000)),
+  });
+  userinfoTwins.set(jwt.payload.jti, await twin.save());
+}
+
+// userinfoTwin returns the opaque twin of a Cognito-mode JWT access token this
+// OP signed and that has not expired, or undefined.
+function userinfoTwin(authorization) {
+  const m = /^Bearer ([\w-]+)\.([\w-]+)\.([\w-]+)$/.exec(authorization ?? '');
+  if (!m) return undefined;
+  const ok = crypto.verify('RSA-SHA256', Buffer.from(`${m[1]}.${m[2]}`), publicKey, Buffer.from(m[3], 'base64url'));
+  if (!ok) return undefined;
+  const payload = JSON.parse(Buffer.from(m[2], 'base64url').toString('utf8'));
+  if (!(payload.exp > Date.now() / 1000)) return undefined;
+  return userinfoTwins.get(payload.jti);
 }
 
 // A login is forced when the RP asks (acr_values) for an assurance level that the
@@ -127,7 +172,7 @@ const provider = new Provider(issuer, {
     openid: ['sub', 'acr', 'amr', 'auth_time'],
     email: ['email', 'email_verified'],
     groups: ['groups'],
-    profile: ['name', 'preferred_username', 'groups'],
+    profile: ['name', 'preferred_username', 'groups', 'username'],
   },
   scopes: ['openid', 'offline_access', 'email', 'groups', 'profile'],
   // Put scope-requested claims into the ID token too (as Cognito and most IdPs do),
@@ -171,12 +216,17 @@ const provider = new Provider(issuer, {
   issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
   rotateRefreshToken: cfg.rotateRefreshToken ?? true,
   // Copy the user's identity into JWT access tokens so bearer-token tests see the
-  // same facts a browser session does.
+  // same facts a browser session does; in Cognito mode, what Cognito puts there.
   extraTokenClaims: async (_ctx, token) => {
-    if (!token.accountId) return undefined;
+    if (!token.accountId) return cognito ? { token_use: 'access' } : undefined;
     const u = users.get(token.accountId);
-    return u ? { email: u.email, email_verified: u.email_verified ?? true, groups: u.groups ?? [] } : undefined;
+    if (!u) return undefined;
+    if (cognito) {
+      return { token_use: 'access', username: u.username ?? u.sub, 'cognito:groups': u.groups ?? [] };
+    }
+    return { email: u.email, email_verified: u.email_verified ?? true, groups: u.groups ?? [] };
   },
+  formats: { customizers: { jwt: cognitoShape } },
   findAccount: async (_ctx, sub) => {
     const u = users.get(sub);
     if (!u) return undefined;
@@ -318,6 +368,10 @@ const interactionPath = /^\/interaction\/([A-Za-z0-9_-]+)(?:\/(login))?\/?$/;
 
 const server = http.createServer((req, res) => {
   const { pathname } = new URL(req.url, issuer);
+  if (cognito && pathname === '/me') {
+    const twin = userinfoTwin(req.headers.authorization);
+    if (twin) req.headers.authorization = `Bearer ${twin}`;
+  }
   const m = interactionPath.exec(pathname);
   if (!m) {
     providerHandler(req, res);
