@@ -42,6 +42,9 @@ type Profile struct {
 	// encodeLocation); the store keeps it opaque.
 	LastLocation string
 	Version      int64
+	// Email is the user's verified email address as last seen, for
+	// operators to look the user up by; "" when never seen.
+	Email string
 }
 
 // Observation is what this replica learned about a user since its last
@@ -54,6 +57,9 @@ type Observation struct {
 	Requests, FailedAuth          int64
 	LastSeen                      time.Time
 	LastLocation                  string
+	// Email is set only when the user's verified email address changed
+	// (or was first seen); "" keeps the stored one.
+	Email string
 }
 
 // Flag levels an operator can set.
