@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -20,6 +21,7 @@ import (
 //	net:<prefix>, ua:<family>,       N, unix second last seen, SET
 //	dev:<device id>
 //	last_seen (unix ns), last_location
+//	email                            S, verified address, SET when it changed
 //
 // ADD and per-key SET from two replicas never overwrite each other's
 // counts or keys. last_seen only moves forward: the update carries the
@@ -32,6 +34,7 @@ const (
 	attrVersion      = "version"
 	attrLastSeen     = "last_seen"
 	attrLastLocation = "last_location"
+	attrEmail        = "email"
 	prefixNetwork    = "net:"
 	prefixUserAgent  = "ua:"
 	prefixDevice     = "dev:"
@@ -70,6 +73,7 @@ func profileFrom(it item) Profile {
 	p := Profile{
 		UserID: getS(it, attrUserID), RequestCount: getN(it, attrRequests), FailedAuth: getN(it, attrFailedAuth),
 		Version: getN(it, attrVersion), LastSeen: getTime(it, attrLastSeen), LastLocation: getS(it, attrLastLocation),
+		Email:    getS(it, attrEmail),
 		Networks: map[string]int64{}, UserAgents: map[string]int64{}, Devices: map[string]int64{},
 	}
 	for name, av := range it {
@@ -104,6 +108,9 @@ func (d *Dynamo) ApplyObservation(ctx context.Context, obs Observation) error {
 	}
 	if obs.FailedAuth != 0 {
 		head = append(head, attrOp{add: true, name: attrFailedAuth, val: avN(obs.FailedAuth)})
+	}
+	if obs.Email != "" {
+		head = append(head, attrOp{name: attrEmail, val: avS(obs.Email)})
 	}
 	ops := head
 	for h, c := range obs.HourCounts {
@@ -214,4 +221,38 @@ func (d *Dynamo) pruneProfile(ctx context.Context, userID string, it item) error
 		}
 	}
 	return nil
+}
+
+// FindUsersByEmail scans the profiles table for the verified address
+// email, reading only user ids and addresses. A scan reads the whole table
+// (its read capacity grows with the number of users): it is for an
+// operator's occasional command, never for the request path, and needs
+// dynamodb:Scan, which the proxy's own IAM statement does not grant.
+// DynamoDB compares strings exactly, so the case-insensitive match is
+// made here.
+func (d *Dynamo) FindUsersByEmail(ctx context.Context, email string) ([]string, error) {
+	var ids []string
+	in := &dynamodb.ScanInput{
+		TableName:                aws.String(d.tables.profiles),
+		ProjectionExpression:     aws.String("#u, #e"),
+		FilterExpression:         aws.String("attribute_exists(#e)"),
+		ExpressionAttributeNames: map[string]string{"#u": attrUserID, "#e": attrEmail},
+	}
+	for {
+		start := time.Now()
+		out, err := d.client.Scan(ctx, in)
+		d.observe("profiles.Scan", start, err)
+		if err != nil {
+			return nil, wrapDynamo("find users by email", err)
+		}
+		for _, it := range out.Items {
+			if sameEmail(getS(it, attrEmail), email) && len(ids) < MaxUsersByEmail {
+				ids = append(ids, getS(it, attrUserID))
+			}
+		}
+		if len(out.LastEvaluatedKey) == 0 || len(ids) >= MaxUsersByEmail {
+			return ids, nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
 }
