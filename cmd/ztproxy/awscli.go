@@ -26,17 +26,18 @@ import (
 // through the browser and handed back to a loopback listener, cached until
 // five minutes before they expire.
 func cmdAWS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "credential-process" {
-		return usageError("usage: ztproxy aws credential-process --proxy URL --role NAME [--no-browser]")
+	_, args, err := verbOf("aws", args, stdout, "credential-process")
+	if err != nil {
+		return err
 	}
-	fs := newFlags("aws credential-process", stderr)
+	fs := newFlags("aws credential-process", stdout, stderr)
 	proxyURL := fs.String("proxy", "", "the proxy's external URL, e.g. https://access.example.com")
 	role := fs.String("role", "", "AWS role name as configured in the proxy")
 	noBrowser := fs.Bool("no-browser", false, "print the sign-in URL instead of opening a browser")
 	cacheDir := fs.String("cache-dir", "", "credential cache directory (default: the user cache dir)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait for the browser sign-in")
-	if err := fs.Parse(args[1:]); err != nil {
-		return usageError(err.Error())
+	if err := fs.parse(args); err != nil {
+		return err
 	}
 	if *proxyURL == "" || *role == "" {
 		return usageError("--proxy and --role are required")

@@ -12,7 +12,7 @@ import (
 // exclusive, and says OK exactly when serve would start, apart from what
 // the notes it prints say it cannot prove.
 func cmdCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	path, err := configFlagOnly("check-config", args, stderr)
+	path, err := configFlagOnly("check-config", args, stdout, stderr)
 	if err != nil {
 		return err
 	}
