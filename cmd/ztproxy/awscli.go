@@ -15,10 +15,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/cli/browser"
 )
 
 // cmdAWS handles `ztproxy aws credential-process`: credentials for the AWS
@@ -133,7 +134,7 @@ func browserCredentials(ctx context.Context, base, role string, noBrowser bool, 
 	target := base + "/.ztp/aws/cli?" + url.Values{"role": {role}, "port": {fmt.Sprint(port)}, "state": {state}}.Encode()
 	fmt.Fprintf(stderr, "ztproxy: sign in to get AWS credentials for role %q:\n  %s\n", role, target)
 	if !noBrowser {
-		openBrowser(target)
+		openBrowser(target, stderr)
 	}
 	select {
 	case creds := <-result:
@@ -145,11 +146,16 @@ func browserCredentials(ctx context.Context, base, role string, noBrowser bool, 
 	}
 }
 
-func openBrowser(target string) {
-	for _, cmd := range []string{"xdg-open", "open"} {
-		if path, err := exec.LookPath(cmd); err == nil {
-			_ = exec.Command(path, target).Start()
-			return
+// openBrowser opens target in the user's browser with
+// github.com/cli/browser (xdg-open and its fallbacks, open on macOS,
+// the URL handler on Windows; issue 15.16), without waiting: a text-mode
+// browser would hold the terminal. The opener's output goes to stderr,
+// because stdout carries the credentials.
+func openBrowser(target string, stderr io.Writer) {
+	browser.Stdout, browser.Stderr = stderr, stderr
+	go func() {
+		if err := browser.OpenURL(target); err != nil {
+			fmt.Fprintf(stderr, "ztproxy: could not open a browser (%v); open the URL above yourself\n", err)
 		}
-	}
+	}()
 }

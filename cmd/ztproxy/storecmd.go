@@ -54,4 +54,3 @@ func cmdStore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	return nil
 }
-
