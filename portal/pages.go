@@ -68,6 +68,7 @@ h1{font-size:1.45rem;margin:0 0 .6rem}h2{font-size:1.05rem;margin:1.6rem 0 .4rem
 p{line-height:1.5}.muted{color:#6b7385;font-size:.85rem}
 ul{padding-left:1.2rem;line-height:1.6}
 table{border-collapse:collapse;width:100%;font-size:.9rem}td,th{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #e7e9ee;vertical-align:top}
+table.kv th{width:9rem}
 code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.85em;word-break:break-all}
 .allow{color:#0b7a3e;font-weight:600}.deny{color:#b3261e;font-weight:600}.step_up{color:#a05a00;font-weight:600}
 button{font:inherit;background:#2b59c3;color:#fff;border:0;padding:.55rem 1rem;border-radius:8px;cursor:pointer}button:disabled{opacity:.55}

@@ -143,7 +143,7 @@ func hostHasPort(host string) bool {
 }
 
 var whoamiTemplate = template.Must(template.New("whoami").Parse(`
-<h2>Identity</h2><table>
+<h2>Identity</h2><table class="kv">
 <tr><th>User</th><td><code>{{.Principal.ID}}</code></td></tr>
 {{if .Principal.Email}}<tr><th>Email</th><td>{{.Principal.Email}}</td></tr>{{end}}
 {{if .Principal.Name}}<tr><th>Name</th><td>{{.Principal.Name}}</td></tr>{{end}}
@@ -151,7 +151,7 @@ var whoamiTemplate = template.Must(template.New("whoami").Parse(`
 <tr><th>Signed in</th><td>{{.Principal.Auth}}{{if .Principal.IdP}} via {{.Principal.IdP}}{{end}}{{if .Principal.AuthTime}} at {{.Principal.AuthTime}}{{end}}{{if .Principal.AMR}} ({{range $i, $m := .Principal.AMR}}{{if $i}}, {{end}}{{$m}}{{end}}){{end}}</td></tr>
 {{if .Principal.Expires}}<tr><th>Session ends</th><td>{{.Principal.Expires}}</td></tr>{{end}}
 </table>
-<h2>Device and network</h2><table>
+<h2>Device and network</h2><table class="kv">
 <tr><th>Device</th><td>{{if .Device}}<code>{{.Device.ID}}</code><br><span class="muted">SHA-256 {{.Device.Fingerprint}}</span>{{else}}<span class="muted">no client certificate</span>{{end}}</td></tr>
 <tr><th>Client IP</th><td><code>{{.ClientIP}}</code></td></tr>
 <tr><th>Risk</th><td>{{.Risk.Score}} ({{.Risk.Level}}){{range .Risk.Reasons}}<br><span class="muted">{{.Code}} +{{.Points}}</span>{{end}}</td></tr>

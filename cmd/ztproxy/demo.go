@@ -264,6 +264,7 @@ idps:
 session:
   secrets_file: %s
 store: {path: %s}
+risk: {flush_interval: 2s}
 log: {level: info, format: text}
 audit: {output: %q}
 routes:
