@@ -131,7 +131,7 @@ func resolveUser(ctx context.Context, st store.Operator, who string, stderr io.W
 	switch {
 	case strings.Contains(who, "#"):
 		if _, err := st.GetProfile(ctx, who); errors.Is(err, store.ErrNotFound) {
-			fmt.Fprintf(stderr, "warning: this proxy has never seen the user %s; check the id against the audit log or /.ztp/whoami\n", who)
+			fmt.Fprintf(stderr, "warning: the store has no profile of %s: the proxy has not seen this user, or not written what it saw yet (within risk.flush_interval); check the id against the audit log or /.ztp/whoami\n", who)
 		} else if err != nil {
 			return "", err
 		}

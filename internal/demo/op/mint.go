@@ -13,8 +13,10 @@ import (
 // iss, sub, aud, iat, nbf, exp, jti, client_id, scope, email,
 // email_verified and groups, verifiable with the provider's JWKS. It is
 // how `ztproxy demo idp` gives people trying bearer routes a token without
-// a browser sign-in. The token is not recorded: userinfo and introspection
-// do not know it.
+// a browser sign-in. The token states a sign-in with a password and a
+// one-time code at the time it is made (amr pwd, otp; auth_time now), as a
+// real sign-in with a second factor would. The token is not recorded:
+// userinfo and introspection do not know it.
 func (p *Provider) MintAccessToken(username, audience string, ttl time.Duration) (string, time.Time, error) {
 	u, ok := p.store.byUsername[username]
 	if !ok {
@@ -34,6 +36,7 @@ func (p *Provider) MintAccessToken(username, audience string, ttl time.Duration)
 		"iat": now.Unix(), "nbf": now.Unix(), "exp": exp.Unix(), "jti": jti,
 		"client_id": "ztproxy-demo-idp", "scope": "openid email profile groups",
 		"email": u.Email, "email_verified": true, "groups": groupsOf(u),
+		"amr": []string{"pwd", "otp"}, "auth_time": now.Unix(),
 	})
 	if err != nil {
 		return "", time.Time{}, err
