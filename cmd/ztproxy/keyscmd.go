@@ -47,6 +47,11 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	if len(keys) == 0 {
+		if err := warnUnseen(ctx, st, userID, stderr); err != nil {
+			return err
+		}
+	}
 	if verb == "list" {
 		return listKeys(stdout, userID, keys)
 	}

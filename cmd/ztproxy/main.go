@@ -104,7 +104,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintf(stderr, "ztproxy %s: %v\nRun \"ztproxy %s --help\" for usage.\n", args[0], err, args[0])
+			name := args[0]
+			if len(args) > 1 {
+				if _, ok := commandHelps[name+" "+args[1]]; ok {
+					name += " " + args[1]
+				}
+			}
+			fmt.Fprintf(stderr, "ztproxy %s: %v\nRun \"ztproxy %s --help\" for usage.\n", args[0], err, name)
 			return 2
 		}
 		var ce exitCodeError

@@ -53,6 +53,9 @@ func cmdRisk(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	if err := warnUnseen(ctx, st, userID, stderr); err != nil {
+		return err
+	}
 	switch verb {
 	case "flag":
 		now := time.Now()
@@ -124,17 +127,11 @@ func openOperatorStore(ctx context.Context, path string, stderr io.Writer) (*con
 
 // resolveUser turns what the operator typed into a user id: an id as the
 // audit log and whoami show it (<issuer>#<sub>), or an email address the
-// proxy has seen verified. An id the proxy has never seen is accepted
-// with a warning (a flag can be set ahead of a first sign-in); a bare name
-// is refused, because no user could ever match it (issue 15.14).
+// proxy has seen verified. A bare name is refused, because no user could
+// ever match it (issue 15.14).
 func resolveUser(ctx context.Context, st store.Operator, who string, stderr io.Writer) (string, error) {
 	switch {
 	case strings.Contains(who, "#"):
-		if _, err := st.GetProfile(ctx, who); errors.Is(err, store.ErrNotFound) {
-			fmt.Fprintf(stderr, "warning: the store has no profile of %s: the proxy has not seen this user, or not written what it saw yet (within risk.flush_interval); check the id against the audit log or /.ztp/whoami\n", who)
-		} else if err != nil {
-			return "", err
-		}
 		return who, nil
 	case strings.Contains(who, "@"):
 		ids, err := st.FindUsersByEmail(ctx, who)
@@ -152,6 +149,18 @@ func resolveUser(ctx context.Context, st store.Operator, who string, stderr io.W
 		return "", fmt.Errorf("several users have the email address %s; name one by its id:\n  %s", who, strings.Join(ids, "\n  "))
 	}
 	return "", usageError(fmt.Sprintf("%q is not a user id: user ids are <issuer>#<sub>, as the audit log and /.ztp/whoami show them (for example https://idp.example.com#alice), or give the user's email address", who))
+}
+
+// warnUnseen warns when the store has no profile of userID: the id may be
+// mistyped. It is only a warning, because a flag can be set ahead of a
+// first sign-in, and profiles are written behind.
+func warnUnseen(ctx context.Context, st store.Operator, userID string, stderr io.Writer) error {
+	_, err := st.GetProfile(ctx, userID)
+	if errors.Is(err, store.ErrNotFound) {
+		fmt.Fprintf(stderr, "warning: the store has no profile of %s: the proxy has not seen this user, or not written what it saw yet (within risk.flush_interval); check the id against the audit log or /.ztp/whoami\n", userID)
+		return nil
+	}
+	return err
 }
 
 // riskShow is the JSON `risk show` prints: one snake_case schema, and
