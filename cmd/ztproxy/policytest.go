@@ -111,6 +111,9 @@ func printDecision(w io.Writer, d identity.Decision) {
 	for _, r := range d.Reasons {
 		fmt.Fprintf(w, "reason:   %s\n", r)
 	}
+	for _, h := range d.Hints {
+		fmt.Fprintf(w, "hint:     %s\n", h)
+	}
 }
 
 // requestContext turns the synthetic request into the context the proxy
