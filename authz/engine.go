@@ -207,22 +207,7 @@ func (e *Engine) Decide(rc *identity.RequestContext) (dec identity.Decision, err
 	if now.IsZero() {
 		now = e.now()
 	}
-	policies := e.index.forRoute(rc.Route)
-	entities := &requestEntities{
-		uid:       principalUID(&rc.Principal),
-		principal: &rc.Principal,
-		withAttrs: policies.usage.principalAttrs,
-	}
-	if e.caches != nil {
-		entities.cache = e.caches.principals
-	}
-	req := cedar.Request{
-		Principal: entities.uid,
-		Action:    actionUID(rc.Method),
-		Resource:  types.NewEntityUID(typeRoute, types.String(rc.Route)),
-		Context:   buildContext(rc, now, e.loc, policies.usage.leaves, e.caches),
-	}
-	ok, diag := cedar.Authorize(policies, entities, req)
+	ok, diag := e.authorize(e.index.forRoute(rc.Route), rc, now)
 	dec = e.decision(ok, diag)
 	if dec.Effect == identity.StepUp && !e.permitAfterStepUp(rc, now, dec.StepUp) {
 		// Issue 15.4: no permit could allow this request after the
@@ -267,8 +252,17 @@ func (e *Engine) permitAfterStepUp(rc *identity.RequestContext, now time.Time, r
 		}
 	}
 	p.AuthTime = now
-	permits := e.permits.forRoute(rc.Route)
-	entities := &requestEntities{uid: principalUID(p), principal: p, withAttrs: permits.usage.principalAttrs}
+	ok, diag := e.authorize(e.permits.forRoute(rc.Route), &stepped, now)
+	return ok == cedar.Allow && len(diag.Errors) == 0
+}
+
+// authorize asks Cedar about rc with the policies of list.
+func (e *Engine) authorize(list *policyList, rc *identity.RequestContext, now time.Time) (cedar.Decision, cedar.Diagnostic) {
+	entities := &requestEntities{
+		uid:       principalUID(&rc.Principal),
+		principal: &rc.Principal,
+		withAttrs: list.usage.principalAttrs,
+	}
 	if e.caches != nil {
 		entities.cache = e.caches.principals
 	}
@@ -276,10 +270,9 @@ func (e *Engine) permitAfterStepUp(rc *identity.RequestContext, now time.Time, r
 		Principal: entities.uid,
 		Action:    actionUID(rc.Method),
 		Resource:  types.NewEntityUID(typeRoute, types.String(rc.Route)),
-		Context:   buildContext(&stepped, now, e.loc, permits.usage.leaves, e.caches),
+		Context:   buildContext(rc, now, e.loc, list.usage.leaves, e.caches),
 	}
-	ok, diag := cedar.Authorize(permits, entities, req)
-	return ok == cedar.Allow && len(diag.Errors) == 0
+	return cedar.Authorize(list, entities, req)
 }
 
 // decision turns Cedar's answer into a Decision: allow only if Cedar allows

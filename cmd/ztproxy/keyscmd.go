@@ -34,15 +34,11 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if verb == "remove" && (*id == "") == !*all {
 		return usageError("remove needs exactly one of --id and --all")
 	}
-	_, st, err := openOperatorStore(ctx, *path, stderr)
+	_, st, userID, err := operatorTarget(ctx, *path, who, stderr)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	userID, err := resolveUser(ctx, st, who, stderr)
-	if err != nil {
-		return err
-	}
 	keys, err := st.ListCredentials(ctx, userID)
 	if err != nil {
 		return err

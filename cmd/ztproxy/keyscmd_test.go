@@ -12,17 +12,17 @@ import (
 	"ztproxy/store"
 )
 
-// TestKeysCommand: an operator lists a user's security keys and resets
-// them in the embedded store with the real binary.
-func TestKeysCommand(t *testing.T) {
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "z.yaml")
+// operatorConfig writes a small config with an embedded store and opens
+// that store, for a test to fill before it runs an operator command.
+func operatorConfig(t *testing.T) (string, store.Store) {
+	t.Helper()
+	cfgPath := filepath.Join(t.TempDir(), "z.yaml")
 	writeFile(t, cfgPath, `
 listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:1
 external_url: https://ztp.example.com
 insecure_plaintext: true
-store: {path: keys.db}
+store: {path: state.db}
 routes:
   - {name: api, host: ztp.example.com, upstream: "http://127.0.0.1:9", auth: public}
 `)
@@ -34,6 +34,13 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cfgPath, st
+}
+
+// TestKeysCommand: an operator lists a user's security keys and resets
+// them in the embedded store with the real binary.
+func TestKeysCommand(t *testing.T) {
+	cfgPath, st := operatorConfig(t)
 	for i, id := range [][]byte{{1, 2, 3}, {4, 5, 6}} {
 		c := store.Credential{UserID: "https://idp#alice", ID: id, PublicKey: []byte{9}, Name: "key " + string(rune('A'+i)), CreatedAt: time.Now()}
 		if err := st.PutCredential(context.Background(), c); err != nil {
@@ -72,25 +79,7 @@ routes:
 // an email address the proxy has seen finds the user, and the JSON is one
 // snake_case schema without unset times.
 func TestRiskCommandUsers(t *testing.T) {
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "z.yaml")
-	writeFile(t, cfgPath, `
-listen: 127.0.0.1:0
-admin_listen: 127.0.0.1:1
-external_url: https://ztp.example.com
-insecure_plaintext: true
-store: {path: risk.db}
-routes:
-  - {name: api, host: ztp.example.com, upstream: "http://127.0.0.1:9", auth: public}
-`)
-	f, err := config.Load(cfgPath, config.DefaultOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := config.OpenStore(context.Background(), f, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfgPath, st := operatorConfig(t)
 	obs := store.Observation{UserID: "https://idp#alice", Requests: 2, Email: "alice@example.com", LastSeen: time.Now()}
 	if err := st.ApplyObservation(context.Background(), obs); err != nil {
 		t.Fatal(err)

@@ -44,15 +44,11 @@ func cmdRisk(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return usageError("--reason is required")
 		}
 	}
-	f, st, err := openOperatorStore(ctx, *path, stderr)
+	f, st, userID, err := operatorTarget(ctx, *path, who, stderr)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	userID, err := resolveUser(ctx, st, who, stderr)
-	if err != nil {
-		return err
-	}
 	if err := warnUnseen(ctx, st, userID, stderr); err != nil {
 		return err
 	}
@@ -123,6 +119,21 @@ func openOperatorStore(ctx context.Context, path string, stderr io.Writer) (*con
 		return nil, nil, fmt.Errorf("store %T cannot serve operator commands", st)
 	}
 	return f, op, nil
+}
+
+// operatorTarget opens the store of the config at path for an operator
+// command and resolves who to a user id. The caller closes the store.
+func operatorTarget(ctx context.Context, path, who string, stderr io.Writer) (*config.File, store.Operator, string, error) {
+	f, st, err := openOperatorStore(ctx, path, stderr)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	userID, err := resolveUser(ctx, st, who, stderr)
+	if err != nil {
+		st.Close()
+		return nil, nil, "", err
+	}
+	return f, st, userID, nil
 }
 
 // resolveUser turns what the operator typed into a user id: an id as the
