@@ -58,6 +58,12 @@ type policyInfo struct {
 type Engine struct {
 	info  map[cedar.PolicyID]*policyInfo
 	index routeIndex
+	// permits indexes the permit policies alone, to ask whether any of
+	// them could allow a request after a step-up (see permitAfterStepUp).
+	permits routeIndex
+	// hints are, by route, the @reason sentences of the permits bound to
+	// that route (Decision.Hints).
+	hints map[string][]string
 	count int
 	loc   *time.Location
 	now   func() time.Time
@@ -103,6 +109,7 @@ func New(cfg Config) (*Engine, error) {
 		info:   info,
 		index:  indexPolicies(ids, policies),
 		count:  len(policies),
+		hints:  map[string][]string{},
 		loc:    cfg.Location,
 		now:    cfg.Now,
 		caches: newContextCaches(),
@@ -113,6 +120,18 @@ func New(cfg Config) (*Engine, error) {
 	if e.now == nil {
 		e.now = time.Now
 	}
+	var permitIDs []cedar.PolicyID
+	var permits []*cedar.Policy
+	for i, id := range ids {
+		if info[id].forbid {
+			continue
+		}
+		permitIDs, permits = append(permitIDs, id), append(permits, policies[i])
+		if route, ok := scopedRoute(policies[i]); ok && info[id].reason != "" && !slices.Contains(e.hints[route], info[id].reason) {
+			e.hints[route] = append(e.hints[route], info[id].reason)
+		}
+	}
+	e.permits = indexPolicies(permitIDs, permits)
 	return e, nil
 }
 
@@ -188,11 +207,61 @@ func (e *Engine) Decide(rc *identity.RequestContext) (dec identity.Decision, err
 	if now.IsZero() {
 		now = e.now()
 	}
-	policies := e.index.forRoute(rc.Route)
+	ok, diag := e.authorize(e.index.forRoute(rc.Route), rc, now)
+	dec = e.decision(ok, diag)
+	if dec.Effect == identity.StepUp && !e.permitAfterStepUp(rc, now, dec.StepUp) {
+		// Issue 15.4: no permit could allow this request after the
+		// step-up, so asking for it would only lead to a deny.
+		dec = identity.Decision{Effect: identity.Deny, Reasons: []string{defaultDenyReason}}
+	}
+	if dec.Effect == identity.Deny && len(dec.PolicyIDs) == 0 {
+		dec.Hints = e.hints[rc.Route]
+	}
+	return dec, nil
+}
+
+// permitAfterStepUp reports whether some permit would allow the request
+// once the principal has done what the step-up requirements reqs ask:
+// "mfa" adds the amr "mfa", "webauthn" the amr "hwk" and "webauthn" (what
+// the proxy's own security key check adds), "acr:<v>" sets the acr to v,
+// and the authentication time becomes now. Only permits are evaluated;
+// the forbids already decided that a step-up is needed.
+//
+// This can only turn a step-up into a deny, never anything into an allow:
+// the request that follows the step-up is decided again from scratch. A
+// permit that errors on the assumed context counts as not allowing.
+func (e *Engine) permitAfterStepUp(rc *identity.RequestContext, now time.Time, reqs []string) bool {
+	stepped := *rc
+	p := &stepped.Principal
+	p.AMR = slices.Clone(p.AMR)
+	addAMR := func(ms ...string) {
+		for _, m := range ms {
+			if !slices.Contains(p.AMR, m) {
+				p.AMR = append(p.AMR, m)
+			}
+		}
+	}
+	for _, req := range reqs {
+		switch {
+		case req == "mfa":
+			addAMR("mfa")
+		case req == "webauthn":
+			addAMR("hwk", "webauthn")
+		case strings.HasPrefix(req, "acr:"):
+			p.ACR = strings.TrimPrefix(req, "acr:")
+		}
+	}
+	p.AuthTime = now
+	ok, diag := e.authorize(e.permits.forRoute(rc.Route), &stepped, now)
+	return ok == cedar.Allow && len(diag.Errors) == 0
+}
+
+// authorize asks Cedar about rc with the policies of list.
+func (e *Engine) authorize(list *policyList, rc *identity.RequestContext, now time.Time) (cedar.Decision, cedar.Diagnostic) {
 	entities := &requestEntities{
 		uid:       principalUID(&rc.Principal),
 		principal: &rc.Principal,
-		withAttrs: policies.usage.principalAttrs,
+		withAttrs: list.usage.principalAttrs,
 	}
 	if e.caches != nil {
 		entities.cache = e.caches.principals
@@ -201,10 +270,9 @@ func (e *Engine) Decide(rc *identity.RequestContext) (dec identity.Decision, err
 		Principal: entities.uid,
 		Action:    actionUID(rc.Method),
 		Resource:  types.NewEntityUID(typeRoute, types.String(rc.Route)),
-		Context:   buildContext(rc, now, e.loc, policies.usage.leaves, e.caches),
+		Context:   buildContext(rc, now, e.loc, list.usage.leaves, e.caches),
 	}
-	ok, diag := cedar.Authorize(policies, entities, req)
-	return e.decision(ok, diag), nil
+	return cedar.Authorize(list, entities, req)
 }
 
 // decision turns Cedar's answer into a Decision: allow only if Cedar allows

@@ -52,6 +52,10 @@ type DevOptions struct {
 	Force bool
 }
 
+// ErrDevCAExists reports that WriteDev found a CA in DevOptions.Out and
+// DevOptions.Force was not set. Callers name their own way to force it.
+var ErrDevCAExists = errors.New("a development CA already exists there; replacing it invalidates every certificate it issued")
+
 // DevFiles are the paths WriteDev wrote.
 type DevFiles struct {
 	CA, CAKey, ServerCert, ServerKey, ClientCert, ClientKey string
@@ -76,7 +80,7 @@ func WriteDev(opts DevOptions) (DevFiles, error) {
 	if !opts.Force {
 		for _, p := range []string{files.CA, files.CAKey} {
 			if _, err := os.Lstat(p); err == nil {
-				return DevFiles{}, fmt.Errorf("dev CA: %s already exists; set Force to replace the CA", p)
+				return DevFiles{}, fmt.Errorf("dev CA: %s: %w", p, ErrDevCAExists)
 			}
 		}
 	}
@@ -84,7 +88,7 @@ func WriteDev(opts DevOptions) (DevFiles, error) {
 		return DevFiles{}, fmt.Errorf("dev CA: %w", err)
 	}
 	now := time.Now()
-	ca, caKey, err := newDevCA(now, opts.Validity)
+	ca, caKey, err := newDevCA(now, opts.Validity, opts.Hosts)
 	if err != nil {
 		return DevFiles{}, err
 	}
@@ -221,7 +225,12 @@ func loadCA(certFile, keyFile string) (*x509.Certificate, crypto.Signer, error) 
 	return ca, key, nil
 }
 
-func newDevCA(now time.Time, validity time.Duration) (*x509.Certificate, crypto.Signer, error) {
+// The CA is name-constrained to the server certificate's hosts: people
+// are told to trust it in their browsers (ztproxy certs trust), and its key
+// lies in a plain file, so a copy of that key must not be able to
+// impersonate any other site to them (issue 15.11). Client certificates
+// (a SPIFFE URI, a common name) are not constrained.
+func newDevCA(now time.Time, validity time.Duration, hosts []string) (*x509.Certificate, crypto.Signer, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("dev CA: generate key: %w", err)
@@ -240,6 +249,7 @@ func newDevCA(now time.Time, validity time.Duration) (*x509.Certificate, crypto.
 		MaxPathLenZero:        true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 	}
+	constrainToHosts(template, hosts)
 	der, err := x509.CreateCertificate(rand.Reader, template, template, key.Public(), key)
 	if err != nil {
 		return nil, nil, fmt.Errorf("dev CA: sign: %w", err)
@@ -249,6 +259,23 @@ func newDevCA(now time.Time, validity time.Duration) (*x509.Certificate, crypto.
 		return nil, nil, fmt.Errorf("dev CA: %w", err)
 	}
 	return ca, key, nil
+}
+
+// constrainToHosts limits the CA to the DNS names (and their subdomains)
+// and the exact IP addresses of hosts.
+func constrainToHosts(ca *x509.Certificate, hosts []string) {
+	ca.PermittedDNSDomainsCritical = true
+	for _, h := range hosts {
+		ip := net.ParseIP(h)
+		switch {
+		case ip == nil:
+			ca.PermittedDNSDomains = append(ca.PermittedDNSDomains, h)
+		case ip.To4() != nil:
+			ca.PermittedIPRanges = append(ca.PermittedIPRanges, &net.IPNet{IP: ip.To4(), Mask: net.CIDRMask(32, 32)})
+		default:
+			ca.PermittedIPRanges = append(ca.PermittedIPRanges, &net.IPNet{IP: ip, Mask: net.CIDRMask(128, 128)})
+		}
+	}
 }
 
 func serverTemplate(hosts []string) *x509.Certificate {

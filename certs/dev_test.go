@@ -5,12 +5,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/x509"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestWriteDevFiles(t *testing.T) {
@@ -123,4 +125,51 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// Issue 15.11: people are told to trust the dev CA in their browsers, and
+// its key lies in a plain file; a copy of that key must not mint a
+// certificate any other site would be trusted with.
+func TestDevCAIsNameConstrained(t *testing.T) {
+	files := devSet(t, DevOptions{Hosts: []string{"proxy.test", "10.1.2.3", "::1"}})
+	ca := readCert(t, files.CA)
+	if !ca.PermittedDNSDomainsCritical || !slices.Equal(ca.PermittedDNSDomains, []string{"proxy.test"}) || len(ca.PermittedIPRanges) != 2 {
+		t.Fatalf("CA constraints: critical %v, DNS %v, IP %v", ca.PermittedDNSDomainsCritical, ca.PermittedDNSDomains, ca.PermittedIPRanges)
+	}
+	caKey, err := parsePrivateKey(files.CAKey, mustRead(t, files.CAKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	for _, tc := range []struct {
+		host string
+		ok   bool
+	}{
+		{"proxy.test", true}, {"app.proxy.test", true}, {"10.1.2.3", true}, {"::1", true},
+		{"bank.example", false}, {"proxy.test.evil.example", false}, {"10.1.2.4", false},
+	} {
+		der, _, err := issueLeaf(ca, caKey, serverTemplate([]string{tc.host}), ca.NotBefore.Add(time.Hour), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = leaf.Verify(x509.VerifyOptions{Roots: roots, DNSName: tc.host, CurrentTime: ca.NotBefore.Add(2 * time.Hour)})
+		if (err == nil) != tc.ok {
+			t.Errorf("a certificate for %s minted with the CA key: verify error %v, want ok=%v", tc.host, err, tc.ok)
+		}
+	}
+}
+
+// Issue 15.6: a second WriteDev names the condition, not a Go field.
+func TestWriteDevExistingCAError(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "dev")
+	devSet(t, DevOptions{Out: out})
+	_, err := WriteDev(DevOptions{Out: out})
+	if !errors.Is(err, ErrDevCAExists) || strings.Contains(err.Error(), "Force") {
+		t.Fatalf("second WriteDev = %v", err)
+	}
 }

@@ -80,7 +80,7 @@ func (s riskStore) GetProfile(ctx context.Context, userID string) (riskengine.Pr
 	return riskengine.Profile{
 		UserID: p.UserID, Networks: p.Networks, UserAgents: p.UserAgents, Devices: p.Devices,
 		HourHistogram: p.HourHistogram, RequestCount: p.RequestCount, FailedAuth: p.FailedAuth,
-		LastSeen: p.LastSeen, LastLocation: p.LastLocation, Version: p.Version,
+		LastSeen: p.LastSeen, LastLocation: p.LastLocation, Version: p.Version, Email: p.Email,
 	}, nil
 }
 
@@ -88,7 +88,7 @@ func (s riskStore) ApplyObservation(ctx context.Context, o riskengine.Observatio
 	return s.st.ApplyObservation(ctx, store.Observation{
 		UserID: o.UserID, Networks: o.Networks, UserAgents: o.UserAgents, Devices: o.Devices,
 		HourCounts: o.HourCounts, Requests: o.Requests, FailedAuth: o.FailedAuth,
-		LastSeen: o.LastSeen, LastLocation: o.LastLocation, Writer: o.Writer, Batch: o.Batch,
+		LastSeen: o.LastSeen, LastLocation: o.LastLocation, Writer: o.Writer, Batch: o.Batch, Email: o.Email,
 	})
 }
 

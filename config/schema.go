@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"ztproxy/authn"
+	"ztproxy/riskengine"
 )
 
 // The modes ztproxy runs in.
@@ -511,15 +512,20 @@ func DefaultFile() File {
 	}
 }
 
-// DefaultRisk returns the risk engine defaults.
+// DefaultRisk returns the risk engine defaults: riskengine's, the one
+// source of them (issue 15.17).
 func DefaultRisk() Risk {
+	w, th := riskengine.DefaultWeights, riskengine.DefaultThresholds
 	return Risk{
 		Enabled: true,
-		Weights: RiskWeights{NewNetwork: 25, NewUserAgent: 10, NewDevice: 20, UnusualHour: 10, Velocity: 30,
-			FailedAuth: 30, ImpossibleTravel: 60, FlagWatch: 40, FlagCompromised: 100},
-		Thresholds:       RiskThresholds{Medium: 30, High: 70},
-		UnknownUserScore: 40, ProfileTTL: 60 * time.Second, FlagTTL: 30 * time.Second, FlushInterval: 10 * time.Second,
-		NetworkWindow: 30 * 24 * time.Hour, HourHalfLife: 14 * 24 * time.Hour, OnStoreError: "step_up",
+		Weights: RiskWeights{NewNetwork: w.NewNetwork, NewUserAgent: w.NewUserAgent, NewDevice: w.NewDevice,
+			UnusualHour: w.UnusualHour, Velocity: w.Velocity, FailedAuth: w.FailedAuth,
+			ImpossibleTravel: w.ImpossibleTravel, FlagWatch: w.FlagWatch, FlagCompromised: w.FlagCompromised},
+		Thresholds:       RiskThresholds{Medium: th.Medium, High: th.High},
+		UnknownUserScore: riskengine.DefaultUnknownUserScore, ProfileTTL: riskengine.DefaultProfileTTL,
+		FlagTTL: riskengine.DefaultFlagTTL, FlushInterval: riskengine.DefaultFlushInterval,
+		NetworkWindow: riskengine.DefaultNetworkWindow, HourHalfLife: riskengine.DefaultHourHalfLife,
+		OnStoreError: string(riskengine.DefaultOnStoreError),
 	}
 }
 

@@ -60,13 +60,13 @@ func (e *Engine) browserStepUp(r *http.Request, x *Exchange, d identity.Decision
 		// says step-up: explain instead of sending them round again.
 		d.Effect = identity.Deny
 		d.Reasons = append(slices.Clone(d.Reasons), "you completed the extra verification just now, but the policy still does not allow this request")
-		return &Denied{Decision: d}
+		return &Denied{Decision: d, Principal: *p, Route: x.Route.Name}
 	}
 	if req == authn.StepUpWebAuthn {
 		if !e.webauthnEnabled() {
 			// Only proxy-verified WebAuthn would satisfy this policy
 			// and it is not configured: fail closed.
-			return &Denied{Decision: d}
+			return &Denied{Decision: d, Principal: *p, Route: x.Route.Name}
 		}
 		q := url.Values{"rd": {requestURL(r, x)}}
 		return &StepUpNeeded{Location: e.issuer + WebAuthnStepUpPath + "?" + q.Encode(), Decision: d}

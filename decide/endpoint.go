@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 
 	"ztproxy/authn"
 	"ztproxy/identity"
@@ -85,4 +86,20 @@ func (e *Engine) Preview(x *Exchange, route *Route) (identity.Decision, error) {
 	rc := x.RC
 	rc.Route, rc.Method, rc.Host, rc.Path = route.Name, http.MethodGet, route.Host, route.PathPrefix
 	return e.cfg.Authorizer.Decide(&rc)
+}
+
+// RouteFor returns the route a URL of this proxy leads to, or nil: for a
+// portal page that explains what a route asks of the user (the step-up
+// pages). It grants nothing.
+func (e *Engine) RouteFor(rawURL string) *Route {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return nil
+	}
+	host := CanonicalHost(u.Host, u.Scheme == "https")
+	rp, err := ParseRequestPath(u.EscapedPath())
+	if host == "" || err != nil {
+		return nil
+	}
+	return e.router.match(host, rp.Match)
 }

@@ -60,6 +60,10 @@ type Denied struct {
 	// Hint is the caller's IdP step-up settings, for the RFC 9470
 	// challenge's acr_values and max_age.
 	Hint StepUpHint
+	// Principal and Route say who was refused what, for the denial page
+	// (issue 15.9); zero when policy was not asked.
+	Principal identity.Principal
+	Route     string
 }
 
 // StepUpHint is an IdP's step-up settings: what to ask for and how fresh.

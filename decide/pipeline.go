@@ -78,7 +78,8 @@ func (e *Engine) decide(r *http.Request, x *Exchange, v *Verdict) error {
 		if dec.Effect == identity.StepUp && rt.Auth == AuthBrowser && e.cfg.Browser != nil {
 			return e.browserStepUp(r, x, dec)
 		}
-		return &Denied{Decision: dec, Bearer: rt.Auth == AuthBearer || x.RawBearer != "", Hint: e.cfg.StepUpHints[x.RC.Principal.IdP]}
+		return &Denied{Decision: dec, Bearer: rt.Auth == AuthBearer || x.RawBearer != "", Hint: e.cfg.StepUpHints[x.RC.Principal.IdP],
+			Principal: x.RC.Principal, Route: rt.Name}
 	}
 	return nil
 }

@@ -182,4 +182,9 @@ type Decision struct {
 	// Reasons are human-readable explanations (policy @reason annotations or
 	// evaluation errors), safe to show to the user themselves.
 	Reasons []string
+	// Hints, on a Deny that no policy permitted, are the @reason sentences
+	// of the permits written for this route: who may use it, for the
+	// denial page to tell the user what to ask for. Policies without a
+	// @reason stay private.
+	Hints []string
 }

@@ -3,6 +3,7 @@ package portal
 import (
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"strings"
 
@@ -104,12 +105,15 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error, requestID str
 
 // errorPage is the HTML page of an error: a sign-in error's own title and
 // a link to start again (unless the proxy itself failed), an Error's
-// title and link when it has them.
+// title and link when it has them, a policy denial's explanation.
 func errorPage(err error, status int, code, msg, requestID string, reasons []string) pageData {
 	d := pageData{Status: status, Title: pageTitle(status, code), Message: msg, Code: code, RequestID: requestID, Reasons: reasons}
 	var se *authn.SignInError
 	var he *decide.Error
+	var de *decide.Denied
 	switch {
+	case errors.As(err, &de) && de.Decision.Effect == identity.Deny && de.Cause == nil:
+		denialPage(&d, de)
 	case errors.As(err, &se):
 		if se.Title != "" {
 			d.Title = se.Title
@@ -147,3 +151,40 @@ func wantsHTML(r *http.Request) bool {
 	accept := r.Header.Get("Accept")
 	return strings.Contains(accept, "text/html")
 }
+
+// denialPage explains a policy denial to the person refused (issue 15.9):
+// who they are signed in as, why, who the route is for (the @reason of
+// its permits; permits without one stay private), what to do next, and
+// links to whoami and to sign in with another account.
+func denialPage(d *pageData, de *decide.Denied) {
+	p := de.Principal
+	switch {
+	case p.Kind == identity.KindUser:
+		who := displayUser(p)
+		if p.Name != "" && p.Email != "" {
+			who += " (" + p.Name + ")"
+		}
+		d.Message = "You are signed in as " + who + ", and policy does not allow you this request."
+	case p.Kind == identity.KindService:
+		d.Message = "You are identified as " + p.ID + ", and policy does not allow this request."
+	default:
+		d.Message = "Policy does not allow this request."
+	}
+	var b strings.Builder
+	_ = denialTemplate.Execute(&b, struct {
+		Hints   []string
+		Browser bool
+	}{de.Decision.Hints, p.AuthKind == identity.AuthBrowser})
+	d.Body = template.HTML(b.String()) // produced by html/template: already escaped
+	if p.AuthKind == identity.AuthBrowser {
+		d.Link, d.LinkText = "/.ztp/whoami", "Who am I"
+		d.Links = []pageLink{{URL: authn.LogoutPath, Text: "Sign in as someone else"}}
+	}
+}
+
+var denialTemplate = template.Must(template.New("denial").Parse(`
+{{if .Hints}}<h2>Who may use this</h2><ul>{{range .Hints}}<li>{{.}}</li>{{end}}</ul>{{end}}
+<h2>What you can do</h2>
+<p>If you need access, ask your administrator, and give them the request id below: it names this decision in the
+audit log.{{if .Browser}} If you meant to use another account, sign in as someone else. <b>Who am I</b> shows your
+identity, groups and the applications you may use.{{end}}</p>`))

@@ -10,6 +10,7 @@ import (
 
 	"ztproxy/authn"
 	"ztproxy/decide"
+	"ztproxy/identity"
 )
 
 // TestWriteErrorStoreAndSignInPages: issue 22.6 (a session store outage on
@@ -57,5 +58,37 @@ func TestWriteErrorStoreAndSignInPages(t *testing.T) {
 	}
 	if st, code := decide.StatusOf(&decide.LoginNeeded{}); st != http.StatusUnauthorized || code != "login_required" {
 		t.Errorf("loginNeeded default: %d %s", st, code)
+	}
+}
+
+// TestDenialPageExplains: issue 15.9, the denial page said "access denied
+// by policy" and a request id, but not who was signed in, who the route
+// is for, or where to go next.
+func TestDenialPageExplains(t *testing.T) {
+	bob := identity.Principal{Kind: identity.KindUser, ID: "http://127.0.0.1:8444#bob", Email: "bob@demo.test", Name: "Bob Contractor",
+		Groups: []string{"contractors"}, AuthKind: identity.AuthBrowser}
+	denied := &decide.Denied{Principal: bob, Route: "app", Decision: identity.Decision{Effect: identity.Deny,
+		Reasons: []string{"no policy permits this request"}, Hints: []string{"the app is for engineers (group eng)"}}}
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "https://localhost:8443/hello", nil)
+	req.Header.Set("Accept", "text/html")
+	if status := WriteError(rec, req, denied, "req-1"); status != 403 {
+		t.Fatalf("status %d", status)
+	}
+	page := rec.Body.String()
+	for _, want := range []string{"Access denied", "signed in as bob@demo.test (Bob Contractor)", "no policy permits this request",
+		"Who may use this", "the app is for engineers (group eng)", "ask your administrator", `href="/.ztp/whoami"`,
+		`href="/.ztp/logout"`, "Sign in as someone else", "req-1"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("denial page lacks %q:\n%s", want, page)
+		}
+	}
+	// A bearer caller gets JSON, without the page's text.
+	rec = httptest.NewRecorder()
+	req = httptest.NewRequest("GET", "https://localhost:8443/api", nil)
+	bob.AuthKind = identity.AuthBearer
+	WriteError(rec, req, &decide.Denied{Principal: bob, Bearer: true, Decision: denied.Decision}, "req-2")
+	if body := rec.Body.String(); !strings.Contains(body, `"error":"forbidden"`) || strings.Contains(body, "Bob") {
+		t.Errorf("bearer denial body %s", body)
 	}
 }

@@ -17,11 +17,16 @@ type pageData struct {
 	Reasons   []string
 	Link      string
 	LinkText  string
-	Body      template.HTML
+	// Links are more buttons after Link, in a quieter style.
+	Links []pageLink
+	Body  template.HTML
 	// Nonce, when set, allows the page's own scripts carrying it and
 	// same-origin fetches (the WebAuthn pages).
 	Nonce string
 }
+
+// pageLink is a button on a page.
+type pageLink struct{ URL, Text string }
 
 // pageCSP allows nothing but the page's own inline style: no scripts, no
 // third-party resources, no framing.
@@ -63,20 +68,22 @@ h1{font-size:1.45rem;margin:0 0 .6rem}h2{font-size:1.05rem;margin:1.6rem 0 .4rem
 p{line-height:1.5}.muted{color:#6b7385;font-size:.85rem}
 ul{padding-left:1.2rem;line-height:1.6}
 table{border-collapse:collapse;width:100%;font-size:.9rem}td,th{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #e7e9ee;vertical-align:top}
+table.kv th{width:9rem}
 code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.85em;word-break:break-all}
 .allow{color:#0b7a3e;font-weight:600}.deny{color:#b3261e;font-weight:600}.step_up{color:#a05a00;font-weight:600}
 button{font:inherit;background:#2b59c3;color:#fff;border:0;padding:.55rem 1rem;border-radius:8px;cursor:pointer}button:disabled{opacity:.55}
 button.link{background:none;color:#b3261e;padding:0;text-decoration:underline}
 input{font:inherit;padding:.4rem .5rem;border:1px solid #c9ced8;border-radius:6px;margin:0 .5rem .8rem 0}
-a.button{display:inline-block;margin-top:1rem;background:#2b59c3;color:#fff;text-decoration:none;padding:.55rem 1rem;border-radius:8px}
-@media (prefers-color-scheme:dark){body{background:#15171c;color:#e6e8ee}main{background:#1e2128;box-shadow:none}td,th{border-color:#2e323b}.muted,header{color:#9aa1b2}}
+a.button{display:inline-block;margin:1rem .5rem 0 0;background:#2b59c3;color:#fff;text-decoration:none;padding:.55rem 1rem;border-radius:8px}
+a.button.quiet{background:#e7e9ee;color:#1d2330}
+@media (prefers-color-scheme:dark){body{background:#15171c;color:#e6e8ee}main{background:#1e2128;box-shadow:none}td,th{border-color:#2e323b}.muted,header{color:#9aa1b2}a{color:#8ab4ff}a.button{color:#fff}a.button.quiet{background:#2e323b;color:#e6e8ee}}
 </style></head>
 <body><main><header>ztproxy · secure access</header>
 <h1>{{.Title}}</h1>
 {{if .Message}}<p>{{.Message}}</p>{{end}}
 {{if .Reasons}}<ul>{{range .Reasons}}<li>{{.}}</li>{{end}}</ul>{{end}}
 {{.Body}}
-{{if .Link}}<a class="button" href="{{.Link}}">{{.LinkText}}</a>{{end}}
+{{if .Link}}<a class="button" href="{{.Link}}">{{.LinkText}}</a>{{end}}{{range .Links}}<a class="button quiet" href="{{.URL}}">{{.Text}}</a>{{end}}
 {{if .RequestID}}<p class="muted">{{if .Code}}{{if and .Status (lt .Status 400)}}Code{{else}}Error{{end}} <b>{{.Code}}</b> · {{end}}request id <code>{{.RequestID}}</code></p>{{end}}
 </main></body></html>
 `))

@@ -126,8 +126,31 @@ func (pt *Portal) webauthnPage(w http.ResponseWriter, r *http.Request, x *decide
 		}
 	}
 	x.Status = http.StatusOK
-	renderWebAuthnPage(w, webauthnPageData{Enroll: enroll, ReturnTo: rd, User: displayUser(p)})
+	renderWebAuthnPage(w, webauthnPageData{Enroll: enroll, ReturnTo: rd, User: displayUser(p), Why: stepUpWhy(x, rd)})
 	return nil
+}
+
+// stepUpWhy is what policy says the route the user is going to needs (the
+// @reason of its step-up forbids), so that the security key pages explain
+// why they ask. The enrollment page's return URL is the verification
+// page, whose own return URL is that route.
+func stepUpWhy(x *decide.Exchange, rd string) []string {
+	u, err := url.Parse(rd)
+	if err == nil && u.Path == decide.WebAuthnStepUpPath {
+		u, err = url.Parse(u.Query().Get("rd"))
+	}
+	if err != nil || strings.HasPrefix(u.Path, "/.ztp/") {
+		return nil
+	}
+	rt := x.Engine.RouteFor(u.String())
+	if rt == nil {
+		return nil
+	}
+	d, err := x.Engine.Preview(x, rt)
+	if err != nil || d.Effect != identity.StepUp {
+		return nil
+	}
+	return d.Reasons
 }
 
 // keyChangeRedirect is where a user must go before changing their keys

@@ -12,9 +12,11 @@ type webauthnPageData struct {
 	Enroll   bool
 	ReturnTo string
 	User     string
-	Begin    string
-	Finish   string
-	Nonce    string
+	// Why are the reasons policy gives for asking (issue 15.4).
+	Why    []string
+	Begin  string
+	Finish string
+	Nonce  string
 }
 
 // renderWebAuthnPage writes the verification or enrollment page: a
@@ -39,11 +41,12 @@ var webauthnBody = template.Must(template.New("webauthn").Parse(`
 {{if .Enroll}}<p>Register a security key or passkey for <b>{{.User}}</b>. ztproxy will ask for it when an application
 needs extra verification. You can remove keys on the <a href="/.ztp/whoami">Who am I</a> page.</p>
 {{else}}<p>This page needs extra verification: use a security key or passkey registered for <b>{{.User}}</b>.</p>{{end}}
+{{range .Why}}<p class="muted">Why: {{.}}.</p>{{end}}
 <div id="ztp-webauthn" data-mode="{{if .Enroll}}enroll{{else}}verify{{end}}" data-begin="{{.Begin}}" data-finish="{{.Finish}}">
 {{if .Enroll}}<label>Name <input id="ztp-name" maxlength="64" value="Security key" autocomplete="off"></label>{{end}}
 <button id="ztp-go" type="button">{{if .Enroll}}Add security key{{else}}Verify with security key{{end}}</button>
 <p id="ztp-status" class="muted" role="status"></p></div>
-<p class="muted">{{if not .Enroll}}Lost your key? Ask your administrator to reset your security keys. · {{end}}<a href="{{.ReturnTo}}">Cancel</a></p>
+<p class="muted">{{if not .Enroll}}Lost your key? Ask your administrator to reset your security keys. · {{end}}<a href="/.ztp/whoami">Cancel and go to Who am I</a></p>
 <script nonce="{{.Nonce}}">
 (function () {
   "use strict";
@@ -96,9 +99,32 @@ needs extra verification. You can remove keys on the <a href="/.ztp/whoami">Who 
       status.textContent = enroll ? "Key added. Taking you on…" : "Verified. Taking you back…";
       location.assign(done.redirect);
     } catch (e) {
-      status.textContent = "That did not work: " + (e && e.message ? e.message : e) + ". You can try again.";
+      status.textContent = "That did not work: " + explain(e) + " You can try again.";
       btn.disabled = false;
     }
+  }
+  // explain turns a failure into a plain sentence with what to do: the
+  // browser's own DOMException texts are technical and end in a period.
+  function explain(e) {
+    var name = e && e.name, msg;
+    if (name === "NotAllowedError") {
+      msg = enroll ? "the browser did not create a key. The prompt was cancelled or timed out, or the key could not check your PIN or fingerprint. Touch the key when it blinks."
+                   : "no registered key answered. The prompt was cancelled or timed out, this key is not registered for you, or it could not check your PIN or fingerprint. Use the key you added (Who am I lists them).";
+    } else if (name === "InvalidStateError") {
+      msg = "this key is already registered for your account. Use another key, or cancel.";
+    } else if (name === "SecurityError") {
+      msg = "the browser refused security keys on this page. Open the proxy at its usual address, with a trusted certificate.";
+    } else if (name === "NotSupportedError") {
+      msg = "this browser or key cannot make the kind of key ztproxy asks for. Try another key or browser.";
+    } else if (name === "ConstraintError") {
+      msg = "this key cannot check a PIN or fingerprint. Set one up on the key, or use another key.";
+    } else if (name === "AbortError") {
+      msg = "the request was cancelled.";
+    } else {
+      msg = String(e && e.message ? e.message : e);
+    }
+    msg = msg.replace(/\s+$/, "");
+    return /[.!?]$/.test(msg) ? msg : msg + ".";
   }
   btn.addEventListener("click", run);
   if (!enroll) run();

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"ztproxy/authn"
@@ -52,8 +54,11 @@ type WhoamiKey struct {
 
 // WhoamiRoute is what policy decides for the user on one route.
 type WhoamiRoute struct {
-	Name     string   `json:"name"`
-	URL      string   `json:"url"`
+	Name string `json:"name"`
+	// URL opens the route: the route's host with the external URL's
+	// scheme and port (one listener serves every route). Empty for a
+	// wildcard host, which has no single address.
+	URL      string   `json:"url,omitempty"`
 	Decision string   `json:"decision"`
 	Policies []string `json:"policies,omitempty"`
 	StepUp   []string `json:"step_up,omitempty"`
@@ -110,17 +115,38 @@ func (pt *Portal) whoamiFor(eng *decide.Engine, x *decide.Exchange) Whoami {
 			info.Hidden++
 			continue
 		}
-		scheme := eng.Config().ExternalURL.Scheme
 		info.Routes = append(info.Routes, WhoamiRoute{
-			Name: rt.Name, URL: scheme + "://" + strings.TrimPrefix(rt.Host, "*.") + rt.PathPrefix,
+			Name: rt.Name, URL: routeURL(eng.Config().ExternalURL, rt.Host, rt.PathPrefix),
 			Decision: d.Effect.String(), Policies: d.PolicyIDs, StepUp: d.StepUp,
 		})
 	}
 	return info
 }
 
+// routeURL is where a route can be opened: its host, with the scheme and
+// port of the external URL when the host names no port of its own. Issue
+// 15.1: the port was dropped, so links led to a closed port.
+func routeURL(ext *url.URL, host, pathPrefix string) string {
+	if strings.HasPrefix(host, "*.") {
+		return ""
+	}
+	if port := ext.Port(); port != "" && !hostHasPort(host) {
+		host = net.JoinHostPort(strings.Trim(host, "[]"), port)
+	}
+	return ext.Scheme + "://" + host + pathPrefix
+}
+
+// hostHasPort reports whether a canonical route host ("name", "name:port",
+// "[v6]" or "[v6]:port") names a port.
+func hostHasPort(host string) bool {
+	if strings.HasPrefix(host, "[") {
+		return strings.Contains(host, "]:")
+	}
+	return strings.Contains(host, ":")
+}
+
 var whoamiTemplate = template.Must(template.New("whoami").Parse(`
-<h2>Identity</h2><table>
+<h2>Identity</h2><table class="kv">
 <tr><th>User</th><td><code>{{.Principal.ID}}</code></td></tr>
 {{if .Principal.Email}}<tr><th>Email</th><td>{{.Principal.Email}}</td></tr>{{end}}
 {{if .Principal.Name}}<tr><th>Name</th><td>{{.Principal.Name}}</td></tr>{{end}}
@@ -130,14 +156,14 @@ var whoamiTemplate = template.Must(template.New("whoami").Parse(`
 <tr><th>Signed in</th><td>{{.Principal.Auth}}{{if .Principal.IdP}} via {{.Principal.IdP}}{{end}}{{if .Principal.AuthTime}} at {{.Principal.AuthTime}}{{end}}{{if .Principal.AMR}} ({{range $i, $m := .Principal.AMR}}{{if $i}}, {{end}}{{$m}}{{end}}){{end}}</td></tr>
 {{if .Principal.Expires}}<tr><th>Session ends</th><td>{{.Principal.Expires}}</td></tr>{{end}}
 </table>
-<h2>Device and network</h2><table>
+<h2>Device and network</h2><table class="kv">
 <tr><th>Device</th><td>{{if .Device}}<code>{{.Device.ID}}</code><br><span class="muted">SHA-256 {{.Device.Fingerprint}}</span>{{else}}<span class="muted">no client certificate</span>{{end}}</td></tr>
 <tr><th>Client IP</th><td><code>{{.ClientIP}}</code></td></tr>
 <tr><th>Risk</th><td>{{.Risk.Score}} ({{.Risk.Level}}){{range .Risk.Reasons}}<br><span class="muted">{{.Code}} +{{.Points}}</span>{{end}}</td></tr>
 </table>
 <h2>Your applications</h2>
 {{if .Routes}}<table><tr><th>Route</th><th>Decision</th><th>Policies</th></tr>
-{{range .Routes}}<tr><td><a href="{{.URL}}">{{.Name}}</a></td><td class="{{.Decision}}">{{.Decision}}{{range .StepUp}} ({{.}}){{end}}</td><td><code>{{range $i, $p := .Policies}}{{if $i}}, {{end}}{{$p}}{{end}}</code></td></tr>{{end}}
+{{range .Routes}}<tr><td>{{if .URL}}<a href="{{.URL}}">{{.Name}}</a>{{else}}{{.Name}}{{end}}</td><td class="{{.Decision}}">{{.Decision}}{{range .StepUp}} ({{.}}){{end}}</td><td><code>{{range $i, $p := .Policies}}{{if $i}}, {{end}}{{$p}}{{end}}</code></td></tr>{{end}}
 </table>{{else}}<p class="muted">No application allows you right now.</p>{{end}}
 {{if .KeysEnabled}}<h2>Security keys</h2>
 {{if .Keys}}<table><tr><th>Name</th><th>Added</th><th>Last used</th><th></th></tr>

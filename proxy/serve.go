@@ -5,10 +5,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -59,9 +62,7 @@ func (s *Server) Serve(ctx context.Context, l Listeners) error {
 		if l.TLS != nil {
 			err = public.Serve(listener.TLS(l.Public, listener.TLSConfig{
 				TLS: l.TLS, HandshakeTimeout: handshakeTimeout(sc),
-				OnHandshakeError: func(remote net.Addr, err error) {
-					errLog.Printf("http: TLS handshake error from %s: %v", remote, err)
-				},
+				OnHandshakeError: s.logHandshakeError,
 			}))
 		} else {
 			err = public.Serve(listener.Plain(l.Public))
@@ -119,15 +120,33 @@ func handshakeTimeout(sc ServerConfig) time.Duration {
 	return d
 }
 
-// slogWriter adapts net/http's error log to slog.
+// logHandshakeError logs a failed TLS handshake of the public listener.
+// A client that closes or resets the connection before finishing the
+// handshake is routine (browsers open speculative connections and close
+// them), so that is debug; anything else, such as a protocol error or a
+// client refusing the certificate, is a warning (issue 15.13).
+func (s *Server) logHandshakeError(remote net.Addr, err error) {
+	level := slog.LevelWarn
+	if clientWentAway(err) {
+		level = slog.LevelDebug
+	}
+	s.log.Log(context.Background(), level, "TLS handshake failed", "remote", remote.String(), "err", err)
+}
+
+// clientWentAway reports whether err only says that the peer closed or
+// reset the connection.
+func clientWentAway(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
+}
+
+// slogWriter adapts net/http's error log to slog. Its text goes under its
+// own key: "msg" is slog's message key, and a second one made the JSON
+// line carry the key twice (issue 15.13).
 type slogWriter struct{ l *slog.Logger }
 
 func (w slogWriter) Write(p []byte) (int, error) {
-	msg := string(p)
-	if n := len(msg); n > 0 && msg[n-1] == '\n' {
-		msg = msg[:n-1]
-	}
-	w.l.Warn("http server", "msg", msg)
+	w.l.Warn("http server error", "error", strings.TrimSuffix(string(p), "\n"))
 	return len(p), nil
 }
 

@@ -24,6 +24,10 @@ type aggregate struct {
 	failedAuth int64
 	lastSeen   time.Time
 	loc        location
+	// email is the user's verified email address, kept so that operators
+	// can name a user by it (ztproxy risk flag alice@example.com). It is
+	// only written when it changes.
+	email string
 	// dirty is set by anything worth writing.
 	dirty bool
 }
@@ -34,7 +38,7 @@ func aggregateFromProfile(p Profile) aggregate {
 	a := aggregate{
 		userAgents: p.UserAgents, devices: p.Devices, hours: p.HourHistogram,
 		requests: p.RequestCount, failedAuth: p.FailedAuth, lastSeen: p.LastSeen,
-		loc: parseLocation(p.LastLocation),
+		loc: parseLocation(p.LastLocation), email: p.Email,
 	}
 	if len(p.Networks) > 0 {
 		a.networks = make(map[netip.Prefix]int64, len(p.Networks))
@@ -121,6 +125,9 @@ func (a *aggregate) merge(b *aggregate) {
 	if b.loc.ok && (!a.loc.ok || !b.loc.at.Before(a.loc.at)) {
 		a.loc = b.loc
 	}
+	if b.email != "" {
+		a.email = b.email
+	}
 	a.dirty = a.dirty || b.dirty
 }
 
@@ -129,6 +136,7 @@ func (a *aggregate) observation(userID string) Observation {
 	obs := Observation{
 		UserID: userID, UserAgents: a.userAgents, Devices: a.devices, HourCounts: a.hours,
 		Requests: a.requests, FailedAuth: a.failedAuth, LastSeen: a.lastSeen, LastLocation: encodeLocation(a.loc),
+		Email: a.email,
 	}
 	if len(a.networks) > 0 {
 		obs.Networks = make(map[string]int64, len(a.networks))
@@ -159,6 +167,16 @@ func (v view) deviceSeen(k string) int64 {
 }
 
 func (v view) requests() int64 { return v[0].requests + v[1].requests + v[2].requests }
+
+// email is the latest email address known: pending, then sent, then stored.
+func (v view) email() string {
+	for i := len(v) - 1; i >= 0; i-- {
+		if v[i].email != "" {
+			return v[i].email
+		}
+	}
+	return ""
+}
 
 // hourShare is the fraction of the decayed hour weight in bucket h. Both
 // sides carry the same forward-decay factor, so it cancels.

@@ -13,11 +13,32 @@ type Weights struct {
 	NewNetwork, NewUserAgent, NewDevice, UnusualHour, Velocity, FailedAuth, ImpossibleTravel, FlagWatch, FlagCompromised int
 }
 
-// DefaultWeights are used for every zero field of Config.Weights.
+// DefaultWeights are used for every zero field of Config.Weights. They are
+// the one source of the defaults: config.DefaultRisk takes them, and
+// config.example.yaml and docs/risk.md show them (TestRiskDefaultsAgree
+// in config). Weak signals (a new browser, an unusual hour) stay low
+// alone and together; with a new network they reach medium. A watch flag
+// alone reaches medium, so policies that step up medium risk step up a
+// watched user.
 var DefaultWeights = Weights{
-	NewNetwork: 25, NewUserAgent: 15, NewDevice: 20, UnusualHour: 15, Velocity: 30,
-	FailedAuth: 30, ImpossibleTravel: 60, FlagWatch: 20, FlagCompromised: 100,
+	NewNetwork: 25, NewUserAgent: 10, NewDevice: 20, UnusualHour: 10, Velocity: 30,
+	FailedAuth: 30, ImpossibleTravel: 60, FlagWatch: 40, FlagCompromised: 100,
 }
+
+// DefaultThresholds and the other Default values below fill the zero
+// fields of Config, like DefaultWeights.
+var DefaultThresholds = Thresholds{Medium: 30, High: 70}
+
+// Defaults of Config's scalar fields.
+const (
+	DefaultUnknownUserScore = 40
+	DefaultProfileTTL       = 60 * time.Second
+	DefaultFlagTTL          = 30 * time.Second
+	DefaultFlushInterval    = 10 * time.Second
+	DefaultNetworkWindow    = 30 * 24 * time.Hour
+	DefaultHourHalfLife     = 14 * 24 * time.Hour
+	DefaultOnStoreError     = StoreErrorStepUp
+)
 
 // Thresholds map a score to a level: score >= Medium is medium, score >=
 // High is high. Zero fields take the defaults 30 and 70.
@@ -131,12 +152,12 @@ func (c Config) withDefaults() (Config, error) {
 		bad("store is required")
 	}
 	c.Weights = c.Weights.withDefaults()
-	setInt(&c.Thresholds.Medium, 30)
-	setInt(&c.Thresholds.High, 70)
+	setInt(&c.Thresholds.Medium, DefaultThresholds.Medium)
+	setInt(&c.Thresholds.High, DefaultThresholds.High)
 	if c.Thresholds.Medium < 1 || c.Thresholds.Medium >= c.Thresholds.High || c.Thresholds.High > 100 {
 		bad("thresholds: need 0 < medium < high <= 100, got medium %d high %d", c.Thresholds.Medium, c.Thresholds.High)
 	}
-	setInt(&c.UnknownUserScore, 40)
+	setInt(&c.UnknownUserScore, DefaultUnknownUserScore)
 	if c.UnknownUserScore < 0 || c.UnknownUserScore > 100 {
 		bad("unknown_user_score: must be 0 to 100, got %d", c.UnknownUserScore)
 	}
@@ -168,7 +189,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	switch c.OnStoreError {
 	case "":
-		c.OnStoreError = StoreErrorStepUp
+		c.OnStoreError = DefaultOnStoreError
 	case StoreErrorStepUp, StoreErrorDeny, StoreErrorAllowCached:
 	default:
 		bad("on_store_error: must be step_up, deny or allow_cached, got %q", c.OnStoreError)
@@ -193,11 +214,11 @@ func (c *Config) setDurations() []error {
 		p    *time.Duration
 		def  time.Duration
 	}{
-		{"profile_ttl", &c.ProfileTTL, 60 * time.Second},
-		{"flag_ttl", &c.FlagTTL, 30 * time.Second},
-		{"flush_interval", &c.FlushInterval, 10 * time.Second},
-		{"network_window", &c.NetworkWindow, 30 * 24 * time.Hour},
-		{"hour_half_life", &c.HourHalfLife, 14 * 24 * time.Hour},
+		{"profile_ttl", &c.ProfileTTL, DefaultProfileTTL},
+		{"flag_ttl", &c.FlagTTL, DefaultFlagTTL},
+		{"flush_interval", &c.FlushInterval, DefaultFlushInterval},
+		{"network_window", &c.NetworkWindow, DefaultNetworkWindow},
+		{"hour_half_life", &c.HourHalfLife, DefaultHourHalfLife},
 		{"failed_auth_window", &c.FailedAuthWindow, 5 * time.Minute},
 		{"learn_max_auth_age", &c.LearnMaxAuthAge, 15 * time.Minute},
 		{"store_timeout", &c.StoreTimeout, 2 * time.Second},

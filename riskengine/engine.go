@@ -155,6 +155,9 @@ func (e *Engine) Score(ctx context.Context, rc *identity.RequestContext) (identi
 	}
 	risk := e.scorer.risk(e.signals(u, &facts))
 	u.pend.count(facts.t, facts.loc)
+	if p := &rc.Principal; p.EmailVerified && p.Email != "" && u.view().email() != p.Email {
+		u.pend.email = p.Email
+	}
 	if e.shouldLearn(risk.Level, &rc.Principal, now) {
 		u.pend.learn(facts.network, facts.hasNetwork, facts.uaFamily, facts.device, facts.hour,
 			decayScale(facts.t, e.cfg.HourEpoch, e.cfg.HourHalfLife), facts.t.Unix())

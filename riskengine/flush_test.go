@@ -316,3 +316,40 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("flushed %d requests and %d failed auths, want 1600 and 20", requests, failed)
 	}
 }
+
+// TestEmailWrittenWhenItChanges: issue 15.14, the verified email address
+// reaches the profile (for operators to name the user by) in the first
+// observation that sees it and again only when it changes; an unverified
+// address never does.
+func TestEmailWrittenWhenItChanges(t *testing.T) {
+	st := newFakeStore()
+	st.profiles[testUser] = knownProfile(testNow)
+	clock := &fakeClock{t: testNow}
+	e := newTestEngine(t, st, clock, nil)
+	score := func(email string, verified bool) {
+		t.Helper()
+		rc := baseRequest(clock.Now())
+		rc.Principal.Email, rc.Principal.EmailVerified = email, verified
+		if _, err := e.Score(context.Background(), rc); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(time.Second)
+	}
+	score("mallory@example.com", false)
+	score("alice@example.com", true)
+	score("alice@example.com", true)
+	score("alice@corp.example", true)
+	var emails []string
+	for _, o := range st.obs() {
+		emails = append(emails, o.Email)
+	}
+	if diff := cmp.Diff([]string{"", "alice@example.com", "", "alice@corp.example"}, emails); diff != "" {
+		t.Errorf("emails per observation (-want +got):\n%s", diff)
+	}
+	if p := st.profiles[testUser]; p.Email != "alice@corp.example" {
+		t.Errorf("profile email %q", p.Email)
+	}
+}

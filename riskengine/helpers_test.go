@@ -99,6 +99,9 @@ func (s *fakeStore) ApplyObservation(_ context.Context, obs Observation) error {
 			p.LastLocation = obs.LastLocation
 		}
 	}
+	if obs.Email != "" {
+		p.Email = obs.Email
+	}
 	p.Version++
 	s.profiles[obs.UserID] = p
 	return s.lateErr

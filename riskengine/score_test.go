@@ -49,7 +49,7 @@ func TestSignals(t *testing.T) {
 			name:      "new user agent family",
 			req:       func(rc *identity.RequestContext) { rc.UserAgent = firefoxWin },
 			want:      []string{ReasonNewUserAgent},
-			wantScore: 15, wantLevel: identity.RiskLow,
+			wantScore: 10, wantLevel: identity.RiskLow,
 		},
 		{
 			name: "new browser version is not new",
@@ -73,7 +73,7 @@ func TestSignals(t *testing.T) {
 			name:      "unusual hour",
 			req:       func(rc *identity.RequestContext) { rc.Time = time.Date(2026, time.March, 1, 3, 0, 0, 0, time.UTC) },
 			want:      []string{ReasonUnusualHour},
-			wantScore: 15, wantLevel: identity.RiskLow,
+			wantScore: 10, wantLevel: identity.RiskLow,
 		},
 		{
 			name: "unusual hour needs history",
@@ -123,7 +123,7 @@ func TestSignals(t *testing.T) {
 		{
 			name:  "watch flag",
 			store: func(s *fakeStore) { s.flags[testUser] = Flag{UserID: testUser, Level: FlagWatch} },
-			want:  []string{ReasonFlagWatch}, wantScore: 20, wantLevel: identity.RiskLow,
+			want:  []string{ReasonFlagWatch}, wantScore: 40, wantLevel: identity.RiskMedium,
 		},
 		{
 			name:  "compromised flag",
@@ -145,7 +145,7 @@ func TestSignals(t *testing.T) {
 				rc.Device.ID = "dev-2"
 			},
 			want:      []string{ReasonNewNetwork, ReasonNewDevice, ReasonNewUserAgent},
-			wantScore: 60, wantLevel: identity.RiskMedium,
+			wantScore: 55, wantLevel: identity.RiskMedium,
 		},
 		{
 			name:  "everything at once is capped at 100",
@@ -352,8 +352,8 @@ func TestThresholds(t *testing.T) {
 	rc.UserAgent = firefoxWin
 	rc.Device.ID = "dev-2"
 	got, err := e.Score(context.Background(), rc)
-	if err != nil || got.Score != 60 || got.Level != identity.RiskHigh {
-		t.Errorf("Score = %+v, %v; want 60 high", got, err)
+	if err != nil || got.Score != 55 || got.Level != identity.RiskHigh {
+		t.Errorf("Score = %+v, %v; want 55 high", got, err)
 	}
 }
 

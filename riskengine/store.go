@@ -43,6 +43,9 @@ type Profile struct {
 	// encodeLocation); the store keeps it opaque.
 	LastLocation string
 	Version      int64
+	// Email is the user's verified email address as last seen, for
+	// operators to look the user up by; "" when never seen.
+	Email string
 }
 
 // Observation is what this replica learned about a user since its last
@@ -60,6 +63,9 @@ type Observation struct {
 	// resent batch at most once; see store.Observation.
 	Writer string
 	Batch  int64
+	// Email is set only when the user's verified email address changed
+	// (or was first seen); "" keeps the stored one.
+	Email string
 }
 
 // Flag levels an operator can set.

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"sort"
 
 	bolt "go.etcd.io/bbolt"
@@ -120,4 +121,21 @@ func (b *Bolt) UpdateSignCount(ctx context.Context, userID string, id []byte, ne
 		c.SignCount, c.LastUsed = newCount, b.cfg.Now()
 		return putJSON(bk, key, c)
 	})
+}
+
+// FindUsersByEmail scans the profiles for the verified address email. The
+// embedded store holds one deployment's users, so a scan is cheap enough
+// for an operator's command.
+func (b *Bolt) FindUsersByEmail(ctx context.Context, email string) ([]string, error) {
+	var ids []string
+	err := b.view(ctx, "find users by email", func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketProfiles).ForEach(func(k, v []byte) error {
+			var p struct{ Email string }
+			if json.Unmarshal(v, &p) == nil && sameEmail(p.Email, email) && len(ids) < MaxUsersByEmail {
+				ids = append(ids, string(k))
+			}
+			return nil
+		})
+	})
+	return ids, err
 }

@@ -143,6 +143,9 @@ func mergeObservation(p *Profile, obs Observation, limit int) {
 			p.LastLocation = obs.LastLocation
 		}
 	}
+	if obs.Email != "" {
+		p.Email = obs.Email
+	}
 	p.Version++
 }
 
@@ -189,6 +192,9 @@ func validateObservation(obs Observation) error {
 	if obs.Batch != 0 && !validWriter(obs.Writer) {
 		return invalid("writer must be 1 to 32 characters [0-9a-z]")
 	}
+	if len(obs.Email) > maxEmailLen {
+		return invalid("email must be at most %d bytes, got %d", maxEmailLen, len(obs.Email))
+	}
 	return nil
 }
 
@@ -207,3 +213,12 @@ func validWriter(w string) bool {
 	}
 	return true
 }
+
+// maxEmailLen is the longest address identity accepts (RFC 5321's path
+// limit less the brackets).
+const maxEmailLen = 254
+
+// sameEmail compares addresses as operators type them: case-insensitively
+// (the domain is, and no IdP we know issues two users whose addresses
+// differ only in case of the local part).
+func sameEmail(a, b string) bool { return a != "" && strings.EqualFold(a, b) }

@@ -5,7 +5,9 @@
 // Two implementations satisfy Store: Bolt, a single bbolt file for one
 // replica (the default), and Dynamo, DynamoDB tables shared by any number of
 // replicas. Consumers declare the few methods they need as their own small
-// interfaces.
+// interfaces. While a proxy holds the embedded file locked, it shares it with
+// the operator's commands (ztproxy risk, ztproxy keys) on a Unix socket next
+// to the file (ServeOperator, DialOperator; see operator.go).
 //
 // DynamoDB design in brief (details next to each implementation):
 //   - <prefix>sessions, key id: one item per session; revocation is an

@@ -21,6 +21,7 @@ import (
 //	net:<prefix>, ua:<family>,       N, unix second last seen, SET
 //	dev:<device id>
 //	last_seen (unix ns), last_location
+//	email                            S, verified address, SET when it changed
 //
 //	w:<writer>                   N, the last batch token a writer applied
 //
@@ -41,6 +42,7 @@ const (
 	attrVersion      = "version"
 	attrLastSeen     = "last_seen"
 	attrLastLocation = "last_location"
+	attrEmail        = "email"
 	prefixNetwork    = "net:"
 	prefixUserAgent  = "ua:"
 	prefixDevice     = "dev:"
@@ -92,6 +94,7 @@ func profileFrom(it item) Profile {
 	p := Profile{
 		UserID: getS(it, attrUserID), RequestCount: getN(it, attrRequests), FailedAuth: getN(it, attrFailedAuth),
 		Version: getN(it, attrVersion), LastSeen: getTime(it, attrLastSeen), LastLocation: getS(it, attrLastLocation),
+		Email:    getS(it, attrEmail),
 		Networks: map[string]int64{}, UserAgents: map[string]int64{}, Devices: map[string]int64{},
 	}
 	for name, av := range it {
@@ -126,6 +129,9 @@ func (d *Dynamo) ApplyObservation(ctx context.Context, obs Observation) error {
 	}
 	if obs.FailedAuth != 0 {
 		head = append(head, attrOp{add: true, name: attrFailedAuth, val: avN(obs.FailedAuth)})
+	}
+	if obs.Email != "" {
+		head = append(head, attrOp{name: attrEmail, val: avS(obs.Email)})
 	}
 	ops := head
 	for h, c := range obs.HourCounts {
@@ -265,4 +271,38 @@ func staleWriters(it item, before time.Time) []string {
 		}
 	}
 	return out
+}
+
+// FindUsersByEmail scans the profiles table for the verified address
+// email, reading only user ids and addresses. A scan reads the whole table
+// (its read capacity grows with the number of users): it is for an
+// operator's occasional command, never for the request path, and needs
+// dynamodb:Scan, which the proxy's own IAM statement does not grant.
+// DynamoDB compares strings exactly, so the case-insensitive match is
+// made here.
+func (d *Dynamo) FindUsersByEmail(ctx context.Context, email string) ([]string, error) {
+	var ids []string
+	in := &dynamodb.ScanInput{
+		TableName:                aws.String(d.tables.profiles),
+		ProjectionExpression:     aws.String("#u, #e"),
+		FilterExpression:         aws.String("attribute_exists(#e)"),
+		ExpressionAttributeNames: map[string]string{"#u": attrUserID, "#e": attrEmail},
+	}
+	for {
+		start := time.Now()
+		out, err := d.client.Scan(ctx, in)
+		d.observe("profiles.Scan", start, err)
+		if err != nil {
+			return nil, wrapDynamo("find users by email", err)
+		}
+		for _, it := range out.Items {
+			if sameEmail(getS(it, attrEmail), email) && len(ids) < MaxUsersByEmail {
+				ids = append(ids, getS(it, attrUserID))
+			}
+		}
+		if len(out.LastEvaluatedKey) == 0 || len(ids) >= MaxUsersByEmail {
+			return ids, nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
 }

@@ -139,9 +139,11 @@ func (d *Dynamo) enableTTL(ctx context.Context, def TableDef) error {
 }
 
 // IAMPolicy returns a least-privilege IAM policy document for the proxy:
-// item-level access to its four tables, plus a separate statement with the
-// table-management actions only `ztproxy store init` needs (grant that one to
-// the operator, not to the running proxy).
+// item-level access to its four tables, plus a separate statement with
+// what only the operator's commands need: the table-management actions of
+// `ztproxy store init`, and the profile scan that finds a user by email
+// address (`ztproxy risk flag alice@example.com`). Grant that one to the
+// operator, not to the running proxy.
 func IAMPolicy(prefix, region, account string) string {
 	var arns []string
 	for _, def := range TableDefinitions(prefix) {
@@ -170,7 +172,7 @@ func IAMPolicy(prefix, region, account string) string {
 				Sid: "ZtproxyStoreInit", Effect: "Allow", Resource: arns,
 				Action: []string{
 					"dynamodb:CreateTable", "dynamodb:DescribeTable",
-					"dynamodb:UpdateTimeToLive", "dynamodb:DescribeTimeToLive",
+					"dynamodb:UpdateTimeToLive", "dynamodb:DescribeTimeToLive", "dynamodb:Scan",
 				},
 			},
 		},

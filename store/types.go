@@ -60,6 +60,9 @@ type Profile struct {
 	LastLocation  string
 	// Version counts the observations applied; it changes on every write.
 	Version int64
+	// Email is the user's verified email address as last seen, so that
+	// operators can name the user by it (FindUsersByEmail).
+	Email string
 }
 
 // Observation is what one replica learned about a user since its last flush.
@@ -86,6 +89,8 @@ type Observation struct {
 	// whose writes are never ambiguous, ignores both.
 	Writer string
 	Batch  int64
+	// Email replaces the stored email address when not empty.
+	Email string
 }
 
 // Flag levels an operator can set.
@@ -169,6 +174,18 @@ type CredentialStore interface {
 	// count or both are zero (authenticators without a counter).
 	UpdateSignCount(ctx context.Context, userID string, id []byte, newCount uint32) error
 }
+
+// UserDirectory finds users for operators.
+type UserDirectory interface {
+	// FindUsersByEmail returns the ids of the users whose profile holds
+	// the verified email address email (compared case-insensitively),
+	// at most MaxUsersByEmail of them; none is not an error.
+	FindUsersByEmail(ctx context.Context, email string) ([]string, error)
+}
+
+// MaxUsersByEmail bounds FindUsersByEmail's answer: more users with one
+// address than this is a reason to use ids anyway.
+const MaxUsersByEmail = 10
 
 // Store is everything ztproxy keeps in shared state.
 type Store interface {

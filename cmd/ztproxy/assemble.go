@@ -86,6 +86,9 @@ func assemble(ctx context.Context, path string, opts config.Options, mode startM
 		in.keys = config.KeyStore(st)
 		in.buildRisk(st, mode, rep)
 		buildBrowser(rt, in.sessions, in.keys, in.logger, in.metrics, rep)
+		if mode == assembleServe && rt.File.Store.Backend == "embedded" {
+			in.serveOperatorSocket(st)
+		}
 	}
 	in.buildAWS(ctx, rep)
 	setBearer(&rt.Proxy, in.bearer)
@@ -109,6 +112,30 @@ func assemble(ctx context.Context, path string, opts config.Options, mode startM
 		return nil, rep, err
 	}
 	return in, rep, nil
+}
+
+// serveOperatorSocket shares the embedded store, which this process holds
+// locked, with the operator's commands (ztproxy risk, ztproxy keys) on a
+// Unix socket next to its file. A change made there is logged and applied
+// to this process's risk cache at once. Without the socket the commands
+// wait until ztproxy stops, so a failure is a warning, not a start-up error.
+func (in *instance) serveOperatorSocket(st store.Store) {
+	op, ok := st.(store.Operator)
+	if !ok {
+		return
+	}
+	path := store.OperatorSocketPath(in.rt.File.Store.Path)
+	srv, err := store.ServeOperator(path, op, func(what, userID string) {
+		in.logger.Info("operator command", "change", what, "principal", userID)
+		if in.risk != nil {
+			in.risk.Invalidate(userID)
+		}
+	})
+	if err != nil {
+		in.logger.Warn("operator socket not started: ztproxy risk and ztproxy keys must wait until this process stops", "path", path, "err", err)
+		return
+	}
+	in.closers = append(in.closers, func() { srv.Close() })
 }
 
 // discardLogger is the log of check-config: it reports problems, not

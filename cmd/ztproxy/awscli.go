@@ -15,10 +15,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/cli/browser"
 )
 
 // cmdAWS handles `ztproxy aws credential-process`: credentials for the AWS
@@ -26,17 +27,18 @@ import (
 // through the browser and handed back to a loopback listener, cached until
 // five minutes before they expire.
 func cmdAWS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "credential-process" {
-		return usageError("usage: ztproxy aws credential-process --proxy URL --role NAME [--no-browser]")
+	_, args, err := verbOf("aws", args, stdout, "credential-process")
+	if err != nil {
+		return err
 	}
-	fs := newFlags("aws credential-process", stderr)
+	fs := newFlags("aws credential-process", stdout, stderr)
 	proxyURL := fs.String("proxy", "", "the proxy's external URL, e.g. https://access.example.com")
 	role := fs.String("role", "", "AWS role name as configured in the proxy")
 	noBrowser := fs.Bool("no-browser", false, "print the sign-in URL instead of opening a browser")
 	cacheDir := fs.String("cache-dir", "", "credential cache directory (default: the user cache dir)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait for the browser sign-in")
-	if err := fs.Parse(args[1:]); err != nil {
-		return usageError(err.Error())
+	if err := fs.parse(args); err != nil {
+		return err
 	}
 	if *proxyURL == "" || *role == "" {
 		return usageError("--proxy and --role are required")
@@ -132,7 +134,7 @@ func browserCredentials(ctx context.Context, base, role string, noBrowser bool, 
 	target := base + "/.ztp/aws/cli?" + url.Values{"role": {role}, "port": {fmt.Sprint(port)}, "state": {state}}.Encode()
 	fmt.Fprintf(stderr, "ztproxy: sign in to get AWS credentials for role %q:\n  %s\n", role, target)
 	if !noBrowser {
-		openBrowser(target)
+		openBrowser(target, stderr)
 	}
 	select {
 	case creds := <-result:
@@ -144,11 +146,16 @@ func browserCredentials(ctx context.Context, base, role string, noBrowser bool, 
 	}
 }
 
-func openBrowser(target string) {
-	for _, cmd := range []string{"xdg-open", "open"} {
-		if path, err := exec.LookPath(cmd); err == nil {
-			_ = exec.Command(path, target).Start()
-			return
+// openBrowser opens target in the user's browser with
+// github.com/cli/browser (xdg-open and its fallbacks, open on macOS,
+// the URL handler on Windows; issue 15.16), without waiting: a text-mode
+// browser would hold the terminal. The opener's output goes to stderr,
+// because stdout carries the credentials.
+func openBrowser(target string, stderr io.Writer) {
+	browser.Stdout, browser.Stderr = stderr, stderr
+	go func() {
+		if err := browser.OpenURL(target); err != nil {
+			fmt.Fprintf(stderr, "ztproxy: could not open a browser (%v); open the URL above yourself\n", err)
 		}
-	}
+	}()
 }

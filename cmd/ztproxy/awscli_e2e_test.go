@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -147,5 +149,38 @@ routes:
 	time.Sleep(300 * time.Millisecond) // audit delivery is asynchronous
 	if n := len(minio.Audit("AssumeRole")); out2 != out || strings.Contains(errText, "/.ztp/aws/cli?") || n != 1 {
 		t.Fatalf("cached run: %q, stderr %q, AssumeRole calls %d", out2, errText, n)
+	}
+}
+
+// TestAWSCredentialProcessOpensBrowser: issue 15.16, the sign-in page was
+// opened with xdg-open or open only (nothing on Windows); now with
+// github.com/cli/browser, whose opener's output must stay off stdout,
+// which carries the credentials. The opener here is a stand-in script on
+// PATH that records what it was asked to open (no desktop in CI).
+func TestAWSCredentialProcessOpensBrowser(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the stand-in opener is an xdg-open script")
+	}
+	bin := t.TempDir()
+	opened := filepath.Join(t.TempDir(), "opened")
+	script := "#!/bin/sh\necho opener-noise\nprintf '%s' \"$1\" > " + opened + "\n"
+	if err := os.WriteFile(filepath.Join(bin, "xdg-open"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(ztproxyBinary(t), "aws", "credential-process", "--proxy", "https://access.example.test", "--role", "analyst",
+		"--timeout", "3s", "--cache-dir", t.TempDir())
+	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	_ = cmd.Run() // times out: nobody signs in
+	got, err := os.ReadFile(opened)
+	if err != nil || !strings.HasPrefix(string(got), "https://access.example.test/.ztp/aws/cli?") {
+		t.Fatalf("opener got %q (%v); stderr:\n%s", got, err, stderr.String())
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout, which carries the credentials, got %q", stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "opener-noise") {
+		t.Errorf("the opener's output did not go to stderr:\n%s", stderr.String())
 	}
 }

@@ -16,11 +16,11 @@ import (
 // every IdP's discovery document and JWKS, as serve does on first use;
 // without it, it makes no network call to an IdP.
 func cmdCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check-config", stderr)
+	fs := newFlags("check-config", stdout, stderr)
 	path := fs.String("config", "", "configuration file (YAML)")
 	online := fs.Bool("online", false, "also fetch each identity provider's discovery document and JWKS and report what is missing")
-	if err := fs.Parse(args); err != nil {
-		return usageError(err.Error())
+	if err := fs.parse(args); err != nil {
+		return err
 	}
 	if *path == "" {
 		return usageError("--config is required")

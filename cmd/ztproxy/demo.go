@@ -13,27 +13,46 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"ztproxy/certs"
 	"ztproxy/config"
 	"ztproxy/internal/demo"
 	"ztproxy/internal/demo/op"
+	"ztproxy/store"
+)
+
+// The files of the demo's working directory.
+const (
+	demoConfigFile  = "ztproxy-demo.yaml"
+	demoStateFile   = "demo-state.db"
+	demoPolicyFile  = "demo.cedar"
+	demoClientFile  = "client-secret"
+	demoSessionFile = "session-secret"
 )
 
 const demoPolicies = `// Demo policies: engineers may use the app, and /admin with a security
 // key or passkey verified by ztproxy; devices with the dev certificate may
-// use /device, everyone may read /status.
+// use /device, everyone may read /status. A @reason on a permit tells a
+// denied user who the route is for.
 
 @id("eng-uses-app")
-@reason("the app is for engineers")
-permit (principal, action, resource)
-when { principal in Group::"eng" && (resource == Route::"app" || resource == Route::"admin") };
+@reason("the app is for engineers (group eng)")
+permit (principal in Group::"eng", action, resource == Route::"app");
 
+@id("eng-uses-admin")
+@reason("the admin area is for engineers (group eng)")
+permit (principal in Group::"eng", action, resource == Route::"admin");
+
+// Scoped to the people a permit allows: nobody else is asked for a key
+// only to be denied afterwards.
 @id("admin-needs-security-key")
 @step_up("webauthn")
 @reason("the admin area needs your security key or passkey within the last 15 minutes")
-forbid (principal, action, resource == Route::"admin")
+forbid (principal in Group::"eng", action, resource == Route::"admin")
 unless { context.auth.amr.contains("webauthn") && context.auth.age_seconds < 900 };
 
 @id("dev-laptop")
@@ -44,25 +63,119 @@ when { context.device.spiffe_id like "spiffe://ztproxy.dev/device/*" };
 permit (principal, action == Action::"GET", resource == Route::"status");
 `
 
+// demoSettings are the demo's addresses and directory.
+type demoSettings struct {
+	listen, admin, idp, dir string
+}
+
 // cmdDemo runs the proxy on embedded defaults: dev certificates, a demo
 // app, an embedded development OpenID provider with two users, and
-// policies — nothing to install.
+// policies — nothing to install. Its sub-commands run the pieces alone or
+// operator commands against a running demo.
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fset := newFlags("demo", stderr)
-	listen := fset.String("listen", "127.0.0.1:8443", "public listener")
-	admin := fset.String("admin", "127.0.0.1:9090", "admin listener (metrics, health)")
-	dir := fset.String("dir", filepath.Join(os.TempDir(), "ztproxy-demo"), "working directory for certificates, config and state")
-	if err := fset.Parse(args); err != nil {
-		return usageError(err.Error())
+	if len(args) > 0 {
+		switch args[0] {
+		case "app":
+			return cmdDemoApp(ctx, args[1:], stdout, stderr)
+		case "idp":
+			return cmdDemoIdP(ctx, args[1:], stdout, stderr)
+		case "keys", "risk":
+			return cmdDemoOperator(ctx, args[0], args[1:], stdout, stderr)
+		}
 	}
-	if err := os.MkdirAll(*dir, 0o700); err != nil {
+	fset := newFlags("demo", stdout, stderr)
+	listen := fset.String("listen", "127.0.0.1:8443", "public listener; the demo is at https://localhost:PORT")
+	admin := fset.String("admin", "127.0.0.1:9090", "admin listener (metrics, health)")
+	idp := fset.String("idp-listen", "", "the development OpenID provider (default: the public port + 1, 127.0.0.1:8444); user ids contain it, so keep it the same across restarts")
+	dir := fset.String("dir", defaultDemoDir(), "working directory for certificates, config and state")
+	if err := fset.parse(args); err != nil {
 		return err
 	}
-	certDir := filepath.Join(*dir, "certs")
+	s := demoSettings{listen: *listen, admin: *admin, idp: *idp, dir: *dir}
+	if s.idp == "" {
+		var err error
+		if s.idp, err = nextPort(s.listen); err != nil {
+			return usageError("--listen: " + err.Error())
+		}
+	}
+	// Issue 15.2: nothing is written, and nothing started, while another
+	// demo runs here or holds an address.
+	if err := demoPreflight(s); err != nil {
+		return err
+	}
+	return runDemo(ctx, s, stdout, stderr)
+}
+
+func defaultDemoDir() string { return filepath.Join(os.TempDir(), "ztproxy-demo") }
+
+// nextPort is addr with its port plus one: the demo IdP's default address.
+func nextPort(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p <= 0 || p >= 65535 {
+		return "", fmt.Errorf("port %q: give --idp-listen", port)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+1)), nil
+}
+
+// demoPreflight refuses to start while another demo holds the working
+// directory (its state file is locked) or any of the addresses is taken,
+// and says where that demo is.
+func demoPreflight(s demoSettings) error {
+	state := filepath.Join(s.dir, demoStateFile)
+	if held, _ := store.ProbeBolt(state); held {
+		where := ""
+		if u := runningDemoURL(s.dir); u != "" {
+			where = " at " + u
+		}
+		return fmt.Errorf("another ztproxy demo is already running%s with the working directory %s; use that one, or stop it first (Ctrl-C in its terminal). To run a second demo, give it its own --dir, --listen, --admin and --idp-listen", where, s.dir)
+	}
+	for _, a := range []struct{ flag, addr string }{{"listen", s.listen}, {"admin", s.admin}, {"idp-listen", s.idp}} {
+		ln, err := net.Listen("tcp", a.addr)
+		if err != nil {
+			return fmt.Errorf("%s (--%s) is in use, perhaps by another ztproxy demo or serve: stop it, or choose another address with --%s: %w", a.addr, a.flag, a.flag, err)
+		}
+		ln.Close()
+	}
+	return nil
+}
+
+// runningDemoURL is the external URL in a demo directory's config, or "".
+func runningDemoURL(dir string) string {
+	data, err := os.ReadFile(filepath.Join(dir, demoConfigFile))
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		ExternalURL string `yaml:"external_url"`
+	}
+	if yaml.Unmarshal(data, &c) != nil {
+		return ""
+	}
+	return c.ExternalURL
+}
+
+// runDemo writes the demo's files, starts the app and the OpenID provider
+// and serves the proxy until ctx ends.
+func runDemo(ctx context.Context, s demoSettings, stdout, stderr io.Writer) error {
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return err
+	}
+	certDir := filepath.Join(s.dir, "certs")
 	if _, err := os.Stat(filepath.Join(certDir, "ca.pem")); errors.Is(err, fs.ErrNotExist) {
 		if _, err := certs.WriteDev(certs.DevOptions{Out: certDir}); err != nil {
 			return err
 		}
+	}
+	clientSecret, err := demoSecret(filepath.Join(s.dir, demoClientFile))
+	if err != nil {
+		return err
+	}
+	if _, err := demoSecret(filepath.Join(s.dir, demoSessionFile)); err != nil {
+		return err
 	}
 	appLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -72,35 +185,67 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	go appSrv.Serve(appLn)
 	defer appSrv.Close()
 
-	_, port, _ := net.SplitHostPort(*listen)
+	_, port, _ := net.SplitHostPort(s.listen)
 	external := "https://localhost:" + port
-	users := []op.User{
-		{Sub: "alice", Username: "alice", Email: "alice@demo.ztproxy.dev", Name: "Alice Engineer", Password: randomWord(), Groups: []string{"eng"}},
-		{Sub: "bob", Username: "bob", Email: "bob@demo.ztproxy.dev", Name: "Bob Contractor", Password: randomWord(), Groups: []string{"contractors"}},
-	}
-	clientSecret := randomWord()
-	// The library logs refused requests through the default logger; the
-	// demo keeps its own output readable.
-	prev := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	provider, err := op.Start(op.Config{
-		Addr: "127.0.0.1:0", Users: users,
-		Clients: []op.Client{{ID: "ztproxy-demo", Secret: clientSecret,
-			RedirectURIs:           []string{external + "/.ztp/callback"},
-			PostLogoutRedirectURIs: []string{external + "/.ztp/signed-out"}}},
-	})
-	slog.SetDefault(prev)
+	users := demoUsers()
+	provider, err := startDemoOP(s.idp, users, []op.Client{{ID: "ztproxy-demo", Secret: clientSecret,
+		RedirectURIs:           []string{external + "/.ztp/callback"},
+		PostLogoutRedirectURIs: []string{external + "/.ztp/signed-out"}}})
 	if err != nil {
 		return err
 	}
 	defer provider.Close()
 
-	configPath := filepath.Join(*dir, "ztproxy-demo.yaml")
-	if err := os.WriteFile(filepath.Join(*dir, "demo.cedar"), []byte(demoPolicies), 0o600); err != nil {
+	configPath := filepath.Join(s.dir, demoConfigFile)
+	if err := os.WriteFile(filepath.Join(s.dir, demoPolicyFile), []byte(demoPolicies), 0o600); err != nil {
 		return err
 	}
-	app := "http://" + appLn.Addr().String()
-	cfg := fmt.Sprintf(`# Written by "ztproxy demo". NOT for production.
+	if err := os.WriteFile(configPath, []byte(demoConfig(s, external, provider.Issuer, "http://"+appLn.Addr().String())), 0o600); err != nil {
+		return err
+	}
+	in, _, err := assemble(ctx, configPath, config.DefaultOptions(), assembleServe, stdout, stderr)
+	if err != nil {
+		printProblems(stderr, configPath, err)
+		return exitCodeError(1)
+	}
+	defer in.close()
+	printDemoBanner(stdout, s, certDir, external, provider.Issuer, users)
+	return serve(ctx, configPath, in, config.DefaultOptions())
+}
+
+// demoUsers are alice and bob with fresh passwords. Their subjects are
+// their names, so with the demo's stable issuer their user ids are the
+// same after every restart (issue 15.3): keys enrolled earlier still match.
+func demoUsers() []op.User {
+	return []op.User{
+		{Sub: "alice", Username: "alice", Email: "alice@demo.ztproxy.dev", Name: "Alice Engineer", Password: randomWord(), Groups: []string{"eng"}},
+		{Sub: "bob", Username: "bob", Email: "bob@demo.ztproxy.dev", Name: "Bob Contractor", Password: randomWord(), Groups: []string{"contractors"}},
+	}
+}
+
+// startDemoOP starts the embedded OpenID provider at addr, quietly: the
+// library logs refused requests through the default logger.
+func startDemoOP(addr string, users []op.User, clients []op.Client) (*op.Provider, error) {
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	defer slog.SetDefault(prev)
+	return op.Start(op.Config{Addr: addr, Users: users, Clients: clients})
+}
+
+// demoSecret returns the secret kept in path, creating it (0600) on first
+// use, so that operator commands can load the demo's config without the
+// demo's environment, and sessions survive a restart.
+func demoSecret(path string) (string, error) {
+	if data, err := os.ReadFile(path); err == nil && len(data) >= 22 {
+		return string(data), nil
+	}
+	secret := randomWord() + randomWord()
+	return secret, os.WriteFile(path, []byte(secret), 0o600)
+}
+
+// demoConfig is the demo's configuration file.
+func demoConfig(s demoSettings, external, issuer, app string) string {
+	return fmt.Sprintf(`# Written by "ztproxy demo". NOT for production.
 listen: %q
 admin_listen: %q
 external_url: %q
@@ -109,16 +254,17 @@ tls:
   key_file: certs/server-key.pem
   client_ca_file: certs/ca.pem
   client_auth: request
-policies: [demo.cedar]
+policies: [%s]
 idps:
   - name: demo
     issuer: %q
     client_id: ztproxy-demo
-    client_secret: "${ZTP_DEMO_CLIENT_SECRET}"
+    client_secret_file: %s
     scopes: [openid, email, profile, groups, offline_access]
 session:
-  secrets: ["${ZTP_DEMO_SESSION_SECRET}"]
-store: {path: demo-state.db}
+  secrets_file: %s
+store: {path: %s}
+risk: {flush_interval: 2s}
 log: {level: info, format: text}
 audit: {output: %q}
 routes:
@@ -126,20 +272,8 @@ routes:
   - {name: device, host: localhost, path_prefix: /device, upstream: %q, auth: mtls}
   - {name: admin, host: localhost, path_prefix: /admin, upstream: %q, auth: browser}
   - {name: app, host: localhost, path_prefix: /, upstream: %q, auth: browser}
-`, *listen, *admin, external, provider.Issuer, filepath.Join(*dir, "audit.log"), app, app, app, app)
-	if err := os.WriteFile(configPath, []byte(cfg), 0o600); err != nil {
-		return err
-	}
-	os.Setenv("ZTP_DEMO_CLIENT_SECRET", clientSecret)
-	os.Setenv("ZTP_DEMO_SESSION_SECRET", randomWord()+randomWord())
-	in, _, err := assemble(ctx, configPath, config.DefaultOptions(), assembleServe, stdout, stderr)
-	if err != nil {
-		printProblems(stderr, configPath, err)
-		return exitCodeError(1)
-	}
-	defer in.close()
-	printDemoBanner(stdout, *dir, certDir, external, *admin, provider.Issuer, users)
-	return serve(ctx, configPath, in, config.DefaultOptions())
+`, s.listen, s.admin, external, demoPolicyFile, issuer, demoClientFile, demoSessionFile, demoStateFile,
+		filepath.Join(s.dir, "audit.log"), app, app, app, app)
 }
 
 // randomWord is a random 22-character password or secret.
@@ -147,28 +281,4 @@ func randomWord() string {
 	var b [16]byte
 	rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-func printDemoBanner(w io.Writer, dir, certDir, external, admin, issuer string, users []op.User) {
-	ca := filepath.Join(certDir, "ca.pem")
-	fmt.Fprintf(w, `
-ztproxy demo — development setup, NOT for production
-  working dir:   %s (config ztproxy-demo.yaml, policies demo.cedar, audit.log)
-  identity:      %s (embedded development OpenID provider, loopback only)
-  metrics:       http://%s/metrics
-
-Open %s/ in a browser and sign in (the certificate is from the demo CA %s;
-import it or accept the warning):
-  alice  password %s   (group eng: allowed)
-  bob    password %s   (group contractors: denied by policy)
-
-Then see %s/.ztp/whoami, or sign out at %s/.ztp/logout.
-%s/admin asks for a security key or passkey (WebAuthn, verified by ztproxy);
-browsers allow that only without certificate warnings, so import the demo CA first.
-From a terminal:
-  curl --cacert %s %s/status
-  curl --cacert %s --cert %s --key %s %s/device   # device certificate (mTLS)
-
-`, dir, issuer, admin, external, ca, users[0].Password, users[1].Password, external, external, external,
-		ca, external, ca, filepath.Join(certDir, "client.pem"), filepath.Join(certDir, "client-key.pem"), external)
 }

@@ -50,7 +50,8 @@ func TestDemoSmoke(t *testing.T) {
 	dir := t.TempDir()
 	public := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	p := startProc(t, admin, public, "demo", "--listen", public, "--admin", admin, "--dir", dir)
+	idp := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	p := startProc(t, admin, public, "demo", "--listen", public, "--admin", admin, "--idp-listen", idp, "--dir", dir)
 	out := p.output()
 	passwords := map[string]string{}
 	for _, m := range regexp.MustCompile(`(alice|bob)\s+password (\S+)`).FindAllStringSubmatch(out, -1) {

@@ -15,23 +15,26 @@ import (
 // user's security keys and to reset them when the user lost every key
 // (users change their own keys on /.ztp/whoami, which needs a key).
 func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const usage = "usage: ztproxy keys list USER --config FILE\n" +
-		"       ztproxy keys remove USER (--id ID | --all) --config FILE"
-	if len(args) < 2 || (args[0] != "list" && args[0] != "remove") {
-		return usageError(usage)
+	verb, args, err := verbOf("keys", args, stdout, "list", "remove")
+	if err != nil {
+		return err
 	}
-	verb, userID := args[0], args[1]
-	fs := newFlags("keys "+verb, stderr)
+	fs := newFlags("keys "+verb, stdout, stderr)
 	path := fs.String("config", "", "configuration file (YAML)")
-	id := fs.String("id", "", "the key id to remove (as `keys list` prints it)")
-	all := fs.Bool("all", false, "remove every key of the user")
-	if err := fs.Parse(args[2:]); err != nil {
-		return usageError(err.Error())
+	var id *string
+	var all *bool
+	if verb == "remove" {
+		id = fs.String("id", "", "the key id to remove (as `keys list` prints it)")
+		all = fs.Bool("all", false, "remove every key of the user")
+	}
+	var who string
+	if err := fs.parse(args, &who); err != nil {
+		return err
 	}
 	if verb == "remove" && (*id == "") == !*all {
 		return usageError("remove needs exactly one of --id and --all")
 	}
-	_, st, err := openOperatorStore(ctx, *path, stderr)
+	_, st, userID, err := operatorTarget(ctx, *path, who, stderr)
 	if err != nil {
 		return err
 	}
@@ -40,18 +43,13 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	if verb == "list" {
-		out := make([]map[string]any, 0, len(keys))
-		for _, k := range keys {
-			entry := map[string]any{"id": base64.RawURLEncoding.EncodeToString(k.ID), "name": k.Name, "created": k.CreatedAt, "sign_count": k.SignCount}
-			if !k.LastUsed.IsZero() {
-				entry["last_used"] = k.LastUsed
-			}
-			out = append(out, entry)
+	if len(keys) == 0 {
+		if err := warnUnseen(ctx, st, userID, stderr); err != nil {
+			return err
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"user": userID, "security_keys": out})
+	}
+	if verb == "list" {
+		return listKeys(stdout, userID, keys)
 	}
 	removed := 0
 	for _, k := range keys {
@@ -68,4 +66,27 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintf(stdout, "removed %d security key(s) of %s; they can enroll a new one after a fresh sign-in\n", removed, userID)
 	return nil
+}
+
+// keyShow is one key as `keys list` prints it; times not set are left out.
+type keyShow struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Created   string `json:"created,omitempty"`
+	LastUsed  string `json:"last_used,omitempty"`
+	SignCount uint32 `json:"sign_count"`
+}
+
+func listKeys(w io.Writer, userID string, keys []store.Credential) error {
+	out := make([]keyShow, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, keyShow{ID: base64.RawURLEncoding.EncodeToString(k.ID), Name: k.Name,
+			Created: showTime(k.CreatedAt), LastUsed: showTime(k.LastUsed), SignCount: k.SignCount})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(struct {
+		User string    `json:"user"`
+		Keys []keyShow `json:"security_keys"`
+	}{userID, out})
 }

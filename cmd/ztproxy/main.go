@@ -5,12 +5,12 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"syscall"
 )
 
@@ -18,6 +18,8 @@ const usage = `ztproxy — identity-aware access proxy
 
 Usage:
   ztproxy demo                         run the proxy on embedded defaults (dev certs, demo app and issuer)
+  ztproxy demo app | demo idp          the demo's upstream app, or its development OpenID provider, alone
+  ztproxy demo keys|risk ... USER      operator commands against the running demo
   ztproxy serve --config FILE          run the proxy (SIGHUP or a file change reloads, SIGTERM drains)
   ztproxy sidecar --upstream URL --config FILE
                                        guard one local service (mTLS services, bearer JWTs, front-proxy assertions)
@@ -25,6 +27,7 @@ Usage:
                                        validate a configuration and list every problem; --online also
                                        fetches each IdP's discovery document and JWKS
   ztproxy certs dev --out DIR          write a development CA, server and device certificates
+  ztproxy certs trust --ca FILE        print how to make this system trust a development CA
   ztproxy policy test --config FILE --input REQUEST.json
                                        evaluate one synthetic request against the policies
   ztproxy store init --config FILE     create the DynamoDB tables (or the embedded file); prints the IAM policy
@@ -35,6 +38,8 @@ Usage:
   ztproxy aws credential-process --proxy URL --role NAME
                                        AWS credentials via browser sign-in (for ~/.aws/config credential_process)
   ztproxy version                      print the version
+
+"ztproxy COMMAND --help" (or "ztproxy help COMMAND") describes a command, with an example.
 `
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -54,6 +59,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
+	}
+	if args[0] == "help" && len(args) > 1 {
+		// "ztproxy help risk flag" is "ztproxy risk flag --help".
+		args = append(slices.Clip(args[1:]), "--help")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -80,6 +89,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "policy":
 		err = cmdPolicy(args[1:], stdout, stderr)
 	case "version", "--version":
+		if helpRequested(args[1:]) {
+			printHelp(stdout, "version", nil)
+			return 0
+		}
 		fmt.Fprintln(stdout, "ztproxy", version)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -87,10 +100,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ztproxy: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
+	if errors.Is(err, errHelpShown) {
+		return 0
+	}
 	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintf(stderr, "ztproxy %s: %v\n", args[0], err)
+			name := args[0]
+			if len(args) > 1 {
+				if _, ok := commandHelps[name+" "+args[1]]; ok {
+					name += " " + args[1]
+				}
+			}
+			fmt.Fprintf(stderr, "ztproxy %s: %v\nRun \"ztproxy %s --help\" for usage.\n", args[0], err, name)
 			return 2
 		}
 		var ce exitCodeError
@@ -103,20 +125,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// newFlags returns a flag set that reports to stderr and does not exit.
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
-}
-
 // configFlagOnly parses a command line whose only flag is the required
 // --config and returns its value.
-func configFlagOnly(name string, args []string, stderr io.Writer) (string, error) {
-	fs := newFlags(name, stderr)
+func configFlagOnly(name string, args []string, stdout, stderr io.Writer) (string, error) {
+	fs := newFlags(name, stdout, stderr)
 	path := fs.String("config", "", "configuration file (YAML)")
-	if err := fs.Parse(args); err != nil {
-		return "", usageError(err.Error())
+	if err := fs.parse(args); err != nil {
+		return "", err
 	}
 	if *path == "" {
 		return "", usageError("--config is required")

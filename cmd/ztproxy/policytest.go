@@ -48,15 +48,16 @@ type policyInput struct {
 }
 
 func cmdPolicy(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "test" {
-		return usageError("usage: ztproxy policy test --config FILE --input REQUEST.json [--expect allow|deny|step_up]")
+	_, args, err := verbOf("policy", args, stdout, "test")
+	if err != nil {
+		return err
 	}
-	fs := newFlags("policy test", stderr)
+	fs := newFlags("policy test", stdout, stderr)
 	path := fs.String("config", "", "configuration file (YAML)")
-	input := fs.String("input", "", "request JSON file, or - for standard input")
+	input := fs.String("input", "", "request JSON file (see examples/policy-request.json), or - for standard input")
 	expect := fs.String("expect", "", "exit 1 unless the decision is this (allow, deny, step_up)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return usageError(err.Error())
+	if err := fs.parse(args); err != nil {
+		return err
 	}
 	if *path == "" || *input == "" {
 		return usageError("--config and --input are required")
@@ -111,6 +112,9 @@ func printDecision(w io.Writer, d identity.Decision) {
 	}
 	for _, r := range d.Reasons {
 		fmt.Fprintf(w, "reason:   %s\n", r)
+	}
+	for _, h := range d.Hints {
+		fmt.Fprintf(w, "hint:     %s\n", h)
 	}
 }
 

@@ -23,7 +23,7 @@ import (
 )
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	path, err := configFlagOnly("serve", args, stderr)
+	path, err := configFlagOnly("serve", args, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -33,11 +33,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // cmdSidecar runs the proxy in sidecar mode in front of one local
 // service: `ztproxy sidecar --upstream http://127.0.0.1:8080 --config F`.
 func cmdSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("sidecar", stderr)
+	fs := newFlags("sidecar", stdout, stderr)
 	path := fs.String("config", "", "configuration file (YAML)")
 	upstream := fs.String("upstream", "", "the local service, e.g. http://127.0.0.1:8080 (overrides sidecar.upstream)")
-	if err := fs.Parse(args); err != nil {
-		return usageError(err.Error())
+	if err := fs.parse(args); err != nil {
+		return err
 	}
 	if *path == "" {
 		return usageError("--config is required")

@@ -315,3 +315,16 @@ func (tb *Tab) Screenshot(t testing.TB, path string) {
 		t.Fatalf("testenv: browser: writing the screenshot: %v", err)
 	}
 }
+
+// FullScreenshot writes a PNG image of the whole page, beyond the
+// viewport, to path: for people to review what a page looks like.
+func (tb *Tab) FullScreenshot(t testing.TB, path string) {
+	t.Helper()
+	buf, err := runTab(tb, chromedp.FullScreenshot(100))
+	if err != nil {
+		tb.fatal(t, "taking a full-page screenshot", err)
+	}
+	if err := os.WriteFile(path, buf, 0o644); err != nil {
+		t.Fatalf("testenv: browser: writing the screenshot: %v", err)
+	}
+}
