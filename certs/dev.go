@@ -176,7 +176,7 @@ func IssueClient(caCertFile, caKeyFile, outCert, outKey, spiffeID, commonName st
 	if validity <= 0 {
 		validity = DefaultDevValidity
 	}
-	ca, caKey, err := loadCA(caCertFile, caKeyFile)
+	ca, caKey, err := LoadCA(caCertFile, caKeyFile)
 	if err != nil {
 		return fmt.Errorf("issue client: %w", err)
 	}
@@ -193,8 +193,10 @@ func IssueClient(caCertFile, caKeyFile, outCert, outKey, spiffeID, commonName st
 	return nil
 }
 
-// loadCA reads a CA certificate and its key and checks they can sign.
-func loadCA(certFile, keyFile string) (*x509.Certificate, crypto.Signer, error) {
+// LoadCA reads a CA certificate and its key (PEM) and checks that the
+// certificate is a CA and the key belongs to it. Errors name the file
+// and never contain key bytes.
+func LoadCA(certFile, keyFile string) (*x509.Certificate, crypto.Signer, error) {
 	certPEM, err := readFile(certFile, certFile)
 	if err != nil {
 		return nil, nil, err
@@ -222,9 +224,19 @@ func loadCA(certFile, keyFile string) (*x509.Certificate, crypto.Signer, error) 
 }
 
 func newDevCA(now time.Time, validity time.Duration) (*x509.Certificate, crypto.Signer, error) {
+	ca, key, err := newCA(pkix.Name{CommonName: "ztproxy development CA", Organization: []string{"ztproxy dev"}}, now, validity)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dev CA: %w", err)
+	}
+	return ca, key, nil
+}
+
+// newCA creates a self-signed ECDSA P-256 CA that may sign leaves only
+// (path length zero).
+func newCA(subject pkix.Name, now time.Time, validity time.Duration) (*x509.Certificate, crypto.Signer, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, nil, fmt.Errorf("dev CA: generate key: %w", err)
+		return nil, nil, fmt.Errorf("generate key: %w", err)
 	}
 	serial, err := newSerial()
 	if err != nil {
@@ -232,7 +244,7 @@ func newDevCA(now time.Time, validity time.Duration) (*x509.Certificate, crypto.
 	}
 	template := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "ztproxy development CA", Organization: []string{"ztproxy dev"}},
+		Subject:               subject,
 		NotBefore:             now.Add(-clockSkew),
 		NotAfter:              now.Add(validity),
 		IsCA:                  true,
@@ -242,11 +254,11 @@ func newDevCA(now time.Time, validity time.Duration) (*x509.Certificate, crypto.
 	}
 	der, err := x509.CreateCertificate(rand.Reader, template, template, key.Public(), key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("dev CA: sign: %w", err)
+		return nil, nil, fmt.Errorf("sign: %w", err)
 	}
 	ca, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, nil, fmt.Errorf("dev CA: %w", err)
+		return nil, nil, err
 	}
 	return ca, key, nil
 }

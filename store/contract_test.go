@@ -35,6 +35,7 @@ func runContract(t *testing.T, newStore newStoreFunc) {
 	t.Run("ProfileMerge", func(t *testing.T) { s, clk := open(t); testProfileMerge(t, s, clk) })
 	t.Run("ProfilePruning", func(t *testing.T) { s, _ := open(t); testProfilePruning(t, s) })
 	t.Run("ProfileConcurrent", func(t *testing.T) { s, _ := open(t, DefaultMaxMapEntries); testProfileConcurrent(t, s, s) })
+	t.Run("Devices", func(t *testing.T) { s, _ := open(t); testDevices(t, s) })
 }
 
 func sampleSession(clk *fakeClock, id string) SessionRecord {
