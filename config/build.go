@@ -14,6 +14,7 @@ import (
 	"ztproxy/awscreds"
 	"ztproxy/certs"
 	"ztproxy/decide"
+	"ztproxy/devices"
 	"ztproxy/proxy"
 	"ztproxy/upstream"
 )
@@ -46,6 +47,9 @@ type Runtime struct {
 	// (sidecar mode); nil without assertion.trusted_jwks. Build also sets
 	// Proxy.Assertions from it.
 	Assertion *authn.AssertionConfig
+	// Devices configures device trust; nil when devices.enabled is off.
+	// The caller sets its Store, Logger and hooks.
+	Devices *devices.Config
 	// SigningKey signs identity assertions; nil means generate one.
 	SigningKey *ecdsa.PrivateKey
 	// WatchFiles are the files whose change triggers a reload: the config
@@ -150,7 +154,15 @@ func (f *File) build(c *collector) *Runtime {
 			CertFile: f.TLS.CertFile, KeyFile: f.TLS.KeyFile,
 			ClientCAFile: f.TLS.ClientCAFile, ClientAuth: certs.ClientAuth(f.TLS.ClientAuth),
 		}
+		if f.Devices.Enabled {
+			rt.Certs.DeviceCAFile = f.Devices.CACertFile
+		}
 	}
+	dc, err := f.DevicesConfig(nil, authn.KeySetEvents{})
+	if err != nil {
+		addErr(c, "devices", err)
+	}
+	rt.Devices = dc
 	f.buildIdPs(rt)
 	rt.Browser = buildBrowser(f, ext)
 	if err := buildAssertion(f, rt); err != nil {

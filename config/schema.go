@@ -97,6 +97,9 @@ type File struct {
 	Risk Risk `yaml:"risk"`
 	// AWS configures short-lived AWS credentials per user.
 	AWS AWS `yaml:"aws"`
+	// Devices configures device trust: the device CA, enrolment and the
+	// device inventory.
+	Devices Devices `yaml:"devices"`
 
 	// BaseDir is the absolute directory relative file names were resolved
 	// against: the directory of the loaded file, or Parse's baseDir.
@@ -406,6 +409,12 @@ type RiskWeights struct {
 	ImpossibleTravel int `yaml:"impossible_travel"`
 	FlagWatch        int `yaml:"flag_watch"`
 	FlagCompromised  int `yaml:"flag_compromised"`
+	// Device inventory signals (devices.enabled): the device is enrolled
+	// to someone else, its posture is stale, the certificate is not an
+	// enrolled device's.
+	DeviceOtherOwner   int `yaml:"device_other_owner"`
+	DevicePostureStale int `yaml:"device_posture_stale"`
+	DeviceUnenrolled   int `yaml:"device_unenrolled"`
 }
 
 // RiskThresholds map scores to levels.
@@ -474,6 +483,7 @@ func DefaultFile() File {
 		Store:    Store{Backend: "embedded", Path: "ztproxy.db", TablePrefix: "ztproxy_", RevocationCacheTTL: 30 * time.Second},
 		Risk:     DefaultRisk(),
 		WebAuthn: WebAuthn{Enabled: true, RPName: "ztproxy", EnrollMaxAge: 5 * time.Minute},
+		Devices:  DefaultDevices(),
 		Log:      Log{Level: "info", Format: "json"},
 		Location: time.UTC,
 	}
@@ -484,7 +494,8 @@ func DefaultRisk() Risk {
 	return Risk{
 		Enabled: true,
 		Weights: RiskWeights{NewNetwork: 25, NewUserAgent: 10, NewDevice: 20, UnusualHour: 10, Velocity: 30,
-			FailedAuth: 30, ImpossibleTravel: 60, FlagWatch: 40, FlagCompromised: 100},
+			FailedAuth: 30, ImpossibleTravel: 60, FlagWatch: 40, FlagCompromised: 100,
+			DeviceOtherOwner: 40, DevicePostureStale: 15, DeviceUnenrolled: 10},
 		Thresholds:       RiskThresholds{Medium: 30, High: 70},
 		UnknownUserScore: 40, ProfileTTL: 60 * time.Second, FlagTTL: 30 * time.Second, FlushInterval: 10 * time.Second,
 		NetworkWindow: 30 * 24 * time.Hour, HourHalfLife: 14 * 24 * time.Hour, OnStoreError: "step_up",
