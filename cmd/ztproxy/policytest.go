@@ -36,7 +36,7 @@ type policyInput struct {
 	UserAgent      string            `json:"user_agent"`
 	Time           string            `json:"time"`
 	Device         *policyDevice     `json:"device"`
-	Risk *identity.Risk `json:"risk"`
+	Risk           *identity.Risk    `json:"risk"`
 }
 
 func cmdPolicy(args []string, stdout, stderr io.Writer) error {

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+
+	"ztproxy/devices"
+	"ztproxy/identity"
+	"ztproxy/metrics"
+)
+
+const devicesUsage = `usage: ztproxy devices list [--owner USER] --config FILE
+       ztproxy devices show ID --config FILE
+       ztproxy devices revoke ID [--lost] --reason TEXT --config FILE
+       ztproxy devices set-managed ID true|false --config FILE
+       ztproxy devices import --format jamf|intune|generic --file EXPORT.json --config FILE`
+
+// cmdDevices is the operator's view of the device inventory: list and
+// inspect devices, revoke them (every replica refuses them within
+// devices.cache_ttl), mark them managed, import an MDM inventory.
+func cmdDevices(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError(devicesUsage)
+	}
+	verb, rest := args[0], args[1:]
+	var id string
+	switch verb {
+	case "show", "revoke", "set-managed":
+		if len(rest) == 0 {
+			return usageError(devicesUsage)
+		}
+		id, rest = rest[0], rest[1:]
+	case "list", "import":
+	default:
+		return usageError(devicesUsage)
+	}
+	var managedArg string
+	if verb == "set-managed" {
+		if len(rest) == 0 {
+			return usageError(devicesUsage)
+		}
+		managedArg, rest = rest[0], rest[1:]
+	}
+	fs := newFlags("devices "+verb, stderr)
+	path := fs.String("config", "", "configuration file (YAML)")
+	owner := fs.String("owner", "", "list only this user's devices (<issuer>#<sub>)")
+	lost := fs.Bool("lost", false, "mark the device lost rather than revoked")
+	reason := fs.String("reason", "", "why the device is revoked (kept in the inventory)")
+	format := fs.String("format", "", "MDM export format: jamf, intune or generic")
+	file := fs.String("file", "", "MDM export file")
+	if err := fs.Parse(rest); err != nil {
+		return usageError(err.Error())
+	}
+	if verb == "revoke" && *reason == "" {
+		return usageError("revoke needs --reason")
+	}
+	if verb == "import" && (*format == "" || *file == "") {
+		return usageError("import needs --format and --file")
+	}
+	f, st, err := openOperatorStore(ctx, *path, stderr)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	inv, err := newDeviceInventory(f, st, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), metrics.New())
+	if err != nil {
+		return err
+	}
+	if inv == nil {
+		return fmt.Errorf("devices.enabled is off in %s", *path)
+	}
+	op := devicesOp{inv: inv, out: stdout}
+	switch verb {
+	case "list":
+		return op.list(ctx, *owner)
+	case "show":
+		return op.show(ctx, id)
+	case "revoke":
+		status := identity.DeviceRevoked
+		if *lost {
+			status = identity.DeviceLost
+		}
+		rec, err := inv.Revoke(ctx, id, status, "operator:"+operator(), *reason)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "device %s is %s; every replica refuses it within devices.cache_ttl (%s)\n", id, rec.Status, f.Devices.CacheTTL)
+		return nil
+	case "set-managed":
+		managed, err := strconv.ParseBool(managedArg)
+		if err != nil {
+			return usageError("set-managed takes true or false")
+		}
+		if _, err := inv.SetManaged(ctx, id, managed, devices.SourceOperator); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "device %s managed=%t; replicas see it within devices.cache_ttl (%s)\n", id, managed, f.Devices.CacheTTL)
+		return nil
+	}
+	return op.importFile(ctx, *format, *file)
+}
+
+// devicesOp prints inventory answers as JSON.
+type devicesOp struct {
+	inv *devices.Inventory
+	out io.Writer
+}
+
+func (o devicesOp) json(v any) error {
+	enc := json.NewEncoder(o.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (o devicesOp) list(ctx context.Context, owner string) error {
+	recs, err := o.inv.List(ctx, owner)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		ID, Name, Owner, Status string
+		Managed                 bool   `json:"managed"`
+		LastSeen                string `json:"last_seen"`
+	}
+	rows := make([]row, 0, len(recs))
+	for _, r := range recs {
+		rows = append(rows, row{ID: r.ID, Name: r.Name, Owner: r.Owner, Status: r.Status, Managed: r.Managed, LastSeen: r.LastSeen.UTC().Format("2006-01-02T15:04:05Z")})
+	}
+	return o.json(map[string]any{"devices": rows})
+}
+
+func (o devicesOp) show(ctx context.Context, id string) error {
+	rec, err := o.inv.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	return o.json(map[string]any{"device": rec, "spiffe_id": devices.SPIFFEID(o.inv.TrustDomain(), rec.ID), "posture": o.inv.Posture(&rec)})
+}
+
+func (o devicesOp) importFile(ctx context.Context, format, file string) error {
+	data, err := readBounded(file, devices.MaxImportBytes)
+	if err != nil {
+		return err
+	}
+	res, err := o.inv.Import(ctx, format, data)
+	if err != nil {
+		return err
+	}
+	return o.json(res)
+}
+
+// readBounded reads a file of at most limit bytes.
+func readBounded(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
+	}
+	return data, nil
+}
