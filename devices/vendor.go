@@ -70,9 +70,9 @@ func (v *Vendor) check() error {
 
 // Bounds of a vendor assertion.
 const (
-	MaxAssertionBytes  = 16 << 10
+	MaxAssertionBytes      = 16 << 10
 	maxAssertionsPerReport = 4
-	assertionLeeway    = time.Minute
+	assertionLeeway        = time.Minute
 )
 
 // IgnoredAssertion is a vendor assertion a report carried that was not

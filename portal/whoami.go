@@ -27,14 +27,14 @@ type Whoami struct {
 		AuthTime string   `json:"auth_time,omitempty"`
 		Expires  string   `json:"session_expires,omitempty"`
 	} `json:"principal"`
-	Device   *identity.Device `json:"device,omitempty"`
+	Device *identity.Device `json:"device,omitempty"`
 	// DeviceTrust explains what the device inventory says about the
 	// device and why it counts (or not) as trusted.
-	DeviceTrust []string `json:"device_trust,omitempty"`
-	ClientIP string           `json:"client_ip"`
-	Risk     identity.Risk    `json:"risk"`
-	Routes   []WhoamiRoute    `json:"routes"`
-	Hidden   int              `json:"hidden_routes"`
+	DeviceTrust []string      `json:"device_trust,omitempty"`
+	ClientIP    string        `json:"client_ip"`
+	Risk        identity.Risk `json:"risk"`
+	Routes      []WhoamiRoute `json:"routes"`
+	Hidden      int           `json:"hidden_routes"`
 	// Keys are the user's security keys; nil when WebAuthn is off or the
 	// caller is not a browser session.
 	Keys []WhoamiKey `json:"security_keys,omitempty"`

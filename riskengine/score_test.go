@@ -88,9 +88,9 @@ func TestSignals(t *testing.T) {
 			wantLevel: identity.RiskLow,
 		},
 		{
-			name:      "certificate the inventory does not know",
-			req:       func(rc *identity.RequestContext) { rc.Device.Checked = true },
-			want:      []string{ReasonDeviceUnenrolled}, wantScore: 10, wantLevel: identity.RiskLow,
+			name: "certificate the inventory does not know",
+			req:  func(rc *identity.RequestContext) { rc.Device.Checked = true },
+			want: []string{ReasonDeviceUnenrolled}, wantScore: 10, wantLevel: identity.RiskLow,
 		},
 		{
 			name:      "no device is not a new device",
