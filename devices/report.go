@@ -38,18 +38,18 @@ var reportedFacts = map[string]bool{
 	identity.FactDiskEncrypted: true, identity.FactFirewall: true, identity.FactScreenLock: true,
 }
 
-// parsedReport is a report that passed ParseReport.
+// parsedReport is a report that passed parseReport.
 type parsedReport struct {
 	facts      []Fact // Source and At are set when applied
 	serial     string
 	assertions []string
 }
 
-// ParseReport parses a report strictly: one JSON object of at most
+// parseReport parses a report strictly: one JSON object of at most
 // MaxReportBytes, no unknown fields, known fact names with values of
 // their type (or null for unknown), bounded text. Any problem is an
 // *InputError and nothing of the report is used.
-func ParseReport(data []byte) (parsedReport, error) {
+func parseReport(data []byte) (parsedReport, error) {
 	var out parsedReport
 	if len(data) > MaxReportBytes {
 		return out, &InputError{Field: "report", Msg: fmt.Sprintf("larger than %d bytes", MaxReportBytes)}
@@ -171,7 +171,7 @@ type ReportResult struct {
 // logged with the reason; the report's own facts still count. A report
 // that does not parse changes nothing.
 func (inv *Inventory) Report(ctx context.Context, d identity.Device, body []byte) (ReportResult, error) {
-	parsed, err := ParseReport(body)
+	parsed, err := parseReport(body)
 	if err != nil {
 		return ReportResult{}, err
 	}
