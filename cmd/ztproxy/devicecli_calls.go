@@ -192,7 +192,7 @@ func listOr(l []string) string {
 func deviceRenew(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("device renew", stderr)
 	dir := fs.String("dir", "", "device directory")
-	within := fs.Duration("within", 48*time.Hour, "renew only when the certificate expires within this long")
+	within := fs.Duration("within", 0, "renew only when the certificate expires within this long (default: a third of its lifetime)")
 	force := fs.Bool("force", false, "renew now")
 	if err := fs.Parse(args); err != nil {
 		return usageError(err.Error())
@@ -208,6 +208,9 @@ func deviceRenew(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	cur, err := loadDeviceCert(files)
 	if err != nil {
 		return err
+	}
+	if *within == 0 {
+		*within = cur.NotAfter.Sub(cur.NotBefore) / 3
 	}
 	if left := time.Until(cur.NotAfter); left > *within && !*force {
 		fmt.Fprintf(stdout, "certificate valid for %s more; not renewing (--within %s)\n", left.Round(time.Minute), *within)
