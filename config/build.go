@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/ecdsa"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -158,7 +159,9 @@ func (f *File) build(c *collector) *Runtime {
 			rt.Certs.DeviceCAFile = f.Devices.CACertFile
 		}
 	}
-	dc, err := f.DevicesConfig(nil, authn.KeySetEvents{})
+	// Built here so that check-config reports an unreadable CA or JWKS
+	// file; serve builds it again with its logger and metrics.
+	dc, err := f.DevicesConfig(slog.New(slog.DiscardHandler), authn.KeySetEvents{})
 	if err != nil {
 		addErr(c, "devices", err)
 	}
