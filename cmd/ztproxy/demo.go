@@ -17,6 +17,7 @@ import (
 
 	"ztproxy/certs"
 	"ztproxy/config"
+	"ztproxy/identity"
 	"ztproxy/internal/demo"
 	"ztproxy/internal/demo/op"
 )
@@ -42,6 +43,11 @@ when { context.device.spiffe_id like "spiffe://ztproxy.dev/device/*" };
 
 @id("status-is-public")
 permit (principal, action == Action::"GET", resource == Route::"status");
+
+@id("enrolled-laptop")
+@reason("/laptop is for your own enrolled device with an encrypted disk")
+permit (principal is User, action, resource == Route::"laptop")
+when { context.device.enrolled && context.device.owner_matches && context.device.posture.disk_encrypted };
 `
 
 // cmdDemo runs the proxy on embedded defaults: dev certificates, a demo
@@ -61,6 +67,11 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	certDir := filepath.Join(*dir, "certs")
 	if _, err := os.Stat(filepath.Join(certDir, "ca.pem")); errors.Is(err, fs.ErrNotExist) {
 		if _, err := certs.WriteDev(certs.DevOptions{Out: certDir}); err != nil {
+			return err
+		}
+	}
+	if _, err := os.Stat(filepath.Join(certDir, "device-ca.pem")); errors.Is(err, fs.ErrNotExist) {
+		if _, err := certs.WriteDeviceCA(certs.DeviceCAOptions{Out: certDir, Organization: "ztproxy demo"}); err != nil {
 			return err
 		}
 	}
@@ -119,6 +130,7 @@ idps:
 session:
   secrets: ["${ZTP_DEMO_SESSION_SECRET}"]
 store: {path: demo-state.db}
+devices: {enabled: true, ca_cert_file: certs/device-ca.pem, ca_key_file: certs/device-ca-key.pem}
 log: {level: info, format: text}
 audit: {output: %q}
 routes:
@@ -127,6 +139,8 @@ routes:
   - {name: admin, host: localhost, path_prefix: /admin, upstream: %q, auth: browser}
   - {name: app, host: localhost, path_prefix: /, upstream: %q, auth: browser}
 `, *listen, *admin, external, provider.Issuer, filepath.Join(*dir, "audit.log"), app, app, app, app)
+	// Device trust: only alice's enrolled demo device reaches /laptop.
+	cfg += fmt.Sprintf("  - {name: laptop, host: localhost, path_prefix: /laptop, upstream: %q, auth: browser}\n", app)
 	if err := os.WriteFile(configPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}
@@ -138,7 +152,12 @@ routes:
 		return exitCodeError(1)
 	}
 	defer in.close()
+	device, err := demoDevice(ctx, in.devices, certDir, identity.UserID(provider.Issuer, users[0].Sub))
+	if err != nil {
+		return err
+	}
 	printDemoBanner(stdout, *dir, certDir, external, *admin, provider.Issuer, users)
+	fmt.Fprint(stdout, device)
 	return serve(ctx, configPath, in, config.DefaultOptions())
 }
 

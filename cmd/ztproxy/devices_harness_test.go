@@ -65,6 +65,7 @@ type deviceEnvOptions struct {
 	devices string // more lines of the devices block (indented by 2)
 	public  string // listen address; default a free port
 	admin   string // admin address; default a free port
+	top     string // more top-level lines (ext_authz_listen: …)
 	name    string // config file name
 	noStart bool
 }
@@ -117,22 +118,23 @@ func (e *deviceEnv) configPath(name string) string { return filepath.Join(e.dir,
 // writeConfig writes <name>.yaml for a replica listening on o.public.
 func (e *deviceEnv) writeConfig(t *testing.T, o deviceEnvOptions) {
 	writeFile(t, e.configPath(o.name), fmt.Sprintf(`
-listen: %q
-admin_listen: %q
-external_url: %q
+listen: %[1]q
+admin_listen: %[2]q
+external_url: %[3]q
+%[8]s
 tls: {cert_file: certs/server.pem, key_file: certs/server-key.pem, client_ca_file: certs/ca.pem, client_auth: request}
 policies: [p.cedar]
 idps:
-  - {name: corp, issuer: %q, audiences: [ztproxy], client_id: ztproxy, client_secret: device-secret, scopes: [openid, email, profile, groups, offline_access]}
+  - {name: corp, issuer: %[4]q, audiences: [ztproxy], client_id: ztproxy, client_secret: device-secret, scopes: [openid, email, profile, groups, offline_access]}
 session: {secrets: ["0123456789abcdef0123456789abcdef"]}
-store: %s
+store: %[5]s
 devices:
   enabled: true
   ca_cert_file: devca/device-ca.pem
   ca_key_file: devca/device-ca-key.pem
   cert_lifetime: 24h
   cache_ttl: 2s
-%s
+%[6]s
 routes:
   - {name: api, host: 127.0.0.1, path_prefix: /api, upstream: %[7]q, auth: bearer}
   - {name: finance, host: 127.0.0.1, path_prefix: /finance, upstream: %[7]q, auth: browser}
@@ -140,7 +142,7 @@ routes:
   - {name: fresh-stepup, host: 127.0.0.1, path_prefix: /fresh-stepup, upstream: %[7]q, auth: bearer}
   - {name: edr, host: 127.0.0.1, path_prefix: /edr, upstream: %[7]q, auth: bearer}
   - {name: app, host: 127.0.0.1, upstream: %[7]q, auth: browser}
-`, o.public, o.admin, e.base, e.op.Issuer, o.store, o.devices, e.upstream))
+`, o.public, o.admin, e.base, e.op.Issuer, o.store, o.devices, e.upstream, o.top))
 }
 
 // token is a user's ID token (aud ztproxy), a bearer token for api.

@@ -7,13 +7,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	jose "github.com/go-jose/go-jose/v4"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"ztproxy/internal/testenv"
 )
 
 // Issue 16: posture on the real binary — stale posture is denied or asks
@@ -27,7 +34,8 @@ func TestDevicePostureE2E(t *testing.T) {
 	if err := os.WriteFile(jwks, set, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e := newDeviceEnv(t, deviceEnvOptions{devices: fmt.Sprintf(`  vendors:
+	extAuthz := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	e := newDeviceEnv(t, deviceEnvOptions{top: "ext_authz_listen: " + extAuthz, devices: fmt.Sprintf(`  vendors:
     - {name: edr, issuer: "https://edr.example", jwks_file: %q, score_claim: assessment.overall}`, jwks)})
 	browser := e.browserEnv.client(t)
 	e.op.Login(t, browser, e.base+"/", e.op.User(t, "alice"), true)
@@ -35,6 +43,13 @@ func TestDevicePostureE2E(t *testing.T) {
 	id := deviceIDRE.FindStringSubmatch(e.enroll(t, browser, "alice", devDir))[1]
 	token := e.token(t, "alice")
 	dc := e.deviceClient(t, devDir)
+
+	t.Run("ext_authz: Envoy passes the peer certificate", func(t *testing.T) {
+		if code, out := runZtproxy(t, "device", "report", "--dir", devDir, "--fact", "disk_encrypted=true"); code != 0 {
+			t.Fatalf("report: %d %s", code, out)
+		}
+		checkExtAuthzDevice(t, extAuthz, devDir, token, e.token(t, "bob"))
+	})
 
 	t.Run("stale posture is denied or asks for step-up", func(t *testing.T) {
 		if code, out := runZtproxy(t, "device", "report", "--dir", devDir); code != 0 {
@@ -118,4 +133,51 @@ func writeAssertion(t *testing.T, dir string, key *ecdsa.PrivateKey, claims map[
 	f.WriteString(raw)
 	f.Close()
 	return f.Name()
+}
+
+// checkExtAuthzDevice asks the ext_authz listener as Envoy does, with the
+// downstream peer's principal and (include_peer_certificate) its
+// URL-encoded certificate: the owner's enrolled device passes, another
+// user with it does not, and a principal without the certificate is no
+// enrolled device.
+func checkExtAuthzDevice(t *testing.T, addr, devDir, alice, bob string) {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := authv3.NewAuthorizationClient(conn)
+	certPEM, err := os.ReadFile(filepath.Join(devDir, "device.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := loadDeviceCert(deviceFiles{cert: filepath.Join(devDir, "device.pem")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func(token string, withCert bool) int32 {
+		peer := &authv3.AttributeContext_Peer{Principal: cert.URIs[0].String()}
+		if withCert {
+			peer.Certificate = url.QueryEscape(string(certPEM))
+		}
+		req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Source: peer, Request: &authv3.AttributeContext_Request{
+			Http: &authv3.AttributeContext_HttpRequest{Id: "envoy-1", Method: "GET", Host: "127.0.0.1", Path: "/api/x", Scheme: "https",
+				Headers: map[string]string{":authority": "127.0.0.1", ":path": "/api/x", ":method": "GET", "authorization": "Bearer " + token}},
+		}}}
+		resp, err := client.Check(t.Context(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetStatus().GetCode()
+	}
+	if code := ask(alice, true); code != int32(codes.OK) {
+		t.Errorf("alice with her device through ext_authz: code %d", code)
+	}
+	if code := ask(bob, true); code != int32(codes.PermissionDenied) {
+		t.Errorf("bob with alice's device through ext_authz: code %d", code)
+	}
+	if code := ask(alice, false); code != int32(codes.PermissionDenied) {
+		t.Errorf("a principal without its certificate counted as enrolled: code %d", code)
+	}
 }
