@@ -100,8 +100,12 @@ func (f *File) checkDevices(c *collector) {
 	if len(f.Session.Secrets) == 0 && f.Session.SecretsFile == "" {
 		c.add("devices.enabled", "enrolment signs users in with the browser: configure session.secrets and an idp with client_id")
 	}
-	if td := f.DeviceTrustDomain(); td == "" {
-		c.add("devices.trust_domain", "required: external_url's host %q is not a SPIFFE trust domain", f.ExternalURL)
+	switch {
+	case f.DeviceTrustDomain() != "":
+	case d.TrustDomain != "":
+		c.add("devices.trust_domain", "%q must hold only a-z, 0-9, '.', '-' and '_'", d.TrustDomain)
+	default:
+		c.add("devices.trust_domain", "required: external_url's host is not a SPIFFE trust domain (a-z, 0-9, '.', '-', '_')")
 	}
 	checkDuration(c, "devices.cert_lifetime", d.CertLifetime, time.Hour, 90*24*time.Hour)
 	checkDuration(c, "devices.posture_max_age", d.PostureMaxAge, time.Second, 90*24*time.Hour)
