@@ -322,7 +322,7 @@ func newSerial() (*big.Int, error) {
 }
 
 func writeCert(path string, der []byte) error {
-	return writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return WriteFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
 
 func writeKey(path string, key crypto.Signer) error {
@@ -330,13 +330,13 @@ func writeKey(path string, key crypto.Signer) error {
 	if err != nil {
 		return fmt.Errorf("%s: encode key: %w", path, err)
 	}
-	return writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	return WriteFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 }
 
-// writeFileAtomic writes data to a temporary file with perm and renames it
+// WriteFileAtomic writes data to a temporary file with perm and renames it
 // over path, so a reloading proxy never reads a half-written file and a key
 // is never readable by others, even briefly.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
+func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err

@@ -199,22 +199,16 @@ func (pt *Portal) browserUser(w http.ResponseWriter, r *http.Request, x *decide.
 		return err
 	}
 	if x.RC.Principal.AuthKind != identity.AuthBrowser {
-		return &decide.Error{Status: http.StatusForbidden, Code: "browser_only", Msg: "devices are enrolled and removed from a signed-in browser"}
+		return &decide.Error{Status: http.StatusForbidden, Code: "browser_only", Msg: devicesBrowserOnly}
 	}
 	return nil
 }
 
-// portalPost checks a state-changing form post: POST, from a ztproxy page
-// (never another site), by a signed-in browser.
+const devicesBrowserOnly = "devices are enrolled and removed from a signed-in browser"
+
+// portalPost checks a state-changing device form post (browserPost).
 func (pt *Portal) portalPost(w http.ResponseWriter, r *http.Request, x *decide.Exchange) error {
-	if r.Method != http.MethodPost {
-		return decide.ErrMethod
-	}
-	if !sameOrigin(x.Engine, r) {
-		return &decide.Error{Status: http.StatusForbidden, Code: "cross_origin", Msg: "this request must come from a ztproxy page"}
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	return pt.browserUser(w, r, x, x.Engine.Issuer()+DevicesPath)
+	return pt.browserPost(w, r, x, x.Engine.Issuer()+DevicesPath, devicesBrowserOnly)
 }
 
 // removeDevice revokes one of the user's own devices (a form on the

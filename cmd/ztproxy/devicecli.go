@@ -19,6 +19,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"ztproxy/certs"
 )
 
 const deviceUsage = `usage: ztproxy device enroll --proxy URL [--name NAME] [--cacert FILE] [--dir DIR] [--no-browser] [--force]
@@ -172,36 +174,29 @@ func saveDevice(files deviceFiles, state deviceState, key *ecdsa.PrivateKey, cer
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(files.key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+	if err := certs.WriteFileAtomic(files.key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		return err
 	}
-	if err := writeAtomic(files.cert, []byte(certPEM), 0o644); err != nil {
+	if err := certs.WriteFileAtomic(files.cert, []byte(certPEM), 0o644); err != nil {
 		return err
 	}
 	data, _ := json.MarshalIndent(state, "", "  ")
-	return writeAtomic(files.state, append(data, '\n'), 0o600)
+	return certs.WriteFileAtomic(files.state, append(data, '\n'), 0o600)
 }
 
-// writeAtomic writes data to a temporary file with perm and renames it
-// over path.
-func writeAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+// loadDevice reads an enrolled device's directory: its paths, state and
+// current certificate.
+func loadDevice(dir string) (deviceFiles, deviceState, *x509.Certificate, error) {
+	files, err := deviceFilesIn(dir)
 	if err != nil {
-		return err
+		return files, deviceState{}, nil, err
 	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
+	st, err := loadDeviceState(files)
+	if err != nil {
+		return files, st, nil, err
 	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	cert, err := loadDeviceCert(files)
+	return files, st, cert, err
 }
 
 func loadDeviceState(files deviceFiles) (deviceState, error) {
@@ -222,15 +217,7 @@ func deviceStatus(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return usageError(err.Error())
 	}
-	files, err := deviceFilesIn(*dir)
-	if err != nil {
-		return err
-	}
-	st, err := loadDeviceState(files)
-	if err != nil {
-		return err
-	}
-	cert, err := loadDeviceCert(files)
+	_, st, cert, err := loadDevice(*dir)
 	if err != nil {
 		return err
 	}

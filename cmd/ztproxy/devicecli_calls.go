@@ -16,6 +16,7 @@ import (
 
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
 
+	"ztproxy/certs"
 	"ztproxy/devices"
 	"ztproxy/identity"
 )
@@ -116,11 +117,7 @@ func deviceReport(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	files, err := deviceFilesIn(*dir)
-	if err != nil {
-		return err
-	}
-	st, err := loadDeviceState(files)
+	files, st, _, err := loadDevice(*dir)
 	if err != nil {
 		return err
 	}
@@ -197,15 +194,7 @@ func deviceRenew(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := fs.Parse(args); err != nil {
 		return usageError(err.Error())
 	}
-	files, err := deviceFilesIn(*dir)
-	if err != nil {
-		return err
-	}
-	st, err := loadDeviceState(files)
-	if err != nil {
-		return err
-	}
-	cur, err := loadDeviceCert(files)
+	files, st, cur, err := loadDevice(*dir)
 	if err != nil {
 		return err
 	}
@@ -266,7 +255,7 @@ func deviceExport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(*out, data, 0o600); err != nil {
+	if err := certs.WriteFileAtomic(*out, data, 0o600); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s (certificate and key); import it into your browser or keychain, again after each renewal\n", *out)

@@ -185,6 +185,16 @@ func (e *deviceEnv) enroll(t *testing.T, browser *http.Client, user, dir string,
 	t.Helper()
 	args := append([]string{"device", "enroll", "--proxy", e.base, "--cacert", filepath.Join(e.certDir, "ca.pem"),
 		"--dir", dir, "--name", "test laptop", "--no-browser", "--timeout", "60s"}, extra...)
+	out, _ := runHandOffCLI(t, e.base+"/.ztp/devices/enroll?", func(link string) { e.confirmEnrollment(t, browser, user, link) }, args...)
+	return out
+}
+
+// runHandOffCLI runs a ztproxy command that hands off to the browser
+// (device enroll, aws credential-process): for each link it prints with
+// prefix, open plays the browser. It returns stdout and stderr and fails
+// the test when the command fails or hangs.
+func runHandOffCLI(t *testing.T, prefix string, open func(link string), args ...string) (string, string) {
+	t.Helper()
 	cmd := exec.Command(ztproxyBinary(t), args...)
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
@@ -197,8 +207,8 @@ func (e *deviceEnv) enroll(t *testing.T, browser *http.Client, user, dir string,
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		errText.WriteString(line + "\n")
-		if strings.HasPrefix(line, e.base+"/.ztp/devices/enroll?") {
-			e.confirmEnrollment(t, browser, user, line)
+		if open != nil && strings.HasPrefix(line, prefix) {
+			open(line)
 		}
 	}
 	done := make(chan error, 1)
@@ -206,13 +216,13 @@ func (e *deviceEnv) enroll(t *testing.T, browser *http.Client, user, dir string,
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("device enroll: %v\n%s%s", err, stdout.String(), errText.String())
+			t.Fatalf("%s: %v\n%s%s", args[0], err, stdout.String(), errText.String())
 		}
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
-		t.Fatal("device enroll hung")
+		t.Fatalf("%s hung", args[0])
 	}
-	return stdout.String()
+	return stdout.String(), errText.String()
 }
 
 // confirmEnrollment opens the enrolment link as the user (stepping up
