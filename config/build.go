@@ -2,7 +2,6 @@ package config
 
 import (
 	"crypto/ecdsa"
-	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -155,17 +154,8 @@ func (f *File) build(c *collector) *Runtime {
 			CertFile: f.TLS.CertFile, KeyFile: f.TLS.KeyFile,
 			ClientCAFile: f.TLS.ClientCAFile, ClientAuth: certs.ClientAuth(f.TLS.ClientAuth),
 		}
-		if f.Devices.Enabled {
-			rt.Certs.DeviceCAFile = f.Devices.CACertFile
-		}
 	}
-	// Built here so that check-config reports an unreadable CA or JWKS
-	// file; serve builds it again with its logger and metrics.
-	dc, err := f.DevicesConfig(slog.New(slog.DiscardHandler), authn.KeySetEvents{})
-	if err != nil {
-		addErr(c, "devices", err)
-	}
-	rt.Devices = dc
+	f.buildDevices(c, rt)
 	f.buildIdPs(rt)
 	rt.Browser = buildBrowser(f, ext)
 	if err := buildAssertion(f, rt); err != nil {

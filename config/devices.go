@@ -217,3 +217,17 @@ func (f *File) DevicesConfig(logger *slog.Logger, events authn.KeySetEvents) (*d
 	}
 	return cfg, errors.Join(errs...)
 }
+
+// buildDevices sets rt.Devices (built here so that check-config reports an
+// unreadable CA or JWKS file; serve builds it again with its logger and
+// metrics) and trusts the device CA for client certificates.
+func (f *File) buildDevices(c *collector, rt *Runtime) {
+	if f.Devices.Enabled && rt.Certs != nil {
+		rt.Certs.DeviceCAFile = f.Devices.CACertFile
+	}
+	dc, err := f.DevicesConfig(slog.New(slog.DiscardHandler), authn.KeySetEvents{})
+	if err != nil {
+		addErr(c, "devices", err)
+	}
+	rt.Devices = dc
+}

@@ -24,45 +24,11 @@ const devicesUsage = `usage: ztproxy devices list [--owner USER] --config FILE
 // inspect devices, revoke them (every replica refuses them within
 // devices.cache_ttl), mark them managed, import an MDM inventory.
 func cmdDevices(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageError(devicesUsage)
+	a, err := parseDevicesArgs(args, stderr)
+	if err != nil {
+		return err
 	}
-	verb, rest := args[0], args[1:]
-	var id string
-	switch verb {
-	case "show", "revoke", "set-managed":
-		if len(rest) == 0 {
-			return usageError(devicesUsage)
-		}
-		id, rest = rest[0], rest[1:]
-	case "list", "import":
-	default:
-		return usageError(devicesUsage)
-	}
-	var managedArg string
-	if verb == "set-managed" {
-		if len(rest) == 0 {
-			return usageError(devicesUsage)
-		}
-		managedArg, rest = rest[0], rest[1:]
-	}
-	fs := newFlags("devices "+verb, stderr)
-	path := fs.String("config", "", "configuration file (YAML)")
-	owner := fs.String("owner", "", "list only this user's devices (<issuer>#<sub>)")
-	lost := fs.Bool("lost", false, "mark the device lost rather than revoked")
-	reason := fs.String("reason", "", "why the device is revoked (kept in the inventory)")
-	format := fs.String("format", "", "MDM export format: jamf, intune or generic")
-	file := fs.String("file", "", "MDM export file")
-	if err := fs.Parse(rest); err != nil {
-		return usageError(err.Error())
-	}
-	if verb == "revoke" && *reason == "" {
-		return usageError("revoke needs --reason")
-	}
-	if verb == "import" && (*format == "" || *file == "") {
-		return usageError("import needs --format and --file")
-	}
-	f, st, err := openOperatorStore(ctx, *path, stderr)
+	f, st, err := openOperatorStore(ctx, a.config, stderr)
 	if err != nil {
 		return err
 	}
@@ -72,37 +38,80 @@ func cmdDevices(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	if inv == nil {
-		return fmt.Errorf("devices.enabled is off in %s", *path)
+		return fmt.Errorf("devices.enabled is off in %s", a.config)
 	}
 	op := devicesOp{inv: inv, out: stdout}
-	switch verb {
+	switch a.verb {
 	case "list":
-		return op.list(ctx, *owner)
+		return op.list(ctx, a.owner)
 	case "show":
-		return op.show(ctx, id)
+		return op.show(ctx, a.id)
 	case "revoke":
 		status := identity.DeviceRevoked
-		if *lost {
+		if a.lost {
 			status = identity.DeviceLost
 		}
-		rec, err := inv.Revoke(ctx, id, status, "operator:"+operator(), *reason)
+		rec, err := inv.Revoke(ctx, a.id, status, "operator:"+operator(), a.reason)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "device %s is %s; every replica refuses it within devices.cache_ttl (%s)\n", id, rec.Status, f.Devices.CacheTTL)
+		fmt.Fprintf(stdout, "device %s is %s; every replica refuses it within devices.cache_ttl (%s)\n", a.id, rec.Status, f.Devices.CacheTTL)
 		return nil
 	case "set-managed":
-		managed, err := strconv.ParseBool(managedArg)
-		if err != nil {
-			return usageError("set-managed takes true or false")
-		}
-		if _, err := inv.SetManaged(ctx, id, managed, devices.SourceOperator); err != nil {
+		if _, err := inv.SetManaged(ctx, a.id, a.managed, devices.SourceOperator); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "device %s managed=%t; replicas see it within devices.cache_ttl (%s)\n", id, managed, f.Devices.CacheTTL)
+		fmt.Fprintf(stdout, "device %s managed=%t; replicas see it within devices.cache_ttl (%s)\n", a.id, a.managed, f.Devices.CacheTTL)
 		return nil
 	}
-	return op.importFile(ctx, *format, *file)
+	return op.importFile(ctx, a.format, a.file)
+}
+
+// devicesArgs is a parsed `ztproxy devices` command line.
+type devicesArgs struct {
+	verb, id, config, owner, reason, format, file string
+	lost, managed                                 bool
+}
+
+// parseDevicesArgs reads `devices VERB [ID] [true|false] [flags]`.
+func parseDevicesArgs(args []string, stderr io.Writer) (devicesArgs, error) {
+	var a devicesArgs
+	if len(args) == 0 {
+		return a, usageError(devicesUsage)
+	}
+	a.verb, args = args[0], args[1:]
+	positional := map[string]int{"list": 0, "import": 0, "show": 1, "revoke": 1, "set-managed": 2}
+	n, ok := positional[a.verb]
+	if !ok || len(args) < n {
+		return a, usageError(devicesUsage)
+	}
+	if n > 0 {
+		a.id = args[0]
+	}
+	if n > 1 {
+		managed, err := strconv.ParseBool(args[1])
+		if err != nil {
+			return a, usageError("set-managed takes true or false")
+		}
+		a.managed = managed
+	}
+	fs := newFlags("devices "+a.verb, stderr)
+	fs.StringVar(&a.config, "config", "", "configuration file (YAML)")
+	fs.StringVar(&a.owner, "owner", "", "list only this user's devices (<issuer>#<sub>)")
+	fs.BoolVar(&a.lost, "lost", false, "mark the device lost rather than revoked")
+	fs.StringVar(&a.reason, "reason", "", "why the device is revoked (kept in the inventory)")
+	fs.StringVar(&a.format, "format", "", "MDM export format: jamf, intune or generic")
+	fs.StringVar(&a.file, "file", "", "MDM export file")
+	if err := fs.Parse(args[n:]); err != nil {
+		return a, usageError(err.Error())
+	}
+	switch {
+	case a.verb == "revoke" && a.reason == "":
+		return a, usageError("revoke needs --reason")
+	case a.verb == "import" && (a.format == "" || a.file == ""):
+		return a, usageError("import needs --format and --file")
+	}
+	return a, nil
 }
 
 // devicesOp prints inventory answers as JSON.

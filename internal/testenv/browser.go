@@ -126,11 +126,7 @@ func StartBrowser(t testing.TB, opts BrowserOptions) *Browser {
 		allocOpts = append(allocOpts, flagOption(f))
 	}
 	if opts.ClientCertificate != nil {
-		home := setUpClientCertificate(t, opts.ClientCertificate)
-		if home == "" {
-			return nil // unreachable: the test stopped
-		}
-		allocOpts = append(allocOpts, chromedp.Env("HOME="+home))
+		allocOpts = append(allocOpts, chromedp.Env("HOME="+setUpClientCertificate(t, opts.ClientCertificate)))
 	}
 
 	allocCtx, allocCancel := chromedp.NewExecAllocator(context.Background(), allocOpts...)
