@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"ztproxy/identity"
@@ -35,12 +36,43 @@ func collectOS(ctx context.Context, r *Report) {
 		r.setFact(identity.FactDiskEncrypted, rootEncrypted(mi, "/sys"))
 	}
 	r.setFact(identity.FactFirewall, linuxFirewall(ctx))
-	if out, ok := run(ctx, "gsettings", "get", "org.gnome.desktop.screensaver", "lock-enabled"); ok {
-		r.setFact(identity.FactScreenLock, parseBoolSetting(out))
-	}
+	r.setFact(identity.FactScreenLock, gnomeScreenLock(ctx, os.Getenv("XDG_CURRENT_DESKTOP")))
 	if data, err := os.ReadFile("/sys/class/dmi/id/product_serial"); err == nil && usableSerial(string(data)) {
 		r.Serial = strings.TrimSpace(string(data))
 	}
+}
+
+// gnomeScreenLock reads GNOME's settings in a GNOME session: the screen
+// locks when lock-enabled is true and the session goes idle (idle-delay
+// above 0). Outside a GNOME session (a server, another desktop) gsettings
+// would only print the schema defaults, so the answer is unknown (nil).
+func gnomeScreenLock(ctx context.Context, desktop string) any {
+	if !strings.Contains(strings.ToUpper(desktop), "GNOME") {
+		return nil
+	}
+	lock, ok := run(ctx, "gsettings", "get", "org.gnome.desktop.screensaver", "lock-enabled")
+	if !ok {
+		return nil
+	}
+	enabled := parseBoolSetting(lock)
+	if enabled != true {
+		return enabled
+	}
+	idle, ok := run(ctx, "gsettings", "get", "org.gnome.desktop.session", "idle-delay")
+	if !ok {
+		return nil
+	}
+	return parseIdleDelay(idle)
+}
+
+// parseIdleDelay reads gsettings' "uint32 300": true when the session
+// goes idle at all, nil when unreadable.
+func parseIdleDelay(out string) any {
+	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(out), "uint32")))
+	if err != nil {
+		return nil
+	}
+	return n > 0
 }
 
 // rootEncrypted reports whether the block device under "/" is (or sits

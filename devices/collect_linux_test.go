@@ -12,6 +12,12 @@ func TestLinuxParsers(t *testing.T) {
 	if src := rootMountSource(mi); src != "/dev/mapper/luks-1234" {
 		t.Errorf("root source %q", src)
 	}
+	if gnomeScreenLock(t.Context(), "") != nil || gnomeScreenLock(t.Context(), "KDE") != nil {
+		t.Error("screen lock outside a GNOME session must be unknown")
+	}
+	if parseIdleDelay("uint32 300") != true || parseIdleDelay("uint32 0") != false || parseIdleDelay("x") != nil {
+		t.Error("idle-delay parsing")
+	}
 	if !nftFiltersInput("table inet filter {\n chain input {\n  type filter hook input priority 0; policy drop;\n }\n}") {
 		t.Error("nft input drop not seen")
 	}
