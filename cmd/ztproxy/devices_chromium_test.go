@@ -28,8 +28,9 @@ func TestDeviceChromiumE2E(t *testing.T) {
 		t.Fatalf("export: %d %s", code, out)
 	}
 	alice := e.op.User(t, "alice")
+	var tab *testenv.Tab
 	open := func(br *testenv.Browser) string {
-		tab := br.NewTab(t)
+		tab = br.NewTab(t)
 		tab.Navigate(t, e.base+"/finance/from-chromium")
 		tab.WaitURLPrefix(t, e.op.Issuer+"/interaction/", 15*time.Second)
 		tab.LoginForm(t, alice.Sub, alice.Password, "")
@@ -40,6 +41,14 @@ func TestDeviceChromiumE2E(t *testing.T) {
 		ClientCertificate: &testenv.ClientCertificate{P12File: p12, Password: "chromium-pw", URLPattern: e.base}})
 	if got := open(withCert); got != "app says hello to alice@ztp.test on /finance/from-chromium" {
 		t.Errorf("Chromium with the device certificate: %q", got)
+	}
+	// The devices page shows this device, its posture and a way to remove it.
+	tab.Navigate(t, e.base+"/.ztp/devices")
+	page := tab.Text(t)
+	for _, want := range []string{"Your devices", "test laptop (this device)", "Enrolled to you.", "disk_encrypted = true", "Remove this device"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("devices page lacks %q:\n%s", want, page)
+		}
 	}
 	without := testenv.StartBrowser(t, testenv.BrowserOptions{IgnoreCertErrors: true})
 	if got := open(without); !strings.Contains(got, "Access denied") {
