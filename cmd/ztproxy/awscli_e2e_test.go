@@ -1,16 +1,21 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"ztproxy/internal/stsdouble"
 	"ztproxy/internal/testenv"
@@ -77,12 +82,51 @@ routes:
 	}
 	cacheDir := filepath.Join(dir, "cache")
 	runCLI := func(withBrowser bool) (string, string) {
-		var open func(string)
-		if withBrowser {
-			open = func(line string) { handOffCredentials(t, browser, line) }
+		cmd := exec.Command(ztproxyBinary(t), "aws", "credential-process", "--proxy", base, "--role", "analyst", "--no-browser", "--cache-dir", cacheDir, "--timeout", "20s")
+		var stdout bytes.Buffer
+		cmd.Stdout = &stdout
+		stderr, _ := cmd.StderrPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
-		return runHandOffCLI(t, base+"/.ztp/aws/cli?", open, "aws", "credential-process", "--proxy", base, "--role", "analyst",
-			"--no-browser", "--cache-dir", cacheDir, "--timeout", "20s")
+		var errText strings.Builder
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			errText.WriteString(line + "\n")
+			if withBrowser && strings.HasPrefix(line, base+"/.ztp/aws/cli?") {
+				resp, err := browser.Get(line)
+				if err != nil {
+					t.Fatal(err)
+				}
+				page := readBody(t, resp)
+				action := formActionRE.FindStringSubmatch(page)
+				if resp.StatusCode != 200 || action == nil || !strings.HasPrefix(action[1], "http://127.0.0.1:") {
+					t.Fatalf("hand-off page: %d %s", resp.StatusCode, page)
+				}
+				form := url.Values{}
+				for _, m := range hiddenRE.FindAllStringSubmatch(page, -1) {
+					form.Set(m[1], html.UnescapeString(m[2]))
+				}
+				r2, err := http.PostForm(html.UnescapeString(action[1]), form)
+				if err != nil {
+					t.Fatal(err)
+				}
+				r2.Body.Close()
+			}
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("credential-process: %v\n%s", err, errText.String())
+			}
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Fatal("credential-process hung")
+		}
+		return stdout.String(), errText.String()
 	}
 	out, _ := runCLI(true)
 	var creds struct {
@@ -100,23 +144,4 @@ routes:
 	if out2 != out || strings.Contains(errText, "/.ztp/aws/cli?") || sts.Calls("AssumeRole") != 1 {
 		t.Fatalf("cached run: %q, stderr %q, AssumeRole calls %d", out2, errText, sts.Calls("AssumeRole"))
 	}
-}
-
-// handOffCredentials opens the credential-process link as the signed-in
-// browser and posts the page's form to the CLI's loopback port.
-func handOffCredentials(t *testing.T, browser *http.Client, link string) {
-	resp, err := browser.Get(link)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page := readBody(t, resp)
-	action := formActionRE.FindStringSubmatch(page)
-	if resp.StatusCode != 200 || action == nil || !strings.HasPrefix(action[1], "http://127.0.0.1:") {
-		t.Fatalf("hand-off page: %d %s", resp.StatusCode, page)
-	}
-	r2, err := http.PostForm(html.UnescapeString(action[1]), hiddenFields(page))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r2.Body.Close()
 }
