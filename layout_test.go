@@ -11,23 +11,27 @@ import (
 // config; the front doors (proxy: listeners and forwarding; forwardauth:
 // /.ztp/verify and ext_authz; portal: the /.ztp/ pages); the decision
 // engine (decide); the components it decides with (authn, authz,
-// riskengine, awscreds, certs, store) and the leaves every layer shares
+// riskengine, awscreds, certs, devices, store) and the leaves every layer shares
 // (upstream transport, identity headers, audit, metrics); identity.
 var allowedImports = map[string][]string{
 	"ztproxy/config": {"ztproxy/identity", "ztproxy/proxy", "ztproxy/decide", "ztproxy/upstream",
-		"ztproxy/authn", "ztproxy/authz", "ztproxy/certs", "ztproxy/store", "ztproxy/riskengine", "ztproxy/awscreds"},
+		"ztproxy/authn", "ztproxy/authz", "ztproxy/certs", "ztproxy/store", "ztproxy/riskengine", "ztproxy/awscreds",
+		"ztproxy/devices"},
 
 	"ztproxy/proxy": {"ztproxy/identity", "ztproxy/forwardauth", "ztproxy/portal", "ztproxy/decide", "ztproxy/listener",
 		"ztproxy/upstream", "ztproxy/idheaders", "ztproxy/metrics", "ztproxy/awscreds"},
 	"ztproxy/forwardauth": {"ztproxy/identity", "ztproxy/decide", "ztproxy/idheaders", "ztproxy/metrics", "ztproxy/authn"},
-	"ztproxy/portal":      {"ztproxy/identity", "ztproxy/decide", "ztproxy/authn", "ztproxy/awscreds"},
+	"ztproxy/portal":      {"ztproxy/identity", "ztproxy/decide", "ztproxy/authn", "ztproxy/awscreds", "ztproxy/devices"},
 
 	"ztproxy/decide": {"ztproxy/identity", "ztproxy/authn", "ztproxy/authz", "ztproxy/certs", "ztproxy/awscreds",
 		"ztproxy/upstream", "ztproxy/idheaders", "ztproxy/audit", "ztproxy/metrics"},
 
-	"ztproxy/authz":      {"ztproxy/identity"},
-	"ztproxy/authn":      {"ztproxy/identity"},
-	"ztproxy/certs":      {"ztproxy/identity"},
+	"ztproxy/authz": {"ztproxy/identity"},
+	"ztproxy/authn": {"ztproxy/identity"},
+	"ztproxy/certs": {"ztproxy/identity"},
+	// devices (device CA, inventory, posture) builds on certs to load
+	// its CA.
+	"ztproxy/devices":    {"ztproxy/identity", "ztproxy/certs"},
 	"ztproxy/store":      {"ztproxy/identity"},
 	"ztproxy/riskengine": {"ztproxy/identity"},
 	"ztproxy/awscreds":   {"ztproxy/identity"},

@@ -2,17 +2,14 @@ package authn
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
-	jose "github.com/go-jose/go-jose/v4"
 
 	"ztproxy/identity"
 )
@@ -64,20 +61,7 @@ func NewAssertionVerifier(cfg AssertionConfig) (*AssertionVerifier, error) {
 			Name: fmt.Sprintf("assertion.trusted_jwks[%d]", i), Algs: []string{assertionAlg},
 			HTTPClient: client, Refresh: cfg.KeyRefresh, Now: cfg.Now, Logger: cfg.Logger, Events: cfg.Events,
 		}
-		if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
-			kc.URL = src
-		} else {
-			data, err := os.ReadFile(src)
-			if err != nil {
-				return nil, fmt.Errorf("authn: trusted JWKS %s: %w", src, err)
-			}
-			var jwks jose.JSONWebKeySet
-			if err := json.Unmarshal(data, &jwks); err != nil || len(jwks.Keys) == 0 {
-				return nil, fmt.Errorf("authn: trusted JWKS %s: not a JWK set", src)
-			}
-			kc.Static = jwks.Keys
-		}
-		ks, err := NewKeySet(kc)
+		ks, err := KeySetFromSource(src, kc)
 		if err != nil {
 			return nil, fmt.Errorf("authn: trusted JWKS %s: %w", src, err)
 		}

@@ -2,11 +2,14 @@ package authn
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -149,6 +152,26 @@ func NewKeySet(cfg KeySetConfig) (*KeySet, error) {
 		k.install(keys, math.MaxInt64, 0)
 	}
 	return k, nil
+}
+
+// KeySetFromSource returns the key set of source: a JWKS URL (https, or
+// http on loopback), fetched on first use and kept current, or a JWKS
+// file, read now and never refreshed. kc supplies everything else.
+func KeySetFromSource(source string, kc KeySetConfig) (*KeySet, error) {
+	if strings.HasPrefix(source, "http://") || strings.HasPrefix(source, "https://") {
+		kc.URL = source
+		return NewKeySet(kc)
+	}
+	data, err := os.ReadFile(source)
+	if err != nil {
+		return nil, err
+	}
+	var jwks jose.JSONWebKeySet
+	if err := json.Unmarshal(data, &jwks); err != nil || len(jwks.Keys) == 0 {
+		return nil, errors.New("not a JWK set")
+	}
+	kc.Static = jwks.Keys
+	return NewKeySet(kc)
 }
 
 // Name returns the set's configured name.

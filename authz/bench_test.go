@@ -76,7 +76,8 @@ func benchRequest() identity.RequestContext {
 		},
 		Device: identity.Device{
 			Present: true, ID: "laptop-1", SPIFFEID: "spiffe://corp/device/laptop-1",
-			Fingerprint: "ab12", Managed: true, Posture: map[string]string{"os": "linux", "disk": "encrypted"},
+			Fingerprint: "ab12", Managed: true, Enrolled: true, Owner: "https://idp.example.com#alice", Status: identity.DeviceActive,
+			Posture: identity.Posture{OS: "linux", DiskEncrypted: true, Known: 0b1001}, PostureTime: time.Date(2024, 3, 5, 9, 0, 0, 0, time.UTC),
 		},
 		Risk: identity.Risk{Score: 12, Level: identity.RiskLow, Reasons: []identity.RiskReason{{Code: "new_device", Points: 12}}},
 		Time: time.Date(2024, 3, 5, 10, 0, 0, 0, time.UTC),

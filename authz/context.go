@@ -50,12 +50,17 @@ var (
 	// absentDevice is context.device for a request without a client
 	// certificate.
 	absentDevice = types.NewRecord(types.RecordMap{
-		"present":     types.False,
-		"id":          types.String(""),
-		"spiffe_id":   types.String(""),
-		"fingerprint": types.String(""),
-		"managed":     types.False,
-		"posture":     emptyRecord,
+		"present":             types.False,
+		"id":                  types.String(""),
+		"spiffe_id":           types.String(""),
+		"fingerprint":         types.String(""),
+		"enrolled":            types.False,
+		"owner":               types.String(""),
+		"owner_matches":       types.False,
+		"managed":             types.False,
+		"status":              types.String(""),
+		"posture":             unknownPosture,
+		"posture_age_seconds": types.Long(unknownAuthAge),
 	})
 
 	// neutralRisk is context.risk for a zero-score, low-level assessment
@@ -371,7 +376,8 @@ func authAge(authTime, now time.Time) int64 {
 // isAbsentDevice reports whether d is the zero Device apart from lists
 // that are not part of the context.
 func isAbsentDevice(d *identity.Device) bool {
-	return !d.Present && d.ID == "" && d.SPIFFEID == "" && d.Fingerprint == "" && !d.Managed && len(d.Posture) == 0
+	return !d.Present && d.ID == "" && d.SPIFFEID == "" && d.Fingerprint == "" && !d.Managed &&
+		!d.Enrolled && d.Owner == "" && d.Status == "" && d.Posture == (identity.Posture{}) && d.PostureTime.IsZero()
 }
 
 // isNeutralRisk reports whether r has the value of neutralRisk.

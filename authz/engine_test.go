@@ -246,7 +246,11 @@ when {
   context.auth.kind == "none" && context.auth.amr == [] && context.auth.acr == "" &&
   context.auth.age_seconds == 2147483648 && context.auth.mfa == false &&
   context.device.present == false && context.device.id == "" && context.device.spiffe_id == "" &&
-  context.device.fingerprint == "" && context.device.managed == false && context.device.posture == {} &&
+  context.device.fingerprint == "" && context.device.managed == false &&
+  context.device.enrolled == false && context.device.owner == "" && context.device.owner_matches == false &&
+  context.device.status == "" && context.device.posture_age_seconds == 2147483648 &&
+  context.device.posture == {os: "", os_version: "", kernel: "", disk_encrypted: false, firewall: false, screen_lock: false, score: 0,
+    unknown: ["os", "os_version", "kernel", "disk_encrypted", "firewall", "screen_lock", "score"]} &&
   context.risk.score == 0 && context.risk.level == "low" && context.risk.reasons == [] &&
   context.time.hour == 12 && context.time.weekday == "monday" && context.time.unix == 1704110400
 };`

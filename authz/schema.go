@@ -94,12 +94,31 @@ var contextSchema = [...]contextLeaf{
 	{"device", "fingerprint",
 		func(b *contextBuilder) types.Value { return types.String(b.rc.Device.Fingerprint) },
 		func(b *contextBuilder, buf []byte) []byte { return appendString(buf, b.rc.Device.Fingerprint) }},
+	{"device", "enrolled",
+		func(b *contextBuilder) types.Value { return types.Boolean(b.rc.Device.Enrolled) },
+		func(b *contextBuilder, buf []byte) []byte { return appendBool(buf, b.rc.Device.Enrolled) }},
+	{"device", "owner",
+		func(b *contextBuilder) types.Value { return types.String(b.rc.Device.Owner) },
+		func(b *contextBuilder, buf []byte) []byte { return appendString(buf, b.rc.Device.Owner) }},
+	{"device", "owner_matches",
+		func(b *contextBuilder) types.Value { return types.Boolean(b.rc.Device.OwnerMatches(&b.rc.Principal)) },
+		func(b *contextBuilder, buf []byte) []byte {
+			return appendBool(buf, b.rc.Device.OwnerMatches(&b.rc.Principal))
+		}},
 	{"device", "managed",
 		func(b *contextBuilder) types.Value { return types.Boolean(b.rc.Device.Managed) },
 		func(b *contextBuilder, buf []byte) []byte { return appendBool(buf, b.rc.Device.Managed) }},
+	{"device", "status",
+		func(b *contextBuilder) types.Value { return types.String(b.rc.Device.Status) },
+		func(b *contextBuilder, buf []byte) []byte { return appendString(buf, b.rc.Device.Status) }},
 	{"device", "posture",
-		func(b *contextBuilder) types.Value { return stringRecord(b.rc.Device.Posture) },
-		func(b *contextBuilder, buf []byte) []byte { return appendStringMap(buf, b.rc.Device.Posture) }},
+		func(b *contextBuilder) types.Value { return postureRecord(&b.rc.Device.Posture) },
+		func(b *contextBuilder, buf []byte) []byte { return appendPosture(buf, &b.rc.Device.Posture) }},
+	{"device", "posture_age_seconds",
+		func(b *contextBuilder) types.Value { return types.Long(authAge(b.rc.Device.PostureTime, b.now)) },
+		func(b *contextBuilder, buf []byte) []byte {
+			return appendInt(buf, authAge(b.rc.Device.PostureTime, b.now))
+		}},
 
 	{"risk", "score",
 		func(b *contextBuilder) types.Value { return types.Long(b.rc.Risk.Score) },

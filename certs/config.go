@@ -51,6 +51,11 @@ type Config struct {
 	// ClientCAFile is a PEM bundle of the CAs that issue client
 	// certificates. It is required when ClientAuth is not "none".
 	ClientCAFile string
+	// DeviceCAFile is the PEM certificate of the device CA
+	// (devices.ca_cert_file): certificates it signs are accepted as
+	// client certificates too. Either it or ClientCAFile is required when
+	// ClientAuth is not "none".
+	DeviceCAFile string
 	// ClientAuth is "none" (the default when empty), "request" or "require".
 	ClientAuth ClientAuth
 	// ReloadInterval is how often Run checks the files for new content.
@@ -78,7 +83,7 @@ func (c *Config) CheckAndSetDefaults() error {
 	switch c.ClientAuth {
 	case ClientAuthNone:
 	case ClientAuthRequest, ClientAuthRequire:
-		if c.ClientCAFile == "" {
+		if c.ClientCAFile == "" && c.DeviceCAFile == "" {
 			errs = append(errs, fmt.Errorf("tls.client_ca_file: required when tls.client_auth is %q", c.ClientAuth))
 		}
 	default:

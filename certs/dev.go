@@ -180,7 +180,7 @@ func IssueClient(caCertFile, caKeyFile, outCert, outKey, spiffeID, commonName st
 	if validity <= 0 {
 		validity = DefaultDevValidity
 	}
-	ca, caKey, err := loadCA(caCertFile, caKeyFile)
+	ca, caKey, err := LoadCA(caCertFile, caKeyFile)
 	if err != nil {
 		return fmt.Errorf("issue client: %w", err)
 	}
@@ -197,8 +197,10 @@ func IssueClient(caCertFile, caKeyFile, outCert, outKey, spiffeID, commonName st
 	return nil
 }
 
-// loadCA reads a CA certificate and its key and checks they can sign.
-func loadCA(certFile, keyFile string) (*x509.Certificate, crypto.Signer, error) {
+// LoadCA reads a CA certificate and its key (PEM) and checks that the
+// certificate is a CA and the key belongs to it. Errors name the file
+// and never contain key bytes.
+func LoadCA(certFile, keyFile string) (*x509.Certificate, crypto.Signer, error) {
 	certPEM, err := readFile(certFile, certFile)
 	if err != nil {
 		return nil, nil, err
@@ -231,9 +233,19 @@ func loadCA(certFile, keyFile string) (*x509.Certificate, crypto.Signer, error) 
 // impersonate any other site to them (issue 15.11). Client certificates
 // (a SPIFFE URI, a common name) are not constrained.
 func newDevCA(now time.Time, validity time.Duration, hosts []string) (*x509.Certificate, crypto.Signer, error) {
+	ca, key, err := newCA(pkix.Name{CommonName: "ztproxy development CA", Organization: []string{"ztproxy dev"}}, now, validity, hosts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dev CA: %w", err)
+	}
+	return ca, key, nil
+}
+
+// newCA creates a self-signed ECDSA P-256 CA that may sign leaves only
+// (path length zero), name-constrained to hosts when there are any.
+func newCA(subject pkix.Name, now time.Time, validity time.Duration, hosts []string) (*x509.Certificate, crypto.Signer, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, nil, fmt.Errorf("dev CA: generate key: %w", err)
+		return nil, nil, fmt.Errorf("generate key: %w", err)
 	}
 	serial, err := newSerial()
 	if err != nil {
@@ -241,7 +253,7 @@ func newDevCA(now time.Time, validity time.Duration, hosts []string) (*x509.Cert
 	}
 	template := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "ztproxy development CA", Organization: []string{"ztproxy dev"}},
+		Subject:               subject,
 		NotBefore:             now.Add(-clockSkew),
 		NotAfter:              now.Add(validity),
 		IsCA:                  true,
@@ -252,11 +264,11 @@ func newDevCA(now time.Time, validity time.Duration, hosts []string) (*x509.Cert
 	constrainToHosts(template, hosts)
 	der, err := x509.CreateCertificate(rand.Reader, template, template, key.Public(), key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("dev CA: sign: %w", err)
+		return nil, nil, fmt.Errorf("sign: %w", err)
 	}
 	ca, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, nil, fmt.Errorf("dev CA: %w", err)
+		return nil, nil, err
 	}
 	return ca, key, nil
 }
@@ -264,6 +276,9 @@ func newDevCA(now time.Time, validity time.Duration, hosts []string) (*x509.Cert
 // constrainToHosts limits the CA to the DNS names (and their subdomains)
 // and the exact IP addresses of hosts.
 func constrainToHosts(ca *x509.Certificate, hosts []string) {
+	if len(hosts) == 0 {
+		return
+	}
 	ca.PermittedDNSDomainsCritical = true
 	for _, h := range hosts {
 		ip := net.ParseIP(h)
@@ -337,7 +352,7 @@ func newSerial() (*big.Int, error) {
 }
 
 func writeCert(path string, der []byte) error {
-	return writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return WriteFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
 
 func writeKey(path string, key crypto.Signer) error {
@@ -345,13 +360,13 @@ func writeKey(path string, key crypto.Signer) error {
 	if err != nil {
 		return fmt.Errorf("%s: encode key: %w", path, err)
 	}
-	return writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	return WriteFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 }
 
-// writeFileAtomic writes data to a temporary file with perm and renames it
+// WriteFileAtomic writes data to a temporary file with perm and renames it
 // over path, so a reloading proxy never reads a half-written file and a key
 // is never readable by others, even briefly.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
+func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err

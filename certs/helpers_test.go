@@ -131,7 +131,7 @@ func copyFile(t *testing.T, src, dst string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := writeFileAtomic(dst, data, 0o600); err != nil {
+	if err := WriteFileAtomic(dst, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }

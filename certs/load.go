@@ -20,13 +20,13 @@ import (
 // fileSet is the raw content of the configured files. It is read once per
 // load so that change detection and parsing see exactly the same bytes.
 type fileSet struct {
-	cert, key, clientCA []byte
+	cert, key, clientCA, deviceCA []byte
 }
 
 // digest identifies the content of all files together.
 func (f fileSet) digest() [sha256.Size]byte {
 	h := sha256.New()
-	for _, part := range [][]byte{f.cert, f.key, f.clientCA} {
+	for _, part := range [][]byte{f.cert, f.key, f.clientCA, f.deviceCA} {
 		// Length-prefix each part so that bytes cannot move between files
 		// without changing the digest.
 		var n [8]byte
@@ -52,6 +52,11 @@ func readFiles(cfg *Config) (fileSet, error) {
 	}
 	if cfg.ClientCAFile != "" {
 		if files.clientCA, err = readFile("tls.client_ca_file "+cfg.ClientCAFile, cfg.ClientCAFile); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if cfg.DeviceCAFile != "" {
+		if files.deviceCA, err = readFile("devices.ca_cert_file "+cfg.DeviceCAFile, cfg.DeviceCAFile); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -19,6 +19,7 @@ type snapshot struct {
 	cert          *tls.Certificate
 	clientCAs     *x509.CertPool // nil when no client CA file is configured
 	clientCACerts []*x509.Certificate
+	deviceCACerts []*x509.Certificate // the device CA (devices.ca_cert_file)
 }
 
 // Manager serves the server certificate and client CA pool and reloads
@@ -64,12 +65,16 @@ func (m *Manager) build(files fileSet) (*snapshot, error) {
 	if m.cfg.ClientCAFile != "" {
 		snap.clientCACerts, caErr = parseCertificates("tls.client_ca_file "+m.cfg.ClientCAFile, files.clientCA)
 	}
-	if err := errors.Join(certErr, caErr); err != nil {
+	var deviceErr error
+	if m.cfg.DeviceCAFile != "" {
+		snap.deviceCACerts, deviceErr = parseCertificates("devices.ca_cert_file "+m.cfg.DeviceCAFile, files.deviceCA)
+	}
+	if err := errors.Join(certErr, caErr, deviceErr); err != nil {
 		return nil, err
 	}
 	snap.cert = cert
-	if snap.clientCACerts != nil {
-		snap.clientCAs = poolOf(snap.clientCACerts)
+	if all := append(append([]*x509.Certificate(nil), snap.clientCACerts...), snap.deviceCACerts...); len(all) > 0 {
+		snap.clientCAs = poolOf(all)
 	}
 	return snap, nil
 }
@@ -84,7 +89,7 @@ func (m *Manager) logLoaded(msg string, snap *snapshot) {
 		"subject", leaf.Subject.String(),
 		"not_after", leaf.NotAfter,
 		"fingerprint_sha256", hex.EncodeToString(fp[:]),
-		"client_cas", len(snap.clientCACerts))
+		"client_cas", len(snap.clientCACerts), "device_cas", len(snap.deviceCACerts))
 	now := m.cfg.Now()
 	if now.After(leaf.NotAfter) {
 		m.cfg.Logger.Warn("server certificate has expired", "cert_file", m.cfg.CertFile, "not_after", leaf.NotAfter)
@@ -237,13 +242,19 @@ func (m *Manager) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error)
 
 // Expiries returns the NotAfter of the current server leaf under "server"
 // and, when a client CA bundle is configured, the earliest NotAfter in it
-// under "client_ca". It feeds a certificate-expiry gauge.
+// under "client_ca" (and of the device CA under "device_ca"). It feeds a
+// certificate-expiry gauge.
 func (m *Manager) Expiries() map[string]time.Time {
 	snap := m.current.Load()
 	out := map[string]time.Time{"server": snap.cert.Leaf.NotAfter}
 	for i, ca := range snap.clientCACerts {
 		if i == 0 || ca.NotAfter.Before(out["client_ca"]) {
 			out["client_ca"] = ca.NotAfter
+		}
+	}
+	for i, ca := range snap.deviceCACerts {
+		if i == 0 || ca.NotAfter.Before(out["device_ca"]) {
+			out["device_ca"] = ca.NotAfter
 		}
 	}
 	return out

@@ -14,6 +14,7 @@ import (
 	"ztproxy/awscreds"
 	"ztproxy/certs"
 	"ztproxy/decide"
+	"ztproxy/devices"
 	"ztproxy/proxy"
 	"ztproxy/upstream"
 )
@@ -46,6 +47,9 @@ type Runtime struct {
 	// (sidecar mode); nil without assertion.trusted_jwks. Build also sets
 	// Proxy.Assertions from it.
 	Assertion *authn.AssertionConfig
+	// Devices configures device trust; nil when devices.enabled is off.
+	// The caller sets its Store, Logger and hooks.
+	Devices *devices.Config
 	// SigningKey signs identity assertions; nil means generate one.
 	SigningKey *ecdsa.PrivateKey
 	// WatchFiles are the files whose change triggers a reload: the config
@@ -151,6 +155,7 @@ func (f *File) build(c *collector) *Runtime {
 			ClientCAFile: f.TLS.ClientCAFile, ClientAuth: certs.ClientAuth(f.TLS.ClientAuth),
 		}
 	}
+	f.buildDevices(c, rt)
 	f.buildIdPs(rt)
 	rt.Browser = buildBrowser(f, ext)
 	if err := buildAssertion(f, rt); err != nil {

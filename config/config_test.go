@@ -144,6 +144,7 @@ func TestLoadValid(t *testing.T) {
 		Log:      Log{Level: "debug", Format: "text"},
 		Store:    Store{Backend: "embedded", Path: td + "/ztproxy.db", TablePrefix: "ztproxy_", RevocationCacheTTL: 30 * time.Second},
 		Risk:     DefaultRisk(),
+		Devices:  DefaultDevices(),
 		WebAuthn: WebAuthn{Enabled: true, RPName: "ztproxy", EnrollMaxAge: 5 * time.Minute},
 		Routes: []Route{
 			{

@@ -140,6 +140,14 @@ func (unopenedStore) DeleteCredential(context.Context, string, []byte) error { r
 func (unopenedStore) UpdateSignCount(context.Context, string, []byte, uint32) error {
 	return errUnopened
 }
+func (unopenedStore) CreateDevice(context.Context, store.DeviceRecord) error { return errUnopened }
+func (unopenedStore) GetDevice(context.Context, string) (store.DeviceRecord, error) {
+	return store.DeviceRecord{}, errUnopened
+}
+func (unopenedStore) UpdateDevice(context.Context, store.DeviceRecord) error { return errUnopened }
+func (unopenedStore) ListDevices(context.Context, string) ([]store.DeviceRecord, error) {
+	return nil, errUnopened
+}
 func (unopenedStore) Close() error { return nil }
 
 // CheckRevocationJournal checks what OpenPendingRevocations needs of the

@@ -37,6 +37,8 @@ func NewRiskEngine(f *File, st store.Store, hooks RiskHooks, logger *slog.Logger
 			NewNetwork: weight(w.NewNetwork), NewUserAgent: weight(w.NewUserAgent), NewDevice: weight(w.NewDevice),
 			UnusualHour: weight(w.UnusualHour), Velocity: weight(w.Velocity), FailedAuth: weight(w.FailedAuth),
 			ImpossibleTravel: weight(w.ImpossibleTravel), FlagWatch: weight(w.FlagWatch), FlagCompromised: weight(w.FlagCompromised),
+			DeviceOtherOwner: weight(w.DeviceOtherOwner), DevicePostureStale: weight(w.DevicePostureStale),
+			DeviceUnenrolled: weight(w.DeviceUnenrolled),
 		},
 		Thresholds:       riskengine.Thresholds{Medium: r.Thresholds.Medium, High: r.Thresholds.High},
 		UnknownUserScore: r.UnknownUserScore,

@@ -23,12 +23,14 @@ func TestRiskDefaultsAgree(t *testing.T) {
 		"new_network": w.NewNetwork, "new_user_agent": w.NewUserAgent, "new_device": w.NewDevice,
 		"unusual_hour": w.UnusualHour, "velocity": w.Velocity, "failed_auth": w.FailedAuth,
 		"impossible_travel": w.ImpossibleTravel, "flag_watch": w.FlagWatch, "flag_compromised": w.FlagCompromised,
+		"device_other_owner": w.DeviceOtherOwner, "device_posture_stale": w.DevicePostureStale, "device_unenrolled": w.DeviceUnenrolled,
 	}
 	dw := DefaultRisk().Weights
 	fromConfig := map[string]int{
 		"new_network": dw.NewNetwork, "new_user_agent": dw.NewUserAgent, "new_device": dw.NewDevice,
 		"unusual_hour": dw.UnusualHour, "velocity": dw.Velocity, "failed_auth": dw.FailedAuth,
 		"impossible_travel": dw.ImpossibleTravel, "flag_watch": dw.FlagWatch, "flag_compromised": dw.FlagCompromised,
+		"device_other_owner": dw.DeviceOtherOwner, "device_posture_stale": dw.DevicePostureStale, "device_unenrolled": dw.DeviceUnenrolled,
 	}
 	if diff := cmp.Diff(want, fromConfig); diff != "" {
 		t.Errorf("config.DefaultRisk weights (-riskengine +config):\n%s", diff)

@@ -98,6 +98,9 @@ type File struct {
 	Risk Risk `yaml:"risk"`
 	// AWS configures short-lived AWS credentials per user.
 	AWS AWS `yaml:"aws"`
+	// Devices configures device trust: the device CA, enrolment and the
+	// device inventory.
+	Devices Devices `yaml:"devices"`
 
 	// BaseDir is the absolute directory relative file names were resolved
 	// against: the directory of the loaded file, or Parse's baseDir.
@@ -439,6 +442,12 @@ type RiskWeights struct {
 	ImpossibleTravel int `yaml:"impossible_travel"`
 	FlagWatch        int `yaml:"flag_watch"`
 	FlagCompromised  int `yaml:"flag_compromised"`
+	// Device inventory signals (devices.enabled): the device is enrolled
+	// to someone else, its posture is stale, the certificate is not an
+	// enrolled device's.
+	DeviceOtherOwner   int `yaml:"device_other_owner"`
+	DevicePostureStale int `yaml:"device_posture_stale"`
+	DeviceUnenrolled   int `yaml:"device_unenrolled"`
 }
 
 // RiskThresholds map scores to levels.
@@ -507,6 +516,7 @@ func DefaultFile() File {
 		Store:    Store{Backend: "embedded", Path: "ztproxy.db", TablePrefix: "ztproxy_", RevocationCacheTTL: 30 * time.Second},
 		Risk:     DefaultRisk(),
 		WebAuthn: WebAuthn{Enabled: true, RPName: "ztproxy", EnrollMaxAge: 5 * time.Minute},
+		Devices:  DefaultDevices(),
 		Log:      Log{Level: "info", Format: "json"},
 		Location: time.UTC,
 	}
@@ -520,7 +530,8 @@ func DefaultRisk() Risk {
 		Enabled: true,
 		Weights: RiskWeights{NewNetwork: w.NewNetwork, NewUserAgent: w.NewUserAgent, NewDevice: w.NewDevice,
 			UnusualHour: w.UnusualHour, Velocity: w.Velocity, FailedAuth: w.FailedAuth,
-			ImpossibleTravel: w.ImpossibleTravel, FlagWatch: w.FlagWatch, FlagCompromised: w.FlagCompromised},
+			ImpossibleTravel: w.ImpossibleTravel, FlagWatch: w.FlagWatch, FlagCompromised: w.FlagCompromised,
+			DeviceOtherOwner: w.DeviceOtherOwner, DevicePostureStale: w.DevicePostureStale, DeviceUnenrolled: w.DeviceUnenrolled},
 		Thresholds:       RiskThresholds{Medium: th.Medium, High: th.High},
 		UnknownUserScore: riskengine.DefaultUnknownUserScore, ProfileTTL: riskengine.DefaultProfileTTL,
 		FlagTTL: riskengine.DefaultFlagTTL, FlushInterval: riskengine.DefaultFlushInterval,

@@ -38,6 +38,7 @@ func (f *File) validate(opts Options, c *collector) {
 	f.checkStore(c)
 	f.checkRisk(c)
 	f.checkAWS(c)
+	f.checkDevices(c)
 	f.Warnings = c.warningList()
 }
 
@@ -50,7 +51,8 @@ func (f *File) checkRisk(c *collector) {
 		v    int
 	}{{"new_network", w.NewNetwork}, {"new_user_agent", w.NewUserAgent}, {"new_device", w.NewDevice},
 		{"unusual_hour", w.UnusualHour}, {"velocity", w.Velocity}, {"failed_auth", w.FailedAuth},
-		{"impossible_travel", w.ImpossibleTravel}, {"flag_watch", w.FlagWatch}, {"flag_compromised", w.FlagCompromised}}
+		{"impossible_travel", w.ImpossibleTravel}, {"flag_watch", w.FlagWatch}, {"flag_compromised", w.FlagCompromised},
+		{"device_other_owner", w.DeviceOtherOwner}, {"device_posture_stale", w.DevicePostureStale}, {"device_unenrolled", w.DeviceUnenrolled}}
 	for _, wt := range weights {
 		if wt.v < 0 || wt.v > 100 {
 			c.add("risk.weights."+wt.name, "must be between 0 and 100")
@@ -230,7 +232,7 @@ func (f *File) checkTLS(c *collector) {
 			c.add("tls.key_file", "required (unless insecure_plaintext is true)")
 		}
 	}
-	if t.ClientCAFile == "" && (t.ClientAuth == ClientAuthRequest || t.ClientAuth == ClientAuthRequire) {
+	if t.ClientCAFile == "" && !f.Devices.Enabled && (t.ClientAuth == ClientAuthRequest || t.ClientAuth == ClientAuthRequire) {
 		c.add("tls.client_ca_file", "required when client_auth is %s", t.ClientAuth)
 	}
 	f.checkFile(c, "tls.cert_file", &t.CertFile)

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"time"
 
-	"ztproxy/identity"
 	"ztproxy/upstream"
 )
 
@@ -104,8 +103,9 @@ type Config struct {
 	// SessionCookieName is the browser session cookie; it is removed from
 	// forwarded requests.
 	SessionCookieName string
-	// DevicePosture looks up inventory facts for a device; may be nil.
-	DevicePosture func(identity.Device) identity.Device
+	// Devices adds the device inventory's facts to a presented client
+	// certificate; nil without devices configured.
+	Devices DeviceInventory
 }
 
 // CheckAndSetDefaults validates the config and fills defaults. It has no

@@ -1,6 +1,7 @@
 package decide
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -111,15 +112,15 @@ func (e *Engine) Begin(x *Exchange, r *http.Request, start time.Time) error {
 	x.RC.Risk = identity.NeutralRisk
 	x.RC.ClientIP, x.RC.TrustedProxyHops = ClientAddress(r, e.cfg.TrustedProxies)
 	x.TrustedPeer = x.RC.TrustedProxyHops > 0
-	x.RC.Device = e.WithPosture(certs.DeviceFromState(r.TLS))
+	x.RC.Device = e.WithPosture(r.Context(), certs.DeviceFromState(r.TLS))
 	return checkMethod(r.Method)
 }
 
-// WithPosture adds the inventory facts (DevicePosture) to a present
-// device.
-func (e *Engine) WithPosture(d identity.Device) identity.Device {
-	if d.Present && e.cfg.DevicePosture != nil {
-		return e.cfg.DevicePosture(d)
+// WithPosture adds the device inventory's facts (Config.Devices) to a
+// present device.
+func (e *Engine) WithPosture(ctx context.Context, d identity.Device) identity.Device {
+	if d.Present && e.cfg.Devices != nil {
+		return e.cfg.Devices.DeviceFacts(ctx, d)
 	}
 	return d
 }

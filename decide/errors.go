@@ -50,6 +50,9 @@ var (
 	// ErrMethod refuses a method an endpoint does not take (and CONNECT,
 	// which a reverse proxy never tunnels).
 	ErrMethod = &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Msg: "method not allowed"}
+	// ErrDeviceRevoked refuses a client certificate of a device the
+	// inventory says is revoked or lost (issue 16), on every route.
+	ErrDeviceRevoked = &Error{Status: http.StatusForbidden, Code: "device_revoked", Msg: "this device has been revoked or reported lost; enrol it again or use another device"}
 )
 
 // Denied carries a policy decision that is not Allow.

@@ -31,6 +31,14 @@ type AssertionVerifier interface {
 	Verify(ctx context.Context, raw, audience string) (identity.Principal, identity.Device, error)
 }
 
+// DeviceInventory adds the device inventory's facts (enrolled, owner,
+// status, managed, posture) to the device of a verified client
+// certificate. It must answer fast (a cache) and never fail: a device it
+// cannot look up comes back unchanged, so it counts as not enrolled.
+type DeviceInventory interface {
+	DeviceFacts(ctx context.Context, d identity.Device) identity.Device
+}
+
 var (
 	_ AssertionVerifier = (*authn.AssertionVerifier)(nil)
 	_ Authorizer        = (*authz.Engine)(nil)

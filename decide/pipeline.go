@@ -28,6 +28,11 @@ func (e *Engine) decide(r *http.Request, x *Exchange, v *Verdict) error {
 	if err := e.routeRequest(r, x); err != nil {
 		return err
 	}
+	if x.RC.Device.Refused() {
+		// Issue 16: the inventory is the device certificates' revocation
+		// list; a revoked or lost device is refused whatever policy says.
+		return ErrDeviceRevoked
+	}
 	rt := x.Route
 	t0 := time.Now()
 	err := e.authenticate(r, x, v)

@@ -70,7 +70,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (_ *authv3
 		x.RC.UserAgent = r.UserAgent()
 		x.RC.ClientIP, x.RC.TrustedProxyHops = decide.ClientAddress(r, eng.Config().TrustedProxies)
 		x.TrustedPeer = x.RC.TrustedProxyHops > 0
-		x.RC.Device = eng.WithPosture(envoyDevice(attrs.GetSource()))
+		x.RC.Device = eng.WithPosture(ctx, envoyDevice(attrs.GetSource()))
 		x.Scheme = orig.scheme
 		err = decideOn(rec, r, x)
 	}

@@ -99,8 +99,54 @@ type Device struct {
 	CommonName  string
 	Fingerprint string // hex SHA-256 of the leaf certificate DER
 	NotAfter    time.Time
-	Managed     bool
-	Posture     map[string]string
+
+	// The facts below come from the device inventory (package devices)
+	// and are the zero value when no inventory is configured or it knows
+	// nothing of this certificate.
+
+	// Checked says the inventory was asked about this certificate and
+	// answered (found or not).
+	Checked bool
+	// Enrolled says the certificate is the current (or, during renewal,
+	// the previous) certificate of a device in the inventory.
+	Enrolled bool
+	// Owner is the principal id (User "<issuer>#<sub>") the device is
+	// bound to; "" when not enrolled.
+	Owner string
+	// Status is the inventory status: DeviceActive, DeviceRevoked or
+	// DeviceLost; "" when not enrolled.
+	Status string
+	// Managed is set by an operator or an MDM import.
+	Managed bool
+	// Posture holds the typed facts last known about the device; a fact
+	// not known (never reported, unreadable, or older than the
+	// inventory's posture max age) is false/empty and listed in
+	// Posture.Unknown().
+	Posture Posture
+	// PostureTime is when the newest fact in Posture was recorded; zero
+	// when none is known.
+	PostureTime time.Time
+	// PostureStale says facts were reported but all are older than the
+	// inventory's posture max age (and so dropped from Posture).
+	PostureStale bool
+}
+
+// Device inventory statuses.
+const (
+	DeviceActive  = "active"
+	DeviceRevoked = "revoked"
+	DeviceLost    = "lost"
+)
+
+// Refused reports whether the inventory says this device must be refused
+// (revoked or reported lost).
+func (d *Device) Refused() bool {
+	return d.Status == DeviceRevoked || d.Status == DeviceLost
+}
+
+// OwnerMatches reports whether the device is enrolled to p.
+func (d *Device) OwnerMatches(p *Principal) bool {
+	return d.Enrolled && d.Owner != "" && p.Kind == KindUser && d.Owner == p.ID
 }
 
 // RiskLevel buckets a risk score.

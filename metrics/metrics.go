@@ -39,6 +39,9 @@ type Metrics struct {
 	IdPUserinfo          *prometheus.CounterVec
 	RevocationsPending   prometheus.Gauge
 	RevocationRetries    *prometheus.CounterVec
+
+	DeviceLookups *prometheus.CounterVec
+	DeviceEvents  *prometheus.CounterVec
 }
 
 // New creates the collectors on a new registry that also carries the Go
@@ -100,6 +103,7 @@ func New() *Metrics {
 		Name: "ztproxy_aws_cache_hits_total", Help: "AWS credentials served from cache, by role.",
 	}, []string{"role"})
 	m.registerIdPKeys(reg)
+	m.registerDevices(reg)
 	m.RevocationsPending = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "ztproxy_session_revocations_pending", Help: "Sign-outs enforced on this replica that the shared store has not recorded yet.",
 	})

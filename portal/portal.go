@@ -45,7 +45,8 @@ func (pt *Portal) Serve(w http.ResponseWriter, r *http.Request, x *decide.Exchan
 	securityEvent := false
 	switch r.URL.Path {
 	case authn.LoginPath, authn.CallbackPath, authn.LogoutPath, decide.StepUpPath,
-		WebAuthnFinishPath, EnrollFinishPath, WebAuthnRemovePath:
+		WebAuthnFinishPath, EnrollFinishPath, WebAuthnRemovePath,
+		DeviceEnrollPath, DeviceRemovePath, DeviceRenewPath, DeviceReportPath:
 		securityEvent = true
 		a := decide.NewAuditOnce(x, x.RC.Time)
 		audit = &a
@@ -79,6 +80,8 @@ func (pt *Portal) internalEndpoint(w http.ResponseWriter, r *http.Request, x *de
 	switch path := r.URL.Path; {
 	case isWebAuthnPath(path):
 		return pt.serveWebAuthn(w, r, x)
+	case isDevicesPath(path):
+		return pt.serveDevices(w, r, x)
 	case path == "/.ztp/jwks.json":
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			return decide.ErrMethod

@@ -260,6 +260,14 @@ func (pt *Portal) removeKey(w http.ResponseWriter, r *http.Request, x *decide.Ex
 // webauthnPost checks a state-changing request: POST, from a page of the
 // proxy's own origin (never another site), by a signed-in browser.
 func (pt *Portal) webauthnPost(w http.ResponseWriter, r *http.Request, x *decide.Exchange) error {
+	return pt.browserPost(w, r, x, x.Engine.Issuer()+"/.ztp/whoami", "security keys are used from a signed-in browser")
+}
+
+// browserPost checks a state-changing form or fetch: POST, from a page of
+// the proxy's own origin (never another site), by a signed-in browser
+// (signing in returns to returnTo); notBrowser is the answer's message
+// for a caller authenticated otherwise.
+func (pt *Portal) browserPost(w http.ResponseWriter, r *http.Request, x *decide.Exchange, returnTo, notBrowser string) error {
 	if r.Method != http.MethodPost {
 		return decide.ErrMethod
 	}
@@ -267,11 +275,11 @@ func (pt *Portal) webauthnPost(w http.ResponseWriter, r *http.Request, x *decide
 		return &decide.Error{Status: http.StatusForbidden, Code: "cross_origin", Msg: "this request must come from a ztproxy page"}
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := pt.authenticateEndpoint(w, r, x, x.Engine.Issuer()+"/.ztp/whoami"); err != nil {
+	if err := pt.authenticateEndpoint(w, r, x, returnTo); err != nil {
 		return err
 	}
 	if x.RC.Principal.AuthKind != identity.AuthBrowser {
-		return &decide.Error{Status: http.StatusForbidden, Code: "browser_only", Msg: "security keys are used from a signed-in browser"}
+		return &decide.Error{Status: http.StatusForbidden, Code: "browser_only", Msg: notBrowser}
 	}
 	return nil
 }

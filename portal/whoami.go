@@ -2,7 +2,6 @@ package portal
 
 import (
 	"encoding/json"
-	"fmt"
 	"html/template"
 	"net"
 	"net/http"
@@ -32,11 +31,14 @@ type Whoami struct {
 		AuthTime string   `json:"auth_time,omitempty"`
 		Expires  string   `json:"session_expires,omitempty"`
 	} `json:"principal"`
-	Device   *identity.Device `json:"device,omitempty"`
-	ClientIP string           `json:"client_ip"`
-	Risk     identity.Risk    `json:"risk"`
-	Routes   []WhoamiRoute    `json:"routes"`
-	Hidden   int              `json:"hidden_routes"`
+	Device *identity.Device `json:"device,omitempty"`
+	// DeviceTrust explains what the device inventory says about the
+	// device and why it counts (or not) as trusted.
+	DeviceTrust []string      `json:"device_trust,omitempty"`
+	ClientIP    string        `json:"client_ip"`
+	Risk        identity.Risk `json:"risk"`
+	Routes      []WhoamiRoute `json:"routes"`
+	Hidden      int           `json:"hidden_routes"`
 	// Keys are the user's security keys; nil when WebAuthn is off or the
 	// caller is not a browser session.
 	Keys []WhoamiKey `json:"security_keys,omitempty"`
@@ -107,6 +109,7 @@ func (pt *Portal) whoamiFor(eng *decide.Engine, x *decide.Exchange) Whoami {
 	if x.RC.Device.Present {
 		d := x.RC.Device
 		info.Device = &d
+		info.DeviceTrust = deviceTrust(&d, p, devicesOf(eng) != nil)
 	}
 	info.ClientIP, info.Risk = x.ClientIP(), x.RC.Risk
 	for _, rt := range eng.Routes() {
@@ -157,7 +160,7 @@ var whoamiTemplate = template.Must(template.New("whoami").Parse(`
 {{if .Principal.Expires}}<tr><th>Session ends</th><td>{{.Principal.Expires}}</td></tr>{{end}}
 </table>
 <h2>Device and network</h2><table class="kv">
-<tr><th>Device</th><td>{{if .Device}}<code>{{.Device.ID}}</code><br><span class="muted">SHA-256 {{.Device.Fingerprint}}</span>{{else}}<span class="muted">no client certificate</span>{{end}}</td></tr>
+<tr><th>Device</th><td>{{if .Device}}<code>{{.Device.ID}}</code><br><span class="muted">SHA-256 {{.Device.Fingerprint}}</span>{{range .DeviceTrust}}<br>{{.}}{{end}}{{else}}<span class="muted">no client certificate</span>{{end}}</td></tr>
 <tr><th>Client IP</th><td><code>{{.ClientIP}}</code></td></tr>
 <tr><th>Risk</th><td>{{.Risk.Score}} ({{.Risk.Level}}){{range .Risk.Reasons}}<br><span class="muted">{{.Code}} +{{.Points}}</span>{{end}}</td></tr>
 </table>
@@ -173,13 +176,7 @@ var whoamiTemplate = template.Must(template.New("whoami").Parse(`
 <p><a href="/.ztp/stepup/enroll?rd=%2F.ztp%2Fwhoami">Add a security key or passkey</a></p>{{end}}
 `))
 
-func whoamiHTML(info Whoami) template.HTML {
-	var b strings.Builder
-	if err := whoamiTemplate.Execute(&b, info); err != nil {
-		return template.HTML(template.HTMLEscapeString(fmt.Sprint("rendering failed: ", err)))
-	}
-	return template.HTML(b.String()) // produced by html/template: already escaped
-}
+func whoamiHTML(info Whoami) template.HTML { return executeHTML(whoamiTemplate, info) }
 
 // authenticateEndpoint authenticates the caller of a /.ztp/ endpoint
 // (decide.Engine.AuthenticateEndpoint) and refreshes its session cookies.

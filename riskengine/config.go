@@ -11,6 +11,9 @@ import (
 // the default weight; a negative field disables the signal.
 type Weights struct {
 	NewNetwork, NewUserAgent, NewDevice, UnusualHour, Velocity, FailedAuth, ImpossibleTravel, FlagWatch, FlagCompromised int
+	// DeviceOtherOwner, DevicePostureStale and DeviceUnenrolled score what
+	// the device inventory says about the request's client certificate.
+	DeviceOtherOwner, DevicePostureStale, DeviceUnenrolled int
 }
 
 // DefaultWeights are used for every zero field of Config.Weights. They are
@@ -23,6 +26,7 @@ type Weights struct {
 var DefaultWeights = Weights{
 	NewNetwork: 25, NewUserAgent: 10, NewDevice: 20, UnusualHour: 10, Velocity: 30,
 	FailedAuth: 30, ImpossibleTravel: 60, FlagWatch: 40, FlagCompromised: 100,
+	DeviceOtherOwner: 40, DevicePostureStale: 15, DeviceUnenrolled: 10,
 }
 
 // DefaultThresholds and the other Default values below fill the zero
@@ -240,6 +244,7 @@ func (w Weights) withDefaults() Weights {
 		{&w.NewNetwork, &d.NewNetwork}, {&w.NewUserAgent, &d.NewUserAgent}, {&w.NewDevice, &d.NewDevice},
 		{&w.UnusualHour, &d.UnusualHour}, {&w.Velocity, &d.Velocity}, {&w.FailedAuth, &d.FailedAuth},
 		{&w.ImpossibleTravel, &d.ImpossibleTravel}, {&w.FlagWatch, &d.FlagWatch}, {&w.FlagCompromised, &d.FlagCompromised},
+		{&w.DeviceOtherOwner, &d.DeviceOtherOwner}, {&w.DevicePostureStale, &d.DevicePostureStale}, {&w.DeviceUnenrolled, &d.DeviceUnenrolled},
 	} {
 		switch {
 		case *f.p == 0:

@@ -127,6 +127,9 @@ type requestFacts struct {
 	device     string
 	hour       int
 	loc        location
+	// deviceSignals are the inventory's signals for the client
+	// certificate, known before the user's state is read.
+	deviceSignals signalSet
 }
 
 // Score assesses one request and records it. A non-nil error always comes
@@ -184,7 +187,7 @@ func (e *Engine) scoreDegraded(u *userState, facts requestFacts, cause error) (i
 
 // factsOf extracts what the engine needs from the request.
 func (e *Engine) factsOf(rc *identity.RequestContext, now time.Time) requestFacts {
-	f := requestFacts{t: rc.Time, uaFamily: uaFamily(rc.UserAgent), device: deviceKey(&rc.Device)}
+	f := requestFacts{t: rc.Time, uaFamily: uaFamily(rc.UserAgent), device: deviceKey(&rc.Device), deviceSignals: deviceSignals(rc)}
 	if f.t.IsZero() {
 		f.t = now
 	}
@@ -202,7 +205,7 @@ func (e *Engine) factsOf(rc *identity.RequestContext, now time.Time) requestFact
 // It also counts the request towards velocity. u.mu is held and u.prof is
 // not nil.
 func (e *Engine) signals(u *userState, f *requestFacts) signalSet {
-	var s signalSet
+	s := f.deviceSignals
 	add := func(x signal, fired bool) {
 		if fired {
 			s |= signalSet(x)

@@ -55,6 +55,24 @@ func deviceKey(d *identity.Device) string {
 	return key
 }
 
+// deviceSignals scores what the device inventory said about the client
+// certificate; nothing when no inventory checked it.
+func deviceSignals(rc *identity.RequestContext) signalSet {
+	d := &rc.Device
+	if !d.Present || !d.Checked {
+		return 0
+	}
+	switch {
+	case !d.Enrolled:
+		return signalSet(sigDeviceUnenrolled)
+	case rc.Principal.Kind == identity.KindUser && !d.OwnerMatches(&rc.Principal):
+		return signalSet(sigDeviceOtherOwner)
+	case d.PostureStale || d.PostureTime.IsZero():
+		return signalSet(sigDevicePostureStale)
+	}
+	return 0
+}
+
 // hourOfWeek is the histogram bucket of t in loc: 0 is Sunday 00:00.
 func hourOfWeek(t time.Time, loc *time.Location) int {
 	t = t.In(loc)

@@ -18,6 +18,12 @@ const (
 	ReasonFlagWatch        = "flag_watch"
 	ReasonFlagCompromised  = "flag_compromised"
 	ReasonRiskUnavailable  = "risk_unavailable"
+	// Device inventory signals (issue 16): the client certificate's device
+	// is enrolled to someone else, its posture is older than the
+	// inventory's max age, or the certificate is not an enrolled device's.
+	ReasonDeviceOtherOwner   = "device_other_owner"
+	ReasonDevicePostureStale = "device_posture_stale"
+	ReasonDeviceUnenrolled   = "device_unenrolled"
 )
 
 // signal is one bit of a signalSet.
@@ -35,6 +41,9 @@ const (
 	sigFlagWatch
 	sigNewUserAgent
 	sigUnusualHour
+	sigDeviceOtherOwner
+	sigDevicePostureStale
+	sigDeviceUnenrolled
 	numSignals = iota
 )
 
@@ -47,6 +56,7 @@ func (s signalSet) has(x signal) bool { return s&signalSet(x) != 0 }
 var signalCodes = [numSignals]string{
 	ReasonFlagCompromised, ReasonImpossibleTravel, ReasonNewUser, ReasonVelocity, ReasonFailedAuth,
 	ReasonNewNetwork, ReasonNewDevice, ReasonFlagWatch, ReasonNewUserAgent, ReasonUnusualHour,
+	ReasonDeviceOtherOwner, ReasonDevicePostureStale, ReasonDeviceUnenrolled,
 }
 
 // scorer turns a signal set into an explained Risk. It is pure, which is
@@ -62,6 +72,7 @@ func newScorer(cfg Config) scorer {
 		points: [numSignals]int{
 			w.FlagCompromised, w.ImpossibleTravel, cfg.UnknownUserScore, w.Velocity, w.FailedAuth,
 			w.NewNetwork, w.NewDevice, w.FlagWatch, w.NewUserAgent, w.UnusualHour,
+			w.DeviceOtherOwner, w.DevicePostureStale, w.DeviceUnenrolled,
 		},
 		thresholds: cfg.Thresholds,
 	}

@@ -64,6 +64,34 @@ func TestSignals(t *testing.T) {
 			want:      []string{ReasonNewDevice},
 			wantScore: 20, wantLevel: identity.RiskLow,
 		},
+		// Issue 16: what the device inventory says about the certificate.
+		{
+			name: "device enrolled to someone else",
+			req: func(rc *identity.RequestContext) {
+				rc.Device.Checked, rc.Device.Enrolled, rc.Device.Owner = true, true, "https://idp.example.com#mallory"
+				rc.Device.PostureTime = testNow
+			},
+			want: []string{ReasonDeviceOtherOwner}, wantScore: 40, wantLevel: identity.RiskMedium,
+		},
+		{
+			name: "own device with stale posture",
+			req: func(rc *identity.RequestContext) {
+				rc.Device.Checked, rc.Device.Enrolled, rc.Device.Owner, rc.Device.PostureStale = true, true, rc.Principal.ID, true
+			},
+			want: []string{ReasonDevicePostureStale}, wantScore: 15, wantLevel: identity.RiskLow,
+		},
+		{
+			name: "own device, fresh posture",
+			req: func(rc *identity.RequestContext) {
+				rc.Device.Checked, rc.Device.Enrolled, rc.Device.Owner, rc.Device.PostureTime = true, true, rc.Principal.ID, testNow
+			},
+			wantLevel: identity.RiskLow,
+		},
+		{
+			name: "certificate the inventory does not know",
+			req:  func(rc *identity.RequestContext) { rc.Device.Checked = true },
+			want: []string{ReasonDeviceUnenrolled}, wantScore: 10, wantLevel: identity.RiskLow,
+		},
 		{
 			name:      "no device is not a new device",
 			req:       func(rc *identity.RequestContext) { rc.Device = identity.Device{} },

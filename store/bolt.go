@@ -17,6 +17,7 @@ var (
 	bucketProfiles    = []byte("profiles")
 	bucketFlags       = []byte("flags")
 	bucketCredentials = []byte("credentials")
+	bucketDevices     = []byte("devices")
 )
 
 // BoltConfig configures the embedded store.
@@ -69,7 +70,7 @@ func OpenBolt(cfg BoltConfig) (*Bolt, error) {
 		return nil, fmt.Errorf("store: opening %s: %w", cfg.Path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketSessions, bucketProfiles, bucketFlags, bucketCredentials} {
+		for _, name := range [][]byte{bucketSessions, bucketProfiles, bucketFlags, bucketCredentials, bucketDevices} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -197,7 +198,8 @@ func (b *Bolt) update(ctx context.Context, what string, fn func(tx *bolt.Tx) err
 
 func wrapBolt(what string, err error) error {
 	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrExists) ||
-		errors.Is(err, ErrRevoked) || errors.Is(err, ErrSignCountRegression) || errors.Is(err, errInvalid) {
+		errors.Is(err, ErrRevoked) || errors.Is(err, ErrSignCountRegression) || errors.Is(err, errInvalid) ||
+		errors.Is(err, ErrConflict) {
 		return err
 	}
 	return fmt.Errorf("store: %s: %w", what, err)

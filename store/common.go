@@ -29,6 +29,17 @@ func validateSession(rec SessionRecord) error {
 	return nil
 }
 
+// validateDevice checks a device record before it is written.
+func validateDevice(d DeviceRecord) error {
+	switch {
+	case d.ID == "" || len(d.ID) > 128 || strings.ContainsRune(d.ID, 0):
+		return invalid("device id must be 1 to 128 bytes without NUL")
+	case len(d.Data) == 0 || len(d.Data) > MaxDeviceDataBytes:
+		return invalid("device data must be 1 to %d bytes", MaxDeviceDataBytes)
+	}
+	return validateUserID(d.Owner)
+}
+
 func validateFlag(f Flag) error {
 	if f.UserID == "" {
 		return invalid("flag user id is empty")

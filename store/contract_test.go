@@ -36,6 +36,7 @@ func runContract(t *testing.T, newStore newStoreFunc) {
 	t.Run("ProfilePruning", func(t *testing.T) { s, _ := open(t); testProfilePruning(t, s) })
 	t.Run("ProfileConcurrent", func(t *testing.T) { s, _ := open(t, DefaultMaxMapEntries); testProfileConcurrent(t, s, s) })
 	t.Run("UsersByEmail", func(t *testing.T) { s, _ := open(t); testUsersByEmail(t, s) })
+	t.Run("Devices", func(t *testing.T) { s, _ := open(t); testDevices(t, s) })
 }
 
 func sampleSession(clk *fakeClock, id string) SessionRecord {

@@ -1,6 +1,6 @@
 // Package store is the shared state of ztproxy replicas: browser sessions
-// (with revocation), behavioural profiles, operator flags and WebAuthn
-// credentials.
+// (with revocation), behavioural profiles, operator flags, WebAuthn
+// credentials and the device inventory.
 //
 // Two implementations satisfy Store: Bolt, a single bbolt file for one
 // replica (the default), and Dynamo, DynamoDB tables shared by any number of
@@ -20,6 +20,10 @@
 //   - <prefix>flags, key user_id, optional ttl.
 //   - <prefix>credentials, key user_id + credential_id; the sign counter is
 //     updated with a condition, so a cloned authenticator cannot win a race.
+//   - <prefix>devices, key device_id, global secondary index owner-index on
+//     owner; the device package's document is one attribute, and every
+//     update is a PutItem conditioned on the version read, so concurrent
+//     replicas cannot lose a write.
 //
 // Expired items are filtered on every read, because DynamoDB TTL deletes
 // lazily (and local emulators not at all). Nothing depends on

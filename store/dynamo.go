@@ -63,10 +63,10 @@ type Dynamo struct {
 
 var _ Store = (*Dynamo)(nil)
 
-type tableNames struct{ sessions, profiles, flags, credentials string }
+type tableNames struct{ sessions, profiles, flags, credentials, devices string }
 
 func namesFor(prefix string) tableNames {
-	return tableNames{prefix + "sessions", prefix + "profiles", prefix + "flags", prefix + "credentials"}
+	return tableNames{prefix + "sessions", prefix + "profiles", prefix + "flags", prefix + "credentials", prefix + "devices"}
 }
 
 // NewDynamo builds the store. Without cfg.Client it loads the AWS
@@ -205,6 +205,13 @@ func (d *Dynamo) deleteItem(ctx context.Context, kind string, in *dynamodb.Delet
 	start := time.Now()
 	out, err := d.client.DeleteItem(ctx, in)
 	d.observe(kind+".DeleteItem", start, err)
+	return out, err
+}
+
+func (d *Dynamo) scan(ctx context.Context, kind string, in *dynamodb.ScanInput) (*dynamodb.ScanOutput, error) {
+	start := time.Now()
+	out, err := d.client.Scan(ctx, in)
+	d.observe(kind+".Scan", start, err)
 	return out, err
 }
 

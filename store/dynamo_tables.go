@@ -31,9 +31,17 @@ type TableDef struct {
 	// TTLAttribute is the numeric epoch-seconds attribute to enable DynamoDB
 	// TTL on; empty when the table's items do not expire.
 	TTLAttribute string
+	// Indexes are global secondary indexes (projecting every attribute).
+	Indexes []IndexDef
 }
 
-// TableDefinitions returns the four tables of a deployment. All use
+// IndexDef is one global secondary index of a table.
+type IndexDef struct {
+	Name string
+	Keys []KeyAttr
+}
+
+// TableDefinitions returns the five tables of a deployment. All use
 // on-demand (PAY_PER_REQUEST) billing.
 func TableDefinitions(prefix string) []TableDef {
 	n := namesFor(prefix)
@@ -44,6 +52,8 @@ func TableDefinitions(prefix string) []TableDef {
 		{Kind: "credentials", Name: n.credentials, Keys: []KeyAttr{
 			{attrUserID, "S", "HASH"}, {attrCredentialID, "B", "RANGE"},
 		}},
+		{Kind: "devices", Name: n.devices, Keys: []KeyAttr{{attrDeviceID, "S", "HASH"}},
+			Indexes: []IndexDef{{Name: indexDeviceOwner, Keys: []KeyAttr{{attrOwner, "S", "HASH"}}}}},
 	}
 }
 
@@ -72,13 +82,23 @@ func (d *Dynamo) CreateTables(ctx context.Context) error {
 
 func (d *Dynamo) createTable(ctx context.Context, def TableDef) error {
 	in := &dynamodb.CreateTableInput{TableName: aws.String(def.Name), BillingMode: types.BillingModePayPerRequest}
-	for _, k := range def.Keys {
-		in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{
-			AttributeName: aws.String(k.Name), AttributeType: types.ScalarAttributeType(k.Type),
+	in.KeySchema = keySchema(def.Keys)
+	defined := map[string]bool{}
+	keys := def.Keys
+	for _, idx := range def.Indexes {
+		keys = append(keys[:len(keys):len(keys)], idx.Keys...)
+		in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, types.GlobalSecondaryIndex{
+			IndexName: aws.String(idx.Name), KeySchema: keySchema(idx.Keys),
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
 		})
-		in.KeySchema = append(in.KeySchema, types.KeySchemaElement{
-			AttributeName: aws.String(k.Name), KeyType: types.KeyType(k.Role),
-		})
+	}
+	for _, k := range keys {
+		if !defined[k.Name] {
+			defined[k.Name] = true
+			in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{
+				AttributeName: aws.String(k.Name), AttributeType: types.ScalarAttributeType(k.Type),
+			})
+		}
 	}
 	start := time.Now()
 	_, err := d.client.CreateTable(ctx, in)
@@ -88,6 +108,14 @@ func (d *Dynamo) createTable(ctx context.Context, def TableDef) error {
 		return wrapDynamo("create table "+def.Name, err)
 	}
 	return nil
+}
+
+func keySchema(keys []KeyAttr) []types.KeySchemaElement {
+	out := make([]types.KeySchemaElement, len(keys))
+	for i, k := range keys {
+		out[i] = types.KeySchemaElement{AttributeName: aws.String(k.Name), KeyType: types.KeyType(k.Role)}
+	}
+	return out
 }
 
 // waitActive polls DescribeTable until the table is ACTIVE or ctx ends.
@@ -139,15 +167,19 @@ func (d *Dynamo) enableTTL(ctx context.Context, def TableDef) error {
 }
 
 // IAMPolicy returns a least-privilege IAM policy document for the proxy:
-// item-level access to its four tables, plus a separate statement with
-// what only the operator's commands need: the table-management actions of
-// `ztproxy store init`, and the profile scan that finds a user by email
-// address (`ztproxy risk flag alice@example.com`). Grant that one to the
-// operator, not to the running proxy.
+// item-level access to its five tables (and the devices table's owner
+// index), plus a separate statement with what only the operator's commands
+// need: the table-management actions of `ztproxy store init`, the profile
+// scan that finds a user by email address (`ztproxy risk flag
+// alice@example.com`), and the devices scan of `ztproxy devices list` and
+// `import`. Grant that one to the operator, not to the running proxy.
 func IAMPolicy(prefix, region, account string) string {
 	var arns []string
 	for _, def := range TableDefinitions(prefix) {
 		arns = append(arns, fmt.Sprintf("arn:aws:dynamodb:%s:%s:table/%s", region, account, def.Name))
+		if len(def.Indexes) > 0 {
+			arns = append(arns, fmt.Sprintf("arn:aws:dynamodb:%s:%s:table/%s/index/*", region, account, def.Name))
+		}
 	}
 	type statement struct {
 		Sid      string

@@ -21,6 +21,7 @@ import (
 type Operator interface {
 	FlagStore
 	UserDirectory
+	DeviceStore
 	GetProfile(ctx context.Context, userID string) (Profile, error)
 	ListCredentials(ctx context.Context, userID string) ([]Credential, error)
 	DeleteCredential(ctx context.Context, userID string, id []byte) error
@@ -44,6 +45,12 @@ var (
 // OperatorSocketPath is where the proxy holding the embedded store at
 // dbPath listens for operator commands.
 func OperatorSocketPath(dbPath string) string { return dbPath + ".sock" }
+
+// The bodies of 409 answers, which tell ErrExists and ErrConflict apart.
+const (
+	conflictExists  = "exists"
+	conflictChanged = "changed"
+)
 
 // maxOperatorBody bounds a request or answer on the operator socket.
 const maxOperatorBody = 1 << 20
@@ -131,7 +138,9 @@ func (h *operatorHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "GET /v1/users":
 		out, err = h.st.FindUsersByEmail(r.Context(), q.Get("email"))
 	default:
-		http.Error(w, "unknown operation", http.StatusNotFound)
+		if !h.serveDevice(w, r) {
+			http.Error(w, "unknown operation", http.StatusNotFound)
+		}
 		return
 	}
 	if changed != "" && err == nil && h.onChange != nil {
@@ -146,6 +155,10 @@ func writeOperatorAnswer(w http.ResponseWriter, out any, err error) {
 		w.WriteHeader(http.StatusNotFound)
 	case errors.Is(err, errInvalid):
 		http.Error(w, err.Error(), http.StatusBadRequest)
+	case errors.Is(err, ErrExists):
+		http.Error(w, conflictExists, http.StatusConflict)
+	case errors.Is(err, ErrConflict):
+		http.Error(w, conflictChanged, http.StatusConflict)
 	case err != nil:
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 	case out == nil:
@@ -219,6 +232,10 @@ func (o *OperatorClient) do(ctx context.Context, method, path string, q url.Valu
 		return ErrNotFound
 	case resp.StatusCode == http.StatusBadRequest:
 		return fmt.Errorf("%w: %s", errInvalid, bytes.TrimSpace(data))
+	case resp.StatusCode == http.StatusConflict && string(bytes.TrimSpace(data)) == conflictExists:
+		return ErrExists
+	case resp.StatusCode == http.StatusConflict:
+		return ErrConflict
 	case resp.StatusCode >= 300:
 		return fmt.Errorf("store: operator socket: %s: %s", resp.Status, bytes.TrimSpace(data))
 	case out != nil:

@@ -119,3 +119,42 @@ func TestOperatorSocketRefusesNonSocket(t *testing.T) {
 		t.Fatal("the file changed")
 	}
 }
+
+// TestOperatorSocketDevices: `ztproxy devices` could not run while serve
+// held the embedded store; the device inventory now goes through the
+// operator socket with the store's own answers (the store contract runs
+// through the client: ErrExists, ErrConflict, ErrNotFound, invalid
+// records), and every change is reported with the device id so the proxy
+// drops its cached copy at once.
+func TestOperatorSocketDevices(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "state.db")
+	b, err := OpenBolt(BoltConfig{Path: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var mu sync.Mutex
+	changed := map[string]int{}
+	srv, err := ServeOperator(OperatorSocketPath(db), b, func(what, id string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if what == DeviceChanged {
+			changed[id]++
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c, err := DialOperator(context.Background(), OperatorSocketPath(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	testDevices(t, c)
+	mu.Lock()
+	defer mu.Unlock()
+	if changed["d1"] == 0 {
+		t.Errorf("device changes reported: %v, want d1 among them", changed)
+	}
+}

@@ -18,6 +18,9 @@ var (
 	// ErrSignCountRegression reports a WebAuthn signature counter that did
 	// not increase, a sign of a cloned authenticator.
 	ErrSignCountRegression = errors.New("store: webauthn sign count did not increase")
+	// ErrConflict reports a conditional update whose record changed since
+	// it was read (another replica wrote first).
+	ErrConflict = errors.New("store: record changed concurrently")
 )
 
 // Sealer encrypts sensitive fields (refresh tokens) before they are written
@@ -187,12 +190,44 @@ type UserDirectory interface {
 // address than this is a reason to use ids anyway.
 const MaxUsersByEmail = 10
 
+// DeviceRecord is one device of the inventory. The store keys it by ID,
+// lists it by Owner and compares Version on update; Data is the device
+// package's document (fingerprints, status, posture facts), opaque here.
+type DeviceRecord struct {
+	ID, Owner string
+	// Version is 1 after CreateDevice and grows by one on every update.
+	Version int64
+	Data    []byte
+}
+
+// MaxDeviceDataBytes bounds DeviceRecord.Data (a DynamoDB item holds at
+// most 400 KB).
+const MaxDeviceDataBytes = 128 << 10
+
+// DeviceStore keeps the device inventory.
+type DeviceStore interface {
+	// CreateDevice stores a new device with version 1; ErrExists if the id
+	// is taken.
+	CreateDevice(ctx context.Context, d DeviceRecord) error
+	// GetDevice returns ErrNotFound for an unknown id. It reads the latest
+	// write (a consistent read).
+	GetDevice(ctx context.Context, id string) (DeviceRecord, error)
+	// UpdateDevice replaces the device if its stored version is d.Version,
+	// which then becomes d.Version+1; ErrConflict if it changed meanwhile,
+	// ErrNotFound if it does not exist. The owner cannot change.
+	UpdateDevice(ctx context.Context, d DeviceRecord) error
+	// ListDevices returns the owner's devices (eventually consistent on
+	// DynamoDB), or every device when owner is "", ordered by id.
+	ListDevices(ctx context.Context, owner string) ([]DeviceRecord, error)
+}
+
 // Store is everything ztproxy keeps in shared state.
 type Store interface {
 	SessionStore
 	ProfileStore
 	FlagStore
 	CredentialStore
+	DeviceStore
 	Close() error
 }
 

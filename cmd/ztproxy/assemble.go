@@ -13,6 +13,7 @@ import (
 	"ztproxy/awscreds"
 	"ztproxy/certs"
 	"ztproxy/config"
+	"ztproxy/devices"
 	"ztproxy/metrics"
 	"ztproxy/proxy"
 	"ztproxy/riskengine"
@@ -45,6 +46,7 @@ type instance struct {
 	aws       *awscreds.Minter
 	sessions  authn.SessionStore
 	keys      authn.WebAuthnStore
+	devices   *devices.Inventory
 	server    *proxy.Server
 	listeners proxy.Listeners
 	closers   []func() // run in reverse order by close
@@ -86,6 +88,7 @@ func assemble(ctx context.Context, path string, opts config.Options, mode startM
 		in.keys = config.KeyStore(st)
 		in.buildRisk(st, mode, rep)
 		buildBrowser(rt, in.sessions, in.keys, in.logger, in.metrics, rep)
+		in.buildDevices(st, rep)
 		if mode == assembleServe && rt.File.Store.Backend == "embedded" {
 			in.serveOperatorSocket(st)
 		}
@@ -94,6 +97,7 @@ func assemble(ctx context.Context, path string, opts config.Options, mode startM
 	setBearer(&rt.Proxy, in.bearer)
 	setRisk(&rt.Proxy, in.risk)
 	setAWS(&rt.Proxy, in.aws)
+	setDevices(&rt.Proxy, in.devices)
 	if !rep.Failed() {
 		// Only now: with a component missing, proxy.New would report that
 		// instead of the component's own problem.
@@ -126,13 +130,20 @@ func (in *instance) serveOperatorSocket(st store.Store) {
 	}
 	path := store.OperatorSocketPath(in.rt.File.Store.Path)
 	srv, err := store.ServeOperator(path, op, func(what, userID string) {
+		if what == store.DeviceChanged {
+			in.logger.Info("operator command", "change", what, "device", userID)
+			if in.devices != nil {
+				in.devices.Forget(userID)
+			}
+			return
+		}
 		in.logger.Info("operator command", "change", what, "principal", userID)
 		if in.risk != nil {
 			in.risk.Invalidate(userID)
 		}
 	})
 	if err != nil {
-		in.logger.Warn("operator socket not started: ztproxy risk and ztproxy keys must wait until this process stops", "path", path, "err", err)
+		in.logger.Warn("operator socket not started: ztproxy risk, keys and devices must wait until this process stops", "path", path, "err", err)
 		return
 	}
 	in.closers = append(in.closers, func() { srv.Close() })
@@ -288,6 +299,14 @@ func (in *instance) buildRisk(st store.Store, mode startMode, rep *config.Report
 			logger.Error("risk engine: final flush failed", "err", err)
 		}
 	})
+}
+
+// buildDevices builds the device inventory over the store, or leaves it
+// nil when devices are off. It outlives reloads (its cache).
+func (in *instance) buildDevices(st store.Store, rep *config.Report) {
+	inv, err := newDeviceInventory(in.rt.File, st, in.logger, in.metrics)
+	rep.Add("devices", err)
+	in.devices = inv
 }
 
 // buildAWS builds the STS minter (reading the AWS shared config and

@@ -89,10 +89,45 @@ func readCachedCredentials(path string) ([]byte, bool) {
 	return data, true
 }
 
-// browserCredentials runs the loopback hand-off: a one-shot listener on
-// 127.0.0.1, the browser opened at the proxy, and the proxy's page posting
-// the credentials and our state back.
+// browserCredentials runs the loopback hand-off for AWS credentials.
 func browserCredentials(ctx context.Context, base, role string, noBrowser bool, timeout time.Duration, stderr io.Writer) ([]byte, error) {
+	form, err := loopbackHandOff(ctx, handOff{
+		what: fmt.Sprintf("get AWS credentials for role %q", role), noBrowser: noBrowser, timeout: timeout, stderr: stderr,
+		target: func(port int, state string) string {
+			return base + "/.ztp/aws/cli?" + url.Values{"role": {role}, "port": {fmt.Sprint(port)}, "state": {state}}.Encode()
+		},
+		check: func(form url.Values) error {
+			var check struct{ Version int }
+			if json.Unmarshal([]byte(form.Get("credentials")), &check) != nil || check.Version != 1 {
+				return errors.New("malformed credentials")
+			}
+			return nil
+		},
+		done: "credentials received",
+	})
+	if err != nil {
+		return nil, err
+	}
+	return []byte(form.Get("credentials")), nil
+}
+
+// handOff describes one loopback hand-off: the proxy page the user opens
+// and what it must post back.
+type handOff struct {
+	what      string // "get AWS credentials for …", for the prompt
+	target    func(port int, state string) string
+	check     func(form url.Values) error
+	done      string // shown in the browser tab on success
+	noBrowser bool
+	timeout   time.Duration
+	stderr    io.Writer
+}
+
+// loopbackHandOff waits on a one-shot listener on 127.0.0.1 while the
+// user signs in at the proxy in a browser; the proxy's page posts the
+// result and our random state back. Only a POST with the state (compared
+// in constant time) whose form passes check is taken.
+func loopbackHandOff(ctx context.Context, h handOff) (url.Values, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -101,22 +136,21 @@ func browserCredentials(ctx context.Context, base, role string, noBrowser bool, 
 	var raw [24]byte
 	rand.Read(raw[:])
 	state := base64.RawURLEncoding.EncodeToString(raw[:])
-	result := make(chan []byte, 1)
+	result := make(chan url.Values, 1)
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
 		if r.Method != http.MethodPost || r.ParseForm() != nil ||
 			subtle.ConstantTimeCompare([]byte(r.PostForm.Get("state")), []byte(state)) != 1 {
 			http.Error(w, "unexpected request", http.StatusBadRequest)
 			return
 		}
-		creds := []byte(r.PostForm.Get("credentials"))
-		var check struct{ Version int }
-		if json.Unmarshal(creds, &check) != nil || check.Version != 1 {
-			http.Error(w, "malformed credentials", http.StatusBadRequest)
+		if err := h.check(r.PostForm); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		io.WriteString(w, "ztproxy: credentials received; you can close this tab.\n")
+		io.WriteString(w, "ztproxy: "+h.done+"; you can close this tab.\n")
 		select {
-		case result <- creds:
+		case result <- r.PostForm:
 		default:
 		}
 	})}
@@ -130,16 +164,15 @@ func browserCredentials(ctx context.Context, base, role string, noBrowser bool, 
 			srv.Close()
 		}
 	}()
-	port := ln.Addr().(*net.TCPAddr).Port
-	target := base + "/.ztp/aws/cli?" + url.Values{"role": {role}, "port": {fmt.Sprint(port)}, "state": {state}}.Encode()
-	fmt.Fprintf(stderr, "ztproxy: sign in to get AWS credentials for role %q:\n  %s\n", role, target)
-	if !noBrowser {
-		openBrowser(target, stderr)
+	target := h.target(ln.Addr().(*net.TCPAddr).Port, state)
+	fmt.Fprintf(h.stderr, "ztproxy: sign in to %s:\n  %s\n", h.what, target)
+	if !h.noBrowser {
+		openBrowser(target, h.stderr)
 	}
 	select {
-	case creds := <-result:
-		return creds, nil
-	case <-time.After(timeout):
+	case form := <-result:
+		return form, nil
+	case <-time.After(h.timeout):
 		return nil, errors.New("timed out waiting for the browser sign-in")
 	case <-ctx.Done():
 		return nil, ctx.Err()

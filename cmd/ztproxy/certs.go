@@ -12,12 +12,15 @@ import (
 )
 
 func cmdCerts(args []string, stdout, stderr io.Writer) error {
-	verb, args, err := verbOf("certs", args, stdout, "dev", "trust")
+	verb, args, err := verbOf("certs", args, stdout, "dev", "trust", "device-ca")
 	if err != nil {
 		return err
 	}
-	if verb == "trust" {
+	switch verb {
+	case "trust":
 		return cmdCertsTrust(args, stdout, stderr)
+	case "device-ca":
+		return cmdDeviceCA(args, stdout, stderr)
 	}
 	fs := newFlags("certs dev", stdout, stderr)
 	out := fs.String("out", "", "directory to write the certificates to")
@@ -136,4 +139,26 @@ anyone who reads its key file can issue certificates for them: remove the CA whe
 Restart the browser after a change.
 `)
 	return b.String(), true
+}
+
+// cmdDeviceCA writes the device CA (devices.ca_cert_file, ca_key_file).
+func cmdDeviceCA(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("certs device-ca", stdout, stderr)
+	out := fs.String("out", "", "directory to write device-ca.pem and device-ca-key.pem to")
+	org := fs.String("org", "", "the CA's organization (default ztproxy)")
+	validity := fs.Duration("validity", 0, "the CA's lifetime (default 5 years)")
+	force := fs.Bool("force", false, "replace an existing device CA (every enrolled device must enrol again)")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return usageError("--out is required")
+	}
+	files, err := certs.WriteDeviceCA(certs.DeviceCAOptions{Out: *out, Organization: *org, Validity: *validity, Force: *force})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Device CA written:\n  certificate: %s\n  key:         %s (keep it where only the proxy reads it)\n", files.Cert, files.Key)
+	fmt.Fprintf(stdout, "Configure:\n  devices:\n    enabled: true\n    ca_cert_file: %s\n    ca_key_file: %s\n", files.Cert, files.Key)
+	return nil
 }

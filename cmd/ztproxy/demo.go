@@ -20,6 +20,7 @@ import (
 
 	"ztproxy/certs"
 	"ztproxy/config"
+	"ztproxy/identity"
 	"ztproxy/internal/demo"
 	"ztproxy/internal/demo/op"
 	"ztproxy/store"
@@ -61,6 +62,11 @@ when { context.device.spiffe_id like "spiffe://ztproxy.dev/device/*" };
 
 @id("status-is-public")
 permit (principal, action == Action::"GET", resource == Route::"status");
+
+@id("enrolled-laptop")
+@reason("/laptop is for your own enrolled device with an encrypted disk")
+permit (principal is User, action, resource == Route::"laptop")
+when { context.device.enrolled && context.device.owner_matches && context.device.posture.disk_encrypted };
 `
 
 // demoSettings are the demo's addresses and directory.
@@ -177,6 +183,11 @@ func runDemo(ctx context.Context, s demoSettings, stdout, stderr io.Writer) erro
 	if _, err := demoSecret(filepath.Join(s.dir, demoSessionFile)); err != nil {
 		return err
 	}
+	if _, err := os.Stat(filepath.Join(certDir, "device-ca.pem")); errors.Is(err, fs.ErrNotExist) {
+		if _, err := certs.WriteDeviceCA(certs.DeviceCAOptions{Out: certDir, Organization: "ztproxy demo"}); err != nil {
+			return err
+		}
+	}
 	appLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -209,7 +220,12 @@ func runDemo(ctx context.Context, s demoSettings, stdout, stderr io.Writer) erro
 		return exitCodeError(1)
 	}
 	defer in.close()
+	device, err := demoDevice(ctx, in.devices, certDir, identity.UserID(provider.Issuer, users[0].Sub))
+	if err != nil {
+		return err
+	}
 	printDemoBanner(stdout, s, certDir, external, provider.Issuer, users)
+	fmt.Fprint(stdout, device)
 	return serve(ctx, configPath, in, config.DefaultOptions())
 }
 
@@ -265,6 +281,7 @@ session:
   secrets_file: %s
 store: {path: %s}
 risk: {flush_interval: 2s}
+devices: {enabled: true, ca_cert_file: certs/device-ca.pem, ca_key_file: certs/device-ca-key.pem}
 log: {level: info, format: text}
 audit: {output: %q}
 routes:
@@ -272,8 +289,9 @@ routes:
   - {name: device, host: localhost, path_prefix: /device, upstream: %q, auth: mtls}
   - {name: admin, host: localhost, path_prefix: /admin, upstream: %q, auth: browser}
   - {name: app, host: localhost, path_prefix: /, upstream: %q, auth: browser}
+  - {name: laptop, host: localhost, path_prefix: /laptop, upstream: %q, auth: browser}
 `, s.listen, s.admin, external, demoPolicyFile, issuer, demoClientFile, demoSessionFile, demoStateFile,
-		filepath.Join(s.dir, "audit.log"), app, app, app, app)
+		filepath.Join(s.dir, "audit.log"), app, app, app, app, app)
 }
 
 // randomWord is a random 22-character password or secret.

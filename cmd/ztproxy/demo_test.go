@@ -104,4 +104,32 @@ func TestDemoSmoke(t *testing.T) {
 	if dresp.StatusCode != 200 || !strings.Contains(dbody, "dev-laptop") {
 		t.Fatalf("device: %d %s", dresp.StatusCode, dbody)
 	}
+	checkDemoLaptop(t, dir, base, out, passwords, newClient)
+}
+
+// checkDemoLaptop (issue 16): the demo's device route admits alice with
+// her enrolled demo device, not alice without it, not bob with it.
+func checkDemoLaptop(t *testing.T, dir, base, banner string, passwords map[string]string, newClient func() *http.Client) {
+	t.Helper()
+	if !strings.Contains(banner, "alice-device.p12") {
+		t.Errorf("banner does not offer the demo device:\n%s", banner)
+	}
+	withDevice := func() *http.Client {
+		c := newClient()
+		pair, err := loadKeyPair(filepath.Join(dir, "certs", "alice-device.pem"), filepath.Join(dir, "certs", "alice-device-key.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Transport.(*http.Transport).TLSClientConfig.Certificates = pair
+		return c
+	}
+	if resp, body := signInDemo(t, withDevice(), base+"/laptop", "alice", passwords["alice"]); resp.StatusCode != 200 || !strings.Contains(body, "alice@demo.ztproxy.dev") {
+		t.Errorf("alice with her demo device on /laptop: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := signInDemo(t, newClient(), base+"/laptop", "alice", passwords["alice"]); resp.StatusCode != 403 {
+		t.Errorf("alice without a device on /laptop: %d", resp.StatusCode)
+	}
+	if resp, _ := signInDemo(t, withDevice(), base+"/laptop", "bob", passwords["bob"]); resp.StatusCode != 403 {
+		t.Errorf("bob with alice's demo device on /laptop: %d", resp.StatusCode)
+	}
 }

@@ -105,6 +105,73 @@ var commandHelps = map[string]commandHelp{
 		Example: "ztproxy certs trust --ca dev-certs/ca.pem",
 		Doc:     "docs/mtls.md",
 	},
+	"certs device-ca": {
+		Usage:   "certs device-ca --out DIR [--org NAME] [--validity DURATION] [--force]",
+		Summary: "Write the device CA that signs enrolled devices' certificates (devices.ca_cert_file, ca_key_file).\nKeep its key where only the proxy reads it.",
+		Example: "ztproxy certs device-ca --out /etc/ztproxy",
+		Doc:     "docs/devices.md",
+	},
+	"device enroll": {
+		Usage: "device enroll --proxy URL [--name NAME] [--cacert FILE] [--dir DIR] [--no-browser] [--force] [--timeout D]",
+		Summary: "Enrol this machine: generate its key here, sign in through the browser with a fresh second factor,\n" +
+			"send a certificate request and first posture facts, and keep the device certificate in DIR.",
+		Example: "ztproxy device enroll --proxy https://access.example.com",
+		Doc:     "docs/devices.md",
+	},
+	"device report": {
+		Usage:   "device report [--dir DIR] [--fact NAME=VALUE]... [--vendor-assertion FILE]... [--dry-run]",
+		Summary: "Collect this machine's posture facts (disk encryption, firewall, OS version, screen lock) and report\nthem to the proxy over mTLS with the device certificate.",
+		Example: "ztproxy device report",
+		Doc:     "docs/devices.md",
+	},
+	"device renew": {
+		Usage:   "device renew [--dir DIR] [--within DURATION] [--force]",
+		Summary: "Renew the device certificate over mTLS before it expires (with a new key).",
+		Example: "ztproxy device renew --within 48h",
+		Doc:     "docs/devices.md",
+	},
+	"device export": {
+		Usage:   "device export --p12 FILE [--password PW] [--dir DIR]",
+		Summary: "Export the device certificate and key as PKCS#12 for a browser or the system keychain.",
+		Example: "ztproxy device export --p12 device.p12",
+		Doc:     "docs/devices.md",
+	},
+	"device status": {
+		Usage:   "device status [--dir DIR]",
+		Summary: "Show this machine's enrolment: device id, proxy, certificate expiry.",
+		Example: "ztproxy device status",
+		Doc:     "docs/devices.md",
+	},
+	"devices list": {
+		Usage:   "devices list [--owner USER] --config FILE",
+		Summary: "List the device inventory (or one user's devices) as JSON. Works while serve runs (the embedded\nstore is reached through its operator socket).",
+		Example: "ztproxy devices list --config ztproxy.yaml",
+		Doc:     "docs/devices.md",
+	},
+	"devices show": {
+		Usage:   "devices show ID --config FILE",
+		Summary: "Show one device: owner, status, certificates, posture facts with their source and age.",
+		Example: "ztproxy devices show k3vq2m7x5ea4nqzr6w3yd2ub4e --config ztproxy.yaml",
+		Doc:     "docs/devices.md",
+	},
+	"devices revoke": {
+		Usage:   "devices revoke ID --reason TEXT [--lost] --config FILE",
+		Summary: "Revoke a device (or mark it lost): every replica refuses it within devices.cache_ttl; a proxy\nrunning on the embedded store applies it at once.",
+		Example: "ztproxy devices revoke k3vq2m7x5ea4nqzr6w3yd2ub4e --reason \"laptop stolen\" --lost --config ztproxy.yaml",
+		Doc:     "docs/devices.md",
+	},
+	"devices set-managed": {
+		Usage:   "devices set-managed ID true|false --config FILE",
+		Summary: "Mark a device as managed by the company (context.device.managed) or not.",
+		Example: "ztproxy devices set-managed k3vq2m7x5ea4nqzr6w3yd2ub4e true --config ztproxy.yaml",
+		Doc:     "docs/devices.md",
+	},
+	"devices import": {
+		Usage:   "devices import --format jamf|intune|generic --file EXPORT.json --config FILE",
+		Summary: "Import an MDM inventory export: matching devices get its posture facts (source mdm) and managed.",
+		Example: "ztproxy devices import --format jamf --file jamf-export.json --config ztproxy.yaml",
+		Doc:     "docs/devices.md",
+	},
 	"policy test": {
 		Usage: "policy test --config FILE --input REQUEST.json [--expect allow|deny|step_up]",
 		Summary: "Evaluate one synthetic request against the config's policies and print the decision. The input is a\n" +

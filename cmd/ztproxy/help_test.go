@@ -37,7 +37,7 @@ func TestEveryCommandHasHelp(t *testing.T) {
 		}
 	}
 	// The groups list their sub-commands; a missing one is a usage error.
-	for _, group := range []string{"risk", "keys", "certs", "policy", "store", "aws", "demo keys", "demo risk"} {
+	for _, group := range []string{"risk", "keys", "certs", "policy", "store", "aws", "demo keys", "demo risk", "device", "devices"} {
 		var stdout, stderr strings.Builder
 		if code := run(append(strings.Fields(group), "--help"), &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "ztproxy "+group+" ") {
 			t.Errorf("ztproxy %s --help: exit %d\n%s%s", group, code, stdout.String(), stderr.String())

@@ -37,6 +37,12 @@ Usage:
                                        see or reset a user's security keys (WebAuthn step-up)
   ztproxy aws credential-process --proxy URL --role NAME
                                        AWS credentials via browser sign-in (for ~/.aws/config credential_process)
+  ztproxy certs device-ca --out DIR    write the CA that signs enrolled devices' certificates
+  ztproxy device enroll --proxy URL    enrol this machine (browser sign-in with a fresh second factor)
+  ztproxy device report|renew|export|status
+                                       send posture, renew the certificate over mTLS, export it as PKCS#12
+  ztproxy devices list|show|revoke|set-managed|import --config FILE
+                                       the operator's device inventory (revoke, MDM import)
   ztproxy version                      print the version
 
 "ztproxy COMMAND --help" (or "ztproxy help COMMAND") describes a command, with an example.
@@ -86,6 +92,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdKeys(ctx, args[1:], stdout, stderr)
 	case "certs":
 		err = cmdCerts(args[1:], stdout, stderr)
+	case "device":
+		err = cmdDevice(ctx, args[1:], stdout, stderr)
+	case "devices":
+		err = cmdDevices(ctx, args[1:], stdout, stderr)
 	case "policy":
 		err = cmdPolicy(args[1:], stdout, stderr)
 	case "version", "--version":

@@ -37,14 +37,8 @@ type policyInput struct {
 	IP             string            `json:"ip"`
 	UserAgent      string            `json:"user_agent"`
 	Time           string            `json:"time"`
-	Device         *struct {
-		ID          string            `json:"id"`
-		SPIFFEID    string            `json:"spiffe_id"`
-		Fingerprint string            `json:"fingerprint"`
-		Managed     bool              `json:"managed"`
-		Posture     map[string]string `json:"posture"`
-	} `json:"device"`
-	Risk *identity.Risk `json:"risk"`
+	Device         *policyDevice     `json:"device"`
+	Risk           *identity.Risk    `json:"risk"`
 }
 
 func cmdPolicy(args []string, stdout, stderr io.Writer) error {
@@ -183,10 +177,11 @@ func (in *policyInput) requestContext(rt *config.Runtime) (*identity.RequestCont
 	}
 	rc.Principal = p
 	if d := in.Device; d != nil {
-		rc.Device = identity.Device{Present: true, ID: d.ID, SPIFFEID: d.SPIFFEID, Fingerprint: d.Fingerprint, Managed: d.Managed, Posture: d.Posture}
-		if rc.Device.ID == "" {
-			rc.Device.ID = d.SPIFFEID
+		dev, err := d.device(now)
+		if err != nil {
+			return nil, err
 		}
+		rc.Device = dev
 	}
 	return rc, nil
 }

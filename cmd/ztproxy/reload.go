@@ -17,6 +17,7 @@ import (
 	"ztproxy/awscreds"
 	"ztproxy/certs"
 	"ztproxy/config"
+	"ztproxy/devices"
 	"ztproxy/metrics"
 	"ztproxy/proxy"
 	"ztproxy/riskengine"
@@ -41,7 +42,9 @@ type reloader struct {
 	// risk outlives reloads: its caches and pending observations.
 	risk *riskengine.Engine
 	// aws outlives reloads: its credential cache (aws settings need a restart).
-	aws     *awscreds.Minter
+	aws *awscreds.Minter
+	// devices outlives reloads: its cache (devices settings need a restart).
+	devices *devices.Inventory
 	server  *proxy.Server
 	metrics *metrics.Metrics
 	log     *slog.Logger
@@ -113,11 +116,13 @@ func (r *reloader) apply(rt *config.Runtime) error {
 	if err := rep.Err(); err != nil {
 		return err
 	}
-	if rt.File.Store != r.current.File.Store || !reflect.DeepEqual(rt.File.Risk, r.current.File.Risk) {
-		r.log.Warn("store or risk settings changed: they take effect after a restart")
+	if rt.File.Store != r.current.File.Store || !reflect.DeepEqual(rt.File.Risk, r.current.File.Risk) ||
+		!reflect.DeepEqual(rt.File.Devices, r.current.File.Devices) {
+		r.log.Warn("store, risk or devices settings changed: they take effect after a restart")
 	}
 	setRisk(&rt.Proxy, r.risk)
 	setAWS(&rt.Proxy, r.aws)
+	setDevices(&rt.Proxy, r.devices)
 	if err := r.server.Update(rt.Proxy); err != nil {
 		return err
 	}

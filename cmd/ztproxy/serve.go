@@ -17,6 +17,7 @@ import (
 	"ztproxy/awscreds"
 	"ztproxy/config"
 	"ztproxy/decide"
+	"ztproxy/devices"
 	"ztproxy/metrics"
 	"ztproxy/riskengine"
 	"ztproxy/store"
@@ -87,7 +88,7 @@ func serve(ctx context.Context, path string, in *instance, opts config.Options) 
 	}
 	metrics.ReloadResult(nil, time.Now())
 	r := &reloader{path: path, opts: opts, current: rt, bearer: in.bearer, sessions: in.sessions, keys: in.keys,
-		risk: in.risk, aws: in.aws, server: in.server, metrics: metrics, log: logger, certs: in.certs}
+		risk: in.risk, aws: in.aws, devices: in.devices, server: in.server, metrics: metrics, log: logger, certs: in.certs}
 	go r.run(ctx)
 
 	scheme := "https"
@@ -196,6 +197,25 @@ func newAWSMinter(ctx context.Context, rt *config.Runtime, metrics *metrics.Metr
 func setAWS(c *decide.Config, m *awscreds.Minter) {
 	if m != nil {
 		c.AWS = m
+	}
+}
+
+// newDeviceInventory builds the device inventory over the store, or
+// returns nil when devices.enabled is off.
+func newDeviceInventory(f *config.File, st store.DeviceStore, logger *slog.Logger, m *metrics.Metrics) (*devices.Inventory, error) {
+	cfg, err := f.DevicesConfig(logger, keySetEvents(m))
+	if cfg == nil || err != nil {
+		return nil, err
+	}
+	cfg.Store, cfg.OnLookup, cfg.OnEvent = config.DeviceStore(st), m.ObserveDeviceLookup, m.ObserveDeviceEvent
+	return devices.New(*cfg)
+}
+
+// setDevices stores the inventory without creating a non-nil interface
+// around a nil pointer.
+func setDevices(c *decide.Config, inv *devices.Inventory) {
+	if inv != nil {
+		c.Devices = inv
 	}
 }
 

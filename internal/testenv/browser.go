@@ -53,6 +53,9 @@ type BrowserOptions struct {
 	// ExtraFlags are more command-line flags, in the form "--name" or
 	// "--name=value". A flag here replaces a default flag of the same name.
 	ExtraFlags []string
+	// ClientCertificate, when set, is presented to matching sites without
+	// a prompt (see ClientCertificate).
+	ClientCertificate *ClientCertificate
 }
 
 // Browser is a headless Chromium process with a fresh profile. StartBrowser
@@ -121,6 +124,9 @@ func StartBrowser(t testing.TB, opts BrowserOptions) *Browser {
 	}
 	for _, f := range flags {
 		allocOpts = append(allocOpts, flagOption(f))
+	}
+	if opts.ClientCertificate != nil {
+		allocOpts = append(allocOpts, chromedp.Env("HOME="+setUpClientCertificate(t, opts.ClientCertificate)))
 	}
 
 	allocCtx, allocCancel := chromedp.NewExecAllocator(context.Background(), allocOpts...)
