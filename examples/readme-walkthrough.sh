@@ -89,5 +89,9 @@ code=$(curl -s -o /dev/null -w '%{http_code}' --cacert dev-certs/ca.pem -H "Auth
 [[ "$code" == 403 ]] || fail "a compromised user got $code, want 403"
 ./ztproxy risk clear 'http://127.0.0.1:8444#alice' --config config.example.yaml
 
+step "device CA"
+./ztproxy certs device-ca --out dev-certs
+[[ -f dev-certs/device-ca.pem && -f dev-certs/device-ca-key.pem ]] || fail "certs device-ca wrote no CA"
+
 step "done"
 echo "readme-walkthrough: OK"
