@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -129,10 +130,10 @@ type grafanaTarget struct {
 }
 
 type grafanaPanel struct {
-	ID         int             `json:"id"`
-	Type       string          `json:"type"`
-	Title      string          `json:"title"`
-	Datasource *grafanaDS      `json:"datasource"`
+	ID         int        `json:"id"`
+	Type       string     `json:"type"`
+	Title      string     `json:"title"`
+	Datasource *grafanaDS `json:"datasource"`
 	GridPos    *struct{ W, H int }
 	Targets    []grafanaTarget `json:"targets"`
 }
@@ -267,14 +268,7 @@ func hasSeries(f *dto.MetricFamily, labels map[string]string) bool {
 		for _, lp := range m.GetLabel() {
 			got[lp.GetName()] = lp.GetValue()
 		}
-		if len(got) == len(labels) && func() bool {
-			for k, v := range labels {
-				if got[k] != v {
-					return false
-				}
-			}
-			return true
-		}() {
+		if maps.Equal(got, labels) {
 			return true
 		}
 	}
