@@ -80,6 +80,22 @@ func TestHelmTemplateDefaults(t *testing.T) {
 	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].TargetPort.String() != "https" || !selects(svc.Spec.Selector, dep.Spec.Template.Labels) {
 		t.Errorf("service exposes %+v", svc.Spec.Ports)
 	}
+	// Without policies in the values, the one policy file permits nothing.
+	if got := policyFiles(m.configMaps[0]); len(got) != 1 || strings.Contains(m.configMaps[0].Data[got[0]], "permit") {
+		t.Errorf("default policy files %v", got)
+	}
+}
+
+// policyFiles lists the ConfigMap's Cedar files.
+func policyFiles(cm *corev1.ConfigMap) []string {
+	var files []string
+	for name := range cm.Data {
+		if strings.HasSuffix(name, ".cedar") {
+			files = append(files, name)
+		}
+	}
+	slices.Sort(files)
+	return files
 }
 
 // Issue 19 (Kubernetes): non-default values (ci/production-values.yaml)
@@ -104,6 +120,11 @@ func TestHelmTemplateProduction(t *testing.T) {
 	}
 	if f.TLS.ClientCAFile == "" || f.Session.SecretsFile == "" || f.Store.Region != "eu-west-1" || len(f.Routes) != 2 {
 		t.Errorf("config: client CA %q, session %q, region %q, %d routes", f.TLS.ClientCAFile, f.Session.SecretsFile, f.Store.Region, len(f.Routes))
+	}
+	// Issue 19: the chart's defaults must not merge a policy in beside the
+	// operator's own (Helm merges maps).
+	if got := policyFiles(m.configMaps[0]); !slices.Equal(got, []string{"api.cedar", "wiki.cedar"}) {
+		t.Errorf("policy files %v, want exactly the values' own", got)
 	}
 	if dep.Spec.Template.Annotations["checksum/config"] == "" {
 		t.Error("rollOnConfigChange: no checksum annotation")
