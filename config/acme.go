@@ -157,4 +157,4 @@ func (unopenedStore) GetCertificateData(context.Context, string) ([]byte, error)
 	return nil, errUnopened
 }
 func (unopenedStore) PutCertificateData(context.Context, string, []byte) error { return errUnopened }
-func (unopenedStore) DeleteCertificateData(context.Context, string) error     { return errUnopened }
+func (unopenedStore) DeleteCertificateData(context.Context, string) error      { return errUnopened }
