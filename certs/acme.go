@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -39,6 +40,9 @@ type ACMEConfig struct {
 	Cache CertificateStore
 	// IsNotFound reports whether an error of Cache means "no such entry".
 	IsNotFound func(error) bool
+	// HTTP01 offers HTTP-01 challenges besides TLS-ALPN-01: the caller
+	// serves HTTPHandler where port 80 reaches it (tls.acme.http_listen).
+	HTTP01 bool
 }
 
 // CertificateStore is the store's certificate cache, as the ACME manager
@@ -73,6 +77,10 @@ func (c *ACMEConfig) check() error {
 type acmeSource struct {
 	cfg ACMEConfig
 	mgr *autocert.Manager
+	// http01 answers HTTP-01 challenges; nil without ACMEConfig.HTTP01.
+	// It is made with the manager: autocert offers HTTP-01 only once
+	// its handler exists, and the first order may start right away.
+	http01 http.Handler
 
 	mu       sync.Mutex
 	notAfter map[string]time.Time
@@ -92,7 +100,11 @@ func newACMESource(cfg ACMEConfig) *acmeSource {
 		Email:       cfg.Email,
 		Client:      &acme.Client{DirectoryURL: cfg.DirectoryURL, HTTPClient: hc},
 	}
-	return &acmeSource{cfg: cfg, mgr: mgr, notAfter: map[string]time.Time{}}
+	src := &acmeSource{cfg: cfg, mgr: mgr, notAfter: map[string]time.Time{}}
+	if cfg.HTTP01 {
+		src.http01 = withoutHostPort(mgr.HTTPHandler(nil))
+	}
+	return src
 }
 
 // getCertificate answers a handshake: the TLS-ALPN-01 challenge
@@ -144,14 +156,25 @@ func (a *acmeSource) obtainAll(ctx context.Context, log func(domain string, err 
 }
 
 // HTTPHandler answers HTTP-01 challenges under /.well-known/acme-challenge/
-// and redirects every other request to https. Serve it on port 80 (or
-// what the load balancer maps there) to enable HTTP-01; nil when the
-// manager does not use ACME.
+// and redirects every other request to https, for port 80 (or what the
+// load balancer maps there); nil unless ACMEConfig.HTTP01 is set.
 func (m *Manager) HTTPHandler() http.Handler {
 	if m.acme == nil {
 		return nil
 	}
-	return m.acme.mgr.HTTPHandler(nil)
+	return m.acme.http01
+}
+
+// withoutHostPort drops a port from the Host header before autocert's
+// host policy sees it: the policy is about names, and a load balancer (or
+// a test CA) may reach the challenge listener on a port other than 80.
+func withoutHostPort(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if host, _, err := net.SplitHostPort(r.Host); err == nil {
+			r.Host = host
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // acmeCache is autocert's Cache over the store.

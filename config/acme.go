@@ -125,6 +125,7 @@ func (f *File) buildACME(c *collector, rt *Runtime) {
 		return
 	}
 	cfg := &certs.ACMEConfig{Domains: a.Domains, Email: a.Email, DirectoryURL: a.DirectoryURL, RenewBefore: a.RenewBefore,
+		HTTP01:     a.HTTPListen != "",
 		IsNotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) }}
 	if a.DirectoryCAFile != "" {
 		pem, err := os.ReadFile(a.DirectoryCAFile)
