@@ -28,9 +28,10 @@ type ACMEConfig struct {
 	Email string
 	// DirectoryURL is the ACME directory; empty means Let's Encrypt.
 	DirectoryURL string
-	// DirectoryRoots, when set, are the only roots trusted for the ACME
-	// server's HTTPS (a private ACME server); nil means the system roots.
-	DirectoryRoots *x509.CertPool
+	// DirectoryCAFile, when set, is a PEM bundle of the only roots trusted
+	// for the ACME server's HTTPS (a private ACME server); empty means the
+	// system roots.
+	DirectoryCAFile string
 	// RenewBefore is how long before expiry a certificate is renewed;
 	// zero means autocert's 30 days.
 	RenewBefore time.Duration
@@ -38,15 +39,16 @@ type ACMEConfig struct {
 	// finds them (the configured store), so one replica orders and the
 	// others serve the same certificate.
 	Cache CertificateStore
-	// IsNotFound reports whether an error of Cache means "no such entry".
-	IsNotFound func(error) bool
 	// HTTP01 offers HTTP-01 challenges besides TLS-ALPN-01: the caller
 	// serves HTTPHandler where port 80 reaches it (tls.acme.http_listen).
 	HTTP01 bool
 }
 
+// ErrNotCached is what a CertificateStore returns for an absent entry.
+var ErrNotCached = errors.New("certs: not in the certificate cache")
+
 // CertificateStore is the store's certificate cache, as the ACME manager
-// needs it (store.CertificateCache).
+// needs it (store.CertificateCache); a miss is ErrNotCached.
 type CertificateStore interface {
 	GetCertificateData(ctx context.Context, key string) ([]byte, error)
 	PutCertificateData(ctx context.Context, key string, data []byte) error
@@ -63,7 +65,7 @@ func (c *ACMEConfig) check() error {
 	if len(c.Domains) == 0 {
 		errs = append(errs, errors.New("tls.acme.domains: at least one host name is required"))
 	}
-	if c.Cache == nil || c.IsNotFound == nil {
+	if c.Cache == nil {
 		errs = append(errs, errors.New("tls.acme: no certificate cache (the store)"))
 	}
 	if c.RenewBefore < 0 {
@@ -87,14 +89,22 @@ type acmeSource struct {
 	reported time.Time // the earliest expiry last reported to the hook
 }
 
-func newACMESource(cfg ACMEConfig) *acmeSource {
+func newACMESource(cfg ACMEConfig) (*acmeSource, error) {
 	hc := &http.Client{Timeout: 30 * time.Second}
-	if cfg.DirectoryRoots != nil {
-		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cfg.DirectoryRoots, MinVersion: tls.VersionTLS12}}
+	if cfg.DirectoryCAFile != "" {
+		pem, err := readFile("tls.acme.directory_ca_file "+cfg.DirectoryCAFile, cfg.DirectoryCAFile)
+		if err != nil {
+			return nil, err
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.acme.directory_ca_file %s: no PEM certificate in it", cfg.DirectoryCAFile)
+		}
+		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}
 	}
 	mgr := &autocert.Manager{
 		Prompt:      autocert.AcceptTOS,
-		Cache:       acmeCache{cfg.Cache, cfg.IsNotFound},
+		Cache:       acmeCache{cfg.Cache},
 		HostPolicy:  autocert.HostWhitelist(cfg.Domains...),
 		RenewBefore: cfg.RenewBefore,
 		Email:       cfg.Email,
@@ -104,7 +114,7 @@ func newACMESource(cfg ACMEConfig) *acmeSource {
 	if cfg.HTTP01 {
 		src.http01 = withoutHostPort(mgr.HTTPHandler(nil))
 	}
-	return src
+	return src, nil
 }
 
 // getCertificate answers a handshake: the TLS-ALPN-01 challenge
@@ -179,13 +189,12 @@ func withoutHostPort(next http.Handler) http.Handler {
 
 // acmeCache is autocert's Cache over the store.
 type acmeCache struct {
-	store      CertificateStore
-	isNotFound func(error) bool
+	store CertificateStore
 }
 
 func (c acmeCache) Get(ctx context.Context, key string) ([]byte, error) {
 	data, err := c.store.GetCertificateData(ctx, key)
-	if err != nil && c.isNotFound(err) {
+	if errors.Is(err, ErrNotCached) {
 		return nil, autocert.ErrCacheMiss
 	}
 	return data, err

@@ -48,7 +48,11 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg}
 	if cfg.ACME != nil {
-		m.acme = newACMESource(*cfg.ACME)
+		acme, err := newACMESource(*cfg.ACME)
+		if err != nil {
+			return nil, err
+		}
+		m.acme = acme
 	}
 	files, err := readFiles(&m.cfg)
 	if err != nil {

@@ -2,11 +2,9 @@ package config
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"strings"
 	"time"
 
@@ -124,21 +122,10 @@ func (f *File) buildACME(c *collector, rt *Runtime) {
 	if a == nil || rt.Certs == nil {
 		return
 	}
-	cfg := &certs.ACMEConfig{Domains: a.Domains, Email: a.Email, DirectoryURL: a.DirectoryURL, RenewBefore: a.RenewBefore,
-		HTTP01:     a.HTTPListen != "",
-		IsNotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) }}
-	if a.DirectoryCAFile != "" {
-		pem, err := os.ReadFile(a.DirectoryCAFile)
-		pool := x509.NewCertPool()
-		if err == nil && !pool.AppendCertsFromPEM(pem) {
-			err = errors.New("no PEM certificate in it")
-		}
-		if err != nil {
-			addErr(c, "tls.acme.directory_ca_file", fmt.Errorf("%s: %w", a.DirectoryCAFile, err))
-		}
-		cfg.DirectoryRoots = pool
-	}
-	rt.Certs.ACME = cfg
+	// Only plain values: a reload compares rt.Certs to tell whether the
+	// TLS settings changed.
+	rt.Certs.ACME = &certs.ACMEConfig{Domains: a.Domains, Email: a.Email, DirectoryURL: a.DirectoryURL,
+		DirectoryCAFile: a.DirectoryCAFile, RenewBefore: a.RenewBefore, HTTP01: a.HTTPListen != ""}
 }
 
 // ACMECertificateCache returns the store's certificate cache for
@@ -148,7 +135,19 @@ func ACMECertificateCache(st store.Store) (certs.CertificateStore, error) {
 	if !ok {
 		return nil, fmt.Errorf("the %T store keeps no certificates", st)
 	}
-	return cache, nil
+	return acmeStoreCache{cache}, nil
+}
+
+// acmeStoreCache is the store's certificate cache in the certs package's
+// terms: a miss is certs.ErrNotCached.
+type acmeStoreCache struct{ store.CertificateCache }
+
+func (c acmeStoreCache) GetCertificateData(ctx context.Context, key string) ([]byte, error) {
+	data, err := c.CertificateCache.GetCertificateData(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %w", certs.ErrNotCached, err)
+	}
+	return data, err
 }
 
 // The check-config stand-in answers the certificate cache too.

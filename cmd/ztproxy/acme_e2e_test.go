@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -139,6 +140,17 @@ func TestACMEReplicasShareCertificate(t *testing.T) {
 	waitFor(t, 10*time.Second, "the server certificate's expiry metric", func() bool {
 		return strings.Contains(a.metrics(t), `ztproxy_cert_expiry_timestamp_seconds{cert="server"}`)
 	})
+
+	// A reload with tls.acme unchanged is not taken for a TLS change.
+	data, err := os.ReadFile(cfgA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, cfgA, string(data)+"# touched\n")
+	waitFor(t, 10*time.Second, "the reload", func() bool { return strings.Contains(a.output(), "configuration reloaded") })
+	if strings.Contains(a.output(), "TLS file settings changed") {
+		t.Error("reload with the same tls.acme warns of a TLS change")
+	}
 
 	startServe(t, cfgB, admB, addrB)
 	if fpB := waitCertificate(t, roots, addrB, acmeDomain); fpB != fpA {
