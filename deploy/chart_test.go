@@ -135,6 +135,23 @@ func TestHelmTemplateProduction(t *testing.T) {
 	checkServiceMonitor(t, m, pod)
 }
 
+// Issue 19 (Kubernetes, ACME): with config.tls.acme the chart needs no TLS
+// Secret and mounts none; the config keeps the acme block and names no
+// certificate files.
+func TestHelmTemplateACME(t *testing.T) {
+	m := render(t, testenv.Helm(t), "-f", filepath.Join(chartDir, "ci", "acme-values.yaml"))
+	pod := &m.deployments[0].Spec.Template.Spec
+	f := checkPod(t, pod, m.configMaps[0])
+	if f.TLS.ACME == nil || len(f.TLS.ACME.Domains) != 1 || f.TLS.CertFile != "" || f.TLS.KeyFile != "" {
+		t.Errorf("tls: %+v", f.TLS)
+	}
+	for _, v := range pod.Volumes {
+		if v.Name == "tls" {
+			t.Error("a TLS Secret volume with tls.acme")
+		}
+	}
+}
+
 // checkServiceMonitor: the monitor selects the metrics Service only, whose
 // port is the admin container port; the main Service stays without it.
 func checkServiceMonitor(t *testing.T, m manifests, pod *corev1.PodSpec) {

@@ -31,6 +31,7 @@ func TestHelmChartConfigPasses(t *testing.T) {
 	for name, args := range map[string][]string{
 		"defaults":   nil,
 		"production": {"-f", filepath.Join(chart, "ci", "production-values.yaml")},
+		"acme":       {"-f", filepath.Join(chart, "ci", "acme-values.yaml")},
 	} {
 		t.Run(name, func(t *testing.T) {
 			out, err := helm(append([]string{"template", "ztp", chart}, args...)...)

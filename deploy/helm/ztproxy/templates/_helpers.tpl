@@ -44,6 +44,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 {{- end -}}
 
+{{/* Whether the server certificate comes from a Secret (not ACME, not plaintext). */}}
+{{- define "ztproxy.tlsSecret" -}}
+{{- $tls := .Values.config.tls -}}
+{{- if and (not .Values.config.insecure_plaintext) (not (and (kindIs "map" $tls) (hasKey $tls "acme"))) -}}true{{- end -}}
+{{- end -}}
+
 {{/*
 The ztproxy config file: .Values.config with the keys the chart owns
 (listeners, mounted file paths) laid over it. Checks that several
@@ -63,7 +69,8 @@ replicas share their state and their signing key.
   "admin_listen" (printf "0.0.0.0:%d" (int .Values.ports.admin))
   "policies" (list "/etc/ztproxy/config/*.cedar")
   "store" (dict "path" "/var/lib/ztproxy/ztproxy.db") -}}
-{{- if not $cfg.insecure_plaintext -}}
+{{- $acme := and (kindIs "map" $cfg.tls) (hasKey $cfg.tls "acme") -}}
+{{- if and (not $cfg.insecure_plaintext) (not $acme) -}}
 {{- if not .Values.tls.secretName -}}
 {{- fail "tls.secretName is required (or config.insecure_plaintext: true behind a TLS-terminating mesh)" -}}
 {{- end -}}
@@ -72,6 +79,8 @@ replicas share their state and their signing key.
 {{- $_ := set $tls "client_ca_file" (printf "/etc/ztproxy/client-ca/%s" .Values.tls.clientCASecretKey) -}}
 {{- end -}}
 {{- $_ := set $managed "tls" $tls -}}
+{{- else if and $acme .Values.tls.clientCASecretName -}}
+{{- $_ := set $managed "tls" (dict "client_ca_file" (printf "/etc/ztproxy/client-ca/%s" .Values.tls.clientCASecretKey)) -}}
 {{- end -}}
 {{- if .Values.signingKey.secretName -}}
 {{- $_ := set $managed "assertion" (dict "signing_key_file" (printf "/etc/ztproxy/signing/%s" .Values.signingKey.secretKey)) -}}
