@@ -300,11 +300,6 @@ func scrapeFamilies(t *testing.T, p *proc) map[string]*dto.MetricFamily {
 	return families
 }
 
-const monitoringPolicies = `
-@id("eng-uses-api") permit (principal, action, resource == Route::"api") when { principal in Group::"eng" };
-@id("eng-gets-analyst") permit (principal, action, resource == Route::"aws:analyst") when { principal in Group::"eng" };
-`
-
 // startMonitoredProxy runs ztproxy with a bearer route and an AWS role,
 // and sends it the traffic that makes every labelled series appear.
 func startMonitoredProxy(t *testing.T) *proc {
@@ -314,14 +309,7 @@ func startMonitoredProxy(t *testing.T) *proc {
 	if code, out := runZtproxy(t, "certs", "dev", "--out", certDir); code != 0 {
 		t.Fatal(out)
 	}
-	op := testenv.StartOIDC(t, testenv.OIDCOptions{
-		IDTokenTTL: time.Hour, AccessTokenTTL: time.Hour,
-		Clients: []testenv.OIDCClient{{ID: "ztproxy", Secret: "monitoring-secret", RedirectURIs: []string{"http://127.0.0.1/cb"}}},
-		Users: []testenv.OIDCUser{
-			{Sub: "alice", Email: "alice@ztp.test", Password: "alice-pw", Groups: []string{"eng"}},
-			{Sub: "bob", Email: "bob@ztp.test", Password: "bob-pw", Groups: []string{"sales"}},
-		},
-	})
+	op := startAWSTestOP(t, "monitoring-secret")
 	sts := stsdouble.Start(t, stsdouble.Config{
 		AccountID: "123456789012",
 		Roles:     []stsdouble.Role{{ARN: "arn:aws:iam::123456789012:role/analyst"}},
@@ -329,7 +317,7 @@ func startMonitoredProxy(t *testing.T) *proc {
 	})
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
 	t.Cleanup(upstream.Close)
-	writeFile(t, filepath.Join(dir, "p.cedar"), monitoringPolicies)
+	writeFile(t, filepath.Join(dir, "p.cedar"), awsPolicies)
 	public := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	writeFile(t, filepath.Join(dir, "z.yaml"), fmt.Sprintf(`
@@ -388,6 +376,22 @@ routes:
 		t.Fatalf("STS calls %d, want 1 (then cached)", n)
 	}
 	return p
+}
+
+// startAWSTestOP is the OpenID provider of the AWS tests: alice (eng) and
+// bob (sales), and tokens that live an hour, as Cognito's do by default
+// (credentials never outlive the caller's token, and STS's minimum is 15
+// minutes).
+func startAWSTestOP(t *testing.T, clientSecret string) *testenv.OIDCProvider {
+	t.Helper()
+	return testenv.StartOIDC(t, testenv.OIDCOptions{
+		IDTokenTTL: time.Hour, AccessTokenTTL: time.Hour,
+		Clients: []testenv.OIDCClient{{ID: "ztproxy", Secret: clientSecret, RedirectURIs: []string{"http://127.0.0.1/cb"}}},
+		Users: []testenv.OIDCUser{
+			{Sub: "alice", Email: "alice@ztp.test", Password: "alice-pw", Groups: []string{"eng"}},
+			{Sub: "bob", Email: "bob@ztp.test", Password: "bob-pw", Groups: []string{"sales"}},
+		},
+	})
 }
 
 // unknownKidToken is a JWT whose header names a key no one published; its
