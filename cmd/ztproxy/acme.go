@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"ztproxy/certs"
@@ -15,10 +16,14 @@ import (
 
 // buildACMECerts builds the certificate manager of tls.acme once the store
 // is open: the store is its certificate cache, shared by every replica.
-func (in *instance) buildACMECerts(st store.Store, rep *config.Report) {
+func (in *instance) buildACMECerts(st store.Store, mode startMode, rep *config.Report) {
 	rt := in.rt
 	if rt.Certs == nil || rt.Certs.ACME == nil || st == nil {
 		return
+	}
+	if mode == assembleCheck {
+		rep.Note("tls.acme", "the ACME CA is not contacted: serve obtains (or loads from the store) the certificates of %s at start, and the CA must reach port 443 (TLS-ALPN-01) or tls.acme.http_listen (HTTP-01) under those names",
+			strings.Join(rt.Certs.ACME.Domains, ", "))
 	}
 	cache, err := config.ACMECertificateCache(st)
 	if err != nil {

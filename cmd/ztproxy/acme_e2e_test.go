@@ -125,7 +125,7 @@ func TestACMEReplicasShareCertificate(t *testing.T) {
 	addrA, addrB := fmt.Sprintf("127.0.0.1:%d", pubA), fmt.Sprintf("127.0.0.1:%d", pubB)
 	admA, admB := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	cfgA, cfgB := e.config(t, "a", addrA, admA, ""), e.config(t, "b", addrB, admB, "")
-	if code, out := runZtproxy(t, "check-config", "--config", cfgA); code != 0 {
+	if code, out := runZtproxy(t, "check-config", "--config", cfgA); code != 0 || !strings.Contains(out, "the ACME CA is not contacted") {
 		t.Fatalf("check-config: %d %s", code, out)
 	}
 	if code, out := runZtproxy(t, "store", "init", "--config", cfgA); code != 0 || !strings.Contains(out, "acme_certificates ready") {

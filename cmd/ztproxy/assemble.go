@@ -82,7 +82,7 @@ func assemble(ctx context.Context, path string, opts config.Options, mode startM
 	in.bearer = buildBearer(rt, in.logger, in.metrics, rep)
 	rep.Add("assertion.trusted_jwks", setAssertions(&rt.Proxy, rt, in.logger, in.metrics))
 	st := in.openStore(ctx, mode, rep)
-	in.buildACMECerts(st, rep)
+	in.buildACMECerts(st, mode, rep)
 	if st != nil {
 		pending := in.openPendingRevocations(ctx, st, mode, rep)
 		in.sessions = config.SessionStore(st, rt.File.Store.RevocationCacheTTL, pending)
