@@ -68,7 +68,7 @@ func TestImportDirection(t *testing.T) {
 		if strings.HasSuffix(pkg, "/util") || strings.HasSuffix(pkg, "/common") || strings.HasSuffix(pkg, "/utils") {
 			t.Errorf("%s: no util/common packages", pkg)
 		}
-		if strings.HasPrefix(pkg, "ztproxy/cmd/") || pkg == "ztproxy" || pkg == "ztproxy/examples" || strings.HasPrefix(pkg, "ztproxy/bench") {
+		if strings.HasPrefix(pkg, "ztproxy/cmd/") || pkg == "ztproxy" || pkg == "ztproxy/examples" || pkg == "ztproxy/deploy" || strings.HasPrefix(pkg, "ztproxy/bench") {
 			// Wiring, test-only example checks and the benchmark harness
 			// sit above everything.
 			continue

@@ -64,6 +64,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock used for expiry warnings; it defaults to time.Now.
 	Now func() time.Time
+	// ACME, when set, obtains the server certificate with ACME
+	// (tls.acme) instead of CertFile and KeyFile, which must be empty.
+	ACME *ACMEConfig
 }
 
 // CheckAndSetDefaults validates the configuration and fills in defaults. It
@@ -71,11 +74,19 @@ type Config struct {
 // reported, joined into one error.
 func (c *Config) CheckAndSetDefaults() error {
 	var errs []error
-	if c.CertFile == "" {
-		errs = append(errs, errors.New("tls.cert_file: required"))
-	}
-	if c.KeyFile == "" {
-		errs = append(errs, errors.New("tls.key_file: required"))
+	switch {
+	case c.ACME != nil:
+		if c.CertFile != "" || c.KeyFile != "" {
+			errs = append(errs, errors.New("tls.acme: set tls.acme or tls.cert_file and tls.key_file, not both"))
+		}
+		errs = append(errs, c.ACME.check())
+	default:
+		if c.CertFile == "" {
+			errs = append(errs, errors.New("tls.cert_file: required"))
+		}
+		if c.KeyFile == "" {
+			errs = append(errs, errors.New("tls.key_file: required"))
+		}
 	}
 	if c.ClientAuth == "" {
 		c.ClientAuth = ClientAuthNone

@@ -44,11 +44,13 @@ func readFiles(cfg *Config) (fileSet, error) {
 	var files fileSet
 	var errs []error
 	var err error
-	if files.cert, err = readFile("tls.cert_file "+cfg.CertFile, cfg.CertFile); err != nil {
-		errs = append(errs, err)
-	}
-	if files.key, err = readFile("tls.key_file "+cfg.KeyFile, cfg.KeyFile); err != nil {
-		errs = append(errs, err)
+	if cfg.ACME == nil {
+		if files.cert, err = readFile("tls.cert_file "+cfg.CertFile, cfg.CertFile); err != nil {
+			errs = append(errs, err)
+		}
+		if files.key, err = readFile("tls.key_file "+cfg.KeyFile, cfg.KeyFile); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if cfg.ClientCAFile != "" {
 		if files.clientCA, err = readFile("tls.client_ca_file "+cfg.ClientCAFile, cfg.ClientCAFile); err != nil {

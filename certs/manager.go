@@ -28,6 +28,9 @@ type Manager struct {
 	cfg     Config
 	current atomic.Pointer[snapshot]
 	hook    atomic.Pointer[func(error)]
+	// acme serves the server certificate when tls.acme is configured;
+	// snapshots then carry no cert.
+	acme *acmeSource
 
 	// reloadMu serialises reloads so that a SIGHUP and a poll cannot race
 	// to swap in snapshots out of order.
@@ -44,6 +47,13 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{cfg: cfg}
+	if cfg.ACME != nil {
+		acme, err := newACMESource(*cfg.ACME)
+		if err != nil {
+			return nil, err
+		}
+		m.acme = acme
+	}
 	files, err := readFiles(&m.cfg)
 	if err != nil {
 		return nil, err
@@ -60,7 +70,11 @@ func New(cfg Config) (*Manager, error) {
 // build parses files into a snapshot.
 func (m *Manager) build(files fileSet) (*snapshot, error) {
 	snap := &snapshot{digest: files.digest()}
-	cert, certErr := loadServerCertificate(&m.cfg, files)
+	var cert *tls.Certificate
+	var certErr error
+	if m.acme == nil {
+		cert, certErr = loadServerCertificate(&m.cfg, files)
+	}
 	var caErr error
 	if m.cfg.ClientCAFile != "" {
 		snap.clientCACerts, caErr = parseCertificates("tls.client_ca_file "+m.cfg.ClientCAFile, files.clientCA)
@@ -82,6 +96,11 @@ func (m *Manager) build(files fileSet) (*snapshot, error) {
 // logLoaded records what a snapshot serves and warns about expired
 // certificates. Only public certificate facts are logged, never key bytes.
 func (m *Manager) logLoaded(msg string, snap *snapshot) {
+	if snap.cert == nil {
+		m.cfg.Logger.Info(msg, "acme_domains", m.cfg.ACME.Domains,
+			"client_cas", len(snap.clientCACerts), "device_cas", len(snap.deviceCACerts))
+		return
+	}
 	leaf := snap.cert.Leaf
 	fp := sha256.Sum256(leaf.Raw)
 	m.cfg.Logger.Info(msg,
@@ -171,6 +190,9 @@ func (m *Manager) callHook(err error) {
 // when their content changes. Content that fails to load is reported
 // once; the previous snapshot keeps serving until a good one appears.
 func (m *Manager) Run(ctx context.Context) {
+	if m.acme != nil {
+		go m.acme.obtainAll(ctx, m.logACME)
+	}
 	ticker := time.NewTicker(m.cfg.ReloadInterval)
 	defer ticker.Stop()
 	for {
@@ -179,6 +201,7 @@ func (m *Manager) Run(ctx context.Context) {
 			return
 		case <-ticker.C:
 			m.poll()
+			m.reportACMERenewal()
 		}
 	}
 }
@@ -227,16 +250,28 @@ func (m *Manager) TLSConfig() *tls.Config {
 		ClientCAs:      m.current.Load().clientCAs,
 		GetCertificate: m.getCertificate,
 	}
-	base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+	if m.acme != nil {
+		base.NextProtos = withACMEProto(base.NextProtos)
+	}
+	base.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 		perConn := base.Clone()
 		perConn.GetConfigForClient = nil
 		perConn.ClientCAs = m.current.Load().clientCAs
+		if m.acme != nil && isALPNChallenge(hello) {
+			// The ACME server's validation presents no client
+			// certificate; the listener closes the connection after
+			// the handshake, so no request is served on it.
+			perConn.ClientAuth, perConn.ClientCAs = tls.NoClientCert, nil
+		}
 		return perConn, nil
 	}
 	return base
 }
 
-func (m *Manager) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+func (m *Manager) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if m.acme != nil {
+		return m.acme.getCertificate(hello)
+	}
 	return m.current.Load().cert, nil
 }
 
@@ -246,7 +281,12 @@ func (m *Manager) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error)
 // certificate-expiry gauge.
 func (m *Manager) Expiries() map[string]time.Time {
 	snap := m.current.Load()
-	out := map[string]time.Time{"server": snap.cert.Leaf.NotAfter}
+	out := map[string]time.Time{}
+	if snap.cert != nil {
+		out["server"] = snap.cert.Leaf.NotAfter
+	} else if t, ok := m.acme.earliestExpiry(); ok {
+		out["server"] = t
+	}
 	for i, ca := range snap.clientCACerts {
 		if i == 0 || ca.NotAfter.Before(out["client_ca"]) {
 			out["client_ca"] = ca.NotAfter

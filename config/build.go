@@ -154,6 +154,7 @@ func (f *File) build(c *collector) *Runtime {
 			CertFile: f.TLS.CertFile, KeyFile: f.TLS.KeyFile,
 			ClientCAFile: f.TLS.ClientCAFile, ClientAuth: certs.ClientAuth(f.TLS.ClientAuth),
 		}
+		f.buildACME(c, rt)
 	}
 	f.buildDevices(c, rt)
 	f.buildIdPs(rt)

@@ -130,6 +130,9 @@ type TLS struct {
 	ClientCAFile string `yaml:"client_ca_file"`
 	// ClientAuth is "none" (the default), "request" or "require".
 	ClientAuth string `yaml:"client_auth"`
+	// ACME, when set, obtains the server certificate with ACME instead of
+	// CertFile and KeyFile (config/acme.go).
+	ACME *ACME `yaml:"acme"`
 }
 
 // IdP is one OpenID Connect identity provider.

@@ -224,7 +224,7 @@ func (f *File) checkTLS(c *collector) {
 		if t.ClientAuth == ClientAuthRequest || t.ClientAuth == ClientAuthRequire {
 			c.add("tls.client_auth", "client certificates need TLS, but insecure_plaintext is true")
 		}
-	} else {
+	} else if t.ACME == nil {
 		if t.CertFile == "" {
 			c.add("tls.cert_file", "required (unless insecure_plaintext is true)")
 		}
@@ -240,6 +240,9 @@ func (f *File) checkTLS(c *collector) {
 		warnWorldReadableFile(c, "tls.key_file", t.KeyFile)
 	}
 	f.checkFile(c, "tls.client_ca_file", &t.ClientCAFile)
+	if t.ACME != nil {
+		f.checkACME(c)
+	}
 }
 
 func (f *File) checkTrustedProxies(c *collector) {

@@ -104,5 +104,17 @@ func (e *Engine) finish(x *Exchange, err error, start time.Time) {
 	if err != nil {
 		_, rec.Error = StatusOf(err)
 	}
+	if decision != "allow" {
+		e.opts.Metrics.ObserveDenied(routeName, decision, rec.Error, decidingPolicy(&x.Decision))
+	}
 	rec.Log(e.opts.Audit)
+}
+
+// decidingPolicy is the first policy that decided a refusal, or "" when
+// none did (no permit applied, or the request never reached policy).
+func decidingPolicy(d *identity.Decision) string {
+	if d.Effect == identity.Allow || len(d.PolicyIDs) == 0 {
+		return ""
+	}
+	return d.PolicyIDs[0]
 }

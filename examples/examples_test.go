@@ -185,6 +185,11 @@ func TestKubernetesDeployment(t *testing.T) {
 	for _, m := range get(t, ztp, "volumeMounts").([]any) {
 		m := m.(map[string]any)
 		mounts[m["name"].(string)] = m["mountPath"].(string)
+		// Issue 19: a subPath mount never sees ConfigMap or Secret updates,
+		// so ztproxy would not reload them.
+		if _, ok := m["subPath"]; ok {
+			t.Errorf("mount %v uses subPath", m["name"])
+		}
 	}
 	secrets := map[string]bool{}
 	for _, v := range get(t, spec, "volumes").([]any) {

@@ -10,6 +10,10 @@ import (
 	"time"
 )
 
+// acmeALPNProto is the ALPN protocol of ACME TLS-ALPN-01 validation
+// (certs.ACMEALPNProto; the listener imports nothing of the project).
+const acmeALPNProto = "acme-tls/1"
+
 // TLSConfig configures a TLS listener.
 type TLSConfig struct {
 	// TLS is the server configuration; its NextProtos decide HTTP/2.
@@ -102,6 +106,13 @@ func (l *tlsListener) handshake(raw net.Conn) {
 	cancel()
 	if err != nil {
 		l.handshakeFailed(raw, err)
+		tc.Close()
+		return
+	}
+	if tc.ConnectionState().NegotiatedProtocol == acmeALPNProto {
+		// A TLS-ALPN-01 validation (RFC 8737 §3): the handshake was the
+		// whole exchange. Nothing else is served on such a connection,
+		// which may have skipped the client certificate.
 		tc.Close()
 		return
 	}

@@ -186,7 +186,7 @@ func TestTableDefinitionsAndIAMPolicy(t *testing.T) {
 	for _, d := range defs {
 		names = append(names, d.Name)
 	}
-	if got := strings.Join(names, ","); got != "ztp-sessions,ztp-profiles,ztp-flags,ztp-credentials,ztp-devices" {
+	if got := strings.Join(names, ","); got != "ztp-sessions,ztp-profiles,ztp-flags,ztp-credentials,ztp-devices,ztp-certificates" {
 		t.Errorf("tables = %s", got)
 	}
 	policy := IAMPolicy("ztp-", "eu-west-1", "123456789012")
@@ -209,8 +209,9 @@ func TestTableDefinitionsAndIAMPolicy(t *testing.T) {
 	if !strings.Contains(strings.Join(doc.Statement[1].Action, " "), "dynamodb:CreateTable") {
 		t.Error("init statement lacks CreateTable")
 	}
-	if r := doc.Statement[0].Resource; len(r) != 6 || r[0] != "arn:aws:dynamodb:eu-west-1:123456789012:table/ztp-sessions" ||
-		r[5] != "arn:aws:dynamodb:eu-west-1:123456789012:table/ztp-devices/index/*" {
+	if r := doc.Statement[0].Resource; len(r) != 7 || r[0] != "arn:aws:dynamodb:eu-west-1:123456789012:table/ztp-sessions" ||
+		r[5] != "arn:aws:dynamodb:eu-west-1:123456789012:table/ztp-devices/index/*" ||
+		r[6] != "arn:aws:dynamodb:eu-west-1:123456789012:table/ztp-certificates" {
 		t.Errorf("resources = %v", r)
 	}
 }

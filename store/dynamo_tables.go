@@ -41,7 +41,7 @@ type IndexDef struct {
 	Keys []KeyAttr
 }
 
-// TableDefinitions returns the five tables of a deployment. All use
+// TableDefinitions returns the six tables of a deployment. All use
 // on-demand (PAY_PER_REQUEST) billing.
 func TableDefinitions(prefix string) []TableDef {
 	n := namesFor(prefix)
@@ -54,6 +54,8 @@ func TableDefinitions(prefix string) []TableDef {
 		}},
 		{Kind: "devices", Name: n.devices, Keys: []KeyAttr{{attrDeviceID, "S", "HASH"}},
 			Indexes: []IndexDef{{Name: indexDeviceOwner, Keys: []KeyAttr{{attrOwner, "S", "HASH"}}}}},
+		// The ACME certificate cache (tls.acme), shared by the replicas.
+		{Kind: "certificates", Name: prefix + "certificates", Keys: []KeyAttr{{attrCertName, "S", "HASH"}}},
 	}
 }
 

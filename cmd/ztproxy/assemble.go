@@ -82,6 +82,7 @@ func assemble(ctx context.Context, path string, opts config.Options, mode startM
 	in.bearer = buildBearer(rt, in.logger, in.metrics, rep)
 	rep.Add("assertion.trusted_jwks", setAssertions(&rt.Proxy, rt, in.logger, in.metrics))
 	st := in.openStore(ctx, mode, rep)
+	in.buildACMECerts(st, mode, rep)
 	if st != nil {
 		pending := in.openPendingRevocations(ctx, st, mode, rep)
 		in.sessions = config.SessionStore(st, rt.File.Store.RevocationCacheTTL, pending)
@@ -183,8 +184,8 @@ func (in *instance) openAudit(mode startMode, stdout, stderr io.Writer, rep *con
 // buildCerts loads the TLS material, or returns nil for a plaintext
 // listener. The manager is not running yet.
 func buildCerts(rt *config.Runtime, logger *slog.Logger, rep *config.Report) *certs.Manager {
-	if rt.Certs == nil {
-		return nil
+	if rt.Certs == nil || rt.Certs.ACME != nil {
+		return nil // tls.acme: built with the store (buildACMECerts)
 	}
 	cfg := *rt.Certs
 	cfg.Logger = logger

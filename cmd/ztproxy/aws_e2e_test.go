@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"ztproxy/internal/stsdouble"
 	"ztproxy/internal/testenv"
@@ -31,16 +30,7 @@ func TestAWSCredentials(t *testing.T) {
 	if code, out := runZtproxy(t, "certs", "dev", "--out", certDir); code != 0 {
 		t.Fatal(out)
 	}
-	op := testenv.StartOIDC(t, testenv.OIDCOptions{
-		// Credentials never outlive the caller's token, and STS's minimum is
-		// 15 minutes: the tokens live an hour, as Cognito's do by default.
-		IDTokenTTL: time.Hour, AccessTokenTTL: time.Hour,
-		Clients: []testenv.OIDCClient{{ID: "ztproxy", Secret: "aws-secret", RedirectURIs: []string{"http://127.0.0.1/cb"}}},
-		Users: []testenv.OIDCUser{
-			{Sub: "alice", Email: "alice@ztp.test", Password: "alice-pw", Groups: []string{"eng"}},
-			{Sub: "bob", Email: "bob@ztp.test", Password: "bob-pw", Groups: []string{"sales"}},
-		},
-	})
+	op := startAWSTestOP(t, "aws-secret")
 	sts := stsdouble.Start(t, stsdouble.Config{
 		AccountID: "123456789012", AccessKeys: map[string]string{"AKIAPROXYTEST0000001": "proxy-long-term-secret"},
 		Roles: []stsdouble.Role{{ARN: "arn:aws:iam::123456789012:role/analyst"}, {ARN: "arn:aws:iam::123456789012:role/ops"}},

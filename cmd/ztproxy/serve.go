@@ -85,6 +85,12 @@ func serve(ctx context.Context, path string, in *instance, opts config.Options) 
 		metrics.SetCertExpiries(m.Expiries())
 		in.listeners.TLS = m.TLSConfig()
 		go m.Run(ctx)
+		if a := rt.File.TLS.ACME; a != nil && a.HTTPListen != "" {
+			if err := serveACMEHTTP(ctx, a.HTTPListen, m.HTTPHandler(), logger); err != nil {
+				logger.Error("acme: tls.acme.http_listen", "err", err)
+				return exitCodeError(1)
+			}
+		}
 	}
 	metrics.ReloadResult(nil, time.Now())
 	r := &reloader{path: path, opts: opts, current: rt, bearer: in.bearer, sessions: in.sessions, keys: in.keys,
