@@ -42,6 +42,7 @@ func (f *File) checkRoutes(c *collector) {
 		}
 		checkAllowedOrigins(c, path, r)
 		checkUpstreamTransport(c, path+".upstream_transport", r.UpstreamTransport, true)
+		checkRouteOptions(c, path, r)
 	}
 	f.checkIdPUse(c, use)
 }

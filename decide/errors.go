@@ -89,6 +89,10 @@ func (e *Denied) Unwrap() error { return e.Cause }
 // (authn.ErrStoreUnavailable): 503, nothing granted.
 const CodeStoreUnavailable = "session_store_unavailable"
 
+// CodeRateLimited answers a request over its principal's rate limit on
+// the route (429 with Retry-After).
+const CodeRateLimited = "rate_limited"
+
 // StatusOf maps an error to its HTTP status and a short code for logs and
 // metrics.
 func StatusOf(err error) (int, string) {
@@ -100,6 +104,8 @@ func StatusOf(err error) (int, string) {
 	switch {
 	case errors.As(err, &he):
 		return he.Status, he.Code
+	case errors.As(err, new(*RateLimited)):
+		return statusRateLimited, CodeRateLimited
 	case errors.As(err, &ln):
 		if ln.Code != "" {
 			return http.StatusUnauthorized, ln.Code

@@ -26,9 +26,14 @@ type forwarder struct {
 }
 
 func newForwarder(s *Server, rc *decide.RouteConfig) (*forwarder, error) {
+	headerTimeout := rc.ResponseHeaderTimeout
+	if headerTimeout <= 0 {
+		headerTimeout = rc.Timeout
+	}
 	t, err := upstream.New(upstream.Config{
 		URL: rc.Upstream, CAs: rc.UpstreamCAs, ServerName: rc.UpstreamServerName,
-		ResponseHeaderTimeout: rc.Timeout, Mode: rc.UpstreamTransport,
+		ResponseHeaderTimeout: headerTimeout, DialTimeout: rc.ConnectTimeout, IdleConnTimeout: rc.IdleTimeout,
+		Mode: rc.UpstreamTransport,
 		OnUnsolicited: func() {
 			// Never log the bytes: they may be another user's response.
 			s.log.Warn("upstream sent an unsolicited response on an idle connection; connection closed", "route", rc.Name)
@@ -57,6 +62,9 @@ func newForwarder(s *Server, rc *decide.RouteConfig) (*forwarder, error) {
 		// ReverseProxy's own messages (a body copy that failed) go to the
 		// operational log, not to the standard logger.
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	if rc.ResponseHeaders != nil {
+		f.proxy.ModifyResponse = f.modifyResponse
 	}
 	return f, nil
 }
@@ -92,9 +100,17 @@ func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, x *exchange) (
 		// By segments, not bytes: the forward path may carry
 		// ";parameters" on the prefix's segments.
 		x.ForwardPath = decide.StripPathSegments(x.ForwardPath, strings.Count(strings.TrimSuffix(f.route.PathPrefix, "/"), "/"))
+		x.UpstreamPath = joinURLPath(f.route.Upstream.Path, x.ForwardPath)
+	}
+	if err := f.prepareRouteOptions(r, x); err != nil {
+		return portal.WriteError(w, r, err, x.RC.RequestID), err
 	}
 	if r.Body != nil && r.Body != http.NoBody {
-		if n := x.Engine.Config().MaxBodyBytes; n > 0 {
+		if n := f.bodyLimit(x); n > 0 {
+			if r.ContentLength > n {
+				err := errBodyTooLarge(nil)
+				return portal.WriteError(w, r, err, x.RC.RequestID), err
+			}
 			r.Body = http.MaxBytesReader(w, r.Body, n)
 		}
 		x.body = &requestBody{ReadCloser: r.Body}
@@ -138,7 +154,9 @@ func (f *forwarder) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Host = up.Host
 	out.URL.Path = joinURLPath(up.Path, x.ForwardPath)
 	out.URL.RawPath = ""
-	if !f.route.PreserveHost {
+	if f.route.HostRewrite != "" {
+		out.Host = f.route.HostRewrite
+	} else if !f.route.PreserveHost {
 		out.Host = ""
 	}
 	h := out.Header
@@ -177,6 +195,14 @@ func (f *forwarder) rewrite(pr *httputil.ProxyRequest) {
 			hs.set(idheaders.Device, idheaders.SafeValue(x.RC.Device.ID))
 		}
 		hs.set(idheaders.Assertion, x.assertion)
+	}
+	if rh := f.route.RequestHeaders; rh != nil {
+		// After Sanitize and the proxy's own headers; the rules can name
+		// no X-Ztp-* or X-Forwarded-* header (idheaders.NameProblem).
+		rh.Remove(h)
+		for name, v := range x.routeHeaders {
+			h[name] = v
+		}
 	}
 }
 
@@ -235,7 +261,9 @@ func (f *forwarder) upstreamError(w http.ResponseWriter, r *http.Request, err er
 		// A refusal before anything was sent (the AWS signer's body limits).
 		err = refused
 	case errors.As(err, &mbe) || errors.As(bodyErr, &mbe):
-		err = &decide.Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Msg: "request body too large", Err: err}
+		err = errBodyTooLarge(err)
+	case errors.Is(err, idheaders.ErrHostileValue):
+		err = errResponseHeaderRefused(err)
 	case bodyErr != nil && r.Context().Err() == nil:
 		// The client's body, not the upstream, failed: a malformed chunked
 		// coding or a body cut short.

@@ -37,6 +37,12 @@ type Config struct {
 	ServerName string
 	// ResponseHeaderTimeout bounds the wait for the response headers.
 	ResponseHeaderTimeout time.Duration
+	// DialTimeout bounds connecting (TCP, and the TLS handshake of an
+	// https upstream); 0 means 10s.
+	DialTimeout time.Duration
+	// IdleConnTimeout closes pooled connections idle this long; 0 means
+	// 90s.
+	IdleConnTimeout time.Duration
 	// Mode picks the client of an http:// upstream; "" means Lean.
 	Mode Mode
 	// OnUnsolicited, when set, is told about an idle connection closed
@@ -57,14 +63,21 @@ func New(cfg Config) (Transport, error) {
 	default:
 		return nil, fmt.Errorf("upstream transport must be lean or standard, not %q", cfg.Mode)
 	}
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	dialTimeout, idleTimeout := cfg.DialTimeout, cfg.IdleConnTimeout
+	if dialTimeout <= 0 {
+		dialTimeout = 10 * time.Second
+	}
+	if idleTimeout <= 0 {
+		idleTimeout = 90 * time.Second
+	}
+	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	t := &http.Transport{
 		Proxy:                 nil, // never send identity through an environment proxy
 		DialContext:           dialer.DialContext,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   512,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
+		IdleConnTimeout:       idleTimeout,
+		TLSHandshakeTimeout:   dialTimeout,
 		ExpectContinueTimeout: time.Second,
 		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
 		DisableCompression:    true, // pass Accept-Encoding through untouched
