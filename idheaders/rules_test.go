@@ -1,0 +1,65 @@
+package idheaders
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"ztproxy/identity"
+)
+
+// Issue 18 (headers): what a route may not set or remove is refused at
+// load, with the key named.
+func TestCompileRulesRefuses(t *testing.T) {
+	for name, tc := range map[string]struct {
+		spec    RuleSpec
+		request bool
+		want    string
+	}{
+		"identity header":          {RuleSpec{Set: map[string]string{"X-Ztp-User": "{{.Email}}"}}, true, "X-Ztp-*"},
+		"identity header, case":    {RuleSpec{Set: map[string]string{"x-ZTP-email": "a"}}, true, "X-Ztp-*"},
+		"identity header, removal": {RuleSpec{Remove: []string{"X-Ztp-Assertion"}}, true, "X-Ztp-*"},
+		"underscore spelling":      {RuleSpec{Set: map[string]string{"X_Ztp_User": "a"}}, true, "X-Ztp-*"},
+		"framing":                  {RuleSpec{Set: map[string]string{"Transfer-Encoding": "chunked"}}, true, "framing"},
+		"host":                     {RuleSpec{Set: map[string]string{"Host": "x"}}, true, "host_rewrite"},
+		"forwarded for":            {RuleSpec{Set: map[string]string{"X-Forwarded-For": "1.2.3.4"}}, true, "set by the proxy"},
+		"CRLF literal":             {RuleSpec{Set: map[string]string{"X-A": "a\r\nX-Ztp-User: admin"}}, true, "unsafe value"},
+		"non-ASCII literal":        {RuleSpec{Set: map[string]string{"X-A": "zoë"}}, true, "unsafe value"},
+		"bad name":                 {RuleSpec{Set: map[string]string{"X A": "a"}}, true, "not a valid header name"},
+		"unknown field":            {RuleSpec{Set: map[string]string{"X-A": "{{.Password}}"}}, true, "template"},
+		"bad template":             {RuleSpec{Set: map[string]string{"X-A": "{{.Email"}}, true, "template"},
+		"request preset":           {RuleSpec{Preset: PresetSecurity}, true, "only response_headers"},
+		"unknown preset":           {RuleSpec{Preset: "strict"}, false, "must be"},
+	} {
+		_, err := CompileRules(tc.spec, tc.request)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error containing %q", name, err, tc.want)
+		}
+	}
+}
+
+// Issue 18 (headers): rendered values are checked per request.
+func TestRulesApplyHostile(t *testing.T) {
+	r, err := CompileRules(RuleSpec{Set: map[string]string{"X-Remote-User": "{{.Email}}", "X-Claim": `{{index .Claims "dept"}}`}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &identity.RequestContext{Principal: identity.Principal{Kind: identity.KindUser, ID: "i#a", Email: "a@example.com",
+		Claims: map[string]string{"dept": "eng"}}}
+	h := http.Header{}
+	if err := r.Apply(h, rc, true); err != nil || h.Get("X-Remote-User") != "a@example.com" || h.Get("X-Claim") != "eng" {
+		t.Fatalf("plain identity: %v %v", err, h)
+	}
+	for _, v := range []string{"eng\r\nX-Ztp-User: admin", "e\x7fng", "ingeniería", strings.Repeat("x", MaxTemplateValue+1)} {
+		rc.Principal.Claims["dept"] = v
+		if err := r.Apply(http.Header{}, rc, true); !errors.Is(err, ErrHostileValue) {
+			t.Errorf("claim %q: %v, want ErrHostileValue", v, err)
+		}
+	}
+	delete(rc.Principal.Claims, "dept")
+	h = http.Header{}
+	if err := r.Apply(h, rc, true); err != nil || h.Get("X-Claim") != "" {
+		t.Errorf("missing claim: %v %q, want empty", err, h.Get("X-Claim"))
+	}
+}
