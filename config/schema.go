@@ -389,6 +389,31 @@ type Route struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// RateLimit limits each principal's requests on this route.
 	RateLimit *RouteRateLimit `yaml:"rate_limit"`
+	// Upstreams replaces Upstream with several instances of one service
+	// (same scheme and path), balanced by LBPolicy.
+	Upstreams []string `yaml:"upstreams"`
+	// LBPolicy is round_robin (default), least_request, random or
+	// hash_user (each principal sticks to one upstream).
+	LBPolicy string `yaml:"lb_policy"`
+	// HealthCheck probes every upstream actively.
+	HealthCheck *RouteHealthCheck `yaml:"health_check"`
+	// OutlierDetection ejects an upstream after consecutive failures.
+	OutlierDetection *RouteOutlier `yaml:"outlier_detection"`
+}
+
+// RouteHealthCheck is an active HTTP health check of a route's upstreams.
+type RouteHealthCheck struct {
+	Path               string        `yaml:"path"`
+	Interval           time.Duration `yaml:"interval"`
+	Timeout            time.Duration `yaml:"timeout"`
+	HealthyThreshold   int           `yaml:"healthy_threshold"`
+	UnhealthyThreshold int           `yaml:"unhealthy_threshold"`
+}
+
+// RouteOutlier is passive ejection of failing upstreams.
+type RouteOutlier struct {
+	ConsecutiveFailures int           `yaml:"consecutive_failures"`
+	EjectionTime        time.Duration `yaml:"ejection_time"`
 }
 
 // HeaderRules set and remove headers; values may be templates over the

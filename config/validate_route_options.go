@@ -25,6 +25,7 @@ func checkRouteOptions(c *collector, path string, r *Route) {
 	checkHeaderRules(c, path+".request_headers", r.RequestHeaders, true)
 	checkHeaderRules(c, path+".response_headers", r.ResponseHeaders, false)
 	checkRewrites(c, path, r)
+	checkBalancingUnused(c, path, r)
 	for key, d := range map[string]int64{"max_body_bytes": r.MaxBodyBytes, "connect_timeout": int64(r.ConnectTimeout),
 		"response_header_timeout": int64(r.ResponseHeaderTimeout), "idle_timeout": int64(r.IdleTimeout)} {
 		if d < 0 {
@@ -128,6 +129,9 @@ func buildRouteOptions(r Route, pr *decide.RouteConfig) (string, error) {
 			}
 			pr.Rewrite.Substitution = rr.Substitution
 		}
+	}
+	if field, err := buildUpstreams(r, pr); err != nil {
+		return field, err
 	}
 	if rl := r.RateLimit; rl != nil {
 		pr.RateLimit = &decide.RateLimit{RequestsPerSecond: rl.RequestsPerSecond, Burst: rl.Burst, MaxPrincipals: rl.MaxPrincipals}

@@ -102,6 +102,10 @@ func checkRoutePrefix(c *collector, path string, r *Route) bool {
 }
 
 func (f *File) checkUpstream(c *collector, path string, r *Route) {
+	if len(r.Upstreams) > 0 {
+		f.checkUpstreams(c, path, r)
+		return
+	}
 	isHTTPS, ok := checkUpstreamURL(c, path+".upstream", r.Upstream)
 	if r.UpstreamCAFile != "" {
 		f.checkFile(c, path+".upstream_ca_file", &r.UpstreamCAFile)

@@ -85,6 +85,15 @@ type RouteConfig struct {
 	ConnectTimeout, ResponseHeaderTimeout, IdleTimeout time.Duration
 	// RateLimit, when set, limits each principal's requests.
 	RateLimit *RateLimit
+	// Upstreams, when there are two or more, are balanced by LBPolicy;
+	// Upstream is then the first of them (its scheme and path are
+	// everyone's).
+	Upstreams []*url.URL
+	LBPolicy  upstream.LBPolicy
+	// HealthCheck and Outlier, when set, check Upstreams actively and
+	// eject failing ones passively.
+	HealthCheck *upstream.HealthCheck
+	Outlier     *upstream.Outlier
 }
 
 // Config is the reloadable configuration every front door decides with:

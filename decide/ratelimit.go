@@ -126,11 +126,7 @@ func (e *Engine) checkRate(x *Exchange) error {
 	if l == nil {
 		return nil
 	}
-	key := x.RC.Principal.ID
-	if x.RC.Principal.Kind == identity.KindAnonymous || key == "" {
-		key = "ip:" + x.ClientIP()
-	}
-	if ok, wait := l.allow(key, e.opts.Now()); !ok {
+	if ok, wait := l.allow(PrincipalKey(x), e.opts.Now()); !ok {
 		return &RateLimited{RetryAfter: wait}
 	}
 	return nil
@@ -138,3 +134,13 @@ func (e *Engine) checkRate(x *Exchange) error {
 
 // statusRateLimited is the status of a RateLimited error.
 const statusRateLimited = http.StatusTooManyRequests
+
+// PrincipalKey is what per-principal state (rate limits, hash_user
+// placement) is keyed by: the canonical principal id, or "ip:" and the
+// client address for an anonymous caller.
+func PrincipalKey(x *Exchange) string {
+	if x.RC.Principal.Kind == identity.KindAnonymous || x.RC.Principal.ID == "" {
+		return "ip:" + x.ClientIP()
+	}
+	return x.RC.Principal.ID
+}

@@ -35,6 +35,9 @@ var securityPreset = []struct{ name, value string }{
 	{"Referrer-Policy", "strict-origin-when-cross-origin"},
 }
 
+// templateFields lists TemplateData's fields for error messages.
+const templateFields = `{{.User}} {{.Subject}} {{.Issuer}} {{.Email}} {{.Username}} {{.Name}} {{.Groups}} {{.Device}} {{.Route}} {{.RequestID}} {{index .Claims "name"}}`
+
 // TemplateData is what a header template sees: {{.Email}}, {{.Groups}}
 // (comma-separated), {{.User}} (the principal id), {{.Subject}},
 // {{.Issuer}}, {{.Username}}, {{.Name}}, {{.Device}}, {{.Route}},
@@ -171,7 +174,7 @@ func compileSet(name, value string, request bool) (setRule, error) {
 	rule := setRule{name: http.CanonicalHeaderKey(name)}
 	if !strings.Contains(value, "{{") {
 		if !SafeTemplateValue(value) {
-			return setRule{}, ErrHostileValue
+			return setRule{}, errors.New("the value must be printable ASCII (no CR, LF or other control byte), at most 8 KiB")
 		}
 		rule.literal = value
 		return rule, nil
@@ -186,7 +189,7 @@ func compileSet(name, value string, request bool) (setRule, error) {
 	// field TemplateData lacks fails here, at load, not per request.
 	var b strings.Builder
 	if err := t.Execute(&b, TemplateData{}); err != nil {
-		return setRule{}, fmt.Errorf("template: %w", err)
+		return setRule{}, fmt.Errorf("template does not render (%v); fields: %s", err, templateFields)
 	}
 	if !SafeTemplateValue(b.String()) {
 		return setRule{}, ErrHostileValue

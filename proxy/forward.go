@@ -22,27 +22,16 @@ type forwarder struct {
 	route     *decide.RouteConfig
 	server    *Server
 	transport upstream.Transport
-	proxy     *httputil.ReverseProxy
+	// pool is transport when the route has several upstreams.
+	pool  *upstream.Pool
+	proxy *httputil.ReverseProxy
 }
 
 func newForwarder(s *Server, rc *decide.RouteConfig) (*forwarder, error) {
-	headerTimeout := rc.ResponseHeaderTimeout
-	if headerTimeout <= 0 {
-		headerTimeout = rc.Timeout
-	}
-	t, err := upstream.New(upstream.Config{
-		URL: rc.Upstream, CAs: rc.UpstreamCAs, ServerName: rc.UpstreamServerName,
-		ResponseHeaderTimeout: headerTimeout, DialTimeout: rc.ConnectTimeout, IdleConnTimeout: rc.IdleTimeout,
-		Mode: rc.UpstreamTransport,
-		OnUnsolicited: func() {
-			// Never log the bytes: they may be another user's response.
-			s.log.Warn("upstream sent an unsolicited response on an idle connection; connection closed", "route", rc.Name)
-		},
-	})
-	if err != nil {
+	f := &forwarder{route: rc, server: s}
+	if err := f.newTransport(); err != nil {
 		return nil, err
 	}
-	f := &forwarder{route: rc, server: s, transport: t}
 	var rt http.RoundTripper = f.transport
 	if s.opts.UpstreamTransport != nil {
 		rt = s.opts.UpstreamTransport
@@ -69,7 +58,15 @@ func newForwarder(s *Server, rc *decide.RouteConfig) (*forwarder, error) {
 	return f, nil
 }
 
-func (f *forwarder) closeIdle() { f.transport.CloseIdleConnections() }
+// close lets a replaced forwarder go: its health checks stop and its
+// idle connections close; requests in flight finish on their own.
+func (f *forwarder) close() {
+	if f.pool != nil {
+		f.pool.Close()
+		return
+	}
+	f.transport.CloseIdleConnections()
+}
 
 // serve forwards the request and returns the status sent to the client,
 // and the error behind it when the request failed (the upstream's
@@ -117,6 +114,9 @@ func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, x *exchange) (
 		r.Body = x.body
 	}
 	ctx := context.WithValue(r.Context(), exchangeKey{}, x)
+	if f.route.LBPolicy == upstream.HashUser {
+		ctx = upstream.WithHashKey(ctx, decide.PrincipalKey(&x.Exchange))
+	}
 	var cancel context.CancelFunc
 	if !f.route.WebSocket || !decide.IsUpgrade(r) {
 		ctx, cancel = context.WithTimeout(ctx, f.route.Timeout)
