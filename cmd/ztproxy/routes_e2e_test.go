@@ -212,9 +212,9 @@ func TestE2ECORSPreflightChromium(t *testing.T) {
 	var raw string
 	tab.Eval(t, fetchJS(e.apiBase+"/items/1"), &raw)
 	var got struct {
-		Status  int    `json:"status"`
-		Body    string `json:"body"`
-		Error   string `json:"error"`
+		Status int    `json:"status"`
+		Body   string `json:"body"`
+		Error  string `json:"error"`
 	}
 	if err := json.Unmarshal([]byte(raw), &got); err != nil || got.Status != 200 {
 		t.Fatalf("cross-origin fetch with cors_preflight: %s (%v)\nthe app saw %v", raw, err, e.seenMethods())
