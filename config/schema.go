@@ -399,6 +399,9 @@ type Route struct {
 	HealthCheck *RouteHealthCheck `yaml:"health_check"`
 	// OutlierDetection ejects an upstream after consecutive failures.
 	OutlierDetection *RouteOutlier `yaml:"outlier_detection"`
+	// GRPC marks a gRPC route (upstream h2c:// or https://): streaming
+	// calls are not cut by timeout.
+	GRPC bool `yaml:"grpc"`
 }
 
 // RouteHealthCheck is an active HTTP health check of a route's upstreams.

@@ -26,6 +26,17 @@ func checkRouteOptions(c *collector, path string, r *Route) {
 	checkHeaderRules(c, path+".response_headers", r.ResponseHeaders, false)
 	checkRewrites(c, path, r)
 	checkBalancingUnused(c, path, r)
+	if r.GRPC {
+		for i, u := range append([]string{r.Upstream}, r.Upstreams...) {
+			if strings.HasPrefix(u, "http://") {
+				p := path + ".upstream"
+				if i > 0 {
+					p = indexPath(path+".upstreams", i-1)
+				}
+				c.add(p, "grpc: true needs HTTP/2 to the upstream: use h2c:// (cleartext) or https://")
+			}
+		}
+	}
 	for key, d := range map[string]int64{"max_body_bytes": r.MaxBodyBytes, "connect_timeout": int64(r.ConnectTimeout),
 		"response_header_timeout": int64(r.ResponseHeaderTimeout), "idle_timeout": int64(r.IdleTimeout)} {
 		if d < 0 {
@@ -107,6 +118,7 @@ func checkRewrites(c *collector, path string, r *Route) {
 // failure it names the failing field.
 func buildRouteOptions(r Route, pr *decide.RouteConfig) (string, error) {
 	pr.CORSPreflight = r.CORSPreflight == CORSPreflightAllow
+	pr.GRPC = r.GRPC
 	pr.HostRewrite = r.HostRewrite
 	pr.MaxBodyBytes = r.MaxBodyBytes
 	pr.ConnectTimeout, pr.ResponseHeaderTimeout, pr.IdleTimeout = r.ConnectTimeout, r.ResponseHeaderTimeout, r.IdleTimeout

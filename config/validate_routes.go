@@ -129,7 +129,7 @@ func checkUpstreamURL(c *collector, path, raw string) (isHTTPS, ok bool) {
 		c.add(path, "required: an absolute http(s) URL")
 		return false, false
 	}
-	u, msg := checkURL(raw, urlRules{noQuery: true})
+	u, msg := checkURL(raw, urlRules{noQuery: true, h2c: true})
 	if msg != "" {
 		c.add(path, "%s", msg)
 		return false, false

@@ -94,6 +94,10 @@ type RouteConfig struct {
 	// eject failing ones passively.
 	HealthCheck *upstream.HealthCheck
 	Outlier     *upstream.Outlier
+	// GRPC marks a gRPC route: gRPC calls are streams the route's
+	// whole-exchange Timeout does not cut (ResponseHeaderTimeout still
+	// bounds the wait for the response header).
+	GRPC bool
 }
 
 // Config is the reloadable configuration every front door decides with:

@@ -95,6 +95,9 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error, requestID str
 			h.Set("WWW-Authenticate", `Bearer error="invalid_request", error_description="client certificate required"`)
 		}
 	}
+	if IsGRPC(r) {
+		return writeGRPCError(w, status, code, msg, requestID)
+	}
 	if status == 499 {
 		return status // the client is gone; nothing to write
 	}

@@ -118,7 +118,7 @@ func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, x *exchange) (
 		ctx = upstream.WithHashKey(ctx, decide.PrincipalKey(&x.Exchange))
 	}
 	var cancel context.CancelFunc
-	if !f.route.WebSocket || !decide.IsUpgrade(r) {
+	if !f.streams(r) {
 		ctx, cancel = context.WithTimeout(ctx, f.route.Timeout)
 		defer cancel()
 	}
@@ -150,7 +150,7 @@ func (f *forwarder) rewrite(pr *httputil.ProxyRequest) {
 	x := exchangeFrom(pr.In.Context())
 	out := pr.Out
 	up := f.route.Upstream
-	out.URL.Scheme = up.Scheme
+	out.URL.Scheme = upstream.RequestScheme(up)
 	out.URL.Host = up.Host
 	out.URL.Path = joinURLPath(up.Path, x.ForwardPath)
 	out.URL.RawPath = ""

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"ztproxy/decide"
+	"ztproxy/portal"
 )
 
 // errHeaderRefused refuses a request whose identity renders an unsafe
@@ -48,6 +49,12 @@ func (f *forwarder) prepareRouteOptions(r *http.Request, x *exchange) error {
 		}
 	}
 	return nil
+}
+
+// streams reports whether r is a long-lived exchange the route timeout
+// must not cut: an allowed WebSocket upgrade, or a call on a grpc route.
+func (f *forwarder) streams(r *http.Request) bool {
+	return (f.route.WebSocket && decide.IsUpgrade(r)) || (f.route.GRPC && portal.IsGRPC(r))
 }
 
 // bodyLimit is the route's body limit, else the server's; 0 is none.

@@ -205,7 +205,7 @@ func ParseEndpoints(raw []string) ([]*url.URL, error) {
 	var out []*url.URL
 	for i, r := range raw {
 		u, err := url.Parse(r)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != SchemeH2C) || u.Host == "" {
 			return nil, fmt.Errorf("[%d]: %q is not an absolute http(s) URL", i, r)
 		}
 		if len(out) > 0 && u.Path != out[0].Path {

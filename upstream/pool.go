@@ -164,7 +164,7 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 func (p *Pool) send(ep *endpoint, req *http.Request) (*http.Response, error) {
 	out := *req
 	u := *req.URL
-	u.Scheme, u.Host = ep.url.Scheme, ep.url.Host
+	u.Scheme, u.Host = RequestScheme(ep.url), ep.url.Host
 	out.URL = &u
 	ep.inflight.Add(1)
 	resp, err := ep.transport.RoundTrip(&out)

@@ -55,8 +55,8 @@ type Config struct {
 // net/http Transport.
 func New(cfg Config) (Transport, error) {
 	up := cfg.URL
-	if up == nil || (up.Scheme != "http" && up.Scheme != "https") {
-		return nil, errors.New("upstream must be an http or https URL")
+	if up == nil || (up.Scheme != "http" && up.Scheme != "https" && up.Scheme != SchemeH2C) {
+		return nil, errors.New("upstream must be an http, https or h2c URL")
 	}
 	switch cfg.Mode {
 	case "", Lean, Standard:
@@ -86,6 +86,13 @@ func New(cfg Config) (Transport, error) {
 	if up.Scheme == "https" {
 		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: cfg.CAs, ServerName: cfg.ServerName}
 	}
+	if up.Scheme == SchemeH2C {
+		// Cleartext HTTP/2 with prior knowledge, and nothing else: never
+		// HTTP/1 to an upstream that speaks gRPC.
+		t.Protocols = new(http.Protocols)
+		t.Protocols.SetUnencryptedHTTP2(true)
+		return t, nil
+	}
 	if up.Scheme == "http" && cfg.Mode != Standard {
 		// Plain body-less requests skip net/http's per-connection
 		// goroutines; the rest still go through t.
@@ -94,6 +101,20 @@ func New(cfg Config) (Transport, error) {
 		return lt, nil
 	}
 	return t, nil
+}
+
+// SchemeH2C is the upstream URL scheme of cleartext HTTP/2 (prior
+// knowledge, RFC 9113 §3.3): gRPC and HTTP/2 services without TLS.
+// Requests to it are made with RequestScheme's "http".
+const SchemeH2C = "h2c"
+
+// RequestScheme is the scheme of requests to an upstream URL: "http" for
+// h2c (the transport is HTTP/2-only), else the URL's own.
+func RequestScheme(u *url.URL) string {
+	if u.Scheme == SchemeH2C {
+		return "http"
+	}
+	return u.Scheme
 }
 
 // IsTimeout reports whether err is a network timeout.
