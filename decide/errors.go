@@ -89,10 +89,6 @@ func (e *Denied) Unwrap() error { return e.Cause }
 // (authn.ErrStoreUnavailable): 503, nothing granted.
 const CodeStoreUnavailable = "session_store_unavailable"
 
-// CodeRateLimited answers a request over its principal's rate limit on
-// the route (429 with Retry-After).
-const CodeRateLimited = "rate_limited"
-
 // StatusOf maps an error to its HTTP status and a short code for logs and
 // metrics.
 func StatusOf(err error) (int, string) {
@@ -105,7 +101,7 @@ func StatusOf(err error) (int, string) {
 	case errors.As(err, &he):
 		return he.Status, he.Code
 	case errors.As(err, new(*RateLimited)):
-		return statusRateLimited, CodeRateLimited
+		return http.StatusTooManyRequests, "rate_limited"
 	case errors.As(err, &ln):
 		if ln.Code != "" {
 			return http.StatusUnauthorized, ln.Code

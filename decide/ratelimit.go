@@ -3,7 +3,6 @@ package decide
 import (
 	"errors"
 	"math"
-	"net/http"
 	"sync"
 	"time"
 
@@ -131,9 +130,6 @@ func (e *Engine) checkRate(x *Exchange) error {
 	}
 	return nil
 }
-
-// statusRateLimited is the status of a RateLimited error.
-const statusRateLimited = http.StatusTooManyRequests
 
 // PrincipalKey is what per-principal state (rate limits, hash_user
 // placement) is keyed by: the canonical principal id, or "ip:" and the

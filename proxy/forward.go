@@ -270,6 +270,8 @@ func (f *forwarder) upstreamError(w http.ResponseWriter, r *http.Request, err er
 		err = &decide.Error{Status: http.StatusBadRequest, Code: "bad_request_body", Msg: "the request body is malformed or incomplete", Err: bodyErr}
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		err = &decide.Error{Status: 499, Code: "client_closed", Msg: "client closed request", Err: err}
+	case errors.Is(err, upstream.ErrNoHealthyUpstream):
+		err = &decide.Error{Status: http.StatusServiceUnavailable, Code: "no_healthy_upstream", Msg: "no upstream of this route is healthy", Err: err}
 	case errors.Is(err, context.DeadlineExceeded) || upstream.IsTimeout(err):
 		err = &decide.Error{Status: http.StatusGatewayTimeout, Code: "upstream_timeout", Msg: "the upstream did not answer in time", Err: err}
 	default:
