@@ -121,12 +121,16 @@ func TestPoolLeastRequest(t *testing.T) {
 	for range 3 {
 		go poolGet(t, p, context.Background())
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for slowHits.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	if !waitFor(func() bool { return slowHits.Load() > 0 }) {
+		t.Fatal("no request reached the slow upstream")
 	}
 	for range 20 {
-		if got, err := poolGet(t, p, context.Background()); err != nil || got != "fast" {
+		// Bounded: a request wrongly sent to the slow upstream fails the
+		// test instead of hanging it.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		got, err := poolGet(t, p, ctx)
+		cancel()
+		if err != nil || got != "fast" {
 			t.Fatalf("with requests parked on the slow upstream: %q %v", got, err)
 		}
 	}
@@ -244,4 +248,40 @@ func waitFor(ok func() bool) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return false
+}
+
+// Issue 18 (several upstreams): only idempotent, body-less requests that
+// never reached an upstream are sent again; a POST to a dead upstream
+// fails instead of going to a second one.
+func TestPoolRetriesOnlyIdempotent(t *testing.T) {
+	a := newNamedServer(t, "a")
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	du, _ := url.Parse("http://" + dead.Addr().String())
+	dead.Close()
+	au, _ := url.Parse(a.URL)
+	p, err := NewPool(PoolConfig{Endpoints: []*url.URL{du, au}, Base: Config{URL: au}, Policy: RoundRobin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var postErrs, getErrs int
+	for range 10 {
+		req, _ := http.NewRequest("POST", "http://pool.invalid/x", strings.NewReader("once"))
+		if resp, err := p.RoundTrip(req); err != nil {
+			postErrs++
+		} else {
+			resp.Body.Close()
+		}
+	}
+	for range 10 {
+		if _, err := poolGet(t, p, context.Background()); err != nil {
+			getErrs++
+		}
+	}
+	if postErrs == 0 || getErrs != 0 {
+		t.Fatalf("POST failures %d (want some: never retried), GET failures %d (want none: retried)", postErrs, getErrs)
+	}
+	if a.hits.Load() != int64(10+10-postErrs) {
+		t.Fatalf("a got %d requests, want %d", a.hits.Load(), 20-postErrs)
+	}
 }
