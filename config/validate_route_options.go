@@ -37,10 +37,13 @@ func checkRouteOptions(c *collector, path string, r *Route) {
 			}
 		}
 	}
-	for key, d := range map[string]int64{"max_body_bytes": r.MaxBodyBytes, "connect_timeout": int64(r.ConnectTimeout),
-		"response_header_timeout": int64(r.ResponseHeaderTimeout), "idle_timeout": int64(r.IdleTimeout)} {
-		if d < 0 {
-			c.add(path+"."+key, "must not be negative (0 means the default)")
+	for _, lim := range []struct {
+		key string
+		v   int64
+	}{{"max_body_bytes", r.MaxBodyBytes}, {"connect_timeout", int64(r.ConnectTimeout)},
+		{"response_header_timeout", int64(r.ResponseHeaderTimeout)}, {"idle_timeout", int64(r.IdleTimeout)}} {
+		if lim.v < 0 {
+			c.add(path+"."+lim.key, "must not be negative (0 means the default)")
 		}
 	}
 	if rl := r.RateLimit; rl != nil {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/url"
+	"strings"
 
 	"ztproxy/decide"
 	"ztproxy/upstream"
@@ -59,7 +60,11 @@ func checkBalancing(c *collector, path string, r *Route) {
 	if hc := r.HealthCheck; hc != nil {
 		h := healthCheck(hc)
 		if err := h.Check(); err != nil {
-			addErr(c, path+".health_check", err)
+			for _, msg := range splitErrors(err) {
+				// upstream reports "key: problem"; name the key's path.
+				key, problem, _ := strings.Cut(msg, ": ")
+				c.add(path+".health_check."+key, "%s", problem)
+			}
 		}
 	}
 	if o := r.OutlierDetection; o != nil {
@@ -76,9 +81,12 @@ func checkBalancingUnused(c *collector, path string, r *Route) {
 	if len(r.Upstreams) > 0 {
 		return
 	}
-	for key, set := range map[string]bool{"lb_policy": r.LBPolicy != "", "health_check": r.HealthCheck != nil, "outlier_detection": r.OutlierDetection != nil} {
-		if set {
-			c.add(path+"."+key, "only used with upstreams (a list of several upstream URLs)")
+	for _, opt := range []struct {
+		key string
+		set bool
+	}{{"lb_policy", r.LBPolicy != ""}, {"health_check", r.HealthCheck != nil}, {"outlier_detection", r.OutlierDetection != nil}} {
+		if opt.set {
+			c.add(path+"."+opt.key, "only used with upstreams (a list of several upstream URLs)")
 		}
 	}
 }

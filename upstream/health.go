@@ -39,11 +39,17 @@ func (h *HealthCheck) Check() error {
 	if h.UnhealthyThreshold == 0 {
 		h.UnhealthyThreshold = 3
 	}
-	if h.Interval < 100*time.Millisecond || h.Timeout < 0 || h.Timeout > h.Interval {
-		errs = append(errs, errors.New("interval: at least 100ms, and timeout between 0 and interval"))
+	if h.Interval < 100*time.Millisecond {
+		errs = append(errs, errors.New("interval: at least 100ms"))
 	}
-	if h.HealthyThreshold < 1 || h.UnhealthyThreshold < 1 {
-		errs = append(errs, errors.New("healthy_threshold and unhealthy_threshold: at least 1"))
+	if h.Timeout < 0 || h.Timeout > h.Interval {
+		errs = append(errs, errors.New("timeout: between 0 and interval"))
+	}
+	if h.HealthyThreshold < 1 {
+		errs = append(errs, errors.New("healthy_threshold: at least 1"))
+	}
+	if h.UnhealthyThreshold < 1 {
+		errs = append(errs, errors.New("unhealthy_threshold: at least 1"))
 	}
 	return errors.Join(errs...)
 }

@@ -402,6 +402,27 @@ routes:
     max_body_bytes: -1
     connect_timeout: -1s
     rate_limit: {requests_per_second: 0, burst: 0}
+  - name: b
+    host: app.example.com
+    path_prefix: /b
+    upstream: "http://127.0.0.1:1"
+    upstreams: ["http://127.0.0.1:2"]
+    auth: public
+  - name: c
+    host: app.example.com
+    path_prefix: /c
+    upstreams: ["http://127.0.0.1:2", "https://127.0.0.1:3", "http://127.0.0.1:4/x"]
+    lb_policy: fastest
+    health_check: {interval: 10ms}
+    outlier_detection: {consecutive_failures: -1}
+    auth: public
+  - name: d
+    host: app.example.com
+    path_prefix: /d
+    upstream: "http://127.0.0.1:1"
+    lb_policy: round_robin
+    grpc: true
+    auth: public
 `)
 	code, out := runZtproxy(t, "check-config", "--config", filepath.Join(dir, "bad.yaml"))
 	if code != 1 {
@@ -413,6 +434,9 @@ routes:
 		"routes[0].request_headers.set.Host", "routes[0].request_headers.remove[0]", "routes[0].request_headers.preset",
 		"routes[0].response_headers.preset", "routes[0].max_body_bytes", "routes[0].connect_timeout",
 		"routes[0].rate_limit.requests_per_second", "routes[0].rate_limit.burst",
+		"routes[1].upstreams", "routes[2].upstreams[1]", "routes[2].upstreams[2]", "routes[2].lb_policy",
+		"routes[2].health_check.path", "routes[2].health_check.interval", "routes[2].outlier_detection",
+		"routes[3].lb_policy", "routes[3].upstream",
 	} {
 		if !strings.Contains(out, want+":") && !strings.Contains(out, want+" ") {
 			t.Errorf("output lacks %q:\n%s", want, out)
