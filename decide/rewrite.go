@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"regexp/syntax"
 	"strings"
 )
 
 // MaxRewritePattern bounds a regex_rewrite pattern. RE2 runs in linear
 // time, but a huge pattern still costs memory per route.
 const MaxRewritePattern = 1024
+
+// MaxRewriteProgram bounds the compiled size of a regex_rewrite pattern.
+const MaxRewriteProgram = 5000
 
 // PathRewrite changes the path a route forwards. Policy always sees the
 // original canonical path; the rewritten one is what the upstream receives
@@ -37,6 +41,18 @@ func CompileRegexRewrite(pattern string) (*regexp.Regexp, error) {
 	}
 	if len(pattern) > MaxRewritePattern {
 		return nil, fmt.Errorf("pattern: longer than %d bytes", MaxRewritePattern)
+	}
+	// RE2's time is linear in the path but also in the program's size,
+	// and counted repetitions ("a{0,1000}" a hundred times) make programs
+	// of hundreds of thousands of instructions that take a second to
+	// compile and milliseconds per request: estimate the size from the
+	// parse tree and refuse it before compiling.
+	parsed, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return nil, fmt.Errorf("pattern: %w", err)
+	}
+	if n := programSize(parsed); n > MaxRewriteProgram {
+		return nil, fmt.Errorf("pattern: too complex (about %d instructions or more, at most %d; use fewer counted repetitions)", n, MaxRewriteProgram)
 	}
 	re, err := regexp.Compile(pattern)
 	if err != nil {
@@ -94,4 +110,29 @@ func CheckForwardPath(p string) bool {
 	}
 	// An empty segment only as a trailing slash.
 	return !strings.Contains(p, "//")
+}
+
+// programSize estimates the instructions RE2 compiles re to, from above
+// (counted repetitions multiply); it stops counting past
+// MaxRewriteProgram.
+func programSize(re *syntax.Regexp) int {
+	n := 1
+	switch re.Op {
+	case syntax.OpLiteral:
+		n = len(re.Rune)
+	case syntax.OpRepeat:
+		count := max(re.Max, re.Min)
+		if re.Max < 0 {
+			count = re.Min + 1
+		}
+		n = (programSize(re.Sub[0]) + 1) * max(count, 1)
+	default:
+		for _, sub := range re.Sub {
+			n += programSize(sub)
+			if n > MaxRewriteProgram {
+				break
+			}
+		}
+	}
+	return min(n, MaxRewriteProgram+1)
 }

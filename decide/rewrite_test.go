@@ -2,6 +2,7 @@ package decide
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 )
@@ -43,6 +44,13 @@ func TestPathRewrite(t *testing.T) {
 	}
 	if _, err := CompileRegexRewrite(`(a)\1`); err == nil {
 		t.Error("a backreference (not RE2) compiled")
+	}
+	// Issue 18: a pattern whose program would make every request slow.
+	if _, err := CompileRegexRewrite(strings.Repeat(`a{0,1000}`, 20)); err == nil || !strings.Contains(err.Error(), "too complex") {
+		t.Errorf("a huge counted repetition: %v, want too complex", err)
+	}
+	if _, err := CompileRegexRewrite(`^/api/v[0-9]{1,3}/users/([^/]{1,64})(/.*)?$`); err != nil {
+		t.Errorf("an ordinary pattern: %v", err)
 	}
 }
 
