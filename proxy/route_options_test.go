@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"ztproxy/decide"
 	"ztproxy/idheaders"
@@ -248,4 +249,23 @@ func mustRegex(t *testing.T, pattern string) *regexp.Regexp {
 		t.Fatal(err)
 	}
 	return re
+}
+
+// Issue 18 (limits): response_header_timeout bounds the wait for the
+// upstream's header on its own, shorter than the route's timeout.
+func TestRouteResponseHeaderTimeout(t *testing.T) {
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(2 * time.Second)
+		w.Write([]byte("late"))
+	}))
+	t.Cleanup(slow.Close)
+	tp := newTestProxy(t)
+	withRoute(t, tp, func(rc *decide.RouteConfig) {
+		rc.Upstream, rc.Timeout, rc.ResponseHeaderTimeout = mustURL(t, slow.URL), time.Minute, 200*time.Millisecond
+	})
+	start := time.Now()
+	rec := tp.do(t, "GET", "https://app.example.com/api/x", tp.bearer(t, "eng"))
+	if rec.Code != http.StatusGatewayTimeout || !strings.Contains(rec.Body.String(), "upstream_timeout") || time.Since(start) > 1500*time.Millisecond {
+		t.Fatalf("%d %s after %v, want 504 upstream_timeout within about 200ms", rec.Code, rec.Body, time.Since(start))
+	}
 }
