@@ -361,16 +361,7 @@ func TestE2ERouteRewritesAndLimits(t *testing.T) {
 
 // waitOutput waits up to 5 s for substr in the proxy's output (the audit
 // writer batches).
-func (e *routesEnv) waitOutput(substr string) bool {
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if strings.Contains(e.proc.output(), substr) {
-			return true
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return false
-}
+func (e *routesEnv) waitOutput(substr string) bool { return waitForOutput(e.proc, substr) }
 
 // Issue 18: check-config explains every mistake in the new route options
 // with its YAML path.
