@@ -63,3 +63,25 @@ func TestRulesApplyHostile(t *testing.T) {
 		t.Errorf("missing claim: %v %q, want empty", err, h.Get("X-Claim"))
 	}
 }
+
+// Issue 18 (headers): the security preset; HSTS only over https, and an
+// explicit set entry wins over the preset's.
+func TestSecurityPreset(t *testing.T) {
+	r, err := CompileRules(RuleSpec{Preset: PresetSecurity, Set: map[string]string{"X-Frame-Options": "DENY"}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &identity.RequestContext{}
+	for _, tls := range []bool{true, false} {
+		h := http.Header{"X-Frame-Options": {"ALLOWALL"}}
+		if err := r.Apply(h, rc, tls); err != nil {
+			t.Fatal(err)
+		}
+		if got := h.Get("Strict-Transport-Security") != ""; got != tls {
+			t.Errorf("tls=%v: HSTS sent %v", tls, got)
+		}
+		if h.Get("X-Frame-Options") != "DENY" || h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Referrer-Policy") == "" {
+			t.Errorf("tls=%v: %v", tls, h)
+		}
+	}
+}
