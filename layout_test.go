@@ -14,7 +14,7 @@ import (
 // riskengine, awscreds, certs, devices, store) and the leaves every layer shares
 // (upstream transport, identity headers, audit, metrics); identity.
 var allowedImports = map[string][]string{
-	"ztproxy/config": {"ztproxy/identity", "ztproxy/proxy", "ztproxy/decide", "ztproxy/upstream",
+	"ztproxy/config": {"ztproxy/identity", "ztproxy/proxy", "ztproxy/decide", "ztproxy/upstream", "ztproxy/idheaders",
 		"ztproxy/authn", "ztproxy/authz", "ztproxy/certs", "ztproxy/store", "ztproxy/riskengine", "ztproxy/awscreds",
 		"ztproxy/devices"},
 

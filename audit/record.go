@@ -28,6 +28,9 @@ type Record struct {
 	// UpstreamStatus is the status the client already got when the
 	// response failed mid-body (issue 22.3); 0 otherwise.
 	UpstreamStatus int
+	// UpstreamPath is the path forwarded upstream when a route rewrote
+	// it; "" when the upstream received the request path.
+	UpstreamPath string
 	// Status is the status of the answer, or of the failure.
 	Status  int
 	Latency time.Duration
@@ -43,6 +46,11 @@ func (r *Record) Log(l *slog.Logger) {
 		slog.String("method", rc.Method),
 		slog.String("host", rc.Host),
 		slog.String("path", rc.Path),
+	)
+	if r.UpstreamPath != "" {
+		attrs = append(attrs, slog.String("upstream_path", r.UpstreamPath))
+	}
+	attrs = append(attrs,
 		slog.String("client_ip", r.ClientIP),
 		slog.String("auth", string(rc.Principal.AuthKind)),
 		slog.String("principal", rc.Principal.ID),

@@ -52,7 +52,7 @@ func TestShortBenchmark(t *testing.T) {
 	}
 	t.Logf("short benchmark took %v\n%s", time.Since(start).Round(time.Millisecond), rep.Markdown)
 
-	want := []string{"direct", "nginx", "go-rp", "oauth2-proxy", "ztproxy-browser", "ztproxy-bearer", "nginx-mtls", "ztproxy-mtls"}
+	want := []string{"direct", "nginx", "go-rp", "oauth2-proxy", "ztproxy-browser", "ztproxy-pool3", "ztproxy-bearer", "nginx-mtls", "ztproxy-mtls"}
 	got := map[string]*Candidate{}
 	for _, c := range rep.Candidates {
 		got[c.Name] = c

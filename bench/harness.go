@@ -254,10 +254,14 @@ func run(o options) (rep *Report, err error) {
 	// 6+7. ztproxy plaintext: browser route and bearer route
 	fnames, froutes := fillerRoutes(20, upURL)
 	policyFile := filepath.Join(work, "policies", "bench.cedar")
-	writeFile(policyFile, benchPolicies(50, fnames))
+	writeFile(policyFile, benchPolicies(50, fnames)+pool3Policy)
 	ztpDir := filepath.Join(work, "ztp-plain")
+	poolRoute, err := e.pool3Route(upURL)
+	if err != nil {
+		return nil, err
+	}
 	routes := fmt.Sprintf("  - {name: api, host: 127.0.0.1, path_prefix: /api, upstream: %q, auth: bearer}\n", upURL) +
-		fmt.Sprintf("  - {name: app, host: 127.0.0.1, path_prefix: /app, upstream: %q, auth: browser}\n", upURL) + froutes
+		fmt.Sprintf("  - {name: app, host: 127.0.0.1, path_prefix: /app, upstream: %q, auth: browser}\n", upURL) + poolRoute + froutes
 	zc := ztpConfig{listen: ztpAddr, admin: ztpAdmin, external: "http://" + ztpAddr, issuer: opp.issuer,
 		clientSecret: ztpClient.Secret, stateDir: ztpDir, routes: routes, policyFile: policyFile}
 	zp, err := e.startZtproxy("ztproxy", zc)
@@ -296,6 +300,9 @@ func run(o options) (rep *Report, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("bearer token: %w", err)
 	}
+	cands = append(cands, &Candidate{Name: "ztproxy-pool3", Tool: "wrk",
+		Desc: "ztproxy-browser's setup on a route with 3 upstream processes, lb_policy least_request, health checks",
+		URL:  "http://" + ztpAddr + "/pool/hello", headers: map[string]string{"Cookie": ztpCookie}, pids: pidsOf(zp)})
 	cands = append(cands, &Candidate{Name: "ztproxy-bearer", Tool: "wrk",
 		Desc: "ztproxy bearer route: RS256 JWT access token from the OP, same policies, risk, assertion",
 		URL:  "http://" + ztpAddr + "/api/hello", headers: map[string]string{"Authorization": "Bearer " + token}, pids: pidsOf(zp)})

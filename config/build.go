@@ -271,6 +271,9 @@ func buildRoute(r Route) (decide.RouteConfig, string, error) {
 			pr.AWS.MaxBufferedBody = s.MaxBufferedBody
 		}
 	}
+	if field, err := buildRouteOptions(r, &pr); err != nil {
+		return pr, field, err
+	}
 	if r.UpstreamCAFile != "" {
 		pool, err := certs.LoadCertPool(r.UpstreamCAFile)
 		if err != nil {

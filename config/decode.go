@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -149,6 +150,14 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetInt(i)
+	case v.CanFloat():
+		f, err := strconv.ParseFloat(n.Value, 64)
+		tag := n.ShortTag()
+		if n.Kind != yaml.ScalarNode || (tag != "!!int" && tag != "!!float") || err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			d.c.addAt(path, line, "must be a number, not %s", describe(n))
+			return
+		}
+		v.SetFloat(f)
 	default:
 		// Only reachable if the schema gains a field of a new kind.
 		panic(fmt.Sprintf("config: no decoder for %s at %s", v.Type(), path))

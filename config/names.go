@@ -23,6 +23,8 @@ type urlRules struct {
 	noPath bool
 	// noQuery refuses a query string.
 	noQuery bool
+	// h2c also accepts h2c:// (cleartext HTTP/2 upstreams).
+	h2c bool
 }
 
 // checkURL parses raw and returns the problem with it, or "". Messages do
@@ -39,6 +41,7 @@ func checkURL(raw string, rules urlRules) (*url.URL, string) {
 	switch {
 	case u.Scheme == "https":
 	case u.Scheme == "http" && !rules.secure:
+	case u.Scheme == "h2c" && rules.h2c:
 	case u.Scheme == "http" && isLoopbackHost(u.Hostname()):
 	case u.Scheme == "http":
 		return nil, "must use https (http is allowed only for loopback hosts)"

@@ -364,6 +364,88 @@ type Route struct {
 	// UpstreamTransport overrides server.upstream_transport for this route
 	// ("lean" or "standard"); empty inherits it.
 	UpstreamTransport string `yaml:"upstream_transport"`
+	// CORSPreflight "allow" forwards unauthenticated CORS preflights
+	// (OPTIONS with Origin and Access-Control-Request-Method) to the
+	// upstream; "" (the default) authenticates them like any request.
+	CORSPreflight string `yaml:"cors_preflight"`
+	// RequestHeaders are set on / removed from forwarded requests.
+	RequestHeaders *HeaderRules `yaml:"request_headers"`
+	// ResponseHeaders are set on / removed from the upstream's responses.
+	ResponseHeaders *HeaderRules `yaml:"response_headers"`
+	// PrefixRewrite replaces path_prefix in the forwarded path.
+	PrefixRewrite string `yaml:"prefix_rewrite"`
+	// RegexRewrite rewrites the forwarded path with an RE2 expression.
+	RegexRewrite *RegexRewrite `yaml:"regex_rewrite"`
+	// HostRewrite is the Host header sent upstream (instead of the
+	// upstream URL's host).
+	HostRewrite string `yaml:"host_rewrite"`
+	// MaxBodyBytes bounds this route's request bodies (413); 0 inherits
+	// server.max_body_bytes.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// ConnectTimeout bounds dialling the upstream; 0 means 10s.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// ResponseHeaderTimeout bounds the wait for the upstream's response
+	// header after the request was sent; 0 means the route's timeout.
+	ResponseHeaderTimeout time.Duration `yaml:"response_header_timeout"`
+	// IdleTimeout closes pooled upstream connections idle this long; 0
+	// means 90s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// RateLimit limits each principal's requests on this route.
+	RateLimit *RouteRateLimit `yaml:"rate_limit"`
+	// Upstreams replaces Upstream with several instances of one service
+	// (same scheme and path), balanced by LBPolicy.
+	Upstreams []string `yaml:"upstreams"`
+	// LBPolicy is round_robin (default), least_request, random or
+	// hash_user (each principal sticks to one upstream).
+	LBPolicy string `yaml:"lb_policy"`
+	// HealthCheck probes every upstream actively.
+	HealthCheck *RouteHealthCheck `yaml:"health_check"`
+	// OutlierDetection ejects an upstream after consecutive failures.
+	OutlierDetection *RouteOutlier `yaml:"outlier_detection"`
+	// GRPC marks a gRPC route (upstream h2c:// or https://): streaming
+	// calls are not cut by timeout.
+	GRPC bool `yaml:"grpc"`
+}
+
+// RouteHealthCheck is an active HTTP health check of a route's upstreams.
+type RouteHealthCheck struct {
+	Path               string        `yaml:"path"`
+	Interval           time.Duration `yaml:"interval"`
+	Timeout            time.Duration `yaml:"timeout"`
+	HealthyThreshold   int           `yaml:"healthy_threshold"`
+	UnhealthyThreshold int           `yaml:"unhealthy_threshold"`
+}
+
+// RouteOutlier is passive ejection of failing upstreams.
+type RouteOutlier struct {
+	ConsecutiveFailures int           `yaml:"consecutive_failures"`
+	EjectionTime        time.Duration `yaml:"ejection_time"`
+}
+
+// HeaderRules set and remove headers; values may be templates over the
+// caller's identity ({{.Email}}, {{.Groups}}, {{.User}} …).
+type HeaderRules struct {
+	Set    map[string]string `yaml:"set"`
+	Remove []string          `yaml:"remove"`
+	// Preset "security" adds HSTS (https only), X-Content-Type-Options,
+	// X-Frame-Options and Referrer-Policy; response_headers only.
+	Preset string `yaml:"preset"`
+}
+
+// RegexRewrite replaces every match of Pattern (RE2) in the forwarded
+// path with Substitution ($1, ${name}).
+type RegexRewrite struct {
+	Pattern      string `yaml:"pattern"`
+	Substitution string `yaml:"substitution"`
+}
+
+// RouteRateLimit is a token bucket per principal (per client address for
+// unauthenticated requests), per replica.
+type RouteRateLimit struct {
+	RequestsPerSecond float64 `yaml:"requests_per_second"`
+	Burst             int     `yaml:"burst"`
+	// MaxPrincipals bounds the limiter's memory; 0 means 100000.
+	MaxPrincipals int `yaml:"max_principals"`
 }
 
 // AWS configures STS minting.

@@ -42,6 +42,7 @@ func (f *File) checkRoutes(c *collector) {
 		}
 		checkAllowedOrigins(c, path, r)
 		checkUpstreamTransport(c, path+".upstream_transport", r.UpstreamTransport, true)
+		checkRouteOptions(c, path, r)
 	}
 	f.checkIdPUse(c, use)
 }
@@ -101,6 +102,10 @@ func checkRoutePrefix(c *collector, path string, r *Route) bool {
 }
 
 func (f *File) checkUpstream(c *collector, path string, r *Route) {
+	if len(r.Upstreams) > 0 {
+		f.checkUpstreams(c, path, r)
+		return
+	}
 	isHTTPS, ok := checkUpstreamURL(c, path+".upstream", r.Upstream)
 	if r.UpstreamCAFile != "" {
 		f.checkFile(c, path+".upstream_ca_file", &r.UpstreamCAFile)
@@ -124,7 +129,7 @@ func checkUpstreamURL(c *collector, path, raw string) (isHTTPS, ok bool) {
 		c.add(path, "required: an absolute http(s) URL")
 		return false, false
 	}
-	u, msg := checkURL(raw, urlRules{noQuery: true})
+	u, msg := checkURL(raw, urlRules{noQuery: true, h2c: true})
 	if msg != "" {
 		c.add(path, "%s", msg)
 		return false, false

@@ -74,6 +74,10 @@ func (x *Exchange) PanicOutcome(p any) error {
 // decisionLabel is the bounded "decision" label of metrics and audit.
 func decisionLabel(x *Exchange, err error) string {
 	if err == nil || x.Forwarded {
+		if x.Preflight {
+			// Allowed without authentication or policy: say so.
+			return "cors_preflight"
+		}
 		return "allow"
 	}
 	var de *Denied
@@ -100,7 +104,7 @@ func (e *Engine) finish(x *Exchange, err error, start time.Time) {
 	decision := decisionLabel(x, err)
 	e.opts.Metrics.Requests.WithLabelValues(routeName, decision, strconv.Itoa(x.Status)).Inc()
 	rec := audit.Record{Context: &x.RC, ClientIP: x.ClientIP(), Decision: decision, Policy: &x.Decision,
-		UpstreamStatus: x.UpstreamStatus, Status: x.Status, Latency: e.opts.Now().Sub(start)}
+		UpstreamStatus: x.UpstreamStatus, Status: x.Status, Latency: e.opts.Now().Sub(start), UpstreamPath: x.UpstreamPath}
 	if err != nil {
 		_, rec.Error = StatusOf(err)
 	}

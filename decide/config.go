@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"time"
 
+	"ztproxy/idheaders"
 	"ztproxy/upstream"
 )
 
@@ -63,6 +64,40 @@ type RouteConfig struct {
 	// means upstream.Lean. The engine only carries it to the reverse
 	// proxy.
 	UpstreamTransport upstream.Mode
+	// CORSPreflight forwards unauthenticated CORS preflights (OPTIONS
+	// with Origin and Access-Control-Request-Method); other requests,
+	// plain OPTIONS included, authenticate as usual.
+	CORSPreflight bool
+	// RequestHeaders and ResponseHeaders are the route's header rules;
+	// nil when it has none.
+	RequestHeaders, ResponseHeaders *idheaders.Rules
+	// Rewrite, when set, changes the forwarded path (never the path
+	// policy sees).
+	Rewrite *PathRewrite
+	// HostRewrite, when set, is the Host header sent upstream.
+	HostRewrite string
+	// MaxBodyBytes bounds this route's request bodies; 0 means
+	// Config.MaxBodyBytes.
+	MaxBodyBytes int64
+	// ConnectTimeout, ResponseHeaderTimeout and IdleTimeout tune the
+	// upstream transport; 0 means its defaults (ResponseHeaderTimeout:
+	// Timeout).
+	ConnectTimeout, ResponseHeaderTimeout, IdleTimeout time.Duration
+	// RateLimit, when set, limits each principal's requests.
+	RateLimit *RateLimit
+	// Upstreams, when there are two or more, are balanced by LBPolicy;
+	// Upstream is then the first of them (its scheme and path are
+	// everyone's).
+	Upstreams []*url.URL
+	LBPolicy  upstream.LBPolicy
+	// HealthCheck and Outlier, when set, check Upstreams actively and
+	// eject failing ones passively.
+	HealthCheck *upstream.HealthCheck
+	Outlier     *upstream.Outlier
+	// GRPC marks a gRPC route: gRPC calls are streams the route's
+	// whole-exchange Timeout does not cut (ResponseHeaderTimeout still
+	// bounds the wait for the response header).
+	GRPC bool
 }
 
 // Config is the reloadable configuration every front door decides with:
@@ -139,6 +174,14 @@ func (c *Config) CheckAndSetDefaults() error {
 		}
 		if r.Timeout <= 0 {
 			r.Timeout = 30 * time.Second
+		}
+		if r.RateLimit != nil {
+			if err := r.RateLimit.Check(); err != nil {
+				errs = append(errs, fmt.Errorf("routes[%d].rate_limit: %w", i, err))
+			}
+		}
+		if r.CORSPreflight && r.AWS != nil {
+			errs = append(errs, fmt.Errorf("routes[%d].cors_preflight: not with aws (a preflight has no user to mint credentials for)", i))
 		}
 		if r.AWS != nil && c.AWS == nil {
 			errs = append(errs, fmt.Errorf("routes[%d].aws: no AWS roles configured", i))

@@ -70,7 +70,11 @@ func New(cfg Config, opts *Options) (*Engine, error) {
 			errs = append(errs, fmt.Errorf("routes[%d] (%s): %w", i, rc.Name, err))
 			continue
 		}
-		e.routes = append(e.routes, &Route{RouteConfig: rc, Index: i, origins: origins})
+		route := &Route{RouteConfig: rc, Index: i, origins: origins}
+		if rc.RateLimit != nil {
+			route.limiters = newLimiters(rc.RateLimit)
+		}
+		e.routes = append(e.routes, route)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

@@ -100,6 +100,8 @@ func StatusOf(err error) (int, string) {
 	switch {
 	case errors.As(err, &he):
 		return he.Status, he.Code
+	case errors.As(err, new(*RateLimited)):
+		return http.StatusTooManyRequests, "rate_limited"
 	case errors.As(err, &ln):
 		if ln.Code != "" {
 			return http.StatusUnauthorized, ln.Code

@@ -31,6 +31,12 @@ type Exchange struct {
 	// ForwardPath is the canonical path with its ";parameters", as the
 	// upstream receives it.
 	ForwardPath string
+	// UpstreamPath is the rewritten path forwarded upstream, when the
+	// route rewrote it (the audit line records it next to the path).
+	UpstreamPath string
+	// Preflight is set when the request was a CORS preflight let through
+	// unauthenticated (cors_preflight: allow).
+	Preflight bool
 	// Status is the status of the answer (or of the failure).
 	Status  int
 	ErrCode string

@@ -34,12 +34,20 @@ func (e *Engine) decide(r *http.Request, x *Exchange, v *Verdict) error {
 		return ErrDeviceRevoked
 	}
 	rt := x.Route
+	if rt.CORSPreflight && IsCORSPreflight(r) {
+		x.Preflight = true
+		x.Decision = identity.Decision{Effect: identity.Allow, Reasons: []string{"CORS preflight forwarded unauthenticated (cors_preflight: allow)"}}
+		return e.checkRate(x)
+	}
 	t0 := time.Now()
 	err := e.authenticate(r, x, v)
 	x.authnTime = time.Since(t0)
 	e.opts.Metrics.AuthnSeconds.WithLabelValues(string(rt.Auth)).Observe(x.authnTime.Seconds())
 	if err == nil {
 		err = checkWebSocketOrigin(r, x)
+	}
+	if err == nil {
+		err = e.checkRate(x)
 	}
 	if err != nil {
 		return err
@@ -229,4 +237,15 @@ func headerHasToken(h http.Header, name, token string) bool {
 		}
 	}
 	return false
+}
+
+// IsCORSPreflight reports whether r is a CORS preflight: OPTIONS with one
+// Origin and one Access-Control-Request-Method naming a method (Fetch
+// standard). A plain OPTIONS is not one.
+func IsCORSPreflight(r *http.Request) bool {
+	if r.Method != http.MethodOptions {
+		return false
+	}
+	origin, method := r.Header["Origin"], r.Header["Access-Control-Request-Method"]
+	return len(origin) == 1 && origin[0] != "" && len(method) == 1 && identity.ValidMethod(method[0])
 }

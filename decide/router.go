@@ -13,6 +13,8 @@ type Route struct {
 	Index int
 	// origins is AllowedOrigins in canonical form.
 	origins map[string]struct{}
+	// limiters are the RateLimit buckets; nil without a rate limit.
+	limiters *limiters
 }
 
 // hostRoutes are the routes of one host, longest prefix first.

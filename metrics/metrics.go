@@ -44,6 +44,9 @@ type Metrics struct {
 	DeviceEvents  *prometheus.CounterVec
 
 	Denied *prometheus.CounterVec
+	UpstreamHealthy   *prometheus.GaugeVec
+	UpstreamEjections *prometheus.CounterVec
+	UpstreamRetries   *prometheus.CounterVec
 }
 
 // New creates the collectors on a new registry that also carries the Go
@@ -117,6 +120,7 @@ func New() *Metrics {
 	reg.MustRegister(m.StoreCalls, m.StoreSeconds, m.RiskCache, m.RiskLevels, m.RiskErrors, m.AWSMints, m.AWSSTSTime, m.AWSCacheHits)
 	reg.MustRegister(m.Requests, m.AuthnSeconds, m.AuthzSeconds, m.UpstreamSeconds,
 		m.ConfigReloads, m.ConfigLoadedAt, m.CertExpiry, m.InFlight)
+	m.registerUpstreamPools(reg)
 	return m
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"ztproxy/authn"
@@ -81,6 +82,10 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error, requestID str
 			msg = "access denied by policy"
 		}
 	default:
+		if rl := (*decide.RateLimited)(nil); errors.As(err, &rl) {
+			h.Set("Retry-After", strconv.Itoa(rl.RetryAfterSeconds()))
+			msg = "too many requests; retry after the time in Retry-After"
+		}
 		if he := (*decide.Error)(nil); errors.As(err, &he) {
 			msg = he.Msg
 		} else if code == decide.CodeStoreUnavailable {
@@ -89,6 +94,9 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error, requestID str
 		if status == http.StatusUnauthorized && code == decide.ErrNoClientCert.Code {
 			h.Set("WWW-Authenticate", `Bearer error="invalid_request", error_description="client certificate required"`)
 		}
+	}
+	if IsGRPC(r) {
+		return writeGRPCError(w, status, code, msg, requestID)
 	}
 	if status == 499 {
 		return status // the client is gone; nothing to write

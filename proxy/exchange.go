@@ -19,6 +19,10 @@ type exchange struct {
 	body *requestBody
 	// fwd is the forwarding state (issue 22.3).
 	fwd forwarding
+	// routeHeaders are the route's request_headers.set values, rendered
+	// before forwarding (a hostile value refuses the request); nil when
+	// the route sets none.
+	routeHeaders http.Header
 }
 
 type exchangeKey struct{}

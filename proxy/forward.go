@@ -22,22 +22,16 @@ type forwarder struct {
 	route     *decide.RouteConfig
 	server    *Server
 	transport upstream.Transport
-	proxy     *httputil.ReverseProxy
+	// pool is transport when the route has several upstreams.
+	pool  *upstream.Pool
+	proxy *httputil.ReverseProxy
 }
 
 func newForwarder(s *Server, rc *decide.RouteConfig) (*forwarder, error) {
-	t, err := upstream.New(upstream.Config{
-		URL: rc.Upstream, CAs: rc.UpstreamCAs, ServerName: rc.UpstreamServerName,
-		ResponseHeaderTimeout: rc.Timeout, Mode: rc.UpstreamTransport,
-		OnUnsolicited: func() {
-			// Never log the bytes: they may be another user's response.
-			s.log.Warn("upstream sent an unsolicited response on an idle connection; connection closed", "route", rc.Name)
-		},
-	})
-	if err != nil {
+	f := &forwarder{route: rc, server: s}
+	if err := f.newTransport(); err != nil {
 		return nil, err
 	}
-	f := &forwarder{route: rc, server: s, transport: t}
 	var rt http.RoundTripper = f.transport
 	if s.opts.UpstreamTransport != nil {
 		rt = s.opts.UpstreamTransport
@@ -58,10 +52,21 @@ func newForwarder(s *Server, rc *decide.RouteConfig) (*forwarder, error) {
 		// operational log, not to the standard logger.
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	if rc.ResponseHeaders != nil {
+		f.proxy.ModifyResponse = f.modifyResponse
+	}
 	return f, nil
 }
 
-func (f *forwarder) closeIdle() { f.transport.CloseIdleConnections() }
+// close lets a replaced forwarder go: its health checks stop and its
+// idle connections close; requests in flight finish on their own.
+func (f *forwarder) close() {
+	if f.pool != nil {
+		f.pool.Close()
+		return
+	}
+	f.transport.CloseIdleConnections()
+}
 
 // serve forwards the request and returns the status sent to the client,
 // and the error behind it when the request failed (the upstream's
@@ -92,17 +97,28 @@ func (f *forwarder) serve(w http.ResponseWriter, r *http.Request, x *exchange) (
 		// By segments, not bytes: the forward path may carry
 		// ";parameters" on the prefix's segments.
 		x.ForwardPath = decide.StripPathSegments(x.ForwardPath, strings.Count(strings.TrimSuffix(f.route.PathPrefix, "/"), "/"))
+		x.UpstreamPath = joinURLPath(f.route.Upstream.Path, x.ForwardPath)
+	}
+	if err := f.prepareRouteOptions(r, x); err != nil {
+		return portal.WriteError(w, r, err, x.RC.RequestID), err
 	}
 	if r.Body != nil && r.Body != http.NoBody {
-		if n := x.Engine.Config().MaxBodyBytes; n > 0 {
+		if n := f.bodyLimit(x); n > 0 {
+			if r.ContentLength > n {
+				err := errBodyTooLarge(nil)
+				return portal.WriteError(w, r, err, x.RC.RequestID), err
+			}
 			r.Body = http.MaxBytesReader(w, r.Body, n)
 		}
 		x.body = &requestBody{ReadCloser: r.Body}
 		r.Body = x.body
 	}
 	ctx := context.WithValue(r.Context(), exchangeKey{}, x)
+	if f.route.LBPolicy == upstream.HashUser {
+		ctx = upstream.WithHashKey(ctx, decide.PrincipalKey(&x.Exchange))
+	}
 	var cancel context.CancelFunc
-	if !f.route.WebSocket || !decide.IsUpgrade(r) {
+	if !f.streams(r) {
 		ctx, cancel = context.WithTimeout(ctx, f.route.Timeout)
 		defer cancel()
 	}
@@ -134,11 +150,13 @@ func (f *forwarder) rewrite(pr *httputil.ProxyRequest) {
 	x := exchangeFrom(pr.In.Context())
 	out := pr.Out
 	up := f.route.Upstream
-	out.URL.Scheme = up.Scheme
+	out.URL.Scheme = upstream.RequestScheme(up)
 	out.URL.Host = up.Host
 	out.URL.Path = joinURLPath(up.Path, x.ForwardPath)
 	out.URL.RawPath = ""
-	if !f.route.PreserveHost {
+	if f.route.HostRewrite != "" {
+		out.Host = f.route.HostRewrite
+	} else if !f.route.PreserveHost {
 		out.Host = ""
 	}
 	h := out.Header
@@ -177,6 +195,14 @@ func (f *forwarder) rewrite(pr *httputil.ProxyRequest) {
 			hs.set(idheaders.Device, idheaders.SafeValue(x.RC.Device.ID))
 		}
 		hs.set(idheaders.Assertion, x.assertion)
+	}
+	if rh := f.route.RequestHeaders; rh != nil {
+		// After Sanitize and the proxy's own headers; the rules can name
+		// no X-Ztp-* or X-Forwarded-* header (idheaders.NameProblem).
+		rh.Remove(h)
+		for name, v := range x.routeHeaders {
+			h[name] = v
+		}
 	}
 }
 
@@ -235,13 +261,17 @@ func (f *forwarder) upstreamError(w http.ResponseWriter, r *http.Request, err er
 		// A refusal before anything was sent (the AWS signer's body limits).
 		err = refused
 	case errors.As(err, &mbe) || errors.As(bodyErr, &mbe):
-		err = &decide.Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Msg: "request body too large", Err: err}
+		err = errBodyTooLarge(err)
+	case errors.Is(err, idheaders.ErrHostileValue):
+		err = errResponseHeaderRefused(err)
 	case bodyErr != nil && r.Context().Err() == nil:
 		// The client's body, not the upstream, failed: a malformed chunked
 		// coding or a body cut short.
 		err = &decide.Error{Status: http.StatusBadRequest, Code: "bad_request_body", Msg: "the request body is malformed or incomplete", Err: bodyErr}
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		err = &decide.Error{Status: 499, Code: "client_closed", Msg: "client closed request", Err: err}
+	case errors.Is(err, upstream.ErrNoHealthyUpstream):
+		err = &decide.Error{Status: http.StatusServiceUnavailable, Code: "no_healthy_upstream", Msg: "no upstream of this route is healthy", Err: err}
 	case errors.Is(err, context.DeadlineExceeded) || upstream.IsTimeout(err):
 		err = &decide.Error{Status: http.StatusGatewayTimeout, Code: "upstream_timeout", Msg: "the upstream did not answer in time", Err: err}
 	default:

@@ -84,7 +84,7 @@ func (s *Server) Update(cfg decide.Config) error {
 		// Let the old transports' idle connections go; in-flight requests
 		// keep their connections until they finish.
 		for _, f := range old.forward {
-			f.closeIdle()
+			f.close()
 		}
 	}
 	return nil
@@ -106,6 +106,9 @@ func (s *Server) build(cfg decide.Config) (*snapshot, error) {
 		snap.forward = append(snap.forward, fwd)
 	}
 	if err := errors.Join(errs...); err != nil {
+		for _, f := range snap.forward {
+			f.close() // stop the health checks of what was built
+		}
 		return nil, err
 	}
 	return snap, nil
@@ -139,6 +142,7 @@ func (s *Server) AdminHandler() http.Handler {
 			return
 		}
 		io.WriteString(w, "ready\n")
+		s.writeUpstreamHealth(w)
 	})
 	return boundary(mux)
 }

@@ -37,6 +37,12 @@ type Config struct {
 	ServerName string
 	// ResponseHeaderTimeout bounds the wait for the response headers.
 	ResponseHeaderTimeout time.Duration
+	// DialTimeout bounds connecting (TCP, and the TLS handshake of an
+	// https upstream); 0 means 10s.
+	DialTimeout time.Duration
+	// IdleConnTimeout closes pooled connections idle this long; 0 means
+	// 90s.
+	IdleConnTimeout time.Duration
 	// Mode picks the client of an http:// upstream; "" means Lean.
 	Mode Mode
 	// OnUnsolicited, when set, is told about an idle connection closed
@@ -49,22 +55,29 @@ type Config struct {
 // net/http Transport.
 func New(cfg Config) (Transport, error) {
 	up := cfg.URL
-	if up == nil || (up.Scheme != "http" && up.Scheme != "https") {
-		return nil, errors.New("upstream must be an http or https URL")
+	if up == nil || (up.Scheme != "http" && up.Scheme != "https" && up.Scheme != SchemeH2C) {
+		return nil, errors.New("upstream must be an http, https or h2c URL")
 	}
 	switch cfg.Mode {
 	case "", Lean, Standard:
 	default:
 		return nil, fmt.Errorf("upstream transport must be lean or standard, not %q", cfg.Mode)
 	}
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	dialTimeout, idleTimeout := cfg.DialTimeout, cfg.IdleConnTimeout
+	if dialTimeout <= 0 {
+		dialTimeout = 10 * time.Second
+	}
+	if idleTimeout <= 0 {
+		idleTimeout = 90 * time.Second
+	}
+	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	t := &http.Transport{
 		Proxy:                 nil, // never send identity through an environment proxy
 		DialContext:           dialer.DialContext,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   512,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
+		IdleConnTimeout:       idleTimeout,
+		TLSHandshakeTimeout:   dialTimeout,
 		ExpectContinueTimeout: time.Second,
 		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
 		DisableCompression:    true, // pass Accept-Encoding through untouched
@@ -72,6 +85,13 @@ func New(cfg Config) (Transport, error) {
 	}
 	if up.Scheme == "https" {
 		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: cfg.CAs, ServerName: cfg.ServerName}
+	}
+	if up.Scheme == SchemeH2C {
+		// Cleartext HTTP/2 with prior knowledge, and nothing else: never
+		// HTTP/1 to an upstream that speaks gRPC.
+		t.Protocols = new(http.Protocols)
+		t.Protocols.SetUnencryptedHTTP2(true)
+		return t, nil
 	}
 	if up.Scheme == "http" && cfg.Mode != Standard {
 		// Plain body-less requests skip net/http's per-connection
@@ -81,6 +101,20 @@ func New(cfg Config) (Transport, error) {
 		return lt, nil
 	}
 	return t, nil
+}
+
+// SchemeH2C is the upstream URL scheme of cleartext HTTP/2 (prior
+// knowledge, RFC 9113 §3.3): gRPC and HTTP/2 services without TLS.
+// Requests to it are made with RequestScheme's "http".
+const SchemeH2C = "h2c"
+
+// RequestScheme is the scheme of requests to an upstream URL: "http" for
+// h2c (the transport is HTTP/2-only), else the URL's own.
+func RequestScheme(u *url.URL) string {
+	if u.Scheme == SchemeH2C {
+		return "http"
+	}
+	return u.Scheme
 }
 
 // IsTimeout reports whether err is a network timeout.
