@@ -30,10 +30,12 @@ type Options struct {
 	// Signer signs identity assertions; its key is published at
 	// /.ztp/jwks.json.
 	SigningKey *ecdsa.PrivateKey
-	// ExtraVerificationKeys are older public keys still published so that
-	// assertions signed before a key rotation verify until they expire.
-	Audit  *slog.Logger
-	Logger *slog.Logger
+	// PublishedKeys are published next to SigningKey but never sign: the
+	// next key of a rotation, and the previous one, so that assertions
+	// signed before the rotation verify until they expire.
+	PublishedKeys []*ecdsa.PublicKey
+	Audit         *slog.Logger
+	Logger        *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Metrics registers the proxy's collectors; nil means a private

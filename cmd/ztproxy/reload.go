@@ -126,6 +126,11 @@ func (r *reloader) apply(rt *config.Runtime) error {
 	if err := r.server.Update(rt.Proxy); err != nil {
 		return err
 	}
+	// Issue 19: the assertion keys rotate by reload. rt's keys were
+	// loaded and checked with the rest of the file.
+	if err := r.server.SetSigningKeys(rt.SigningKey, rt.PublishedKeys); err != nil {
+		return err
+	}
 	r.bearer = bearer
 	return nil
 }
