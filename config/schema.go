@@ -87,6 +87,8 @@ type File struct {
 	Audit Audit `yaml:"audit"`
 	// Log configures the operational log.
 	Log Log `yaml:"log"`
+	// Tracing configures OpenTelemetry tracing (off by default).
+	Tracing Tracing `yaml:"tracing"`
 	// Routes map host and path prefix to an upstream.
 	Routes []Route `yaml:"routes"`
 	// Sidecar names the protected service in sidecar mode; nil when the

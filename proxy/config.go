@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+	"ztproxy/tracing"
 
 	"ztproxy/metrics"
 )
@@ -34,8 +35,10 @@ type Options struct {
 	// next key of a rotation, and the previous one, so that assertions
 	// signed before the rotation verify until they expire.
 	PublishedKeys []*ecdsa.PublicKey
-	Audit         *slog.Logger
-	Logger        *slog.Logger
+	// Tracer traces requests (tracing.New); nil is tracing off.
+	Tracer *tracing.Tracer
+	Audit  *slog.Logger
+	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Metrics registers the proxy's collectors; nil means a private

@@ -46,7 +46,7 @@ type Server struct {
 
 // New builds a Server from an initial configuration.
 func New(cfg decide.Config, opts Options) (*Server, error) {
-	engineOpts := &decide.Options{Audit: opts.Audit, Logger: opts.Logger, Now: opts.Now, Metrics: opts.Metrics}
+	engineOpts := &decide.Options{Audit: opts.Audit, Logger: opts.Logger, Now: opts.Now, Metrics: opts.Metrics, Tracer: opts.Tracer}
 	engineOpts.CheckAndSetDefaults()
 	opts.Audit, opts.Logger, opts.Now, opts.Metrics = engineOpts.Audit, engineOpts.Logger, engineOpts.Now, engineOpts.Metrics
 	signer, err := idheaders.NewSigner(opts.SigningKey, opts.PublishedKeys...)

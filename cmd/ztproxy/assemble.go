@@ -18,6 +18,7 @@ import (
 	"ztproxy/proxy"
 	"ztproxy/riskengine"
 	"ztproxy/store"
+	"ztproxy/tracing"
 )
 
 // startMode says what assemble may take hold of.
@@ -50,6 +51,31 @@ type instance struct {
 	server    *proxy.Server
 	listeners proxy.Listeners
 	closers   []func() // run in reverse order by close
+}
+
+// startTracing starts the tracer provider (serve only; check-config checks
+// the settings and builds nothing that would connect). Its pending spans
+// are flushed at close, within 5 s.
+func (in *instance) startTracing(ctx context.Context, mode startMode, rep *config.Report) *tracing.Tracer {
+	if mode != assembleServe {
+		return nil
+	}
+	tracer, err := tracing.New(ctx, in.rt.File.TracingConfig(version))
+	if err != nil {
+		rep.Add("tracing", err)
+		return nil
+	}
+	if tracer != nil {
+		in.closers = append(in.closers, func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tracer.Shutdown(sctx); err != nil {
+				in.logger.Warn("tracing: flushing spans at exit", "err", err)
+			}
+		})
+		in.logger.Info("tracing on", "exporter", in.rt.File.Tracing.Exporter, "endpoint", in.rt.File.Tracing.Endpoint)
+	}
+	return tracer
 }
 
 // close releases what assemble opened, last opened first.
@@ -101,8 +127,10 @@ func assemble(ctx context.Context, path string, opts config.Options, mode startM
 	if !rep.Failed() {
 		// Only now: with a component missing, proxy.New would report that
 		// instead of the component's own problem.
+		tracer := in.startTracing(ctx, mode, rep)
 		srv, err := proxy.New(rt.Proxy, proxy.Options{
 			Server: rt.Server, SigningKey: rt.SigningKey, PublishedKeys: rt.PublishedKeys, Audit: in.audit, Logger: in.logger, Metrics: in.metrics,
+			Tracer: tracer,
 		})
 		rep.Add("routes", err)
 		in.server = srv

@@ -117,8 +117,8 @@ func (r *reloader) apply(rt *config.Runtime) error {
 		return err
 	}
 	if rt.File.Store != r.current.File.Store || !reflect.DeepEqual(rt.File.Risk, r.current.File.Risk) ||
-		!reflect.DeepEqual(rt.File.Devices, r.current.File.Devices) {
-		r.log.Warn("store, risk or devices settings changed: they take effect after a restart")
+		!reflect.DeepEqual(rt.File.Devices, r.current.File.Devices) || !reflect.DeepEqual(rt.File.Tracing, r.current.File.Tracing) {
+		r.log.Warn("store, risk, devices or tracing settings changed: they take effect after a restart")
 	}
 	setRisk(&rt.Proxy, r.risk)
 	setAWS(&rt.Proxy, r.aws)
