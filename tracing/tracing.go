@@ -185,6 +185,26 @@ func (t *Tracer) Transport(rt http.RoundTripper) http.RoundTripper {
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "upstream " + r.Method }))
 }
 
+// ClientSpans returns the span hook of a client of an AWS service (the
+// store's DynamoDB calls): a client span "<service> <op>" per call, failed
+// when the call fails. Off, it returns nil (no hook).
+func (t *Tracer) ClientSpans(service string) func(ctx context.Context, op string) (context.Context, func(error)) {
+	if t == nil {
+		return nil
+	}
+	return func(ctx context.Context, op string) (context.Context, func(error)) {
+		ctx, span := t.tracer.Start(ctx, service+" "+op, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("rpc.system", "aws-api"), attribute.String("rpc.service", service),
+				attribute.String("ztproxy.store_op", op)))
+		return ctx, func(err error) {
+			if err != nil {
+				span.SetStatus(codes.Error, service+" call failed")
+			}
+			span.End()
+		}
+	}
+}
+
 // TraceID is the trace id of span in hex, "" when span records nothing.
 func TraceID(span trace.Span) string {
 	sc := span.SpanContext()

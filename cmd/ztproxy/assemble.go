@@ -50,7 +50,8 @@ type instance struct {
 	devices   *devices.Inventory
 	server    *proxy.Server
 	listeners proxy.Listeners
-	closers   []func() // run in reverse order by close
+	tracer    *tracing.Tracer // nil: tracing off
+	closers   []func()        // run in reverse order by close
 }
 
 // startTracing starts the tracer provider (serve only; check-config checks
@@ -107,6 +108,7 @@ func assemble(ctx context.Context, path string, opts config.Options, mode startM
 	in.certs = buildCerts(rt, in.logger, rep)
 	in.bearer = buildBearer(rt, in.logger, in.metrics, rep)
 	rep.Add("assertion.trusted_jwks", setAssertions(&rt.Proxy, rt, in.logger, in.metrics))
+	in.tracer = in.startTracing(ctx, mode, rep)
 	st := in.openStore(ctx, mode, rep)
 	if st != nil {
 		pending := in.openPendingRevocations(ctx, st, mode, rep)
@@ -127,10 +129,9 @@ func assemble(ctx context.Context, path string, opts config.Options, mode startM
 	if !rep.Failed() {
 		// Only now: with a component missing, proxy.New would report that
 		// instead of the component's own problem.
-		tracer := in.startTracing(ctx, mode, rep)
 		srv, err := proxy.New(rt.Proxy, proxy.Options{
 			Server: rt.Server, SigningKey: rt.SigningKey, PublishedKeys: rt.PublishedKeys, Audit: in.audit, Logger: in.logger, Metrics: in.metrics,
-			Tracer: tracer,
+			Tracer: in.tracer,
 		})
 		rep.Add("routes", err)
 		in.server = srv
@@ -243,7 +244,7 @@ func (in *instance) openStore(ctx context.Context, mode startMode, rep *config.R
 		storePath = "store.path"
 	}
 	if mode == assembleServe {
-		st, err := config.OpenStore(ctx, f, in.metrics.ObserveStoreCall)
+		st, err := config.OpenTracedStore(ctx, f, in.metrics.ObserveStoreCall, in.tracer)
 		if err != nil {
 			rep.Add(storePath, err)
 			return nil
