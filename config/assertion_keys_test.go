@@ -80,3 +80,43 @@ func TestRotationKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestTracingConfig: issue 19, the tracing: block is checked like every
+// other key, with its path.
+func TestTracingConfig(t *testing.T) {
+	tests := []struct {
+		block string
+		want  []string
+	}{
+		{"{enabled: true, exporter: otlp_http, endpoint: \"http://collector:4318\", sample_ratio: 0.01, service_name: edge}", nil},
+		{"{enabled: false}", nil},
+		{"{exporter: zipkin}", []string{`tracing.exporter: must be otlp_grpc or otlp_http, not "zipkin"`}},
+		{"{endpoint: \"collector:4317\"}", []string{"tracing.endpoint: must be an http:// or https:// URL of the collector, without credentials (use OTEL_EXPORTER_OTLP_HEADERS)"}},
+		{"{endpoint: \"https://user:pw@collector:4317\"}", []string{"tracing.endpoint: must be an http:// or https:// URL of the collector, without credentials (use OTEL_EXPORTER_OTLP_HEADERS)"}},
+		{"{sample_ratio: 1.5}", []string{"tracing.sample_ratio: must be between 0 and 1, not 1.5"}},
+		{"{sampler: always}", []string{"tracing.sampler: unknown key"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.block, func(t *testing.T) {
+			_, err := Parse([]byte(head+publicRoute+"tracing: "+tt.block+"\n"), t.TempDir(), Options{LookupEnv: noEnv})
+			if diff := cmp.Diff(tt.want, problemsOf(t, err)); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestTracingSampleRatioDecode: the first float key of the schema decodes
+// plain numbers only.
+func TestTracingSampleRatioDecode(t *testing.T) {
+	for src, want := range map[string]string{
+		"1": "", "0": "", "0.25": "", `"0.5"`: `tracing.sample_ratio: must be a number, not "0.5"`,
+		".nan": `tracing.sample_ratio: must be a number, not ".nan"`, "[1]": "tracing.sample_ratio: must be a number, not a list",
+	} {
+		_, err := Parse([]byte(head+publicRoute+"tracing: {sample_ratio: "+src+"}\n"), t.TempDir(), Options{LookupEnv: noEnv})
+		got := problemsOf(t, err)
+		if (want == "") != (len(got) == 0) || want != "" && got[0] != want {
+			t.Errorf("%s: %v, want %q", src, got, want)
+		}
+	}
+}

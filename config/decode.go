@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -149,6 +150,15 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetInt(i)
+	case v.CanFloat():
+		// Issue 19 (tracing.sample_ratio): a plain YAML number, 1 as well as 0.5.
+		var f float64
+		if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!float" && n.ShortTag() != "!!int") || n.Decode(&f) != nil ||
+			math.IsNaN(f) || math.IsInf(f, 0) {
+			d.c.addAt(path, line, "must be a number, not %s", describe(n))
+			return
+		}
+		v.SetFloat(f)
 	default:
 		// Only reachable if the schema gains a field of a new kind.
 		panic(fmt.Sprintf("config: no decoder for %s at %s", v.Type(), path))
