@@ -88,13 +88,24 @@ func New(ctx context.Context, cfg Config) (*Tracer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tracing: resource: %w", err)
 	}
+	return newTracer(exp, res, cfg.SampleRatio), nil
+}
+
+// NewWithExporter is a Tracer that sends its spans to exp, sampling ratio
+// of new traces (nil: the OTEL_TRACES_SAMPLER default), for tests and
+// benchmarks that need no collector.
+func NewWithExporter(exp sdktrace.SpanExporter, ratio *float64) *Tracer {
+	return newTracer(exp, resource.Default(), ratio)
+}
+
+func newTracer(exp sdktrace.SpanExporter, res *resource.Resource, ratio *float64) *Tracer {
 	opts := []sdktrace.TracerProviderOption{sdktrace.WithBatcher(exp), sdktrace.WithResource(res)}
-	if cfg.SampleRatio != nil {
-		opts = append(opts, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(*cfg.SampleRatio))))
+	if ratio != nil {
+		opts = append(opts, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(*ratio))))
 	}
 	tp := sdktrace.NewTracerProvider(opts...)
 	return &Tracer{provider: tp, tracer: tp.Tracer("ztproxy"),
-		prop: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})}, nil
+		prop: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})}
 }
 
 // newExporter builds the OTLP exporter cfg names.
