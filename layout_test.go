@@ -12,19 +12,19 @@ import (
 // /.ztp/verify and ext_authz; portal: the /.ztp/ pages); the decision
 // engine (decide); the components it decides with (authn, authz,
 // riskengine, awscreds, certs, devices, store) and the leaves every layer shares
-// (upstream transport, identity headers, audit, metrics); identity.
+// (upstream transport, identity headers, audit, metrics, tracing); identity.
 var allowedImports = map[string][]string{
 	"ztproxy/config": {"ztproxy/identity", "ztproxy/proxy", "ztproxy/decide", "ztproxy/upstream", "ztproxy/idheaders",
 		"ztproxy/authn", "ztproxy/authz", "ztproxy/certs", "ztproxy/store", "ztproxy/riskengine", "ztproxy/awscreds",
-		"ztproxy/devices"},
+		"ztproxy/devices", "ztproxy/tracing"},
 
 	"ztproxy/proxy": {"ztproxy/identity", "ztproxy/forwardauth", "ztproxy/portal", "ztproxy/decide", "ztproxy/listener",
-		"ztproxy/upstream", "ztproxy/idheaders", "ztproxy/metrics", "ztproxy/awscreds"},
+		"ztproxy/upstream", "ztproxy/idheaders", "ztproxy/metrics", "ztproxy/awscreds", "ztproxy/tracing"},
 	"ztproxy/forwardauth": {"ztproxy/identity", "ztproxy/decide", "ztproxy/idheaders", "ztproxy/metrics", "ztproxy/authn"},
 	"ztproxy/portal":      {"ztproxy/identity", "ztproxy/decide", "ztproxy/authn", "ztproxy/awscreds", "ztproxy/devices"},
 
 	"ztproxy/decide": {"ztproxy/identity", "ztproxy/authn", "ztproxy/authz", "ztproxy/certs", "ztproxy/awscreds",
-		"ztproxy/upstream", "ztproxy/idheaders", "ztproxy/audit", "ztproxy/metrics"},
+		"ztproxy/upstream", "ztproxy/idheaders", "ztproxy/audit", "ztproxy/metrics", "ztproxy/tracing"},
 
 	"ztproxy/authz": {"ztproxy/identity"},
 	"ztproxy/authn": {"ztproxy/identity"},
@@ -40,6 +40,7 @@ var allowedImports = map[string][]string{
 	"ztproxy/audit":      {"ztproxy/identity"},
 	"ztproxy/metrics":    {},
 	"ztproxy/listener":   {},
+	"ztproxy/tracing":    {},
 
 	"ztproxy/identity": {},
 

@@ -34,6 +34,9 @@ type Record struct {
 	// Status is the status of the answer, or of the failure.
 	Status  int
 	Latency time.Duration
+	// TraceID is the request's OpenTelemetry trace id; empty when tracing
+	// is off.
+	TraceID string
 }
 
 // Log writes the record to l as one "decision" line.
@@ -42,6 +45,11 @@ func (r *Record) Log(l *slog.Logger) {
 	attrs := make([]slog.Attr, 0, 20)
 	attrs = append(attrs,
 		slog.String("request_id", rc.RequestID),
+	)
+	if r.TraceID != "" {
+		attrs = append(attrs, slog.String("trace_id", r.TraceID))
+	}
+	attrs = append(attrs,
 		slog.String("route", rc.Route),
 		slog.String("method", rc.Method),
 		slog.String("host", rc.Host),

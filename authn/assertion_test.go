@@ -91,3 +91,36 @@ func TestAssertionVerifierEmail(t *testing.T) {
 		t.Fatalf("bad email: %q verified %v, %v", p.Email, p.EmailVerified, err)
 	}
 }
+
+// TestAssertionVerifierFollowsRotation: issue 19, the front proxy's signing
+// key rotates by reload. A sidecar that cached the old JWKS refetches it
+// for the new kid at once, instead of refusing assertions until its
+// refresh interval; a flood of unknown kids costs at most one fetch per
+// jwks_min_refetch_interval.
+func TestAssertionVerifierFollowsRotation(t *testing.T) {
+	ctx := context.Background()
+	oldKey, newKey, forged := testenv.NewECSigningKey(t, "old"), testenv.NewECSigningKey(t, "new"), testenv.NewECSigningKey(t, "forged")
+	front := testenv.StartHostileIdP(t, oldKey)
+	clock := newTestClock(testEpoch)
+	v := newTestAssertionVerifier(t, clock, front.JWKSURL())
+	if _, _, err := v.Verify(ctx, testenv.Token(oldKey, assertionClaimsFor("orders", "a@corp.test")), "orders"); err != nil {
+		t.Fatalf("before the rotation: %v", err)
+	}
+	front.Publish(newKey, oldKey) // promoted: the new key signs, the old one stays published
+	clock.advance(DefaultJWKSMinRefetchInterval)
+	if _, _, err := v.Verify(ctx, testenv.Token(newKey, assertionClaimsFor("orders", "a@corp.test")), "orders"); err != nil {
+		t.Fatalf("new kid right after the rotation: %v", err)
+	}
+	if _, _, err := v.Verify(ctx, testenv.Token(oldKey, assertionClaimsFor("orders", "a@corp.test")), "orders"); err != nil {
+		t.Fatalf("old kid still published: %v", err)
+	}
+	fetches := front.JWKSFetches()
+	for range 100 {
+		if _, _, err := v.Verify(ctx, testenv.Token(forged, assertionClaimsFor("orders", "a@corp.test")), "orders"); err == nil {
+			t.Fatal("unknown kid accepted")
+		}
+	}
+	if got := front.JWKSFetches() - fetches; got > 1 {
+		t.Errorf("100 unknown kids within jwks_min_refetch_interval: %d fetches, want at most 1", got)
+	}
+}

@@ -52,6 +52,9 @@ type Runtime struct {
 	Devices *devices.Config
 	// SigningKey signs identity assertions; nil means generate one.
 	SigningKey *ecdsa.PrivateKey
+	// PublishedKeys are published next to SigningKey in /.ztp/jwks.json:
+	// the next and previous keys of a rotation (assertion.*_signing_key_file).
+	PublishedKeys []*ecdsa.PublicKey
 	// WatchFiles are the files whose change triggers a reload: the config
 	// itself (added by the caller) and every policy file.
 	WatchFiles []string
@@ -170,6 +173,7 @@ func (f *File) build(c *collector) *Runtime {
 		}
 		rt.SigningKey = key
 	}
+	rt.PublishedKeys = buildPublishedKeys(f, c)
 	return rt
 }
 

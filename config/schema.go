@@ -87,6 +87,8 @@ type File struct {
 	Audit Audit `yaml:"audit"`
 	// Log configures the operational log.
 	Log Log `yaml:"log"`
+	// Tracing configures OpenTelemetry tracing (off by default).
+	Tracing Tracing `yaml:"tracing"`
 	// Routes map host and path prefix to an upstream.
 	Routes []Route `yaml:"routes"`
 	// Sidecar names the protected service in sidecar mode; nil when the
@@ -264,6 +266,11 @@ type Assertion struct {
 	// SigningKeyFile is a PEM EC P-256 private key; empty means a key is
 	// generated at start (and assertions do not survive restarts).
 	SigningKeyFile string `yaml:"signing_key_file"`
+	// NextSigningKeyFile and PreviousSigningKeyFile are published in the
+	// JWKS next to the signing key but never sign: the key a rotation
+	// introduces, and the one it retires (PEM EC P-256, private or public).
+	NextSigningKeyFile     string `yaml:"next_signing_key_file"`
+	PreviousSigningKeyFile string `yaml:"previous_signing_key_file"`
 	// TTL is the lifetime of an assertion, between 10s and 10m.
 	TTL time.Duration `yaml:"ttl"`
 	// TrustedJWKS are the JWKS URLs or files of front proxies whose

@@ -130,5 +130,11 @@ func (f *File) SecretFiles() []string {
 	if f.Session.SecretsFile != "" {
 		files = append(files, f.Session.SecretsFile)
 	}
+	// A rotation of the assertion keys is a reload (issue 19).
+	for _, name := range []string{f.Assertion.SigningKeyFile, f.Assertion.NextSigningKeyFile, f.Assertion.PreviousSigningKeyFile} {
+		if name != "" {
+			files = append(files, name)
+		}
+	}
 	return files
 }

@@ -8,12 +8,19 @@ import (
 
 	"ztproxy/authn"
 	"ztproxy/store"
+	"ztproxy/tracing"
 )
 
 // OpenStore opens the configured state backend. The embedded store holds
 // a file lock: one process at a time. onCall, if set, observes every
 // DynamoDB call (for metrics).
 func OpenStore(ctx context.Context, f *File, onCall func(op string, d time.Duration, err error)) (store.Store, error) {
+	return OpenTracedStore(ctx, f, onCall, nil)
+}
+
+// OpenTracedStore is OpenStore with a trace span around every DynamoDB
+// call (tracer nil: none).
+func OpenTracedStore(ctx context.Context, f *File, onCall func(op string, d time.Duration, err error), tracer *tracing.Tracer) (store.Store, error) {
 	sealer, err := storeSealer(f)
 	if err != nil {
 		return nil, err
@@ -22,7 +29,7 @@ func OpenStore(ctx context.Context, f *File, onCall func(op string, d time.Durat
 	case "dynamodb":
 		return store.NewDynamo(ctx, store.DynamoConfig{
 			Region: f.Store.Region, TablePrefix: f.Store.TablePrefix, Endpoint: f.Store.Endpoint, Sealer: sealer,
-			OnCall: onCall,
+			OnCall: onCall, StartSpan: tracer.ClientSpans("DynamoDB"),
 		})
 	default:
 		return store.OpenBolt(store.BoltConfig{Path: f.Store.Path, Sealer: sealer})

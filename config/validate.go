@@ -33,6 +33,7 @@ func (f *File) validate(opts Options, c *collector) {
 	f.checkSession(c)
 	f.checkWebAuthn(c)
 	f.checkAssertion(c)
+	f.checkTracing(c)
 	f.checkServer(c)
 	f.checkOutputs(c)
 	f.checkStore(c)

@@ -310,6 +310,7 @@ func (f *File) checkAssertion(c *collector) {
 		checkSigningKey(c, "assertion.signing_key_file", a.SigningKeyFile)
 		warnWorldReadableFile(c, "assertion.signing_key_file", a.SigningKeyFile)
 	}
+	f.checkRotationKeys(c)
 	if a.TTL < MinAssertionTTL || a.TTL > MaxAssertionTTL {
 		c.add("assertion.ttl", "must be between %s and %s, not %s", MinAssertionTTL, MaxAssertionTTL, a.TTL)
 	}

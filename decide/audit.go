@@ -8,9 +8,12 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"ztproxy/audit"
 	"ztproxy/authn"
 	"ztproxy/identity"
+	"ztproxy/tracing"
 )
 
 // AuditOnce writes one request's audit line and metric sample exactly
@@ -104,7 +107,8 @@ func (e *Engine) finish(x *Exchange, err error, start time.Time) {
 	decision := decisionLabel(x, err)
 	e.opts.Metrics.Requests.WithLabelValues(routeName, decision, strconv.Itoa(x.Status)).Inc()
 	rec := audit.Record{Context: &x.RC, ClientIP: x.ClientIP(), Decision: decision, Policy: &x.Decision,
-		UpstreamStatus: x.UpstreamStatus, Status: x.Status, Latency: e.opts.Now().Sub(start), UpstreamPath: x.UpstreamPath}
+		UpstreamStatus: x.UpstreamStatus, Status: x.Status, Latency: e.opts.Now().Sub(start), UpstreamPath: x.UpstreamPath,
+		TraceID: x.TraceID}
 	if err != nil {
 		_, rec.Error = StatusOf(err)
 	}
@@ -112,6 +116,21 @@ func (e *Engine) finish(x *Exchange, err error, start time.Time) {
 		e.opts.Metrics.ObserveDenied(routeName, decision, rec.Error, decidingPolicy(&x.Decision))
 	}
 	rec.Log(e.opts.Audit)
+	if x.span != nil {
+		endServerSpan(x, routeName, decision, rec.Error)
+	}
+}
+
+// endServerSpan names the request's server span after its route (bounded)
+// and ends it with the outcome.
+func endServerSpan(x *Exchange, route, decision, errCode string) {
+	x.span.SetName(x.RC.Method + " " + route)
+	x.span.SetAttributes(attribute.String("http.route", route), attribute.String("ztproxy.decision", decision),
+		attribute.Int("http.response.status_code", x.Status))
+	if errCode != "" {
+		tracing.Fail(x.span, errCode)
+	}
+	x.span.End()
 }
 
 // decidingPolicy is the first policy that decided a refusal, or "" when

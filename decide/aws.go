@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"ztproxy/awscreds"
+	"ztproxy/tracing"
 )
 
 // AWSMinter mints a user's short-lived AWS credentials.
@@ -49,7 +50,12 @@ func (e *Engine) MintAWS(ctx context.Context, x *Exchange, role string) (awscred
 		}
 		req.WebIdentityToken = tok
 	}
+	ctx, span := e.opts.Tracer.Start(ctx, "sts")
 	creds, err := m.Credentials(ctx, req)
+	if err != nil {
+		tracing.Fail(span, "sts")
+	}
+	span.End()
 	switch {
 	case err == nil:
 		return creds, nil

@@ -10,9 +10,12 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"ztproxy/certs"
 	"ztproxy/identity"
 	"ztproxy/metrics"
+	"ztproxy/tracing"
 )
 
 // Options are what every Engine of one server shares and what outlives
@@ -23,6 +26,8 @@ type Options struct {
 	// Now is the clock; default time.Now.
 	Now     func() time.Time
 	Metrics *metrics.Metrics
+	// Tracer starts the spans of requests; nil is tracing off.
+	Tracer *tracing.Tracer
 }
 
 // CheckAndSetDefaults fills the unset options: a discarding audit log,
@@ -105,7 +110,6 @@ func (e *Engine) Begin(x *Exchange, r *http.Request, start time.Time) error {
 	if r.TLS != nil {
 		x.Scheme = "https"
 	}
-	x.RC.RequestID = NewRequestID()
 	x.RC.Time = start
 	x.RC.Method = r.Method
 	if len(x.RC.Method) > identity.MaxMethodLength {
@@ -116,8 +120,30 @@ func (e *Engine) Begin(x *Exchange, r *http.Request, start time.Time) error {
 	x.RC.Risk = identity.NeutralRisk
 	x.RC.ClientIP, x.RC.TrustedProxyHops = ClientAddress(r, e.cfg.TrustedProxies)
 	x.TrustedPeer = x.RC.TrustedProxyHops > 0
+	x.RC.RequestID = ""
+	if x.TrustedPeer {
+		// Issue 19: a trusted load balancer's request id joins its logs
+		// with ours; a client's own is never believed.
+		x.RC.RequestID = ValidRequestID(r.Header.Get("X-Request-Id"))
+	}
+	if x.RC.RequestID == "" {
+		x.RC.RequestID = NewRequestID()
+	}
 	x.RC.Device = e.WithPosture(r.Context(), certs.DeviceFromState(r.TLS))
 	return checkMethod(r.Method)
+}
+
+// StartTrace starts the server span of a request Begin prepared, and
+// returns the request carrying it (r itself when tracing is off). The
+// trace context is believed from trusted proxies only. Finish ends it.
+func (e *Engine) StartTrace(r *http.Request, x *Exchange) *http.Request {
+	if e.opts.Tracer == nil {
+		return r
+	}
+	r, x.span = e.opts.Tracer.StartRequest(r, x.TrustedPeer)
+	x.TraceID = tracing.TraceID(x.span)
+	x.span.SetAttributes(attribute.String("ztproxy.request_id", x.RC.RequestID))
+	return r
 }
 
 // WithPosture adds the device inventory's facts (Config.Devices) to a

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"ztproxy/identity"
 )
 
@@ -56,6 +58,12 @@ type Exchange struct {
 	// handler panic with http.ErrAbortHandler (issue 22.3).
 	Stream ResponseStream
 
+	// TraceID is the trace this request's spans belong to (hex); empty
+	// when tracing is off.
+	TraceID string
+	// span is the request's server span; nil when tracing is off.
+	span trace.Span
+
 	authnTime    time.Duration
 	authzTime    time.Duration
 	clientIPText string
@@ -89,6 +97,26 @@ func (x *Exchange) ClientIP() string {
 		x.clientIPText = x.RC.ClientIP.String()
 	}
 	return x.clientIPText
+}
+
+// maxRequestIDLength bounds a request id taken from a trusted proxy.
+const maxRequestIDLength = 64
+
+// ValidRequestID returns id when it can serve as a request id — 1 to 64
+// bytes of [A-Za-z0-9._-] (a UUID, an AWS trace id's parts, Envoy's id) —
+// and "" otherwise: it reaches logs, headers and error pages, so nothing
+// else is kept.
+func ValidRequestID(id string) string {
+	if id == "" || len(id) > maxRequestIDLength {
+		return ""
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return ""
+		}
+	}
+	return id
 }
 
 // NewRequestID returns a random 16-hex-digit id. It is a correlation id,

@@ -6,9 +6,12 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"ztproxy/authn"
 	"ztproxy/identity"
 	"ztproxy/idheaders"
+	"ztproxy/tracing"
 )
 
 // Decide runs the pipeline on a request Begin prepared: route it
@@ -40,8 +43,10 @@ func (e *Engine) decide(r *http.Request, x *Exchange, v *Verdict) error {
 		return e.checkRate(x)
 	}
 	t0 := time.Now()
+	_, span := e.opts.Tracer.Start(r.Context(), "authn")
 	err := e.authenticate(r, x, v)
 	x.authnTime = time.Since(t0)
+	endSpan(span, err)
 	e.opts.Metrics.AuthnSeconds.WithLabelValues(string(rt.Auth)).Observe(x.authnTime.Seconds())
 	if err == nil {
 		err = checkWebSocketOrigin(r, x)
@@ -57,7 +62,9 @@ func (e *Engine) decide(r *http.Request, x *Exchange, v *Verdict) error {
 	// credentials) have no human behaviour to learn and keep the neutral
 	// score; policy governs them by identity and device.
 	if scorer := e.cfg.Risk; scorer != nil && x.RC.Principal.Kind == identity.KindUser {
-		risk, err := scorer.Score(r.Context(), &x.RC)
+		ctx, span := e.opts.Tracer.Start(r.Context(), "risk")
+		risk, err := scorer.Score(ctx, &x.RC)
+		endSpan(span, err)
 		x.RC.Risk = risk
 		if risk.Level != "" {
 			e.opts.Metrics.RiskLevels.WithLabelValues(string(risk.Level)).Inc()
@@ -75,8 +82,10 @@ func (e *Engine) decide(r *http.Request, x *Exchange, v *Verdict) error {
 	}
 
 	t0 = time.Now()
+	_, span = e.opts.Tracer.Start(r.Context(), "authz")
 	dec, err := e.cfg.Authorizer.Decide(&x.RC)
 	x.authzTime = time.Since(t0)
+	endSpan(span, err)
 	e.opts.Metrics.AuthzSeconds.Observe(x.authzTime.Seconds())
 	if err != nil {
 		// Could not decide: fail closed.
@@ -95,6 +104,16 @@ func (e *Engine) decide(r *http.Request, x *Exchange, v *Verdict) error {
 			Principal: x.RC.Principal, Route: rt.Name}
 	}
 	return nil
+}
+
+// endSpan ends a child span, marked failed when err is set. The error's
+// text stays out of the trace: it may quote what the client sent.
+func endSpan(span trace.Span, err error) {
+	if err != nil && span.IsRecording() {
+		_, code := StatusOf(err)
+		tracing.Fail(span, code)
+	}
+	span.End()
 }
 
 // routeRequest canonicalises the host and path and finds the route. The

@@ -252,7 +252,9 @@ func TestECSTaskDefinition(t *testing.T) {
 		if !ports[8443] || !ports[9090] {
 			t.Errorf("ztproxy port mappings: %v", ports)
 		}
-		if c.HealthCheck == nil || !strings.Contains(strings.Join(c.HealthCheck.Command, " "), "127.0.0.1:9090/readyz") {
+		// Issue 19: the distroless image has no shell or wget; the binary
+		// probes /readyz itself, in exec form.
+		if c.HealthCheck == nil || strings.Join(c.HealthCheck.Command, " ") != "CMD /usr/local/bin/ztproxy healthcheck --admin 127.0.0.1:9090" {
 			t.Errorf("ztproxy health check: %+v", c.HealthCheck)
 		}
 	}

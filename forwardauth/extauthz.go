@@ -239,14 +239,8 @@ func envoyPeerCertificate(encoded string) *x509.Certificate {
 // audit lines and Envoy's access log join on it, when it is a plain
 // token; anything else gets a fresh id.
 func envoyRequestID(id string) string {
-	if id == "" || len(id) > 64 {
+	if id = decide.ValidRequestID(id); id == "" {
 		return decide.NewRequestID()
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return decide.NewRequestID()
-		}
 	}
 	return id
 }

@@ -1,31 +1,35 @@
 package idheaders
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"ztproxy/identity"
 )
 
-// Signer issues the X-Ztp-Assertion JWT (ES256) that tells an
-// upstream who the caller is. Tokens are short-lived and cached per
-// (route, principal, device) until half their lifetime has passed, so the
-// hot path rarely pays for an ECDSA signature.
+// Signer issues the X-Ztp-Assertion JWT (ES256, signed with go-jose) that
+// tells an upstream who the caller is. Tokens are short-lived and cached
+// per (route, principal, device) until half their lifetime has passed, so
+// the hot path rarely pays for an ECDSA signature.
+//
+// Its keys can change while it serves (SetKeys, on reload): a rotation
+// publishes the next key before it signs with it and keeps the previous
+// one published after (docs/identity-headers.md#rotating-the-signing-key).
 type Signer struct {
-	key    *ecdsa.PrivateKey
-	kid    string
-	header string // base64url of the JOSE header, precomputed
-	jwks   []byte // published key set
-	seed   maphash.Seed
+	keys      atomic.Pointer[signingKeys]
+	generated *ecdsa.PrivateKey // the key made at start when none was configured
+	seed      maphash.Seed
 
 	mu    sync.Mutex
 	cache map[assertionKey]assertionEntry
@@ -42,6 +46,7 @@ type assertionKey struct {
 }
 
 type assertionEntry struct {
+	kid       string // the key that signed token: a rotation makes it stale
 	token     string
 	expires   time.Time
 	refreshAt time.Time
@@ -70,43 +75,52 @@ type assertionClaims struct {
 	ID            string   `json:"jti"`
 }
 
-// NewSigner prepares a signer; key nil generates an ephemeral
-// P-256 key (fine for one replica; replicas behind one load balancer
-// should share a key file so any of them verifies the same JWKS).
-func NewSigner(key *ecdsa.PrivateKey) (*Signer, error) {
-	if key == nil {
-		var err error
-		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, fmt.Errorf("assertion: generate key: %w", err)
-		}
+// NewSigner prepares a signer that signs with key and also publishes the
+// published keys (the next and previous keys of a rotation). key nil
+// generates an ephemeral P-256 key (fine for one replica; replicas behind
+// one load balancer should share key files so any of them verifies the
+// same JWKS).
+func NewSigner(key *ecdsa.PrivateKey, published ...*ecdsa.PublicKey) (*Signer, error) {
+	s := &Signer{seed: maphash.MakeSeed(), cache: map[assertionKey]assertionEntry{}}
+	if _, err := s.SetKeys(key, published); err != nil {
+		return nil, err
 	}
-	if key.Curve != elliptic.P256() {
-		return nil, errors.New("assertion: signing key must be EC P-256")
-	}
-	jwk := publicJWK(&key.PublicKey)
-	s := &Signer{key: key, kid: jwk["kid"], seed: maphash.MakeSeed(), cache: map[assertionKey]assertionEntry{}}
-	hdr, _ := json.Marshal(map[string]string{"alg": "ES256", "typ": "JWT", "kid": s.kid})
-	s.header = base64.RawURLEncoding.EncodeToString(hdr)
-	s.jwks, _ = json.Marshal(map[string]any{"keys": []map[string]string{jwk}})
 	return s, nil
 }
 
-// publicJWK renders an EC P-256 public key as a JWK with its RFC 7638
-// thumbprint as kid.
-func publicJWK(pub *ecdsa.PublicKey) map[string]string {
-	raw, _ := pub.Bytes() // uncompressed point 0x04 || X || Y
-	x := base64.RawURLEncoding.EncodeToString(raw[1:33])
-	y := base64.RawURLEncoding.EncodeToString(raw[33:65])
-	thumb := sha256.Sum256([]byte(`{"crv":"P-256","kty":"EC","x":"` + x + `","y":"` + y + `"}`))
-	return map[string]string{
-		"kty": "EC", "crv": "P-256", "x": x, "y": y, "use": "sig", "alg": "ES256",
-		"kid": base64.RawURLEncoding.EncodeToString(thumb[:]),
+// SetKeys makes current the signing key and publishes it with published.
+// current nil keeps (or makes, the first time) the generated key. It
+// reports whether the signing key or the published set changed; assertions
+// cached under another signing key are not served again.
+func (s *Signer) SetKeys(current *ecdsa.PrivateKey, published []*ecdsa.PublicKey) (changed bool, err error) {
+	if current == nil {
+		if s.generated == nil {
+			if s.generated, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+				return false, fmt.Errorf("assertion: generate key: %w", err)
+			}
+		}
+		current = s.generated
 	}
+	if current.Curve != elliptic.P256() {
+		return false, errors.New("assertion: signing key must be EC P-256")
+	}
+	keys, err := newSigningKeys(current, published)
+	if err != nil {
+		return false, err
+	}
+	old := s.keys.Swap(keys)
+	return old == nil || old.kid != keys.kid || !bytes.Equal(old.jwks, keys.jwks), nil
 }
 
 // JWKS returns the published key set.
-func (s *Signer) JWKS() []byte { return s.jwks }
+func (s *Signer) JWKS() []byte { return s.keys.Load().jwks }
+
+// KeyIDs returns the kid of the signing key and of every published key
+// (the signing key first). Key ids are public.
+func (s *Signer) KeyIDs() (signing string, published []string) {
+	k := s.keys.Load()
+	return k.kid, slices.Clone(k.kids)
+}
 
 // Assertion returns a token for this request, from cache when a fresh one
 // exists.
@@ -116,17 +130,18 @@ func (s *Signer) Assertion(issuer string, rc *identity.RequestContext, ttl time.
 		issuer: issuer, route: rc.Route, principal: p.ID, device: rc.Device.Fingerprint,
 		session: p.SessionID, details: s.detailsHash(p), expiry: p.Expiry.Unix(),
 	}
+	keys := s.keys.Load()
 	s.mu.Lock()
 	e, ok := s.cache[key]
 	s.mu.Unlock()
-	if ok && now.Before(e.refreshAt) {
+	if ok && e.kid == keys.kid && now.Before(e.refreshAt) {
 		return e.token, nil
 	}
 	exp := now.Add(ttl)
 	if !p.Expiry.IsZero() && p.Expiry.Before(exp) {
 		exp = p.Expiry
 	}
-	token, err := s.sign(issuer, rc, now, exp)
+	token, err := s.sign(keys, issuer, rc, now, exp)
 	if err != nil {
 		return "", err
 	}
@@ -134,7 +149,7 @@ func (s *Signer) Assertion(issuer string, rc *identity.RequestContext, ttl time.
 	if len(s.cache) >= maxAssertionCache {
 		clear(s.cache)
 	}
-	s.cache[key] = assertionEntry{token: token, expires: exp, refreshAt: now.Add(exp.Sub(now) / 2)}
+	s.cache[key] = assertionEntry{kid: keys.kid, token: token, expires: exp, refreshAt: now.Add(exp.Sub(now) / 2)}
 	s.mu.Unlock()
 	return token, nil
 }
@@ -167,7 +182,7 @@ func (s *Signer) detailsHash(p *identity.Principal) uint64 {
 	return h.Sum64()
 }
 
-func (s *Signer) sign(issuer string, rc *identity.RequestContext, now, exp time.Time) (string, error) {
+func (s *Signer) sign(keys *signingKeys, issuer string, rc *identity.RequestContext, now, exp time.Time) (string, error) {
 	p := &rc.Principal
 	var jti [12]byte
 	_, _ = rand.Read(jti[:])
@@ -188,14 +203,5 @@ func (s *Signer) sign(issuer string, rc *identity.RequestContext, now, exp time.
 	if err != nil {
 		return "", fmt.Errorf("assertion: %w", err)
 	}
-	signingInput := s.header + "." + base64.RawURLEncoding.EncodeToString(payload)
-	digest := sha256.Sum256([]byte(signingInput))
-	r, sig, err := ecdsa.Sign(rand.Reader, s.key, digest[:])
-	if err != nil {
-		return "", fmt.Errorf("assertion: sign: %w", err)
-	}
-	var raw [64]byte
-	r.FillBytes(raw[:32])
-	sig.FillBytes(raw[32:])
-	return signingInput + "." + base64.RawURLEncoding.EncodeToString(raw[:]), nil
+	return keys.sign(payload)
 }

@@ -39,6 +39,9 @@ var forwardingHeaders = []string{
 	"x-forwarded-server", "x-real-ip", "x-original-url", "x-original-uri",
 	"x-original-method", "x-original-host", "x-rewrite-url", "true-client-ip",
 	"cf-connecting-ip", "x-client-ip", "x-cluster-client-ip",
+	// The W3C trace context (issue 19): an untrusted client must not pick
+	// the trace its request joins, nor force sampling.
+	"traceparent", "tracestate", "baggage",
 }
 
 // NormalizeName lower-cases a header name and maps "_" to "-", the
@@ -96,13 +99,13 @@ func IsDisguisedFraming(name, norm string) bool {
 
 // NeedsNormalising is a cheap pre-check: a header can only be owned or a
 // disguised framing header if its first byte is x, X, f, F, s, S, t, T,
-// c, C, r, R, k, K, p or P.
+// c, C, r, R, k, K, p, P, b or B.
 func NeedsNormalising(name string) bool {
 	if name == "" {
 		return false
 	}
 	switch name[0] {
-	case 'x', 'X', 'f', 'F', 's', 'S', 't', 'T', 'c', 'C', 'r', 'R', 'k', 'K', 'p', 'P':
+	case 'x', 'X', 'f', 'F', 's', 'S', 't', 'T', 'c', 'C', 'r', 'R', 'k', 'K', 'p', 'P', 'b', 'B':
 		return true
 	}
 	return false

@@ -91,3 +91,22 @@ func TestDisguisedFramingHeadersNotForwarded(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceContextOnlyFromTrustedProxies: issue 19, a client could pick the
+// trace its request joins (and force sampling) with its own traceparent.
+// The W3C trace context headers are forwarded only from trusted proxies,
+// in any spelling.
+func TestTraceContextOnlyFromTrustedProxies(t *testing.T) {
+	names := []string{"Traceparent", "traceparent", "Tracestate", "Baggage", "baggage", "TRACEPARENT"}
+	h := http.Header{}
+	for _, n := range names {
+		h[n] = []string{"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+	}
+	if Sanitize(h, false); len(h) != 0 {
+		t.Errorf("from an untrusted client: %v survived", h)
+	}
+	h = http.Header{"Traceparent": {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}, "Baggage": {"k=v"}}
+	if Sanitize(h, true); len(h) != 2 {
+		t.Errorf("from a trusted proxy: %v", h)
+	}
+}

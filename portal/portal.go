@@ -13,9 +13,9 @@ import (
 
 // Options configure the portal.
 type Options struct {
-	// JWKS is the key set that verifies X-Ztp-Assertion tokens, served at
-	// /.ztp/jwks.json.
-	JWKS   []byte
+	// JWKS returns the key set that verifies X-Ztp-Assertion tokens,
+	// served at /.ztp/jwks.json; it changes when the keys rotate.
+	JWKS   func() []byte
 	Logger *slog.Logger
 }
 
@@ -23,7 +23,7 @@ type Options struct {
 // public listener: sign-in glue, whoami, step-up and security keys, AWS
 // credentials, the key set. It is the only package that renders HTML.
 type Portal struct {
-	jwks []byte
+	jwks func() []byte
 	log  *slog.Logger
 }
 
@@ -90,7 +90,7 @@ func (pt *Portal) internalEndpoint(w http.ResponseWriter, r *http.Request, x *de
 		h.Set("Content-Type", "application/jwk-set+json")
 		h.Set("Cache-Control", "public, max-age=300")
 		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(pt.jwks)
+		_, _ = w.Write(pt.jwks())
 		x.Status = http.StatusOK
 		return nil
 	case path == authn.LoginPath:

@@ -2,19 +2,38 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"ztproxy/decide"
+	"ztproxy/tracing"
 )
 
 // BenchmarkBrowserPath measures the browser hot path in-process: open the
 // sealed session cookie, check revocation (cached), Cedar policy, the
 // assertion, header rewriting and forwarding to a no-op upstream.
-func BenchmarkBrowserPath(b *testing.B) {
+func BenchmarkBrowserPath(b *testing.B) { benchmarkBrowserPath(b, nil) }
+
+// BenchmarkBrowserPathTracing is BenchmarkBrowserPath with tracing on
+// (issue 19), sampling 1 % and 100 % of requests, spans exported to a
+// discarding exporter in the background.
+func BenchmarkBrowserPathTracing(b *testing.B) {
+	for _, ratio := range []float64{0.01, 1} {
+		b.Run(fmt.Sprintf("sample=%v", ratio), func(b *testing.B) {
+			tracer := tracing.NewWithExporter(tracetest.NewNoopExporter(), &ratio)
+			defer tracer.Shutdown(context.Background())
+			benchmarkBrowserPath(b, tracer)
+		})
+	}
+}
+
+func benchmarkBrowserPath(b *testing.B, tracer *tracing.Tracer) {
 	tp := newTestProxy(b)
 	browser := newTestBrowser(b, tp)
 	cfg := tp.cfg
@@ -22,7 +41,7 @@ func BenchmarkBrowserPath(b *testing.B) {
 	cfg.Authorizer = mustEngine(b, testPolicies+`@id("web-eng") permit (principal, action, resource == Route::"web") when { principal in Group::"eng" };`)
 	cfg.Routes = append([]decide.RouteConfig(nil), cfg.Routes...)
 	cfg.Routes = append(cfg.Routes, decide.RouteConfig{Name: "web", Host: "web.example.com", PathPrefix: "/", Upstream: cfg.Routes[0].Upstream, Auth: decide.AuthBrowser, PassIdentityHeaders: true})
-	s, err := New(cfg, Options{UpstreamTransport: noopTransport{}, Audit: slog.New(slog.NewJSONHandler(io.Discard, nil)), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s, err := New(cfg, Options{UpstreamTransport: noopTransport{}, Audit: slog.New(slog.NewJSONHandler(io.Discard, nil)), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Tracer: tracer})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+	"ztproxy/tracing"
 
 	"ztproxy/metrics"
 )
@@ -30,8 +31,12 @@ type Options struct {
 	// Signer signs identity assertions; its key is published at
 	// /.ztp/jwks.json.
 	SigningKey *ecdsa.PrivateKey
-	// ExtraVerificationKeys are older public keys still published so that
-	// assertions signed before a key rotation verify until they expire.
+	// PublishedKeys are published next to SigningKey but never sign: the
+	// next key of a rotation, and the previous one, so that assertions
+	// signed before the rotation verify until they expire.
+	PublishedKeys []*ecdsa.PublicKey
+	// Tracer traces requests (tracing.New); nil is tracing off.
+	Tracer *tracing.Tracer
 	Audit  *slog.Logger
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.

@@ -39,6 +39,9 @@ func newForwarder(s *Server, rc *decide.RouteConfig) (*forwarder, error) {
 	if rc.AWS != nil && rc.AWS.SignService != "" {
 		rt = newAWSSigningTransport(rt, rc.AWS, s.now)
 	}
+	// Tracing on: a client span per forwarded request (outermost, so it
+	// covers SigV4 signing) and its traceparent to the upstream.
+	rt = s.opts.Tracer.Transport(rt)
 	f.proxy = &httputil.ReverseProxy{
 		Rewrite:   f.rewrite,
 		Transport: rt,

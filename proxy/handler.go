@@ -28,6 +28,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveZTP(w, r, &x.Exchange)
 		return
 	}
+	// The server span (tracing on) ends with the audit line.
+	r = snap.engine.StartTrace(r, &x.Exchange)
 	// Exactly one audit line and metric sample, also when forwarding
 	// panics (issue 22.3).
 	audit := decide.NewAuditOnce(&x.Exchange, start)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/ecdsa"
 	"errors"
 	"fmt"
 	"io"
@@ -45,15 +46,15 @@ type Server struct {
 
 // New builds a Server from an initial configuration.
 func New(cfg decide.Config, opts Options) (*Server, error) {
-	engineOpts := &decide.Options{Audit: opts.Audit, Logger: opts.Logger, Now: opts.Now, Metrics: opts.Metrics}
+	engineOpts := &decide.Options{Audit: opts.Audit, Logger: opts.Logger, Now: opts.Now, Metrics: opts.Metrics, Tracer: opts.Tracer}
 	engineOpts.CheckAndSetDefaults()
 	opts.Audit, opts.Logger, opts.Now, opts.Metrics = engineOpts.Audit, engineOpts.Logger, engineOpts.Now, engineOpts.Metrics
-	signer, err := idheaders.NewSigner(opts.SigningKey)
+	signer, err := idheaders.NewSigner(opts.SigningKey, opts.PublishedKeys...)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{opts: opts, signer: signer, metrics: opts.Metrics, log: opts.Logger, now: opts.Now, engineOpts: engineOpts,
-		portal: portal.New(portal.Options{JWKS: signer.JWKS(), Logger: opts.Logger})}
+		portal: portal.New(portal.Options{JWKS: signer.JWKS, Logger: opts.Logger})}
 	s.forwardAuth = forwardauth.New(forwardauth.Options{
 		Engine: s.engine, Signer: signer, Logger: opts.Logger, Now: opts.Now, Metrics: opts.Metrics,
 	})
@@ -71,6 +72,22 @@ func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
 
 // JWKS returns the key set that verifies X-Ztp-Assertion tokens.
 func (s *Server) JWKS() []byte { return s.signer.JWKS() }
+
+// SetSigningKeys rotates the assertion keys without a restart: current
+// signs from now on (nil: the key generated at start), published are
+// served next to it in /.ztp/jwks.json. A change is logged with the key
+// ids (public) only.
+func (s *Server) SetSigningKeys(current *ecdsa.PrivateKey, published []*ecdsa.PublicKey) error {
+	changed, err := s.signer.SetKeys(current, published)
+	if err != nil {
+		return fmt.Errorf("proxy: assertion keys: %w", err)
+	}
+	if changed {
+		kid, kids := s.signer.KeyIDs()
+		s.log.Info("assertion signing keys changed", "signing_kid", kid, "published_kids", kids)
+	}
+	return nil
+}
 
 // Update builds a new snapshot from cfg and swaps it in. If cfg is
 // invalid the current snapshot keeps serving and the error is returned.

@@ -52,6 +52,10 @@ type DynamoConfig struct {
 	// "profiles.UpdateItem", so that callers can count calls, latency and
 	// errors with bounded label cardinality.
 	OnCall func(op string, d time.Duration, err error)
+	// StartSpan, when set, starts a trace span around every DynamoDB call
+	// (op as for OnCall) and returns the call's context and the function
+	// that ends the span with the call's error (tracing.Tracer.ClientSpans).
+	StartSpan func(ctx context.Context, op string) (context.Context, func(error))
 }
 
 // Dynamo is the DynamoDB store shared by any number of replicas.
@@ -180,45 +184,74 @@ func (d *Dynamo) observe(op string, start time.Time, err error) {
 	}
 }
 
+// span starts the trace span of one call (StartSpan); without tracing it
+// returns ctx and a no-op.
+func (d *Dynamo) span(ctx context.Context, op string) (context.Context, func(error)) {
+	if d.cfg.StartSpan == nil {
+		return ctx, endNothing
+	}
+	return d.cfg.StartSpan(ctx, op)
+}
+
+func endNothing(error) {}
+
 func (d *Dynamo) getItem(ctx context.Context, kind string, in *dynamodb.GetItemInput) (*dynamodb.GetItemOutput, error) {
+	op := kind + ".GetItem"
+	ctx, end := d.span(ctx, op)
 	start := time.Now()
 	out, err := d.client.GetItem(ctx, in)
-	d.observe(kind+".GetItem", start, err)
+	end(err)
+	d.observe(op, start, err)
 	return out, err
 }
 
 func (d *Dynamo) putItem(ctx context.Context, kind string, in *dynamodb.PutItemInput) (*dynamodb.PutItemOutput, error) {
+	op := kind + ".PutItem"
+	ctx, end := d.span(ctx, op)
 	start := time.Now()
 	out, err := d.client.PutItem(ctx, in)
-	d.observe(kind+".PutItem", start, err)
+	end(err)
+	d.observe(op, start, err)
 	return out, err
 }
 
 func (d *Dynamo) updateItem(ctx context.Context, kind string, in *dynamodb.UpdateItemInput) (*dynamodb.UpdateItemOutput, error) {
+	op := kind + ".UpdateItem"
+	ctx, end := d.span(ctx, op)
 	start := time.Now()
 	out, err := d.client.UpdateItem(ctx, in)
-	d.observe(kind+".UpdateItem", start, err)
+	end(err)
+	d.observe(op, start, err)
 	return out, err
 }
 
 func (d *Dynamo) deleteItem(ctx context.Context, kind string, in *dynamodb.DeleteItemInput) (*dynamodb.DeleteItemOutput, error) {
+	op := kind + ".DeleteItem"
+	ctx, end := d.span(ctx, op)
 	start := time.Now()
 	out, err := d.client.DeleteItem(ctx, in)
-	d.observe(kind+".DeleteItem", start, err)
+	end(err)
+	d.observe(op, start, err)
 	return out, err
 }
 
 func (d *Dynamo) scan(ctx context.Context, kind string, in *dynamodb.ScanInput) (*dynamodb.ScanOutput, error) {
+	op := kind + ".Scan"
+	ctx, end := d.span(ctx, op)
 	start := time.Now()
 	out, err := d.client.Scan(ctx, in)
-	d.observe(kind+".Scan", start, err)
+	end(err)
+	d.observe(op, start, err)
 	return out, err
 }
 
 func (d *Dynamo) query(ctx context.Context, kind string, in *dynamodb.QueryInput) (*dynamodb.QueryOutput, error) {
+	op := kind + ".Query"
+	ctx, end := d.span(ctx, op)
 	start := time.Now()
 	out, err := d.client.Query(ctx, in)
-	d.observe(kind+".Query", start, err)
+	end(err)
+	d.observe(op, start, err)
 	return out, err
 }
 

@@ -289,8 +289,10 @@ func (d *Dynamo) FindUsersByEmail(ctx context.Context, email string) ([]string, 
 		ExpressionAttributeNames: map[string]string{"#u": attrUserID, "#e": attrEmail},
 	}
 	for {
+		sctx, end := d.span(ctx, "profiles.Scan")
 		start := time.Now()
-		out, err := d.client.Scan(ctx, in)
+		out, err := d.client.Scan(sctx, in)
+		end(err)
 		d.observe("profiles.Scan", start, err)
 		if err != nil {
 			return nil, wrapDynamo("find users by email", err)

@@ -18,6 +18,7 @@ import (
 	"ztproxy/proxy"
 	"ztproxy/riskengine"
 	"ztproxy/store"
+	"ztproxy/tracing"
 )
 
 // startMode says what assemble may take hold of.
@@ -49,7 +50,33 @@ type instance struct {
 	devices   *devices.Inventory
 	server    *proxy.Server
 	listeners proxy.Listeners
-	closers   []func() // run in reverse order by close
+	tracer    *tracing.Tracer // nil: tracing off
+	closers   []func()        // run in reverse order by close
+}
+
+// startTracing starts the tracer provider (serve only; check-config checks
+// the settings and builds nothing that would connect). Its pending spans
+// are flushed at close, within 5 s.
+func (in *instance) startTracing(ctx context.Context, mode startMode, rep *config.Report) *tracing.Tracer {
+	if mode != assembleServe {
+		return nil
+	}
+	tracer, err := tracing.New(ctx, in.rt.File.TracingConfig(version))
+	if err != nil {
+		rep.Add("tracing", err)
+		return nil
+	}
+	if tracer != nil {
+		in.closers = append(in.closers, func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tracer.Shutdown(sctx); err != nil {
+				in.logger.Warn("tracing: flushing spans at exit", "err", err)
+			}
+		})
+		in.logger.Info("tracing on", "exporter", in.rt.File.Tracing.Exporter, "endpoint", in.rt.File.Tracing.Endpoint)
+	}
+	return tracer
 }
 
 // close releases what assemble opened, last opened first.
@@ -81,6 +108,7 @@ func assemble(ctx context.Context, path string, opts config.Options, mode startM
 	in.certs = buildCerts(rt, in.logger, rep)
 	in.bearer = buildBearer(rt, in.logger, in.metrics, rep)
 	rep.Add("assertion.trusted_jwks", setAssertions(&rt.Proxy, rt, in.logger, in.metrics))
+	in.tracer = in.startTracing(ctx, mode, rep)
 	st := in.openStore(ctx, mode, rep)
 	in.buildACMECerts(st, mode, rep)
 	if st != nil {
@@ -103,7 +131,8 @@ func assemble(ctx context.Context, path string, opts config.Options, mode startM
 		// Only now: with a component missing, proxy.New would report that
 		// instead of the component's own problem.
 		srv, err := proxy.New(rt.Proxy, proxy.Options{
-			Server: rt.Server, SigningKey: rt.SigningKey, Audit: in.audit, Logger: in.logger, Metrics: in.metrics,
+			Server: rt.Server, SigningKey: rt.SigningKey, PublishedKeys: rt.PublishedKeys, Audit: in.audit, Logger: in.logger, Metrics: in.metrics,
+			Tracer: in.tracer,
 		})
 		rep.Add("routes", err)
 		in.server = srv
@@ -216,7 +245,7 @@ func (in *instance) openStore(ctx context.Context, mode startMode, rep *config.R
 		storePath = "store.path"
 	}
 	if mode == assembleServe {
-		st, err := config.OpenStore(ctx, f, in.metrics.ObserveStoreCall)
+		st, err := config.OpenTracedStore(ctx, f, in.metrics.ObserveStoreCall, in.tracer)
 		if err != nil {
 			rep.Add(storePath, err)
 			return nil

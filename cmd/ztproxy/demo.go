@@ -1,9 +1,9 @@
+//go:build !ztproxy_nodemo
+
 package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -292,11 +292,4 @@ routes:
   - {name: laptop, host: localhost, path_prefix: /laptop, upstream: %q, auth: browser}
 `, s.listen, s.admin, external, demoPolicyFile, issuer, demoClientFile, demoSessionFile, demoStateFile,
 		filepath.Join(s.dir, "audit.log"), app, app, app, app, app)
-}
-
-// randomWord is a random 22-character password or secret.
-func randomWord() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
 }

@@ -93,6 +93,14 @@ var commandHelps = map[string]commandHelp{
 		Example: "ztproxy check-config --config config.example.yaml",
 		Doc:     "docs/configuration.md",
 	},
+	"healthcheck": {
+		Usage: "healthcheck [--config FILE | --admin ADDR] [--timeout D] [--quiet]",
+		Summary: "Probe /readyz on the admin listener (from --admin, the config's admin_listen, or 127.0.0.1:9090)\n" +
+			"and exit 0 when it answers 200, 1 otherwise: an exec health check for the distroless image, which\n" +
+			"has no shell or wget.",
+		Example: "ztproxy healthcheck --config /etc/ztproxy/config.yaml",
+		Doc:     "docs/operations.md",
+	},
 	"certs dev": {
 		Usage:   "certs dev --out DIR [--hosts h1,h2] [--device-spiffe-id ID] [--force]",
 		Summary: "Write a development CA (name-constrained to the hosts), a server certificate and a device (client)\ncertificate. NOT for production: the CA key lies next to the certificates.",

@@ -26,6 +26,9 @@ Usage:
   ztproxy check-config --config FILE [--online]
                                        validate a configuration and list every problem; --online also
                                        fetches each IdP's discovery document and JWKS
+  ztproxy healthcheck [--config FILE | --admin ADDR]
+                                       probe /readyz on the admin listener: exit 0 ready, 1 not
+                                       (exec health checks in images without a shell)
   ztproxy certs dev --out DIR          write a development CA, server and device certificates
   ztproxy certs trust --ca FILE        print how to make this system trust a development CA
   ztproxy policy test --config FILE --input REQUEST.json
@@ -80,6 +83,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdSidecar(ctx, args[1:], stdout, stderr)
 	case "check-config":
 		err = cmdCheckConfig(ctx, args[1:], stdout, stderr)
+	case "healthcheck":
+		err = cmdHealthcheck(ctx, args[1:], stdout, stderr)
 	case "demo":
 		err = cmdDemo(ctx, args[1:], stdout, stderr)
 	case "aws":

@@ -117,13 +117,18 @@ func (r *reloader) apply(rt *config.Runtime) error {
 		return err
 	}
 	if rt.File.Store != r.current.File.Store || !reflect.DeepEqual(rt.File.Risk, r.current.File.Risk) ||
-		!reflect.DeepEqual(rt.File.Devices, r.current.File.Devices) {
-		r.log.Warn("store, risk or devices settings changed: they take effect after a restart")
+		!reflect.DeepEqual(rt.File.Devices, r.current.File.Devices) || !reflect.DeepEqual(rt.File.Tracing, r.current.File.Tracing) {
+		r.log.Warn("store, risk, devices or tracing settings changed: they take effect after a restart")
 	}
 	setRisk(&rt.Proxy, r.risk)
 	setAWS(&rt.Proxy, r.aws)
 	setDevices(&rt.Proxy, r.devices)
 	if err := r.server.Update(rt.Proxy); err != nil {
+		return err
+	}
+	// Issue 19: the assertion keys rotate by reload. rt's keys were
+	// loaded and checked with the rest of the file.
+	if err := r.server.SetSigningKeys(rt.SigningKey, rt.PublishedKeys); err != nil {
 		return err
 	}
 	r.bearer = bearer
