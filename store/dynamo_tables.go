@@ -39,14 +39,21 @@ type TableDef struct {
 type IndexDef struct {
 	Name string
 	Keys []KeyAttr
+	// KeysOnly projects only the keys (the session indexes, so that
+	// sealed refresh tokens are not copied into them).
+	KeysOnly bool
 }
 
-// TableDefinitions returns the five tables of a deployment. All use
+// TableDefinitions returns the six tables of a deployment. All use
 // on-demand (PAY_PER_REQUEST) billing.
 func TableDefinitions(prefix string) []TableDef {
 	n := namesFor(prefix)
 	return []TableDef{
-		{Kind: "sessions", Name: n.sessions, Keys: []KeyAttr{{attrSessionID, "S", "HASH"}}, TTLAttribute: attrTTL},
+		{Kind: "sessions", Name: n.sessions, Keys: []KeyAttr{{attrSessionID, "S", "HASH"}}, TTLAttribute: attrTTL,
+			Indexes: []IndexDef{
+				{Name: indexSessionUser, Keys: []KeyAttr{{attrUserID, "S", "HASH"}}, KeysOnly: true},
+				{Name: indexSessionSID, Keys: []KeyAttr{{attrIdPSID, "S", "HASH"}}, KeysOnly: true},
+			}},
 		{Kind: "profiles", Name: n.profiles, Keys: []KeyAttr{{attrUserID, "S", "HASH"}}},
 		{Kind: "flags", Name: n.flags, Keys: []KeyAttr{{attrUserID, "S", "HASH"}}, TTLAttribute: attrTTL},
 		{Kind: "credentials", Name: n.credentials, Keys: []KeyAttr{
@@ -54,6 +61,7 @@ func TableDefinitions(prefix string) []TableDef {
 		}},
 		{Kind: "devices", Name: n.devices, Keys: []KeyAttr{{attrDeviceID, "S", "HASH"}},
 			Indexes: []IndexDef{{Name: indexDeviceOwner, Keys: []KeyAttr{{attrOwner, "S", "HASH"}}}}},
+		{Kind: "changes", Name: n.changes, Keys: []KeyAttr{{attrPK, "S", "HASH"}, {attrSK, "S", "RANGE"}}, TTLAttribute: attrTTL},
 	}
 }
 
@@ -87,10 +95,7 @@ func (d *Dynamo) createTable(ctx context.Context, def TableDef) error {
 	keys := def.Keys
 	for _, idx := range def.Indexes {
 		keys = append(keys[:len(keys):len(keys)], idx.Keys...)
-		in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, types.GlobalSecondaryIndex{
-			IndexName: aws.String(idx.Name), KeySchema: keySchema(idx.Keys),
-			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
-		})
+		in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, gsiOf(idx))
 	}
 	for _, k := range keys {
 		if !defined[k.Name] {
@@ -106,6 +111,83 @@ func (d *Dynamo) createTable(ctx context.Context, def TableDef) error {
 	var inUse *types.ResourceInUseException
 	if err != nil && !errors.As(err, &inUse) {
 		return wrapDynamo("create table "+def.Name, err)
+	}
+	if err != nil && len(def.Indexes) > 0 {
+		return d.ensureIndexes(ctx, def)
+	}
+	return nil
+}
+
+func gsiOf(idx IndexDef) types.GlobalSecondaryIndex {
+	proj := types.ProjectionTypeAll
+	if idx.KeysOnly {
+		proj = types.ProjectionTypeKeysOnly
+	}
+	return types.GlobalSecondaryIndex{
+		IndexName: aws.String(idx.Name), KeySchema: keySchema(idx.Keys),
+		Projection: &types.Projection{ProjectionType: proj},
+	}
+}
+
+// ensureIndexes adds the indexes an existing table lacks (tables made by an
+// older version: the session indexes came with continuous access
+// evaluation), one UpdateTable each, waiting for each to become ACTIVE.
+func (d *Dynamo) ensureIndexes(ctx context.Context, def TableDef) error {
+	for _, idx := range def.Indexes {
+		for {
+			start := time.Now()
+			out, err := d.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(def.Name)})
+			d.observe("tables.DescribeTable", start, err)
+			if err != nil {
+				return wrapDynamo("describe table "+def.Name, err)
+			}
+			status, found := indexStatus(out.Table, idx.Name)
+			if found && status == types.IndexStatusActive {
+				break
+			}
+			if !found && out.Table.TableStatus == types.TableStatusActive {
+				if err := d.createIndex(ctx, def.Name, idx); err != nil {
+					return err
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("store: waiting for index %s of %s: %w", idx.Name, def.Name, ctx.Err())
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+func indexStatus(t *types.TableDescription, name string) (types.IndexStatus, bool) {
+	if t == nil {
+		return "", false
+	}
+	for _, g := range t.GlobalSecondaryIndexes {
+		if aws.ToString(g.IndexName) == name {
+			return g.IndexStatus, true
+		}
+	}
+	return "", false
+}
+
+func (d *Dynamo) createIndex(ctx context.Context, table string, idx IndexDef) error {
+	var defs []types.AttributeDefinition
+	for _, k := range idx.Keys {
+		defs = append(defs, types.AttributeDefinition{AttributeName: aws.String(k.Name), AttributeType: types.ScalarAttributeType(k.Type)})
+	}
+	g := gsiOf(idx)
+	start := time.Now()
+	_, err := d.client.UpdateTable(ctx, &dynamodb.UpdateTableInput{
+		TableName: aws.String(table), AttributeDefinitions: defs,
+		GlobalSecondaryIndexUpdates: []types.GlobalSecondaryIndexUpdate{{Create: &types.CreateGlobalSecondaryIndexAction{
+			IndexName: g.IndexName, KeySchema: g.KeySchema, Projection: g.Projection,
+		}}},
+	})
+	d.observe("tables.UpdateTable", start, err)
+	if err != nil {
+		return wrapDynamo("add index "+idx.Name+" to "+table, err)
 	}
 	return nil
 }
@@ -201,9 +283,15 @@ func IAMPolicy(prefix, region, account string) string {
 				},
 			},
 			{
+				// The replicas load the compromised set from the (small)
+				// flags table at start and every few minutes.
+				Sid: "ZtproxyFlagsList", Effect: "Allow", Action: []string{"dynamodb:Scan"},
+				Resource: []string{fmt.Sprintf("arn:aws:dynamodb:%s:%s:table/%sflags", region, account, prefix)},
+			},
+			{
 				Sid: "ZtproxyStoreInit", Effect: "Allow", Resource: arns,
 				Action: []string{
-					"dynamodb:CreateTable", "dynamodb:DescribeTable",
+					"dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:UpdateTable",
 					"dynamodb:UpdateTimeToLive", "dynamodb:DescribeTimeToLive", "dynamodb:Scan",
 				},
 			},

@@ -36,7 +36,11 @@ type Sealer interface {
 // sensitive: it is sealed at rest and must never be logged.
 type SessionRecord struct {
 	ID, UserID, IdP string
-	RefreshToken    string
+	// SID is the IdP's session id (the ID token's "sid" claim), by which
+	// a back-channel logout names the sessions to end; "" when the IdP
+	// sent none.
+	SID          string
+	RefreshToken string
 	// IDToken is kept for id_token_hint at RP-initiated logout.
 	IDToken     string
 	TokenExpiry time.Time
@@ -228,6 +232,10 @@ type Store interface {
 	FlagStore
 	CredentialStore
 	DeviceStore
+	SessionIndex
+	ChangeFeed
+	OnceStore
+	FlagLister
 	Close() error
 }
 
