@@ -31,8 +31,10 @@ var allowedImports = map[string][]string{
 	"ztproxy/certs": {"ztproxy/identity"},
 	// devices (device CA, inventory, posture) builds on certs to load
 	// its CA.
-	"ztproxy/devices":    {"ztproxy/identity", "ztproxy/certs"},
-	"ztproxy/store":      {"ztproxy/identity"},
+	"ztproxy/devices": {"ztproxy/identity", "ztproxy/certs"},
+	"ztproxy/store":   {"ztproxy/identity"},
+	// cae (continuous access evaluation) applies the store's change feed.
+	"ztproxy/cae":        {"ztproxy/identity", "ztproxy/store"},
 	"ztproxy/riskengine": {"ztproxy/identity"},
 	"ztproxy/awscreds":   {"ztproxy/identity"},
 	"ztproxy/upstream":   {},

@@ -106,6 +106,9 @@ type Config struct {
 	// Devices adds the device inventory's facts to a presented client
 	// certificate; nil without devices configured.
 	Devices DeviceInventory
+	// Guard refuses principals flagged compromised (issue 17); nil
+	// without a store.
+	Guard PrincipalGuard
 }
 
 // CheckAndSetDefaults validates the config and fills defaults. It has no

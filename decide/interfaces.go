@@ -39,6 +39,15 @@ type DeviceInventory interface {
 	DeviceFacts(ctx context.Context, d identity.Device) identity.Device
 }
 
+// PrincipalGuard knows which principals (users and services) an operator
+// or a security event flagged compromised: a hard deny on every route,
+// whatever policy says. It must answer from memory (the request path reads
+// no store for it); an error means it cannot tell yet, and the request is
+// refused (503).
+type PrincipalGuard interface {
+	Compromised(principalID string) (reason string, compromised bool, err error)
+}
+
 var (
 	_ AssertionVerifier = (*authn.AssertionVerifier)(nil)
 	_ Authorizer        = (*authz.Engine)(nil)

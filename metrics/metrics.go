@@ -42,6 +42,8 @@ type Metrics struct {
 
 	DeviceLookups *prometheus.CounterVec
 	DeviceEvents  *prometheus.CounterVec
+
+	CAE CAE
 }
 
 // New creates the collectors on a new registry that also carries the Go
@@ -104,6 +106,7 @@ func New() *Metrics {
 	}, []string{"role"})
 	m.registerIdPKeys(reg)
 	m.registerDevices(reg)
+	m.registerCAE(reg)
 	m.RevocationsPending = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "ztproxy_session_revocations_pending", Help: "Sign-outs enforced on this replica that the shared store has not recorded yet.",
 	})

@@ -48,10 +48,15 @@ type Change struct {
 	SessionIDs []string  `json:"session_ids,omitempty"`
 }
 
-// ChangeFeed tells every replica what changed.
-type ChangeFeed interface {
+// ChangePublisher appends to the change feed.
+type ChangePublisher interface {
 	// PublishChange appends c (Seq and At are set here) to the feed.
 	PublishChange(ctx context.Context, c Change) error
+}
+
+// ChangeFeed tells every replica what changed.
+type ChangeFeed interface {
+	ChangePublisher
 	// ChangesSince returns the changes published at or after since, in
 	// Seq order, at most MaxChangesPerRead of them. Readers remember the
 	// Seqs they applied: changes from replicas with a slower clock can
@@ -131,7 +136,7 @@ func sidKey(idp, sid string) string { return idp + "\x00" + sid }
 
 // PublishSessions publishes the revocation of ids in changes of at most
 // MaxChangeSessions each.
-func PublishSessions(ctx context.Context, feed ChangeFeed, userID string, ids []string) error {
+func PublishSessions(ctx context.Context, feed ChangePublisher, userID string, ids []string) error {
 	for len(ids) > 0 {
 		n := min(len(ids), MaxChangeSessions)
 		if err := feed.PublishChange(ctx, Change{Kind: ChangeSessions, UserID: userID, SessionIDs: ids[:n]}); err != nil {

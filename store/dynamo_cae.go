@@ -183,4 +183,3 @@ func (d *Dynamo) ListFlags(ctx context.Context) ([]Flag, error) {
 		startKey = res.LastEvaluatedKey
 	}
 }
-

@@ -283,17 +283,17 @@ func IAMPolicy(prefix, region, account string) string {
 				},
 			},
 			{
-				// The replicas load the compromised set from the (small)
-				// flags table at start and every few minutes.
-				Sid: "ZtproxyFlagsList", Effect: "Allow", Action: []string{"dynamodb:Scan"},
-				Resource: []string{fmt.Sprintf("arn:aws:dynamodb:%s:%s:table/%sflags", region, account, prefix)},
-			},
-			{
 				Sid: "ZtproxyStoreInit", Effect: "Allow", Resource: arns,
 				Action: []string{
 					"dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:UpdateTable",
 					"dynamodb:UpdateTimeToLive", "dynamodb:DescribeTimeToLive", "dynamodb:Scan",
 				},
+			},
+			{
+				// The replicas load the compromised set from the (small)
+				// flags table at start and every few minutes.
+				Sid: "ZtproxyFlagsList", Effect: "Allow", Action: []string{"dynamodb:Scan"},
+				Resource: []string{fmt.Sprintf("arn:aws:dynamodb:%s:%s:table/%sflags", region, account, prefix)},
 			},
 		},
 	}

@@ -11,6 +11,7 @@ import (
 
 	"ztproxy/authn"
 	"ztproxy/awscreds"
+	"ztproxy/cae"
 	"ztproxy/certs"
 	"ztproxy/config"
 	"ztproxy/devices"
@@ -47,6 +48,7 @@ type instance struct {
 	sessions  authn.SessionStore
 	keys      authn.WebAuthnStore
 	devices   *devices.Inventory
+	cae       *cae.Evaluator // nil in check-config
 	server    *proxy.Server
 	listeners proxy.Listeners
 	closers   []func() // run in reverse order by close
@@ -89,6 +91,7 @@ func assemble(ctx context.Context, path string, opts config.Options, mode startM
 		in.buildRisk(st, mode, rep)
 		buildBrowser(rt, in.sessions, in.keys, in.logger, in.metrics, rep)
 		in.buildDevices(st, rep)
+		in.buildCAE(ctx, st, mode)
 		if mode == assembleServe && rt.File.Store.Backend == "embedded" {
 			in.serveOperatorSocket(st)
 		}
@@ -98,6 +101,7 @@ func assemble(ctx context.Context, path string, opts config.Options, mode startM
 	setRisk(&rt.Proxy, in.risk)
 	setAWS(&rt.Proxy, in.aws)
 	setDevices(&rt.Proxy, in.devices)
+	setGuard(&rt.Proxy, in.cae)
 	if !rep.Failed() {
 		// Only now: with a component missing, proxy.New would report that
 		// instead of the component's own problem.

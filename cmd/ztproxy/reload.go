@@ -15,6 +15,7 @@ import (
 
 	"ztproxy/authn"
 	"ztproxy/awscreds"
+	"ztproxy/cae"
 	"ztproxy/certs"
 	"ztproxy/config"
 	"ztproxy/devices"
@@ -45,6 +46,8 @@ type reloader struct {
 	aws *awscreds.Minter
 	// devices outlives reloads: its cache (devices settings need a restart).
 	devices *devices.Inventory
+	// cae outlives reloads: the compromised set and the feed's position.
+	cae     *cae.Evaluator
 	server  *proxy.Server
 	metrics *metrics.Metrics
 	log     *slog.Logger
@@ -123,6 +126,7 @@ func (r *reloader) apply(rt *config.Runtime) error {
 	setRisk(&rt.Proxy, r.risk)
 	setAWS(&rt.Proxy, r.aws)
 	setDevices(&rt.Proxy, r.devices)
+	setGuard(&rt.Proxy, r.cae)
 	if err := r.server.Update(rt.Proxy); err != nil {
 		return err
 	}
