@@ -44,7 +44,7 @@ func (pt *Portal) Serve(w http.ResponseWriter, r *http.Request, x *decide.Exchan
 	var audit *decide.AuditOnce
 	securityEvent := false
 	switch r.URL.Path {
-	case authn.LoginPath, authn.CallbackPath, authn.LogoutPath, decide.StepUpPath,
+	case authn.LoginPath, authn.CallbackPath, authn.LogoutPath, decide.StepUpPath, authn.BackchannelLogoutPath,
 		WebAuthnFinishPath, EnrollFinishPath, WebAuthnRemovePath,
 		DeviceEnrollPath, DeviceRemovePath, DeviceRenewPath, DeviceReportPath:
 		securityEvent = true
@@ -70,6 +70,11 @@ func (pt *Portal) Serve(w http.ResponseWriter, r *http.Request, x *decide.Exchan
 	if audit != nil {
 		if securityEvent {
 			x.Decision.Effect = identity.Allow
+		}
+		if err == nil && x.ErrCode != "" {
+			// The handler answered a refusal itself (back-channel logout's
+			// spec-defined JSON): the audit line still names it.
+			err = &decide.Error{Status: x.Status, Code: x.ErrCode, Msg: x.ErrCode}
 		}
 		audit.Finish(err)
 	}
@@ -107,6 +112,8 @@ func (pt *Portal) internalEndpoint(w http.ResponseWriter, r *http.Request, x *de
 		return pt.handleCallback(w, r, x)
 	case path == authn.LogoutPath:
 		return pt.handleLogout(w, r, x)
+	case path == authn.BackchannelLogoutPath:
+		return pt.handleBackchannelLogout(w, r, x)
 	case path == authn.SignedOutPath:
 		renderPage(w, http.StatusOK, pageData{Title: "Signed out", Message: "You are signed out. Close this tab, or sign in again to continue.", Link: "/", LinkText: "Sign in again"})
 		x.Status = http.StatusOK

@@ -31,7 +31,8 @@ type killSwitchEnv struct {
 	env                      *browserEnv
 }
 
-func newKillSwitchEnv(t *testing.T, opts testenv.OIDCOptions, extra string) *killSwitchEnv {
+func newKillSwitchEnv(t *testing.T, backchannel bool) *killSwitchEnv {
+	var opts testenv.OIDCOptions
 	k := &killSwitchEnv{dir: t.TempDir()}
 	k.certDir = filepath.Join(k.dir, "certs")
 	if code, out := runZtproxy(t, "certs", "dev", "--out", k.certDir); code != 0 {
@@ -41,15 +42,15 @@ func newKillSwitchEnv(t *testing.T, opts testenv.OIDCOptions, extra string) *kil
 	k.pubA, k.pubB = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	admA, admB := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	external := "https://" + k.pubA
-	if opts.Clients == nil {
-		opts.Clients = []testenv.OIDCClient{{ID: "ztproxy", Secret: "ks-secret", RedirectURIs: []string{external + "/.ztp/callback"},
-			PostLogoutRedirectURIs: []string{external + "/.ztp/signed-out"}}}
+	opts.Clients = []testenv.OIDCClient{{ID: "ztproxy", Secret: "ks-secret", RedirectURIs: []string{external + "/.ztp/callback"},
+		PostLogoutRedirectURIs: []string{external + "/.ztp/signed-out"}}}
+	if backchannel {
+		opts.Clients[0].BackchannelLogoutURI = external + "/.ztp/backchannel-logout"
+		opts.ExtraCAFile = filepath.Join(k.certDir, "ca.pem")
 	}
-	if opts.Users == nil {
-		opts.Users = []testenv.OIDCUser{
-			{Sub: "alice", Email: "alice@ztp.test", Password: "alice-pw", Groups: []string{"eng"}},
-			{Sub: "bob", Email: "bob@ztp.test", Password: "bob-pw", Groups: []string{"eng"}},
-		}
+	opts.Users = []testenv.OIDCUser{
+		{Sub: "alice", Email: "alice@ztp.test", Password: "alice-pw", Groups: []string{"eng"}},
+		{Sub: "bob", Email: "bob@ztp.test", Password: "bob-pw", Groups: []string{"eng"}},
 	}
 	k.op = testenv.StartOIDC(t, opts)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
@@ -72,7 +73,7 @@ routes:
   - {name: app, host: 127.0.0.1, path_prefix: /app, upstream: %q, auth: browser}
   - {name: api, host: 127.0.0.1, path_prefix: /api, upstream: %q, auth: bearer}
   - {name: svc, host: 127.0.0.1, path_prefix: /svc, upstream: %q, auth: mtls}
-%s`, pub, adm, external, filepath.Join(k.dir, name), k.op.Issuer, ddb.Endpoint, name, up.URL, up.URL, up.URL, extra))
+`, pub, adm, external, filepath.Join(k.dir, name), k.op.Issuer, ddb.Endpoint, name, up.URL, up.URL, up.URL))
 		return path
 	}
 	k.cfgA, k.cfgB = config("a", k.pubA, admA), config("b", k.pubB, admB)
@@ -87,6 +88,13 @@ routes:
 
 // signIn signs user in through replica A and returns the session cookie.
 func (k *killSwitchEnv) signIn(t *testing.T, user string) string {
+	_, cookie := k.signInClient(t, user)
+	return cookie
+}
+
+// signInClient signs user in through replica A with a new browser and
+// returns it (its cookies hold the OP session too) and the proxy cookie.
+func (k *killSwitchEnv) signInClient(t *testing.T, user string) (*http.Client, string) {
 	c := k.env.client(t)
 	resp := k.op.Login(t, c, k.env.base+"/app/x", k.op.User(t, user), false)
 	if body := readBody(t, resp); resp.StatusCode != 200 {
@@ -94,11 +102,11 @@ func (k *killSwitchEnv) signIn(t *testing.T, user string) string {
 	}
 	for _, ck := range c.Jar.Cookies(resp.Request.URL) {
 		if ck.Name == "_ztp_session" {
-			return ck.Name + "=" + ck.Value
+			return c, ck.Name + "=" + ck.Value
 		}
 	}
 	t.Fatal("no session cookie")
-	return ""
+	return nil, ""
 }
 
 // status sends a request with the cookie (or none) and header to pub.
@@ -141,7 +149,7 @@ func within(t *testing.T, limit time.Duration, what string, cond func(pub string
 // user and `risk flag --level compromised` is a hard deny by the engine,
 // for users and services, on every replica within a second.
 func TestKillSwitchAcrossReplicas(t *testing.T) {
-	k := newKillSwitchEnv(t, testenv.OIDCOptions{}, "")
+	k := newKillSwitchEnv(t, false)
 	c := tlsClient(t, k.certDir, false)
 	device := tlsClient(t, k.certDir, true)
 	alice := k.op.Issuer + "#alice"
