@@ -70,7 +70,9 @@ var ErrNotReady = errors.New("cae: the compromised set has not been loaded from 
 
 // Evaluator applies the change feed. It is safe for concurrent use.
 type Evaluator struct {
-	cfg         Config
+	cfg Config
+	// compromised holds the principals flagged compromised and those
+	// flagged step_up (by level), copied on write.
 	compromised atomic.Pointer[map[string]store.Flag]
 
 	mu       sync.Mutex // guards since and seen, used by the poll loop
@@ -100,11 +102,28 @@ func (e *Evaluator) Compromised(principalID string) (reason string, compromised 
 		return "", false, ErrNotReady
 	}
 	f, ok := (*m)[principalID]
-	if !ok || !f.ExpiresAt.IsZero() && !e.cfg.Now().Before(f.ExpiresAt) {
+	if !ok || f.Level != store.FlagCompromised || !f.ExpiresAt.IsZero() && !e.cfg.Now().Before(f.ExpiresAt) {
 		return "", false, nil
 	}
 	return f.Reason, true, nil
 }
+
+// StepUpSince reports whether principalID must authenticate again unless
+// it did so after the returned time (a step_up flag). It reads no store.
+func (e *Evaluator) StepUpSince(principalID string) (time.Time, bool) {
+	m := e.compromised.Load()
+	if m == nil {
+		return time.Time{}, false
+	}
+	f, ok := (*m)[principalID]
+	if !ok || f.Level != store.FlagStepUp || !f.ExpiresAt.IsZero() && !e.cfg.Now().Before(f.ExpiresAt) {
+		return time.Time{}, false
+	}
+	return f.SetAt, true
+}
+
+// tracked reports whether the evaluator keeps f in memory.
+func tracked(f store.Flag) bool { return f.Level == store.FlagCompromised || f.Level == store.FlagStepUp }
 
 // Start loads the flags (waiting at most until ctx ends; on failure the
 // poll loop keeps trying) and starts polling the feed.
@@ -147,7 +166,7 @@ func (e *Evaluator) rescan(ctx context.Context) error {
 	}
 	m := make(map[string]store.Flag)
 	for _, f := range flags {
-		if f.Level == store.FlagCompromised {
+		if tracked(f) {
 			m[f.UserID] = f
 		}
 	}
@@ -241,14 +260,15 @@ func (e *Evaluator) refreshFlag(ctx context.Context, id string) {
 		m[k] = v
 	}
 	delete(m, id)
-	if err == nil && f.Level == store.FlagCompromised {
+	if err == nil && tracked(f) {
 		m[id] = f
 	}
 	e.compromised.Store(&m)
 }
 
-// SetCompromised applies a flag this replica itself just wrote, at once.
-func (e *Evaluator) SetCompromised(f store.Flag, compromised bool) {
+// Apply applies a flag this replica itself just wrote (set, or cleared
+// when cleared is true), at once rather than at the next poll.
+func (e *Evaluator) Apply(f store.Flag, cleared bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	old := e.compromised.Load()
@@ -259,7 +279,7 @@ func (e *Evaluator) SetCompromised(f store.Flag, compromised bool) {
 		}
 	}
 	delete(m, f.UserID)
-	if compromised {
+	if !cleared && tracked(f) {
 		m[f.UserID] = f
 	}
 	e.compromised.Store(&m)

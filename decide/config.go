@@ -109,6 +109,8 @@ type Config struct {
 	// Guard refuses principals flagged compromised (issue 17); nil
 	// without a store.
 	Guard PrincipalGuard
+	// Signals receives pushed security events; nil without transmitters.
+	Signals SignalReceiver
 }
 
 // CheckAndSetDefaults validates the config and fills defaults. It has no

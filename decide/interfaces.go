@@ -2,6 +2,7 @@ package decide
 
 import (
 	"context"
+	"time"
 
 	"ztproxy/authn"
 	"ztproxy/authz"
@@ -46,6 +47,17 @@ type DeviceInventory interface {
 // refused (503).
 type PrincipalGuard interface {
 	Compromised(principalID string) (reason string, compromised bool, err error)
+	// StepUpSince reports that the principal must authenticate again
+	// unless it did after the returned time (a security event said its
+	// authentication no longer counts).
+	StepUpSince(principalID string) (time.Time, bool)
+}
+
+// SignalReceiver takes Security Event Tokens pushed to
+// /.ztp/security-events (RFC 8935). A refused SET's error has a
+// SETError() (code, description) method.
+type SignalReceiver interface {
+	ReceiveSET(ctx context.Context, set []byte) error
 }
 
 var (

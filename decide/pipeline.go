@@ -47,6 +47,14 @@ func (e *Engine) decide(r *http.Request, x *Exchange, v *Verdict) error {
 	if err := e.checkCompromised(x); err != nil {
 		return err
 	}
+	if dec, ok := e.stepUpRequired(x); ok {
+		x.Decision = dec
+		if rt.Auth == AuthBrowser && e.cfg.Browser != nil {
+			return e.browserStepUp(r, x, dec)
+		}
+		return &Denied{Decision: dec, Bearer: rt.Auth == AuthBearer || x.RawBearer != "", Hint: e.cfg.StepUpHints[x.RC.Principal.IdP],
+			Principal: x.RC.Principal, Route: rt.Name}
+	}
 
 	// Behavioral risk describes people: services (mTLS, client
 	// credentials) have no human behaviour to learn and keep the neutral
@@ -124,6 +132,30 @@ func (e *Engine) checkCompromised(x *Exchange) error {
 		Reasons: []string{"this account is flagged compromised; access is blocked until an operator clears the flag"}}
 	return &Denied{Decision: x.Decision, Bearer: x.Route.Auth == AuthBearer || x.RawBearer != "",
 		Principal: x.RC.Principal, Route: x.Route.Name}
+}
+
+// PolicyStepUpRequired names the engine's own step-up, asked by a
+// security event (issue 17), in the audit log.
+const PolicyStepUpRequired = "ztproxy:step-up-required"
+
+// stepUpRequired asks a user whose authentication a security event
+// discounted (a step_up flag newer than its auth_time) to authenticate
+// again, whatever policy says; services cannot step up and are refused.
+func (e *Engine) stepUpRequired(x *Exchange) (identity.Decision, bool) {
+	p := &x.RC.Principal
+	if e.cfg.Guard == nil || p.ID == "" {
+		return identity.Decision{}, false
+	}
+	since, ok := e.cfg.Guard.StepUpSince(p.ID)
+	if !ok || p.AuthTime.After(since) {
+		return identity.Decision{}, false
+	}
+	dec := identity.Decision{Effect: identity.StepUp, StepUp: []string{"mfa"}, PolicyIDs: []string{PolicyStepUpRequired},
+		Reasons: []string{"a security event asks you to sign in again"}}
+	if p.Kind != identity.KindUser {
+		dec.Effect = identity.Deny
+	}
+	return dec, true
 }
 
 // routeRequest canonicalises the host and path and finds the route. The

@@ -44,7 +44,7 @@ func (pt *Portal) Serve(w http.ResponseWriter, r *http.Request, x *decide.Exchan
 	var audit *decide.AuditOnce
 	securityEvent := false
 	switch r.URL.Path {
-	case authn.LoginPath, authn.CallbackPath, authn.LogoutPath, decide.StepUpPath, authn.BackchannelLogoutPath,
+	case authn.LoginPath, authn.CallbackPath, authn.LogoutPath, decide.StepUpPath, authn.BackchannelLogoutPath, SecurityEventsPath,
 		WebAuthnFinishPath, EnrollFinishPath, WebAuthnRemovePath,
 		DeviceEnrollPath, DeviceRemovePath, DeviceRenewPath, DeviceReportPath:
 		securityEvent = true
@@ -114,6 +114,8 @@ func (pt *Portal) internalEndpoint(w http.ResponseWriter, r *http.Request, x *de
 		return pt.handleLogout(w, r, x)
 	case path == authn.BackchannelLogoutPath:
 		return pt.handleBackchannelLogout(w, r, x)
+	case path == SecurityEventsPath:
+		return pt.handleSecurityEvents(w, r, x)
 	case path == authn.SignedOutPath:
 		renderPage(w, http.StatusOK, pageData{Title: "Signed out", Message: "You are signed out. Close this tab, or sign in again to continue.", Link: "/", LinkText: "Sign in again"})
 		x.Status = http.StatusOK

@@ -104,6 +104,12 @@ type Observation struct {
 const (
 	FlagCompromised = "compromised"
 	FlagWatch       = "watch"
+	// FlagStepUp asks the principal to authenticate again (step-up) at
+	// the next request unless it authenticated after SetAt: a security
+	// event (assurance level or credential change) says the current
+	// authentication no longer counts. The risk engine scores it as
+	// watch.
+	FlagStepUp = "step_up"
 )
 
 // Flag is an operator's mark on a user that raises the user's risk.

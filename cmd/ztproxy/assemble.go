@@ -18,6 +18,7 @@ import (
 	"ztproxy/metrics"
 	"ztproxy/proxy"
 	"ztproxy/riskengine"
+	"ztproxy/signals"
 	"ztproxy/store"
 )
 
@@ -49,6 +50,7 @@ type instance struct {
 	keys      authn.WebAuthnStore
 	devices   *devices.Inventory
 	cae       *cae.Evaluator // nil in check-config
+	signals   *signals.Receiver
 	server    *proxy.Server
 	listeners proxy.Listeners
 	closers   []func() // run in reverse order by close
@@ -92,6 +94,7 @@ func assemble(ctx context.Context, path string, opts config.Options, mode startM
 		buildBrowser(rt, in.sessions, in.keys, in.logger, in.metrics, rep)
 		in.buildDevices(st, rep)
 		in.buildCAE(ctx, st, mode)
+		in.buildSignals(st, rep)
 		if mode == assembleServe && rt.File.Store.Backend == "embedded" {
 			in.serveOperatorSocket(st)
 		}
@@ -102,6 +105,7 @@ func assemble(ctx context.Context, path string, opts config.Options, mode startM
 	setAWS(&rt.Proxy, in.aws)
 	setDevices(&rt.Proxy, in.devices)
 	setGuard(&rt.Proxy, in.cae)
+	setSignals(&rt.Proxy, in.signals)
 	if !rep.Failed() {
 		// Only now: with a component missing, proxy.New would report that
 		// instead of the component's own problem.

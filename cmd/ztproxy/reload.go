@@ -22,6 +22,7 @@ import (
 	"ztproxy/metrics"
 	"ztproxy/proxy"
 	"ztproxy/riskengine"
+	"ztproxy/signals"
 )
 
 // reloadPollInterval is how often the config and policy files are checked
@@ -48,6 +49,7 @@ type reloader struct {
 	devices *devices.Inventory
 	// cae outlives reloads: the compromised set and the feed's position.
 	cae     *cae.Evaluator
+	signals *signals.Receiver
 	server  *proxy.Server
 	metrics *metrics.Metrics
 	log     *slog.Logger
@@ -127,6 +129,7 @@ func (r *reloader) apply(rt *config.Runtime) error {
 	setAWS(&rt.Proxy, r.aws)
 	setDevices(&rt.Proxy, r.devices)
 	setGuard(&rt.Proxy, r.cae)
+	setSignals(&rt.Proxy, r.signals)
 	if err := r.server.Update(rt.Proxy); err != nil {
 		return err
 	}
