@@ -32,6 +32,12 @@ type killSwitchEnv struct {
 }
 
 func newKillSwitchEnv(t *testing.T, backchannel bool) *killSwitchEnv {
+	return newKillSwitchEnvWith(t, backchannel, "")
+}
+
+// newKillSwitchEnvWith appends extra YAML (top-level keys, with %[1]s for
+// the replica's external URL) to both replicas' configurations.
+func newKillSwitchEnvWith(t *testing.T, backchannel bool, extra string) *killSwitchEnv {
 	var opts testenv.OIDCOptions
 	k := &killSwitchEnv{dir: t.TempDir()}
 	k.certDir = filepath.Join(k.dir, "certs")
@@ -73,7 +79,8 @@ routes:
   - {name: app, host: 127.0.0.1, path_prefix: /app, upstream: %q, auth: browser}
   - {name: api, host: 127.0.0.1, path_prefix: /api, upstream: %q, auth: bearer}
   - {name: svc, host: 127.0.0.1, path_prefix: /svc, upstream: %q, auth: mtls}
-`, pub, adm, external, filepath.Join(k.dir, name), k.op.Issuer, ddb.Endpoint, name, up.URL, up.URL, up.URL))
+`, pub, adm, external, filepath.Join(k.dir, name), k.op.Issuer, ddb.Endpoint, name, up.URL, up.URL, up.URL)+
+			strings.ReplaceAll(extra, "%[1]s", external))
 		return path
 	}
 	k.cfgA, k.cfgB = config("a", k.pubA, admA), config("b", k.pubB, admB)
