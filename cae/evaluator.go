@@ -123,7 +123,9 @@ func (e *Evaluator) StepUpSince(principalID string) (time.Time, bool) {
 }
 
 // tracked reports whether the evaluator keeps f in memory.
-func tracked(f store.Flag) bool { return f.Level == store.FlagCompromised || f.Level == store.FlagStepUp }
+func tracked(f store.Flag) bool {
+	return f.Level == store.FlagCompromised || f.Level == store.FlagStepUp
+}
 
 // Start loads the flags (waiting at most until ctx ends; on failure the
 // poll loop keeps trying) and starts polling the feed.

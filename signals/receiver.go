@@ -51,7 +51,9 @@ func (e *Error) Unwrap() error { return e.Err }
 // SETError returns the RFC 8935 error code and description.
 func (e *Error) SETError() (code, description string) { return e.Code, e.Description }
 
-func refuse(code, desc string, err error) error { return &Error{Code: code, Description: desc, Err: err} }
+func refuse(code, desc string, err error) error {
+	return &Error{Code: code, Description: desc, Err: err}
+}
 
 // Receiver verifies pushed SETs and acts on their events. It is safe for
 // concurrent use.

@@ -103,7 +103,9 @@ func parseSubject(raw json.RawMessage, role string, s *subject, depth int) error
 	if depth > 1 || json.Unmarshal(raw, &r) != nil {
 		return refuse(ErrCodeInvalidRequest, "the subject is malformed", nil)
 	}
-	bad := func(what string) error { return refuse(ErrCodeInvalidRequest, "subject format "+r.Format+": "+what, nil) }
+	bad := func(what string) error {
+		return refuse(ErrCodeInvalidRequest, "subject format "+r.Format+": "+what, nil)
+	}
 	switch r.Format {
 	case "iss_sub":
 		if r.Iss == "" || r.Sub == "" {
