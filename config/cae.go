@@ -22,3 +22,21 @@ type SETTransmitter struct {
 	// transmitter's session subjects refer to; optional.
 	IdP string `yaml:"idp"`
 }
+
+// AdminAPI configures the operator API under /.ztp/admin/v1/ on the TLS
+// listener (issue 17). It is off until an operator identity is listed;
+// it is never anonymous and never served over plain HTTP.
+type AdminAPI struct {
+	// ClientSPIFFEIDs are the SPIFFE ids of client certificates (verified
+	// by tls.client_ca_file) that may call it.
+	ClientSPIFFEIDs []string `yaml:"client_spiffe_ids"`
+	// BearerIdP names the entry of idps whose bearer tokens may call it,
+	// when the token's groups include one of AdminGroups.
+	BearerIdP   string   `yaml:"bearer_idp"`
+	AdminGroups []string `yaml:"admin_groups"`
+}
+
+// Enabled reports whether any operator identity is configured.
+func (a AdminAPI) Enabled() bool {
+	return len(a.ClientSPIFFEIDs) > 0 || a.BearerIdP != "" || len(a.AdminGroups) > 0
+}

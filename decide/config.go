@@ -111,6 +111,8 @@ type Config struct {
 	Guard PrincipalGuard
 	// Signals receives pushed security events; nil without transmitters.
 	Signals SignalReceiver
+	// Admin is the operator API; nil unless admin_api is configured.
+	Admin AdminAPI
 }
 
 // CheckAndSetDefaults validates the config and fills defaults. It has no

@@ -2,6 +2,7 @@ package decide
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"ztproxy/authn"
@@ -58,6 +59,14 @@ type PrincipalGuard interface {
 // SETError() (code, description) method.
 type SignalReceiver interface {
 	ReceiveSET(ctx context.Context, set []byte) error
+}
+
+// AdminAPI is the operator API the portal serves under /.ztp/admin/v1/
+// (issue 17) once it has authenticated the caller: Allowed says whether
+// that principal is an operator, ServeAdmin answers the call.
+type AdminAPI interface {
+	Allowed(p identity.Principal) bool
+	ServeAdmin(w http.ResponseWriter, r *http.Request, operator identity.Principal)
 }
 
 var (

@@ -54,6 +54,12 @@ func (pt *Portal) Serve(w http.ResponseWriter, r *http.Request, x *decide.Exchan
 		a := decide.NewAuditOnce(x, x.RC.Time)
 		audit = &a
 	}
+	if audit == nil && isAdminPath(r.URL.Path) {
+		// Every operator API call is audited with the operator.
+		securityEvent = true
+		a := decide.NewAuditOnce(x, x.RC.Time)
+		audit = &a
+	}
 	if audit != nil {
 		defer audit.OnPanic()
 	}
@@ -83,6 +89,8 @@ func (pt *Portal) Serve(w http.ResponseWriter, r *http.Request, x *decide.Exchan
 // internalEndpoint runs the handler of a /.ztp/ path.
 func (pt *Portal) internalEndpoint(w http.ResponseWriter, r *http.Request, x *decide.Exchange) error {
 	switch path := r.URL.Path; {
+	case isAdminPath(path):
+		return pt.handleAdmin(w, r, x)
 	case isWebAuthnPath(path):
 		return pt.serveWebAuthn(w, r, x)
 	case isDevicesPath(path):

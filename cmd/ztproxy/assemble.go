@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"ztproxy/adminapi"
 	"ztproxy/authn"
 	"ztproxy/awscreds"
 	"ztproxy/cae"
@@ -51,6 +52,7 @@ type instance struct {
 	devices   *devices.Inventory
 	cae       *cae.Evaluator // nil in check-config
 	signals   *signals.Receiver
+	admin     *adminapi.API
 	server    *proxy.Server
 	listeners proxy.Listeners
 	closers   []func() // run in reverse order by close
@@ -95,6 +97,7 @@ func assemble(ctx context.Context, path string, opts config.Options, mode startM
 		in.buildDevices(st, rep)
 		in.buildCAE(ctx, st, mode)
 		in.buildSignals(st, rep)
+		in.buildAdmin(st, rep)
 		if mode == assembleServe && rt.File.Store.Backend == "embedded" {
 			in.serveOperatorSocket(st)
 		}
@@ -106,6 +109,7 @@ func assemble(ctx context.Context, path string, opts config.Options, mode startM
 	setDevices(&rt.Proxy, in.devices)
 	setGuard(&rt.Proxy, in.cae)
 	setSignals(&rt.Proxy, in.signals)
+	setAdmin(&rt.Proxy, in.admin)
 	if !rep.Failed() {
 		// Only now: with a component missing, proxy.New would report that
 		// instead of the component's own problem.

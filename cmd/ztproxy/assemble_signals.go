@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"ztproxy/adminapi"
 	"ztproxy/authn"
 	"ztproxy/config"
 	"ztproxy/decide"
@@ -64,6 +65,37 @@ func (d deviceCompliance) SetCompliance(ctx context.Context, id string, complian
 	}
 	d.inv.Forget(id)
 	return d.feed.PublishChange(ctx, store.Change{Kind: store.ChangeDevice, DeviceID: id})
+}
+
+// buildAdmin builds the operator API when operators are configured.
+func (in *instance) buildAdmin(st store.Store, rep *config.Report) {
+	a := in.rt.File.AdminAPI
+	if !a.Enabled() {
+		return
+	}
+	revoker, ok := in.sessions.(authn.SessionRevoker)
+	if !ok {
+		rep.Add("admin_api", errors.New("the store cannot find a user's sessions"))
+		return
+	}
+	api, err := adminapi.New(adminapi.Config{
+		ClientIDs: a.ClientSPIFFEIDs, BearerIdP: a.BearerIdP, AdminGroups: a.AdminGroups,
+		Store: st, Sessions: revoker, Devices: in.devices, Logger: in.logger,
+		OnAction: func(string) { in.metrics.ObserveCAEEvent("admin_api", "applied") },
+	})
+	if err != nil {
+		rep.Add("admin_api", err)
+		return
+	}
+	in.admin = api
+}
+
+// setAdmin stores the API without creating a non-nil interface around a
+// nil pointer.
+func setAdmin(c *decide.Config, a *adminapi.API) {
+	if a != nil {
+		c.Admin = a
+	}
 }
 
 // setSignals stores the receiver without creating a non-nil interface

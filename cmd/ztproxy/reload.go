@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"ztproxy/adminapi"
 	"ztproxy/authn"
 	"ztproxy/awscreds"
 	"ztproxy/cae"
@@ -50,6 +51,7 @@ type reloader struct {
 	// cae outlives reloads: the compromised set and the feed's position.
 	cae     *cae.Evaluator
 	signals *signals.Receiver
+	admin   *adminapi.API
 	server  *proxy.Server
 	metrics *metrics.Metrics
 	log     *slog.Logger
@@ -130,6 +132,7 @@ func (r *reloader) apply(rt *config.Runtime) error {
 	setDevices(&rt.Proxy, r.devices)
 	setGuard(&rt.Proxy, r.cae)
 	setSignals(&rt.Proxy, r.signals)
+	setAdmin(&rt.Proxy, r.admin)
 	if err := r.server.Update(rt.Proxy); err != nil {
 		return err
 	}
