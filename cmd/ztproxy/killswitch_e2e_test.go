@@ -29,6 +29,9 @@ type killSwitchEnv struct {
 	a, b                     *proc
 	op                       *testenv.OIDCProvider
 	env                      *browserEnv
+	// config writes another replica's configuration (name, public and
+	// admin addresses) and returns its path.
+	config func(name, pub, adm string) string
 }
 
 func newKillSwitchEnv(t *testing.T, backchannel bool) *killSwitchEnv {
@@ -57,6 +60,7 @@ func newKillSwitchEnvWith(t *testing.T, backchannel bool, extra string) *killSwi
 	opts.Users = []testenv.OIDCUser{
 		{Sub: "alice", Email: "alice@ztp.test", Password: "alice-pw", Groups: []string{"eng"}},
 		{Sub: "bob", Email: "bob@ztp.test", Password: "bob-pw", Groups: []string{"eng"}},
+		{Sub: "ops", Email: "ops@ztp.test", Password: "ops-pw", Groups: []string{"ztp-admins"}},
 	}
 	k.op = testenv.StartOIDC(t, opts)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
@@ -84,6 +88,7 @@ routes:
 		return path
 	}
 	k.cfgA, k.cfgB = config("a", k.pubA, admA), config("b", k.pubB, admB)
+	k.config = config
 	if code, out := runZtproxy(t, "store", "init", "--config", k.cfgA); code != 0 {
 		t.Fatalf("store init: %d %s", code, out)
 	}
