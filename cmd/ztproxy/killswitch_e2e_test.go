@@ -228,3 +228,29 @@ func TestKillSwitchAcrossReplicas(t *testing.T) {
 		}, k.pubA, k.pubB)
 	})
 }
+
+// TestSessionsRevokeEmbeddedStore: issue 17, the kill switch must work
+// while serve holds the embedded store's lock: `ztproxy sessions revoke`
+// goes through the operator socket and the session is refused at once.
+func TestSessionsRevokeEmbeddedStore(t *testing.T) {
+	e := newBrowserEnv(t, testenv.OIDCOptions{}, "1h")
+	c := e.client(t)
+	resp := e.op.Login(t, c, e.base+"/x", e.op.User(t, "alice"), false)
+	if body := readBody(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("sign-in: %d %s", resp.StatusCode, body)
+	}
+	code, out := runZtproxy(t, "sessions", "revoke", e.op.Issuer+"#alice", "--config", e.configPath)
+	if code != 0 || !strings.Contains(out, "revoked 1 session(s)") {
+		t.Fatalf("sessions revoke: %d %s", code, out)
+	}
+	start := time.Now()
+	waitFor(t, time.Second, "the session to be refused", func() bool {
+		resp, err := noFollow(c).Get(e.base + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusFound
+	})
+	t.Logf("refused %s after the CLI returned", time.Since(start))
+}
