@@ -21,7 +21,7 @@ func (m *Metrics) registerCAE(reg *prometheus.Registry) {
 	})
 	m.CAE.Events = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ztproxy_cae_events_total",
-		Help: "Pushed security events by source (backchannel_logout, set, admin, cli) and result (applied, rejected, ignored).",
+		Help: "Security events (SETs) and operator API actions by source (set, admin_api) and result (applied, ignored).",
 	}, []string{"source", "result"})
 	reg.MustRegister(m.CAE.Polls, m.CAE.Applied, m.CAE.Events)
 }
