@@ -18,6 +18,12 @@ type backchannelReceiver interface {
 	BackchannelLogout(ctx context.Context, raw string) (authn.BackchannelResult, error)
 }
 
+// Audit codes of back-channel logout answers (the body is the spec's).
+var (
+	errLogoutTokenRefused = &decide.Error{Status: http.StatusBadRequest, Code: "invalid_logout_token", Msg: "logout token refused"}
+	errBackchannelFailed  = &decide.Error{Status: http.StatusBadRequest, Code: "logout_failed", Msg: "back-channel logout failed"}
+)
+
 // maxBackchannelBody bounds the form an IdP posts.
 const maxBackchannelBody = 16 << 10
 
@@ -71,11 +77,11 @@ func (pt *Portal) backchannelAnswer(w http.ResponseWriter, x *decide.Exchange, r
 		return nil
 	}
 	body := map[string]string{"error": "invalid_request", "error_description": "the logout could not be completed"}
-	x.ErrCode = "logout_failed"
+	x.ErrCode = errBackchannelFailed.Code
 	var be *authn.BackchannelError
 	if errors.As(err, &be) {
 		body["error"], body["error_description"] = be.Code, be.Description
-		x.ErrCode = "invalid_logout_token"
+		x.ErrCode = errLogoutTokenRefused.Code
 	}
 	pt.log.Warn("back-channel logout refused", "code", x.ErrCode, "err", err, "request_id", x.RC.RequestID)
 	w.Header().Set("Content-Type", "application/json")

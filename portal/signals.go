@@ -16,6 +16,10 @@ const SecurityEventsPath = "/.ztp/security-events"
 // maxSETBody bounds a pushed SET; a larger body is refused unread.
 const maxSETBody = 64 << 10
 
+// errSETRefused is the audit code of a refused SET (the body carries RFC
+// 8935's own code).
+var errSETRefused = &decide.Error{Status: http.StatusBadRequest, Code: "security_event_refused", Msg: "security event refused"}
+
 // setError is a SET refused with an RFC 8935 error code.
 type setError interface {
 	SETError() (code, description string)
@@ -65,6 +69,6 @@ func (pt *Portal) setAnswer(w http.ResponseWriter, x *decide.Exchange, code, des
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusBadRequest)
 	_ = json.NewEncoder(w).Encode(map[string]string{"err": code, "description": desc})
-	x.Status, x.ErrCode = http.StatusBadRequest, "security_event_refused"
+	x.Status, x.ErrCode = http.StatusBadRequest, errSETRefused.Code
 	return nil
 }
