@@ -134,6 +134,7 @@ func gsiOf(idx IndexDef) types.GlobalSecondaryIndex {
 // evaluation), one UpdateTable each, waiting for each to become ACTIVE.
 func (d *Dynamo) ensureIndexes(ctx context.Context, def TableDef) error {
 	for _, idx := range def.Indexes {
+		asked := false
 		for {
 			start := time.Now()
 			out, err := d.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(def.Name)})
@@ -146,9 +147,15 @@ func (d *Dynamo) ensureIndexes(ctx context.Context, def TableDef) error {
 				break
 			}
 			if !found && out.Table.TableStatus == types.TableStatusActive {
+				if asked {
+					// Accepted but not begun, with the table idle: local
+					// emulators (dynalite) ignore index creation.
+					return fmt.Errorf("store: %s: the server did not add index %s; create the table anew (local emulators cannot add indexes)", def.Name, idx.Name)
+				}
 				if err := d.createIndex(ctx, def.Name, idx); err != nil {
 					return err
 				}
+				asked = true
 			}
 			select {
 			case <-ctx.Done():
@@ -178,14 +185,25 @@ func (d *Dynamo) createIndex(ctx context.Context, table string, idx IndexDef) er
 		defs = append(defs, types.AttributeDefinition{AttributeName: aws.String(k.Name), AttributeType: types.ScalarAttributeType(k.Type)})
 	}
 	g := gsiOf(idx)
-	start := time.Now()
-	_, err := d.client.UpdateTable(ctx, &dynamodb.UpdateTableInput{
-		TableName: aws.String(table), AttributeDefinitions: defs,
-		GlobalSecondaryIndexUpdates: []types.GlobalSecondaryIndexUpdate{{Create: &types.CreateGlobalSecondaryIndexAction{
-			IndexName: g.IndexName, KeySchema: g.KeySchema, Projection: g.Projection,
-		}}},
-	})
-	d.observe("tables.UpdateTable", start, err)
+	create := &types.CreateGlobalSecondaryIndexAction{IndexName: g.IndexName, KeySchema: g.KeySchema, Projection: g.Projection}
+	update := func() error {
+		start := time.Now()
+		_, err := d.client.UpdateTable(ctx, &dynamodb.UpdateTableInput{
+			TableName: aws.String(table), AttributeDefinitions: defs,
+			GlobalSecondaryIndexUpdates: []types.GlobalSecondaryIndexUpdate{{Create: create}},
+		})
+		d.observe("tables.UpdateTable", start, err)
+		return err
+	}
+	err := update()
+	var apiErr smithy.APIError
+	if err != nil && errors.As(err, &apiErr) && strings.Contains(apiErr.ErrorMessage(), "provisionedThroughput") {
+		// Local emulators that predate on-demand billing (dynalite)
+		// insist on a throughput for a new index; real DynamoDB refuses
+		// one on an on-demand table, so it is only sent on this retry.
+		create.ProvisionedThroughput = &types.ProvisionedThroughput{ReadCapacityUnits: aws.Int64(1), WriteCapacityUnits: aws.Int64(1)}
+		err = update()
+	}
 	if err != nil {
 		return wrapDynamo("add index "+idx.Name+" to "+table, err)
 	}
