@@ -133,3 +133,60 @@ func checkDemoLaptop(t *testing.T, dir, base, banner string, passwords map[strin
 		t.Errorf("bob with alice's demo device on /laptop: %d", resp.StatusCode)
 	}
 }
+
+// TestDemoSignOutEverywhere: issue 17, the demo's identity provider can
+// trigger a back-channel logout. "Sign out everywhere" on its /account
+// page ends alice's proxy session at once.
+func TestDemoSignOutEverywhere(t *testing.T) {
+	dir := t.TempDir()
+	public := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	idp := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	p := startProc(t, admin, public, "demo", "--listen", public, "--admin", admin, "--idp-listen", idp, "--dir", dir)
+	m := regexp.MustCompile(`alice\s+password (\S+)`).FindStringSubmatch(p.output())
+	if m == nil {
+		t.Fatalf("no password in the banner:\n%s", p.output())
+	}
+	pem, err := os.ReadFile(filepath.Join(dir, "certs", "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	base := "https://localhost:" + strings.Split(public, ":")[1]
+	if resp, body := signInDemo(t, c, base+"/hello", "alice", m[1]); resp.StatusCode != 200 {
+		t.Fatalf("sign-in: %d %s", resp.StatusCode, body)
+	}
+	resp, page := get(t, c, "http://"+idp+"/account", nil)
+	if resp.StatusCode != 200 || !strings.Contains(page, "Sign out everywhere") {
+		t.Fatalf("account page: %d %s", resp.StatusCode, page)
+	}
+	forged, err := c.PostForm("http://"+idp+"/account/signout-everywhere", url.Values{"csrf": {"forged"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if forged.Body.Close(); forged.StatusCode != http.StatusForbidden {
+		t.Fatalf("a forged form: %d, want 403", forged.StatusCode)
+	}
+	form := url.Values{}
+	for _, hm := range hiddenInputRE.FindAllStringSubmatch(page, -1) {
+		form.Set(hm[1], html.UnescapeString(hm[2]))
+	}
+	resp, err = c.PostForm("http://"+idp+"/account/signout-everywhere", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readBody(t, resp); resp.StatusCode != 200 || !strings.Contains(body, "1 application(s)") {
+		t.Fatalf("sign out everywhere: %d %s", resp.StatusCode, body)
+	}
+	resp, err = noFollow(c).Get(base + "/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("the proxy session after sign out everywhere: %d, want 302 to sign-in", resp.StatusCode)
+	}
+}
