@@ -15,10 +15,27 @@ import (
 // sealed session cookie, check revocation (cached), Cedar policy, the
 // assertion, header rewriting and forwarding to a no-op upstream.
 func BenchmarkBrowserPath(b *testing.B) {
+	h, req := browserBenchServer(b, nil)
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		clear(w.h)
+		h.ServeHTTP(w, req.WithContext(context.Background()))
+	}
+}
+
+// browserBenchServer builds the proxy of the browser benchmarks (with
+// guard, when not nil) and a request with an eng user's session, checked
+// once.
+func browserBenchServer(b *testing.B, guard decide.PrincipalGuard) (http.Handler, *http.Request) {
 	tp := newTestProxy(b)
 	browser := newTestBrowser(b, tp)
 	cfg := tp.cfg
 	cfg.Browser = browser
+	if guard != nil {
+		cfg.Guard = guard
+	}
 	cfg.Authorizer = mustEngine(b, testPolicies+`@id("web-eng") permit (principal, action, resource == Route::"web") when { principal in Group::"eng" };`)
 	cfg.Routes = append([]decide.RouteConfig(nil), cfg.Routes...)
 	cfg.Routes = append(cfg.Routes, decide.RouteConfig{Name: "web", Host: "web.example.com", PathPrefix: "/", Upstream: cfg.Routes[0].Upstream, Auth: decide.AuthBrowser, PassIdentityHeaders: true})
@@ -40,11 +57,5 @@ func BenchmarkBrowserPath(b *testing.B) {
 	if rec.Code != http.StatusOK {
 		b.Fatalf("warm-up: %d %s", rec.Code, rec.Body)
 	}
-	w := &discardWriter{h: http.Header{}}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		clear(w.h)
-		h.ServeHTTP(w, req.WithContext(context.Background()))
-	}
+	return h, req
 }

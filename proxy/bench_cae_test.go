@@ -2,17 +2,13 @@ package proxy
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"ztproxy/cae"
-	"ztproxy/decide"
 	"ztproxy/store"
 )
 
@@ -61,29 +57,7 @@ func BenchmarkBrowserPathCAE(b *testing.B) {
 	}
 	b.Cleanup(ev.Close)
 
-	tp := newTestProxy(b)
-	cfg := tp.cfg
-	cfg.Browser = newTestBrowser(b, tp)
-	cfg.Guard = ev
-	cfg.Authorizer = mustEngine(b, testPolicies+`@id("web-eng") permit (principal, action, resource == Route::"web") when { principal in Group::"eng" };`)
-	cfg.Routes = append(append([]decide.RouteConfig(nil), cfg.Routes...), decide.RouteConfig{Name: "web", Host: "web.example.com",
-		PathPrefix: "/", Upstream: cfg.Routes[0].Upstream, Auth: decide.AuthBrowser, PassIdentityHeaders: true})
-	s, err := New(cfg, Options{UpstreamTransport: noopTransport{}, Audit: slog.New(slog.NewJSONHandler(io.Discard, nil)), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		b.Fatal(err)
-	}
-	req := httptest.NewRequest("GET", "https://web.example.com/dashboard?tab=1", nil)
-	req.RemoteAddr = "203.0.113.7:5555"
-	for _, c := range sealTestSession(b, "eng", "staff", "vpn-users") {
-		req.AddCookie(c)
-	}
-	req.Header.Set("Accept", "text/html")
-	h := s.Handler()
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	if rec.Code != http.StatusOK {
-		b.Fatalf("warm-up: %d %s", rec.Code, rec.Body)
-	}
+	h, req := browserBenchServer(b, ev)
 	w := &discardWriter{h: http.Header{}}
 	before := src.reads.Load()
 	b.ReportAllocs()

@@ -138,16 +138,9 @@ func checkDemoLaptop(t *testing.T, dir, base, banner string, passwords map[strin
 // trigger a back-channel logout. "Sign out everywhere" on its /account
 // page ends alice's proxy session at once.
 func TestDemoSignOutEverywhere(t *testing.T) {
-	dir := t.TempDir()
-	public := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	idp := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	p := startProc(t, admin, public, "demo", "--listen", public, "--admin", admin, "--idp-listen", idp, "--dir", dir)
-	m := regexp.MustCompile(`alice\s+password (\S+)`).FindStringSubmatch(p.output())
-	if m == nil {
-		t.Fatalf("no password in the banner:\n%s", p.output())
-	}
-	pem, err := os.ReadFile(filepath.Join(dir, "certs", "ca.pem"))
+	d := startDemo(t, t.TempDir(), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), idp)
+	pem, err := os.ReadFile(filepath.Join(d.dir, "certs", "ca.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,8 +148,8 @@ func TestDemoSignOutEverywhere(t *testing.T) {
 	pool.AppendCertsFromPEM(pem)
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	base := "https://localhost:" + strings.Split(public, ":")[1]
-	if resp, body := signInDemo(t, c, base+"/hello", "alice", m[1]); resp.StatusCode != 200 {
+	base := d.base
+	if resp, body := signInDemo(t, c, base+"/hello", "alice", d.passwords["alice"]); resp.StatusCode != 200 {
 		t.Fatalf("sign-in: %d %s", resp.StatusCode, body)
 	}
 	resp, page := get(t, c, "http://"+idp+"/account", nil)

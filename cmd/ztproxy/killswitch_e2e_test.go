@@ -107,18 +107,7 @@ func (k *killSwitchEnv) signIn(t *testing.T, user string) string {
 // signInClient signs user in through replica A with a new browser and
 // returns it (its cookies hold the OP session too) and the proxy cookie.
 func (k *killSwitchEnv) signInClient(t *testing.T, user string) (*http.Client, string) {
-	c := k.env.client(t)
-	resp := k.op.Login(t, c, k.env.base+"/app/x", k.op.User(t, user), false)
-	if body := readBody(t, resp); resp.StatusCode != 200 {
-		t.Fatalf("sign-in of %s: %d %s", user, resp.StatusCode, body)
-	}
-	for _, ck := range c.Jar.Cookies(resp.Request.URL) {
-		if ck.Name == "_ztp_session" {
-			return c, ck.Name + "=" + ck.Value
-		}
-	}
-	t.Fatal("no session cookie")
-	return nil, ""
+	return k.env.signInAt(t, "/app/x", user)
 }
 
 // status sends a request with the cookie (or none) and header to pub.
