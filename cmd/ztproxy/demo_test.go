@@ -183,3 +183,28 @@ func TestDemoSignOutEverywhere(t *testing.T) {
 		t.Fatalf("the proxy session after sign out everywhere: %d, want 302 to sign-in", resp.StatusCode)
 	}
 }
+
+// TestDemoSignOutEverywhereChromium: issue 17, the same in headless
+// Chromium: alice signs in, opens the demo identity provider's account
+// page, presses "Sign out everywhere", and the app sends her back to
+// sign-in. Screenshots are saved (ZTP_SCREENSHOT_DIR copies them).
+func TestDemoSignOutEverywhereChromium(t *testing.T) {
+	idp := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	d := startDemo(t, t.TempDir(), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), idp)
+	br := testenv.StartBrowser(t, testenv.BrowserOptions{IgnoreCertErrors: true})
+	shot := newShots(t)
+	tab := br.NewTab(t)
+	tab.Navigate(t, d.base+"/")
+	tab.WaitURLPrefix(t, d.issuer+"/login", 10*time.Second)
+	tab.LoginForm(t, "alice", d.passwords["alice"], "")
+	tab.WaitText(t, "Headers ztproxy sent this app", 10*time.Second)
+	tab.Navigate(t, d.issuer+"/account")
+	tab.WaitText(t, "Sign out everywhere", 10*time.Second)
+	shot.take(t, tab, "idp-account")
+	tab.Click(t, "#signout-everywhere")
+	tab.WaitText(t, "1 application(s) were told", 10*time.Second)
+	shot.take(t, tab, "idp-signed-out-everywhere")
+	tab.Navigate(t, d.base+"/")
+	tab.WaitURLPrefix(t, d.issuer+"/login", 10*time.Second)
+	shot.take(t, tab, "app-asks-to-sign-in-again")
+}
