@@ -31,8 +31,16 @@ var allowedImports = map[string][]string{
 	"ztproxy/certs": {"ztproxy/identity"},
 	// devices (device CA, inventory, posture) builds on certs to load
 	// its CA.
-	"ztproxy/devices":    {"ztproxy/identity", "ztproxy/certs"},
-	"ztproxy/store":      {"ztproxy/identity"},
+	"ztproxy/devices": {"ztproxy/identity", "ztproxy/certs"},
+	"ztproxy/store":   {"ztproxy/identity"},
+	// cae (continuous access evaluation) applies the store's change feed.
+	"ztproxy/cae": {"ztproxy/identity", "ztproxy/store"},
+	// signals (the Shared Signals receiver) verifies SETs with authn's
+	// key sets and acts through the store.
+	"ztproxy/signals": {"ztproxy/identity", "ztproxy/authn", "ztproxy/store"},
+	// adminapi (the operator API) acts through the store, the session
+	// revoker and the device inventory; the portal serves it.
+	"ztproxy/adminapi":   {"ztproxy/identity", "ztproxy/authn", "ztproxy/store", "ztproxy/devices", "ztproxy/certs"},
 	"ztproxy/riskengine": {"ztproxy/identity"},
 	"ztproxy/awscreds":   {"ztproxy/identity"},
 	"ztproxy/upstream":   {},

@@ -40,9 +40,15 @@ type browserIdP struct {
 
 // oidcClient is everything a sign-in needs from a discovered provider.
 type oidcClient struct {
-	oauth      oauth2.Config
-	verifier   *oidc.IDTokenVerifier
-	endSession string
+	oauth    oauth2.Config
+	verifier *oidc.IDTokenVerifier
+	// logoutVerifier checks back-channel logout tokens: same keys,
+	// issuer and audience, but exp is optional there and checked by
+	// verifyLogoutToken itself.
+	logoutVerifier *oidc.IDTokenVerifier
+	endSession     string
+	// revocation is the RFC 7009 endpoint, "" when not advertised.
+	revocation string
 }
 
 // newOIDCClient builds the sign-in client of a discovered provider. ID
@@ -68,7 +74,11 @@ func newOIDCClient(p *oidc.Provider, ic BrowserIdPConfig, redirect string, cfg *
 		verifier: oidc.NewVerifier(ic.Issuer, keys, &oidc.Config{
 			ClientID: ic.ClientID, SupportedSigningAlgs: ic.AllowedAlgs, Now: cfg.Now,
 		}),
+		logoutVerifier: oidc.NewVerifier(ic.Issuer, keys, &oidc.Config{
+			ClientID: ic.ClientID, SupportedSigningAlgs: ic.AllowedAlgs, Now: cfg.Now, SkipExpiryCheck: true,
+		}),
 		endSession: meta.EndSession,
+		revocation: meta.Revocation,
 	}, nil
 }
 

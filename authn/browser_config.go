@@ -66,10 +66,13 @@ func (idp *BrowserIdPConfig) checkAndSetDefaults() error {
 // never travel in the cookie.
 type SessionRecord struct {
 	ID, UserID, IdP string
-	RefreshToken    string
-	IDToken         string // for id_token_hint at sign-out
-	TokenExpiry     time.Time
-	ExpiresAt       time.Time
+	// SID is the IdP's session id (the ID token's "sid" claim), for
+	// back-channel logout; "" when the IdP sent none.
+	SID          string
+	RefreshToken string
+	IDToken      string // for id_token_hint at sign-out
+	TokenExpiry  time.Time
+	ExpiresAt    time.Time
 }
 
 // Errors of a SessionStore.

@@ -240,7 +240,7 @@ func (b *Browser) startSession(ctx context.Context, r *http.Request, device iden
 		sess.IDTokenExpiry = time.Time{}
 	}
 	rec := SessionRecord{
-		ID: sess.ID, UserID: p.ID, IdP: idpName, RefreshToken: tok.RefreshToken, IDToken: rawID,
+		ID: sess.ID, UserID: p.ID, IdP: idpName, SID: sessionSID(idTok), RefreshToken: tok.RefreshToken, IDToken: rawID,
 		TokenExpiry: idTok.Expiry, ExpiresAt: sess.ExpiresAt,
 	}
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
@@ -303,4 +303,20 @@ func sanitizeText(s string) string {
 		s = s[:200]
 	}
 	return s
+}
+
+// maxSIDBytes bounds the IdP session id kept with a session.
+const maxSIDBytes = 256
+
+// sessionSID is the ID token's "sid" claim (OIDC Back-Channel Logout 1.0
+// §2.1), by which the IdP later names the session to end; "" when absent
+// or unreasonably long.
+func sessionSID(idTok *oidc.IDToken) string {
+	var c struct {
+		SID string `json:"sid"`
+	}
+	if idTok.Claims(&c) != nil || len(c.SID) > maxSIDBytes {
+		return ""
+	}
+	return c.SID
 }

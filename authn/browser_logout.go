@@ -52,6 +52,11 @@ func (b *Browser) Logout(ctx context.Context, r *http.Request) (LogoutResult, er
 	if idp == nil {
 		return res, nil
 	}
+	if loadErr == nil && rec.RefreshToken != "" {
+		// Issue 17: a copy of the refresh token must not outlive the
+		// sign-out (RFC 7009, when the IdP advertises it).
+		b.revokeAtIdP(ctx, idp, rec.RefreshToken)
+	}
 	if idp.cfg.LogoutURL != "" {
 		res.Location = idp.cfg.LogoutURL
 		return res, nil

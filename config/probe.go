@@ -148,7 +148,19 @@ func (unopenedStore) UpdateDevice(context.Context, store.DeviceRecord) error { r
 func (unopenedStore) ListDevices(context.Context, string) ([]store.DeviceRecord, error) {
 	return nil, errUnopened
 }
-func (unopenedStore) Close() error { return nil }
+func (unopenedStore) RevokeUserSessions(context.Context, string, time.Time) ([]string, error) {
+	return nil, errUnopened
+}
+func (unopenedStore) RevokeIdPSessions(context.Context, string, string, time.Time) ([]string, error) {
+	return nil, errUnopened
+}
+func (unopenedStore) PublishChange(context.Context, store.Change) error { return errUnopened }
+func (unopenedStore) ChangesSince(context.Context, time.Time) ([]store.Change, error) {
+	return nil, errUnopened
+}
+func (unopenedStore) ClaimOnce(context.Context, string, time.Time) error { return errUnopened }
+func (unopenedStore) ListFlags(context.Context) ([]store.Flag, error)    { return nil, errUnopened }
+func (unopenedStore) Close() error                                       { return nil }
 
 // CheckRevocationJournal checks what OpenPendingRevocations needs of the
 // revocation journal, without taking it over. held reports that another

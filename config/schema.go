@@ -103,6 +103,10 @@ type File struct {
 	// Devices configures device trust: the device CA, enrolment and the
 	// device inventory.
 	Devices Devices `yaml:"devices"`
+	// SecurityEvents configures the Shared Signals (CAEP/RISC) receiver.
+	SecurityEvents SecurityEvents `yaml:"security_events"`
+	// AdminAPI configures the authenticated operator API.
+	AdminAPI AdminAPI `yaml:"admin_api"`
 
 	// BaseDir is the absolute directory relative file names were resolved
 	// against: the directory of the loaded file, or Parse's baseDir.

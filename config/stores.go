@@ -89,7 +89,7 @@ func (s *sessionStore) reachable(err error) {
 
 func (s *sessionStore) SaveSession(ctx context.Context, rec authn.SessionRecord) error {
 	err := s.st.PutSession(ctx, store.SessionRecord{
-		ID: rec.ID, UserID: rec.UserID, IdP: rec.IdP, RefreshToken: rec.RefreshToken, IDToken: rec.IDToken,
+		ID: rec.ID, UserID: rec.UserID, IdP: rec.IdP, SID: rec.SID, RefreshToken: rec.RefreshToken, IDToken: rec.IDToken,
 		TokenExpiry: rec.TokenExpiry, ExpiresAt: rec.ExpiresAt,
 	})
 	s.reachable(err)
@@ -113,15 +113,33 @@ func (s *sessionStore) LoadSession(ctx context.Context, id string) (authn.Sessio
 	}, nil
 }
 
+// MarkRevoked makes sessions revoked elsewhere (the change feed: another
+// replica, a back-channel logout, the kill switch) refused here at once.
+// sessions must come from SessionStore; anything else is ignored.
+func MarkRevoked(sessions authn.SessionStore, ids []string) {
+	if s, ok := sessions.(*sessionStore); ok {
+		for _, id := range ids {
+			s.revoked.MarkRevoked(id)
+		}
+	}
+}
+
 // RevokeSession refuses the session here first, then writes the
 // revocation; a failed write is left to the pending queue (issue 22.6: a
 // sign-out during a store outage used to change nothing on this replica).
+// A recorded revocation is published on the change feed, so every replica
+// refuses the session within its poll interval (issue 17), not its
+// revocation cache TTL.
 func (s *sessionStore) RevokeSession(ctx context.Context, id string, at time.Time) error {
 	s.revoked.MarkRevoked(id)
 	err := s.st.RevokeSession(ctx, id, at)
 	s.reachable(err)
 	switch {
 	case err == nil:
+		if feed, ok := s.st.(store.ChangePublisher); ok {
+			// Best effort: the other replicas' caches expire anyway.
+			_ = feed.PublishChange(ctx, store.Change{Kind: store.ChangeSessions, SessionIDs: []string{id}})
+		}
 		return nil
 	case errors.Is(err, store.ErrNotFound):
 		return authn.ErrSessionNotFound

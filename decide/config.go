@@ -141,6 +141,13 @@ type Config struct {
 	// Devices adds the device inventory's facts to a presented client
 	// certificate; nil without devices configured.
 	Devices DeviceInventory
+	// Guard refuses principals flagged compromised (issue 17); nil
+	// without a store.
+	Guard PrincipalGuard
+	// Signals receives pushed security events; nil without transmitters.
+	Signals SignalReceiver
+	// Admin is the operator API; nil unless admin_api is configured.
+	Admin AdminAPI
 }
 
 // CheckAndSetDefaults validates the config and fills defaults. It has no

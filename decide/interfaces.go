@@ -2,6 +2,8 @@ package decide
 
 import (
 	"context"
+	"net/http"
+	"time"
 
 	"ztproxy/authn"
 	"ztproxy/authz"
@@ -37,6 +39,34 @@ type AssertionVerifier interface {
 // cannot look up comes back unchanged, so it counts as not enrolled.
 type DeviceInventory interface {
 	DeviceFacts(ctx context.Context, d identity.Device) identity.Device
+}
+
+// PrincipalGuard knows which principals (users and services) an operator
+// or a security event flagged compromised: a hard deny on every route,
+// whatever policy says. It must answer from memory (the request path reads
+// no store for it); an error means it cannot tell yet, and the request is
+// refused (503).
+type PrincipalGuard interface {
+	Compromised(principalID string) (reason string, compromised bool, err error)
+	// StepUpSince reports that the principal must authenticate again
+	// unless it did after the returned time (a security event said its
+	// authentication no longer counts).
+	StepUpSince(principalID string) (time.Time, bool)
+}
+
+// SignalReceiver takes Security Event Tokens pushed to
+// /.ztp/security-events (RFC 8935). A refused SET's error has a
+// SETError() (code, description) method.
+type SignalReceiver interface {
+	ReceiveSET(ctx context.Context, set []byte) error
+}
+
+// AdminAPI is the operator API the portal serves under /.ztp/admin/v1/
+// (issue 17) once it has authenticated the caller: Allowed says whether
+// that principal is an operator, ServeAdmin answers the call.
+type AdminAPI interface {
+	Allowed(p identity.Principal) bool
+	ServeAdmin(w http.ResponseWriter, r *http.Request, operator identity.Principal)
 }
 
 var (

@@ -57,6 +57,17 @@ func (e *Engine) decide(r *http.Request, x *Exchange, v *Verdict) error {
 	if err != nil {
 		return err
 	}
+	if err := e.checkCompromised(x); err != nil {
+		return err
+	}
+	if dec, ok := e.stepUpRequired(x); ok {
+		x.Decision = dec
+		if rt.Auth == AuthBrowser && e.cfg.Browser != nil {
+			return e.browserStepUp(r, x, dec)
+		}
+		return &Denied{Decision: dec, Bearer: rt.Auth == AuthBearer || x.RawBearer != "", Hint: e.cfg.StepUpHints[x.RC.Principal.IdP],
+			Principal: x.RC.Principal, Route: rt.Name}
+	}
 
 	// Behavioral risk describes people: services (mTLS, client
 	// credentials) have no human behaviour to learn and keep the neutral
@@ -114,6 +125,64 @@ func endSpan(span trace.Span, err error) {
 		tracing.Fail(span, code)
 	}
 	span.End()
+}
+
+// PolicyCompromised is the policy id the audit log names when the engine
+// itself refused a principal flagged compromised.
+const PolicyCompromised = "ztproxy:compromised"
+
+// errGuardUnavailable: the compromised set could not be read from the
+// store yet, so nobody can be cleared of it.
+var errGuardUnavailable = &Error{Status: http.StatusServiceUnavailable, Code: "access_state_unavailable",
+	Msg: "the proxy cannot read its access state from the store yet; try again shortly"}
+
+// checkCompromised is the kill switch (issue 17): a principal flagged
+// compromised is denied on every route before risk and policy are asked,
+// users and services alike. The guard answers from memory.
+func (e *Engine) checkCompromised(x *Exchange) error {
+	id := x.RC.Principal.ID
+	if e.cfg.Guard == nil || id == "" {
+		return nil
+	}
+	reason, bad, err := e.cfg.Guard.Compromised(id)
+	if err != nil {
+		return &Error{Status: errGuardUnavailable.Status, Code: errGuardUnavailable.Code, Msg: errGuardUnavailable.Msg, Err: err}
+	}
+	if !bad {
+		return nil
+	}
+	// The flag's reason may name an investigation: it goes to the
+	// operator's log, not to the refused caller.
+	e.opts.Logger.Warn("principal flagged compromised refused", "request_id", x.RC.RequestID,
+		"principal", id, "route", x.Route.Name, "flag_reason", reason)
+	x.Decision = identity.Decision{Effect: identity.Deny, PolicyIDs: []string{PolicyCompromised},
+		Reasons: []string{"this account is flagged compromised; access is blocked until an operator clears the flag"}}
+	return &Denied{Decision: x.Decision, Bearer: x.Route.Auth == AuthBearer || x.RawBearer != "",
+		Principal: x.RC.Principal, Route: x.Route.Name}
+}
+
+// PolicyStepUpRequired names the engine's own step-up, asked by a
+// security event (issue 17), in the audit log.
+const PolicyStepUpRequired = "ztproxy:step-up-required"
+
+// stepUpRequired asks a user whose authentication a security event
+// discounted (a step_up flag newer than its auth_time) to authenticate
+// again, whatever policy says; services cannot step up and are refused.
+func (e *Engine) stepUpRequired(x *Exchange) (identity.Decision, bool) {
+	p := &x.RC.Principal
+	if e.cfg.Guard == nil || p.ID == "" {
+		return identity.Decision{}, false
+	}
+	since, ok := e.cfg.Guard.StepUpSince(p.ID)
+	if !ok || p.AuthTime.After(since) {
+		return identity.Decision{}, false
+	}
+	dec := identity.Decision{Effect: identity.StepUp, StepUp: []string{"mfa"}, PolicyIDs: []string{PolicyStepUpRequired},
+		Reasons: []string{"a security event asks you to sign in again"}}
+	if p.Kind != identity.KindUser {
+		dec.Effect = identity.Deny
+	}
+	return dec, true
 }
 
 // routeRequest canonicalises the host and path and finds the route. The

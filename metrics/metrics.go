@@ -43,10 +43,11 @@ type Metrics struct {
 	DeviceLookups *prometheus.CounterVec
 	DeviceEvents  *prometheus.CounterVec
 
-	Denied *prometheus.CounterVec
+	Denied            *prometheus.CounterVec
 	UpstreamHealthy   *prometheus.GaugeVec
 	UpstreamEjections *prometheus.CounterVec
 	UpstreamRetries   *prometheus.CounterVec
+	CAE               CAE
 }
 
 // New creates the collectors on a new registry that also carries the Go
@@ -110,6 +111,7 @@ func New() *Metrics {
 	m.registerIdPKeys(reg)
 	m.registerDevices(reg)
 	m.registerDenied(reg)
+	m.registerCAE(reg)
 	m.RevocationsPending = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "ztproxy_session_revocations_pending", Help: "Sign-outs enforced on this replica that the shared store has not recorded yet.",
 	})

@@ -44,13 +44,19 @@ func (pt *Portal) Serve(w http.ResponseWriter, r *http.Request, x *decide.Exchan
 	var audit *decide.AuditOnce
 	securityEvent := false
 	switch r.URL.Path {
-	case authn.LoginPath, authn.CallbackPath, authn.LogoutPath, decide.StepUpPath,
+	case authn.LoginPath, authn.CallbackPath, authn.LogoutPath, decide.StepUpPath, authn.BackchannelLogoutPath, SecurityEventsPath,
 		WebAuthnFinishPath, EnrollFinishPath, WebAuthnRemovePath,
 		DeviceEnrollPath, DeviceRemovePath, DeviceRenewPath, DeviceReportPath:
 		securityEvent = true
 		a := decide.NewAuditOnce(x, x.RC.Time)
 		audit = &a
 	case AWSCredentialsPath, AWSConsolePath, AWSCLIPath:
+		a := decide.NewAuditOnce(x, x.RC.Time)
+		audit = &a
+	}
+	if audit == nil && isAdminPath(r.URL.Path) {
+		// Every operator API call is audited with the operator.
+		securityEvent = true
 		a := decide.NewAuditOnce(x, x.RC.Time)
 		audit = &a
 	}
@@ -71,6 +77,11 @@ func (pt *Portal) Serve(w http.ResponseWriter, r *http.Request, x *decide.Exchan
 		if securityEvent {
 			x.Decision.Effect = identity.Allow
 		}
+		if err == nil && x.ErrCode != "" {
+			// The handler answered a refusal itself (back-channel logout's
+			// spec-defined JSON): the audit line still names it.
+			err = &decide.Error{Status: x.Status, Code: x.ErrCode, Msg: x.ErrCode}
+		}
 		audit.Finish(err)
 	}
 }
@@ -78,6 +89,8 @@ func (pt *Portal) Serve(w http.ResponseWriter, r *http.Request, x *decide.Exchan
 // internalEndpoint runs the handler of a /.ztp/ path.
 func (pt *Portal) internalEndpoint(w http.ResponseWriter, r *http.Request, x *decide.Exchange) error {
 	switch path := r.URL.Path; {
+	case isAdminPath(path):
+		return pt.handleAdmin(w, r, x)
 	case isWebAuthnPath(path):
 		return pt.serveWebAuthn(w, r, x)
 	case isDevicesPath(path):
@@ -107,6 +120,10 @@ func (pt *Portal) internalEndpoint(w http.ResponseWriter, r *http.Request, x *de
 		return pt.handleCallback(w, r, x)
 	case path == authn.LogoutPath:
 		return pt.handleLogout(w, r, x)
+	case path == authn.BackchannelLogoutPath:
+		return pt.handleBackchannelLogout(w, r, x)
+	case path == SecurityEventsPath:
+		return pt.handleSecurityEvents(w, r, x)
 	case path == authn.SignedOutPath:
 		renderPage(w, http.StatusOK, pageData{Title: "Signed out", Message: "You are signed out. Close this tab, or sign in again to continue.", Link: "/", LinkText: "Sign in again"})
 		x.Status = http.StatusOK

@@ -18,6 +18,12 @@ var (
 	bucketFlags       = []byte("flags")
 	bucketCredentials = []byte("credentials")
 	bucketDevices     = []byte("devices")
+	// Continuous access evaluation: the change feed, one-time keys and
+	// the session indexes (keys user\x00session and idp\x00sid\x00session).
+	bucketChanges      = []byte("changes")
+	bucketOnce         = []byte("once")
+	bucketSessionUsers = []byte("session_users")
+	bucketSessionSIDs  = []byte("session_sids")
 )
 
 // BoltConfig configures the embedded store.
@@ -70,7 +76,8 @@ func OpenBolt(cfg BoltConfig) (*Bolt, error) {
 		return nil, fmt.Errorf("store: opening %s: %w", cfg.Path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketSessions, bucketProfiles, bucketFlags, bucketCredentials, bucketDevices} {
+		for _, name := range [][]byte{bucketSessions, bucketProfiles, bucketFlags, bucketCredentials, bucketDevices,
+			bucketChanges, bucketOnce, bucketSessionUsers, bucketSessionSIDs} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -135,6 +142,11 @@ func (b *Bolt) PurgeExpired(ctx context.Context) (int, error) {
 			var f Flag
 			return json.Unmarshal(v, &f) == nil && expired(f.ExpiresAt, now)
 		})
+		n += m
+		if err != nil {
+			return err
+		}
+		m, err = b.purgeCAE(tx, now)
 		n += m
 		return err
 	})

@@ -14,6 +14,7 @@ type boltSession struct {
 	ID           string    `json:"id"`
 	UserID       string    `json:"user_id"`
 	IdP          string    `json:"idp,omitempty"`
+	SID          string    `json:"sid,omitempty"`
 	RefreshToken []byte    `json:"refresh_token,omitempty"`
 	Sealed       bool      `json:"sealed,omitempty"`
 	IDToken      string    `json:"id_token,omitempty"`
@@ -33,7 +34,7 @@ func (b *Bolt) PutSession(ctx context.Context, rec SessionRecord) error {
 		return err
 	}
 	stored := boltSession{
-		ID: rec.ID, UserID: rec.UserID, IdP: rec.IdP, RefreshToken: token, Sealed: sealed,
+		ID: rec.ID, UserID: rec.UserID, IdP: rec.IdP, SID: rec.SID, RefreshToken: token, Sealed: sealed,
 		IDToken: rec.IDToken, TokenExpiry: rec.TokenExpiry, ExpiresAt: rec.ExpiresAt,
 		Revoked: rec.Revoked, RevokedAt: rec.RevokedAt,
 	}
@@ -47,6 +48,9 @@ func (b *Bolt) PutSession(ctx context.Context, rec SessionRecord) error {
 		// An expired record is garbage, so its id may be reused.
 		if found && !expired(old.ExpiresAt, b.cfg.Now()) {
 			return ErrExists
+		}
+		if err := indexSession(tx, stored); err != nil {
+			return err
 		}
 		return putJSON(bk, []byte(rec.ID), stored)
 	})
@@ -83,7 +87,7 @@ func (b *Bolt) GetSession(ctx context.Context, id string) (SessionRecord, error)
 		return SessionRecord{}, err
 	}
 	return SessionRecord{
-		ID: s.ID, UserID: s.UserID, IdP: s.IdP, RefreshToken: token, IDToken: s.IDToken,
+		ID: s.ID, UserID: s.UserID, IdP: s.IdP, SID: s.SID, RefreshToken: token, IDToken: s.IDToken,
 		TokenExpiry: s.TokenExpiry, ExpiresAt: s.ExpiresAt, Revoked: s.Revoked, RevokedAt: s.RevokedAt,
 	}, nil
 }

@@ -44,8 +44,8 @@ func validateFlag(f Flag) error {
 	if f.UserID == "" {
 		return invalid("flag user id is empty")
 	}
-	if f.Level != FlagCompromised && f.Level != FlagWatch {
-		return invalid("flag level %q is not %q or %q", f.Level, FlagCompromised, FlagWatch)
+	if f.Level != FlagCompromised && f.Level != FlagWatch && f.Level != FlagStepUp {
+		return invalid("flag level %q is not %q, %q or %q", f.Level, FlagCompromised, FlagWatch, FlagStepUp)
 	}
 	return nil
 }

@@ -37,6 +37,10 @@ func runContract(t *testing.T, newStore newStoreFunc) {
 	t.Run("ProfileConcurrent", func(t *testing.T) { s, _ := open(t, DefaultMaxMapEntries); testProfileConcurrent(t, s, s) })
 	t.Run("UsersByEmail", func(t *testing.T) { s, _ := open(t); testUsersByEmail(t, s) })
 	t.Run("Devices", func(t *testing.T) { s, _ := open(t); testDevices(t, s) })
+	t.Run("SessionIndex", func(t *testing.T) { s, clk := open(t); testSessionIndex(t, s, clk) })
+	t.Run("ChangeFeed", func(t *testing.T) { s, clk := open(t); testChangeFeed(t, s, clk) })
+	t.Run("Once", func(t *testing.T) { s, clk := open(t); testOnce(t, s, clk) })
+	t.Run("ListFlags", func(t *testing.T) { s, clk := open(t); testListFlags(t, s, clk) })
 }
 
 func sampleSession(clk *fakeClock, id string) SessionRecord {

@@ -67,10 +67,11 @@ type Dynamo struct {
 
 var _ Store = (*Dynamo)(nil)
 
-type tableNames struct{ sessions, profiles, flags, credentials, devices string }
+type tableNames struct{ sessions, profiles, flags, credentials, devices, changes string }
 
 func namesFor(prefix string) tableNames {
-	return tableNames{prefix + "sessions", prefix + "profiles", prefix + "flags", prefix + "credentials", prefix + "devices"}
+	return tableNames{prefix + "sessions", prefix + "profiles", prefix + "flags", prefix + "credentials", prefix + "devices",
+		prefix + "changes"}
 }
 
 // NewDynamo builds the store. Without cfg.Client it loads the AWS

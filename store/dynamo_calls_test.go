@@ -186,7 +186,7 @@ func TestTableDefinitionsAndIAMPolicy(t *testing.T) {
 	for _, d := range defs {
 		names = append(names, d.Name)
 	}
-	if got := strings.Join(names, ","); got != "ztp-sessions,ztp-profiles,ztp-flags,ztp-credentials,ztp-devices,ztp-certificates" {
+	if got := strings.Join(names, ","); got != "ztp-sessions,ztp-profiles,ztp-flags,ztp-credentials,ztp-devices,ztp-certificates,ztp-changes" {
 		t.Errorf("tables = %s", got)
 	}
 	policy := IAMPolicy("ztp-", "eu-west-1", "123456789012")
@@ -197,8 +197,8 @@ func TestTableDefinitionsAndIAMPolicy(t *testing.T) {
 			Resource []string
 		}
 	}
-	if err := json.Unmarshal([]byte(policy), &doc); err != nil || len(doc.Statement) != 2 {
-		t.Fatalf("policy is not two statements of JSON: %v\n%s", err, policy)
+	if err := json.Unmarshal([]byte(policy), &doc); err != nil || len(doc.Statement) != 3 {
+		t.Fatalf("policy is not three statements of JSON: %v\n%s", err, policy)
 	}
 	run := strings.Join(doc.Statement[0].Action, " ")
 	for _, forbidden := range []string{"*", "Scan", "CreateTable", "DeleteTable", "BatchWriteItem"} {
@@ -209,9 +209,17 @@ func TestTableDefinitionsAndIAMPolicy(t *testing.T) {
 	if !strings.Contains(strings.Join(doc.Statement[1].Action, " "), "dynamodb:CreateTable") {
 		t.Error("init statement lacks CreateTable")
 	}
-	if r := doc.Statement[0].Resource; len(r) != 7 || r[0] != "arn:aws:dynamodb:eu-west-1:123456789012:table/ztp-sessions" ||
-		r[5] != "arn:aws:dynamodb:eu-west-1:123456789012:table/ztp-devices/index/*" ||
-		r[6] != "arn:aws:dynamodb:eu-west-1:123456789012:table/ztp-certificates" {
+	// Issue 17: the proxy itself may scan the flags table only (the
+	// compromised set), nothing else.
+	if s := doc.Statement[2]; strings.Join(s.Action, " ") != "dynamodb:Scan" || len(s.Resource) != 1 ||
+		s.Resource[0] != "arn:aws:dynamodb:eu-west-1:123456789012:table/ztp-flags" {
+		t.Errorf("flags statement = %+v", s)
+	}
+	if r := doc.Statement[0].Resource; len(r) != 9 || r[0] != "arn:aws:dynamodb:eu-west-1:123456789012:table/ztp-sessions" ||
+		r[1] != "arn:aws:dynamodb:eu-west-1:123456789012:table/ztp-sessions/index/*" ||
+		r[6] != "arn:aws:dynamodb:eu-west-1:123456789012:table/ztp-devices/index/*" ||
+		r[7] != "arn:aws:dynamodb:eu-west-1:123456789012:table/ztp-certificates" ||
+		r[8] != "arn:aws:dynamodb:eu-west-1:123456789012:table/ztp-changes" {
 		t.Errorf("resources = %v", r)
 	}
 }

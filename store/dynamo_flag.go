@@ -65,8 +65,12 @@ func (d *Dynamo) GetFlag(ctx context.Context, userID string) (Flag, error) {
 	if len(it) == 0 || expired(getTime(it, attrExpiresAt), d.cfg.Now()) {
 		return Flag{}, ErrNotFound
 	}
+	return flagFrom(it), nil
+}
+
+func flagFrom(it item) Flag {
 	return Flag{
 		UserID: getS(it, attrUserID), Level: getS(it, attrLevel), Reason: getS(it, attrReason),
 		SetBy: getS(it, attrSetBy), SetAt: getTime(it, attrSetAt), ExpiresAt: getTime(it, attrExpiresAt),
-	}, nil
+	}
 }

@@ -16,6 +16,7 @@ const (
 	attrSessionID    = "id"
 	attrUserID       = "user_id"
 	attrIdP          = "idp"
+	attrSID          = "sid"
 	attrRefreshToken = "refresh_token" // B: sealed bytes, or plaintext without a Sealer
 	attrSealed       = "sealed"
 	attrIDToken      = "id_token"
@@ -43,6 +44,10 @@ func (d *Dynamo) PutSession(ctx context.Context, rec SessionRecord) error {
 		attrRevoked: avBool(rec.Revoked), attrSealed: avBool(sealed),
 	}
 	putS(it, attrIdP, rec.IdP)
+	putS(it, attrSID, rec.SID)
+	if rec.SID != "" {
+		it[attrIdPSID] = avS(sidKey(rec.IdP, rec.SID))
+	}
 	putS(it, attrIDToken, rec.IDToken)
 	if token != nil {
 		it[attrRefreshToken] = avB(token)
@@ -103,7 +108,7 @@ func (d *Dynamo) GetSession(ctx context.Context, id string) (SessionRecord, erro
 		return SessionRecord{}, err
 	}
 	return SessionRecord{
-		ID: getS(it, attrSessionID), UserID: getS(it, attrUserID), IdP: getS(it, attrIdP),
+		ID: getS(it, attrSessionID), UserID: getS(it, attrUserID), IdP: getS(it, attrIdP), SID: getS(it, attrSID),
 		RefreshToken: token, IDToken: getS(it, attrIDToken),
 		TokenExpiry: getTime(it, attrTokenExpiry), ExpiresAt: getTime(it, attrExpiresAt),
 		Revoked: getBool(it, attrRevoked), RevokedAt: getTime(it, attrRevokedAt),

@@ -39,6 +39,9 @@ type TableDef struct {
 type IndexDef struct {
 	Name string
 	Keys []KeyAttr
+	// KeysOnly projects only the keys (the session indexes, so that
+	// sealed refresh tokens are not copied into them).
+	KeysOnly bool
 }
 
 // TableDefinitions returns the six tables of a deployment. All use
@@ -46,7 +49,11 @@ type IndexDef struct {
 func TableDefinitions(prefix string) []TableDef {
 	n := namesFor(prefix)
 	return []TableDef{
-		{Kind: "sessions", Name: n.sessions, Keys: []KeyAttr{{attrSessionID, "S", "HASH"}}, TTLAttribute: attrTTL},
+		{Kind: "sessions", Name: n.sessions, Keys: []KeyAttr{{attrSessionID, "S", "HASH"}}, TTLAttribute: attrTTL,
+			Indexes: []IndexDef{
+				{Name: indexSessionUser, Keys: []KeyAttr{{attrUserID, "S", "HASH"}}, KeysOnly: true},
+				{Name: indexSessionSID, Keys: []KeyAttr{{attrIdPSID, "S", "HASH"}}, KeysOnly: true},
+			}},
 		{Kind: "profiles", Name: n.profiles, Keys: []KeyAttr{{attrUserID, "S", "HASH"}}},
 		{Kind: "flags", Name: n.flags, Keys: []KeyAttr{{attrUserID, "S", "HASH"}}, TTLAttribute: attrTTL},
 		{Kind: "credentials", Name: n.credentials, Keys: []KeyAttr{
@@ -56,6 +63,7 @@ func TableDefinitions(prefix string) []TableDef {
 			Indexes: []IndexDef{{Name: indexDeviceOwner, Keys: []KeyAttr{{attrOwner, "S", "HASH"}}}}},
 		// The ACME certificate cache (tls.acme), shared by the replicas.
 		{Kind: "certificates", Name: prefix + "certificates", Keys: []KeyAttr{{attrCertName, "S", "HASH"}}},
+		{Kind: "changes", Name: n.changes, Keys: []KeyAttr{{attrPK, "S", "HASH"}, {attrSK, "S", "RANGE"}}, TTLAttribute: attrTTL},
 	}
 }
 
@@ -89,10 +97,7 @@ func (d *Dynamo) createTable(ctx context.Context, def TableDef) error {
 	keys := def.Keys
 	for _, idx := range def.Indexes {
 		keys = append(keys[:len(keys):len(keys)], idx.Keys...)
-		in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, types.GlobalSecondaryIndex{
-			IndexName: aws.String(idx.Name), KeySchema: keySchema(idx.Keys),
-			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
-		})
+		in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, gsiOf(idx))
 	}
 	for _, k := range keys {
 		if !defined[k.Name] {
@@ -108,6 +113,101 @@ func (d *Dynamo) createTable(ctx context.Context, def TableDef) error {
 	var inUse *types.ResourceInUseException
 	if err != nil && !errors.As(err, &inUse) {
 		return wrapDynamo("create table "+def.Name, err)
+	}
+	if err != nil && len(def.Indexes) > 0 {
+		return d.ensureIndexes(ctx, def)
+	}
+	return nil
+}
+
+func gsiOf(idx IndexDef) types.GlobalSecondaryIndex {
+	proj := types.ProjectionTypeAll
+	if idx.KeysOnly {
+		proj = types.ProjectionTypeKeysOnly
+	}
+	return types.GlobalSecondaryIndex{
+		IndexName: aws.String(idx.Name), KeySchema: keySchema(idx.Keys),
+		Projection: &types.Projection{ProjectionType: proj},
+	}
+}
+
+// ensureIndexes adds the indexes an existing table lacks (tables made by an
+// older version: the session indexes came with continuous access
+// evaluation), one UpdateTable each, waiting for each to become ACTIVE.
+func (d *Dynamo) ensureIndexes(ctx context.Context, def TableDef) error {
+	for _, idx := range def.Indexes {
+		asked := false
+		for {
+			start := time.Now()
+			out, err := d.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(def.Name)})
+			d.observe("tables.DescribeTable", start, err)
+			if err != nil {
+				return wrapDynamo("describe table "+def.Name, err)
+			}
+			status, found := indexStatus(out.Table, idx.Name)
+			if found && status == types.IndexStatusActive {
+				break
+			}
+			if !found && out.Table.TableStatus == types.TableStatusActive {
+				if asked {
+					// Accepted but not begun, with the table idle: local
+					// emulators (dynalite) ignore index creation.
+					return fmt.Errorf("store: %s: the server did not add index %s; create the table anew (local emulators cannot add indexes)", def.Name, idx.Name)
+				}
+				if err := d.createIndex(ctx, def.Name, idx); err != nil {
+					return err
+				}
+				asked = true
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("store: waiting for index %s of %s: %w", idx.Name, def.Name, ctx.Err())
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+func indexStatus(t *types.TableDescription, name string) (types.IndexStatus, bool) {
+	if t == nil {
+		return "", false
+	}
+	for _, g := range t.GlobalSecondaryIndexes {
+		if aws.ToString(g.IndexName) == name {
+			return g.IndexStatus, true
+		}
+	}
+	return "", false
+}
+
+func (d *Dynamo) createIndex(ctx context.Context, table string, idx IndexDef) error {
+	var defs []types.AttributeDefinition
+	for _, k := range idx.Keys {
+		defs = append(defs, types.AttributeDefinition{AttributeName: aws.String(k.Name), AttributeType: types.ScalarAttributeType(k.Type)})
+	}
+	g := gsiOf(idx)
+	create := &types.CreateGlobalSecondaryIndexAction{IndexName: g.IndexName, KeySchema: g.KeySchema, Projection: g.Projection}
+	update := func() error {
+		start := time.Now()
+		_, err := d.client.UpdateTable(ctx, &dynamodb.UpdateTableInput{
+			TableName: aws.String(table), AttributeDefinitions: defs,
+			GlobalSecondaryIndexUpdates: []types.GlobalSecondaryIndexUpdate{{Create: create}},
+		})
+		d.observe("tables.UpdateTable", start, err)
+		return err
+	}
+	err := update()
+	var apiErr smithy.APIError
+	if err != nil && errors.As(err, &apiErr) && strings.Contains(apiErr.ErrorMessage(), "provisionedThroughput") {
+		// Local emulators that predate on-demand billing (dynalite)
+		// insist on a throughput for a new index; real DynamoDB refuses
+		// one on an on-demand table, so it is only sent on this retry.
+		create.ProvisionedThroughput = &types.ProvisionedThroughput{ReadCapacityUnits: aws.Int64(1), WriteCapacityUnits: aws.Int64(1)}
+		err = update()
+	}
+	if err != nil {
+		return wrapDynamo("add index "+idx.Name+" to "+table, err)
 	}
 	return nil
 }
@@ -205,9 +305,15 @@ func IAMPolicy(prefix, region, account string) string {
 			{
 				Sid: "ZtproxyStoreInit", Effect: "Allow", Resource: arns,
 				Action: []string{
-					"dynamodb:CreateTable", "dynamodb:DescribeTable",
+					"dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:UpdateTable",
 					"dynamodb:UpdateTimeToLive", "dynamodb:DescribeTimeToLive", "dynamodb:Scan",
 				},
+			},
+			{
+				// The replicas load the compromised set from the (small)
+				// flags table at start and every few minutes.
+				Sid: "ZtproxyFlagsList", Effect: "Allow", Action: []string{"dynamodb:Scan"},
+				Resource: []string{fmt.Sprintf("arn:aws:dynamodb:%s:%s:table/%sflags", region, account, prefix)},
 			},
 		},
 	}

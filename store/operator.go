@@ -25,6 +25,10 @@ type Operator interface {
 	GetProfile(ctx context.Context, userID string) (Profile, error)
 	ListCredentials(ctx context.Context, userID string) ([]Credential, error)
 	DeleteCredential(ctx context.Context, userID string, id []byte) error
+	// RevokeUserSessions and PublishChange: the kill switch (`ztproxy
+	// sessions revoke`) and telling every replica about a change.
+	RevokeUserSessions(ctx context.Context, userID string, at time.Time) ([]string, error)
+	PublishChange(ctx context.Context, c Change) error
 	Close() error
 }
 
@@ -138,7 +142,7 @@ func (h *operatorHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "GET /v1/users":
 		out, err = h.st.FindUsersByEmail(r.Context(), q.Get("email"))
 	default:
-		if !h.serveDevice(w, r) {
+		if !h.serveDevice(w, r) && !h.serveCAE(w, r) {
 			http.Error(w, "unknown operation", http.StatusNotFound)
 		}
 		return

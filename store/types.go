@@ -36,7 +36,11 @@ type Sealer interface {
 // sensitive: it is sealed at rest and must never be logged.
 type SessionRecord struct {
 	ID, UserID, IdP string
-	RefreshToken    string
+	// SID is the IdP's session id (the ID token's "sid" claim), by which
+	// a back-channel logout names the sessions to end; "" when the IdP
+	// sent none.
+	SID          string
+	RefreshToken string
 	// IDToken is kept for id_token_hint at RP-initiated logout.
 	IDToken     string
 	TokenExpiry time.Time
@@ -100,6 +104,12 @@ type Observation struct {
 const (
 	FlagCompromised = "compromised"
 	FlagWatch       = "watch"
+	// FlagStepUp asks the principal to authenticate again (step-up) at
+	// the next request unless it authenticated after SetAt: a security
+	// event (assurance level or credential change) says the current
+	// authentication no longer counts. The risk engine scores it as
+	// watch.
+	FlagStepUp = "step_up"
 )
 
 // Flag is an operator's mark on a user that raises the user's risk.
@@ -228,6 +238,10 @@ type Store interface {
 	FlagStore
 	CredentialStore
 	DeviceStore
+	SessionIndex
+	ChangeFeed
+	OnceStore
+	FlagLister
 	Close() error
 }
 

@@ -9,14 +9,17 @@ import (
 	"strings"
 	"time"
 
+	"ztproxy/adminapi"
 	"ztproxy/authn"
 	"ztproxy/awscreds"
+	"ztproxy/cae"
 	"ztproxy/certs"
 	"ztproxy/config"
 	"ztproxy/devices"
 	"ztproxy/metrics"
 	"ztproxy/proxy"
 	"ztproxy/riskengine"
+	"ztproxy/signals"
 	"ztproxy/store"
 	"ztproxy/tracing"
 )
@@ -48,6 +51,9 @@ type instance struct {
 	sessions  authn.SessionStore
 	keys      authn.WebAuthnStore
 	devices   *devices.Inventory
+	cae       *cae.Evaluator // nil in check-config
+	signals   *signals.Receiver
+	admin     *adminapi.API
 	server    *proxy.Server
 	listeners proxy.Listeners
 	tracer    *tracing.Tracer // nil: tracing off
@@ -118,6 +124,9 @@ func assemble(ctx context.Context, path string, opts config.Options, mode startM
 		in.buildRisk(st, mode, rep)
 		buildBrowser(rt, in.sessions, in.keys, in.logger, in.metrics, rep)
 		in.buildDevices(st, rep)
+		in.buildCAE(ctx, st, mode)
+		in.buildSignals(st, rep)
+		in.buildAdmin(st, rep)
 		if mode == assembleServe && rt.File.Store.Backend == "embedded" {
 			in.serveOperatorSocket(st)
 		}
@@ -127,6 +136,9 @@ func assemble(ctx context.Context, path string, opts config.Options, mode startM
 	setRisk(&rt.Proxy, in.risk)
 	setAWS(&rt.Proxy, in.aws)
 	setDevices(&rt.Proxy, in.devices)
+	setGuard(&rt.Proxy, in.cae)
+	setSignals(&rt.Proxy, in.signals)
+	setAdmin(&rt.Proxy, in.admin)
 	if !rep.Failed() {
 		// Only now: with a component missing, proxy.New would report that
 		// instead of the component's own problem.

@@ -32,6 +32,7 @@ type browserEnv struct {
 	mu            sync.Mutex
 	seen          []http.Header
 	proc          *proc
+	configPath    string
 }
 
 func (e *browserEnv) lastSeen() http.Header {
@@ -94,8 +95,9 @@ routes:
 	if extraRoutes != "" {
 		cfg += fmt.Sprintf(extraRoutes, up.URL)
 	}
-	writeFile(t, filepath.Join(dir, "ztproxy.yaml"), cfg)
-	e.proc = startServe(t, filepath.Join(dir, "ztproxy.yaml"), admin, public)
+	e.configPath = filepath.Join(dir, "ztproxy.yaml")
+	writeFile(t, e.configPath, cfg)
+	e.proc = startServe(t, e.configPath, admin, public)
 	return e
 }
 

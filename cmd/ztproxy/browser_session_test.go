@@ -1,3 +1,5 @@
+//go:build !ztproxy_nodemo
+
 package main
 
 import (

@@ -89,8 +89,15 @@ routes:
 // session cookie.
 func (e *storeOutageEnv) signIn(t *testing.T, user string) (*http.Client, string) {
 	t.Helper()
+	return e.signInAt(t, "/x", user)
+}
+
+// signInAt signs user in with a new browser, starting at path, and
+// returns the browser and a copy of its session cookie.
+func (e *browserEnv) signInAt(t *testing.T, path, user string) (*http.Client, string) {
+	t.Helper()
 	c := e.client(t)
-	resp := e.op.Login(t, c, e.base+"/x", e.op.User(t, user), false)
+	resp := e.op.Login(t, c, e.base+path, e.op.User(t, user), false)
 	if body := readBody(t, resp); resp.StatusCode != 200 {
 		t.Fatalf("sign-in of %s: %d %s", user, resp.StatusCode, body)
 	}

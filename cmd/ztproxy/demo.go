@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -199,9 +201,16 @@ func runDemo(ctx context.Context, s demoSettings, stdout, stderr io.Writer) erro
 	_, port, _ := net.SplitHostPort(s.listen)
 	external := "https://localhost:" + port
 	users := demoUsers()
+	backchannel, err := demoCAClient(filepath.Join(certDir, "ca.pem"))
+	if err != nil {
+		return err
+	}
 	provider, err := startDemoOP(s.idp, users, []op.Client{{ID: "ztproxy-demo", Secret: clientSecret,
 		RedirectURIs:           []string{external + "/.ztp/callback"},
-		PostLogoutRedirectURIs: []string{external + "/.ztp/signed-out"}}})
+		PostLogoutRedirectURIs: []string{external + "/.ztp/signed-out"},
+		// "Sign out everywhere" on the provider's /account page ends the
+		// proxy sessions too (issue 17).
+		BackchannelLogoutURI: external + "/.ztp/backchannel-logout"}}, backchannel)
 	if err != nil {
 		return err
 	}
@@ -241,11 +250,25 @@ func demoUsers() []op.User {
 
 // startDemoOP starts the embedded OpenID provider at addr, quietly: the
 // library logs refused requests through the default logger.
-func startDemoOP(addr string, users []op.User, clients []op.Client) (*op.Provider, error) {
+func startDemoOP(addr string, users []op.User, clients []op.Client, backchannel *http.Client) (*op.Provider, error) {
 	prev := slog.Default()
 	slog.SetDefault(slog.New(slog.DiscardHandler))
 	defer slog.SetDefault(prev)
-	return op.Start(op.Config{Addr: addr, Users: users, Clients: clients})
+	return op.Start(op.Config{Addr: addr, Users: users, Clients: clients, BackchannelClient: backchannel})
+}
+
+// demoCAClient is an HTTP client that trusts the demo's development CA,
+// for the provider's back-channel logout calls to the proxy.
+func demoCAClient(caFile string) (*http.Client, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no certificates", caFile)
+	}
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}, nil
 }
 
 // demoSecret returns the secret kept in path, creating it (0600) on first

@@ -116,7 +116,7 @@ func cmdDemoIdP(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	secret := randomWord()
 	provider, err := startDemoOP(*listen, users, []op.Client{{ID: "ztproxy-demo", Secret: secret,
 		RedirectURIs:           []string{*redirect + "/.ztp/callback"},
-		PostLogoutRedirectURIs: []string{*redirect + "/.ztp/signed-out"}}})
+		PostLogoutRedirectURIs: []string{*redirect + "/.ztp/signed-out"}}}, nil)
 	if err != nil {
 		return err
 	}

@@ -1,3 +1,5 @@
+//go:build !ztproxy_nodemo
+
 package main
 
 import (
@@ -132,4 +134,79 @@ func checkDemoLaptop(t *testing.T, dir, base, banner string, passwords map[strin
 	if resp, _ := signInDemo(t, withDevice(), base+"/laptop", "bob", passwords["bob"]); resp.StatusCode != 403 {
 		t.Errorf("bob with alice's demo device on /laptop: %d", resp.StatusCode)
 	}
+}
+
+// TestDemoSignOutEverywhere: issue 17, the demo's identity provider can
+// trigger a back-channel logout. "Sign out everywhere" on its /account
+// page ends alice's proxy session at once.
+func TestDemoSignOutEverywhere(t *testing.T) {
+	idp := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	d := startDemo(t, t.TempDir(), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), idp)
+	pem, err := os.ReadFile(filepath.Join(d.dir, "certs", "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	base := d.base
+	if resp, body := signInDemo(t, c, base+"/hello", "alice", d.passwords["alice"]); resp.StatusCode != 200 {
+		t.Fatalf("sign-in: %d %s", resp.StatusCode, body)
+	}
+	resp, page := get(t, c, "http://"+idp+"/account", nil)
+	if resp.StatusCode != 200 || !strings.Contains(page, "Sign out everywhere") {
+		t.Fatalf("account page: %d %s", resp.StatusCode, page)
+	}
+	forged, err := c.PostForm("http://"+idp+"/account/signout-everywhere", url.Values{"csrf": {"forged"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if forged.Body.Close(); forged.StatusCode != http.StatusForbidden {
+		t.Fatalf("a forged form: %d, want 403", forged.StatusCode)
+	}
+	form := url.Values{}
+	for _, hm := range hiddenInputRE.FindAllStringSubmatch(page, -1) {
+		form.Set(hm[1], html.UnescapeString(hm[2]))
+	}
+	resp, err = c.PostForm("http://"+idp+"/account/signout-everywhere", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readBody(t, resp); resp.StatusCode != 200 || !strings.Contains(body, "1 application(s)") {
+		t.Fatalf("sign out everywhere: %d %s", resp.StatusCode, body)
+	}
+	resp, err = noFollow(c).Get(base + "/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("the proxy session after sign out everywhere: %d, want 302 to sign-in", resp.StatusCode)
+	}
+}
+
+// TestDemoSignOutEverywhereChromium: issue 17, the same in headless
+// Chromium: alice signs in, opens the demo identity provider's account
+// page, presses "Sign out everywhere", and the app sends her back to
+// sign-in. Screenshots are saved (ZTP_SCREENSHOT_DIR copies them).
+func TestDemoSignOutEverywhereChromium(t *testing.T) {
+	idp := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	d := startDemo(t, t.TempDir(), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), idp)
+	br := testenv.StartBrowser(t, testenv.BrowserOptions{IgnoreCertErrors: true})
+	shot := newShots(t)
+	tab := br.NewTab(t)
+	tab.Navigate(t, d.base+"/")
+	tab.WaitURLPrefix(t, d.issuer+"/login", 10*time.Second)
+	tab.LoginForm(t, "alice", d.passwords["alice"], "")
+	tab.WaitText(t, "Headers ztproxy sent this app", 10*time.Second)
+	tab.Navigate(t, d.issuer+"/account")
+	tab.WaitText(t, "Sign out everywhere", 10*time.Second)
+	shot.take(t, tab, "idp-account")
+	tab.Click(t, "#signout-everywhere")
+	tab.WaitText(t, "1 application(s) were told", 10*time.Second)
+	shot.take(t, tab, "idp-signed-out-everywhere")
+	tab.Navigate(t, d.base+"/")
+	tab.WaitURLPrefix(t, d.issuer+"/login", 10*time.Second)
+	shot.take(t, tab, "app-asks-to-sign-in-again")
 }

@@ -207,6 +207,14 @@ var commandHelps = map[string]commandHelp{
 		Example: "ztproxy risk flag 'https://idp.example.com#alice' --level compromised --reason \"GuardDuty finding\" --config ztproxy.yaml",
 		Doc:     "docs/risk.md",
 	},
+	"sessions revoke": {
+		Usage: "sessions revoke USER --config FILE",
+		Summary: "End every browser session of a user (or service) on every replica within a second: the kill switch.\n" +
+			"USER is <issuer>#<sub> or an email address the proxy has seen. Bearer tokens cannot be revoked here;\n" +
+			"flag the principal compromised (ztproxy risk flag --level compromised) to refuse those too.",
+		Example: "ztproxy sessions revoke 'https://idp.example.com#alice' --config ztproxy.yaml",
+		Doc:     "docs/continuous-evaluation.md",
+	},
 	"risk clear": {
 		Usage:   "risk clear USER --config FILE",
 		Summary: "Clear a user's operator flag.",

@@ -36,6 +36,8 @@ Usage:
   ztproxy store init --config FILE     create the DynamoDB tables (or the embedded file); prints the IAM policy
   ztproxy risk flag USER --level compromised|watch --reason TEXT --config FILE
   ztproxy risk clear USER --config FILE / ztproxy risk show USER --config FILE
+  ztproxy sessions revoke USER --config FILE
+                                       end every browser session of a user on every replica
   ztproxy keys list USER --config FILE / ztproxy keys remove USER (--id ID | --all) --config FILE
                                        see or reset a user's security keys (WebAuthn step-up)
   ztproxy aws credential-process --proxy URL --role NAME
@@ -95,6 +97,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdRisk(ctx, args[1:], stdout, stderr)
 	case "keys":
 		err = cmdKeys(ctx, args[1:], stdout, stderr)
+	case "sessions":
+		err = cmdSessions(ctx, args[1:], stdout, stderr)
 	case "certs":
 		err = cmdCerts(args[1:], stdout, stderr)
 	case "device":

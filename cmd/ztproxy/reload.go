@@ -13,14 +13,17 @@ import (
 	"syscall"
 	"time"
 
+	"ztproxy/adminapi"
 	"ztproxy/authn"
 	"ztproxy/awscreds"
+	"ztproxy/cae"
 	"ztproxy/certs"
 	"ztproxy/config"
 	"ztproxy/devices"
 	"ztproxy/metrics"
 	"ztproxy/proxy"
 	"ztproxy/riskengine"
+	"ztproxy/signals"
 )
 
 // reloadPollInterval is how often the config and policy files are checked
@@ -45,6 +48,10 @@ type reloader struct {
 	aws *awscreds.Minter
 	// devices outlives reloads: its cache (devices settings need a restart).
 	devices *devices.Inventory
+	// cae outlives reloads: the compromised set and the feed's position.
+	cae     *cae.Evaluator
+	signals *signals.Receiver
+	admin   *adminapi.API
 	server  *proxy.Server
 	metrics *metrics.Metrics
 	log     *slog.Logger
@@ -123,6 +130,9 @@ func (r *reloader) apply(rt *config.Runtime) error {
 	setRisk(&rt.Proxy, r.risk)
 	setAWS(&rt.Proxy, r.aws)
 	setDevices(&rt.Proxy, r.devices)
+	setGuard(&rt.Proxy, r.cae)
+	setSignals(&rt.Proxy, r.signals)
+	setAdmin(&rt.Proxy, r.admin)
 	if err := r.server.Update(rt.Proxy); err != nil {
 		return err
 	}

@@ -62,11 +62,13 @@ func cmdRisk(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err := st.SetFlag(ctx, fl); err != nil {
 			return err
 		}
+		publishFlag(ctx, st, userID, stderr)
 		fmt.Fprintf(stdout, "flagged %s as %s; %s\n", userID, *level, appliedWhen(st, f))
 	case "clear":
 		if err := st.ClearFlag(ctx, userID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
+		publishFlag(ctx, st, userID, stderr)
 		fmt.Fprintf(stdout, "cleared the flag of %s; %s\n", userID, appliedWhen(st, f))
 	case "show":
 		return showRisk(ctx, st, userID, stdout)
@@ -79,7 +81,7 @@ func appliedWhen(st store.Operator, f *config.File) string {
 	if _, live := st.(*store.OperatorClient); live && f.Store.Backend == "embedded" {
 		return "the running ztproxy applies it now"
 	}
-	return fmt.Sprintf("running replicas apply it within risk.flag_ttl (%s)", f.Risk.FlagTTL)
+	return "every running replica applies it within a second"
 }
 
 // openOperatorStore loads the configuration and opens its store for an
@@ -142,7 +144,9 @@ func operatorTarget(ctx context.Context, path, who string, stderr io.Writer) (*c
 // ever match it (issue 15.14).
 func resolveUser(ctx context.Context, st store.Operator, who string, stderr io.Writer) (string, error) {
 	switch {
-	case strings.Contains(who, "#"):
+	case strings.Contains(who, "#"), strings.HasPrefix(who, "spiffe://"):
+		// A user, a client-credentials service (<issuer>#<client_id>)
+		// or a workload's SPIFFE id.
 		return who, nil
 	case strings.Contains(who, "@"):
 		ids, err := st.FindUsersByEmail(ctx, who)

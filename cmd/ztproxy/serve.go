@@ -94,7 +94,7 @@ func serve(ctx context.Context, path string, in *instance, opts config.Options) 
 	}
 	metrics.ReloadResult(nil, time.Now())
 	r := &reloader{path: path, opts: opts, current: rt, bearer: in.bearer, sessions: in.sessions, keys: in.keys,
-		risk: in.risk, aws: in.aws, devices: in.devices, server: in.server, metrics: metrics, log: logger, certs: in.certs}
+		risk: in.risk, aws: in.aws, devices: in.devices, cae: in.cae, signals: in.signals, admin: in.admin, server: in.server, metrics: metrics, log: logger, certs: in.certs}
 	go r.run(ctx)
 
 	scheme := "https"

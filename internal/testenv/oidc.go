@@ -30,6 +30,11 @@ type OIDCClient struct {
 	RedirectURIs           []string
 	PostLogoutRedirectURIs []string
 	GrantTypes             []string // default: authorization_code, refresh_token, client_credentials
+	// BackchannelLogoutURI registers the client for OpenID Connect
+	// Back-Channel Logout 1.0 (with sid): when the user's session at the
+	// OP ends, the OP POSTs a logout token there. An https URI needs
+	// OIDCOptions.ExtraCAFile for the OP to trust it.
+	BackchannelLogoutURI string
 }
 
 // OIDCUser is an end-user account at the test OP. Sub is also accepted as the
@@ -67,6 +72,10 @@ type OIDCOptions struct {
 	// /oauth2/userInfo does. Client-credentials tokens get token_use
 	// "access".
 	Cognito bool
+	// ExtraCAFile is a PEM file of CA certificates the OP trusts for its
+	// own outgoing requests (back-channel logout to a proxy with a dev
+	// CA), through NODE_EXTRA_CA_CERTS.
+	ExtraCAFile string
 }
 
 // DefaultOIDCClients returns the clients registered when OIDCOptions.Clients is
@@ -134,8 +143,11 @@ func StartOIDC(t testing.TB, opts OIDCOptions) *OIDCProvider {
 		port := FreePort(t)
 		issuer := "http://127.0.0.1:" + strconv.Itoa(port)
 		begin := time.Now()
-		proc, readyIssuer, err := startNode("oidc-provider", dir, "server.mjs", []string{cfgPath},
-			[]string{"PORT=" + strconv.Itoa(port), "ISSUER=" + issuer})
+		env := []string{"PORT=" + strconv.Itoa(port), "ISSUER=" + issuer}
+		if opts.ExtraCAFile != "" {
+			env = append(env, "NODE_EXTRA_CA_CERTS="+opts.ExtraCAFile)
+		}
+		proc, readyIssuer, err := startNode("oidc-provider", dir, "server.mjs", []string{cfgPath}, env)
 		if addrInUse(err) && attempt < 3 {
 			continue
 		}
@@ -186,13 +198,17 @@ func (o OIDCOptions) withDefaults() *OIDCProvider {
 func (p *OIDCProvider) opConfig(o OIDCOptions) map[string]any {
 	clients := make([]map[string]any, 0, len(p.Clients))
 	for _, c := range p.Clients {
-		clients = append(clients, map[string]any{
+		client := map[string]any{
 			"client_id":                 c.ID,
 			"client_secret":             c.Secret,
 			"redirect_uris":             nonNil(c.RedirectURIs),
 			"post_logout_redirect_uris": nonNil(c.PostLogoutRedirectURIs),
 			"grant_types":               c.GrantTypes,
-		})
+		}
+		if c.BackchannelLogoutURI != "" {
+			client["backchannel_logout_uri"] = c.BackchannelLogoutURI
+		}
+		clients = append(clients, client)
 	}
 	users := make([]map[string]any, 0, len(p.Users))
 	for _, u := range p.Users {

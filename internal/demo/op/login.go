@@ -100,6 +100,11 @@ type loginHandler struct {
 	op       *zop.Provider
 	users    []User
 	callback func(authRequestID string) string
+	// issuer, backchannel and csrfKey serve the account page's "sign out
+	// everywhere" (back-channel logout, see backchannel.go).
+	issuer      string
+	backchannel *http.Client
+	csrfKey     [32]byte
 }
 
 // ServeHTTP shows the form (GET) or checks the credentials (POST).

@@ -51,6 +51,10 @@ type Client struct {
 	ID, Secret             string
 	RedirectURIs           []string
 	PostLogoutRedirectURIs []string
+	// BackchannelLogoutURI, when set, receives an OpenID Connect
+	// Back-Channel Logout token when the user signs out everywhere on the
+	// provider's account page.
+	BackchannelLogoutURI string
 }
 
 // Config configures Start. Zero durations take the defaults above.
@@ -65,6 +69,9 @@ type Config struct {
 	IDTokenTTL      time.Duration // default 10m
 	RefreshTokenTTL time.Duration // default 8h
 	SessionTTL      time.Duration // the provider's own sign-in session; default 8h
+	// BackchannelClient sends back-channel logout tokens (it must trust
+	// the clients' certificates); a 5 s client without redirects when nil.
+	BackchannelClient *http.Client
 }
 
 // Provider is a running development OpenID provider.
@@ -152,17 +159,28 @@ func Start(cfg Config) (*Provider, error) {
 		done:     make(chan struct{}),
 	}
 	callback := zop.AuthCallbackURL(provider)
+	bc := cfg.BackchannelClient
+	if bc == nil {
+		bc = &http.Client{Timeout: 5 * time.Second}
+	}
+	noRedirects := *bc
+	noRedirects.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	lh := &loginHandler{
-		store:    st,
-		sessions: p.sessions,
-		op:       provider,
-		users:    cfg.Users,
+		store:       st,
+		sessions:    p.sessions,
+		op:          provider,
+		users:       cfg.Users,
+		issuer:      issuer,
+		backchannel: &noRedirects,
+		csrfKey:     cryptoKey,
 		callback: func(id string) string {
 			return callback(zop.ContextWithIssuer(context.Background(), issuer), id)
 		},
 	}
 	mux := http.NewServeMux()
 	mux.Handle(loginPath, lh)
+	mux.HandleFunc(accountPath, lh.account)
+	mux.HandleFunc(signOutEverywherePath, lh.account)
 	mux.HandleFunc(loggedOutPath, lh.loggedOut)
 	mux.Handle(provider.EndSessionEndpoint().Relative(), lh.endSession(provider))
 	mux.Handle("/", provider)

@@ -77,6 +77,12 @@ function toClientMetadata(c) {
     post_logout_redirect_uris: c.post_logout_redirect_uris ?? [],
     token_endpoint_auth_method: c.token_endpoint_auth_method ?? 'client_secret_basic',
     ...(c.scope ? { scope: c.scope } : undefined),
+    // OpenID Connect Back-Channel Logout 1.0: the OP POSTs a logout token
+    // (with the session's sid) here when the user's OP session ends.
+    ...(c.backchannel_logout_uri ? {
+      backchannel_logout_uri: c.backchannel_logout_uri,
+      backchannel_logout_session_required: true,
+    } : undefined),
   };
 }
 
@@ -179,12 +185,20 @@ const provider = new Provider(issuer, {
   // not only into the userinfo response.
   conformIdTokenClaims: false,
   responseTypes: ['code'],
+  // oidc-provider refuses outgoing requests to special-use addresses (SSRF
+  // protection); this test OP must reach the proxy under test on loopback
+  // for back-channel logout, so its requests use the plain dispatcher.
+  fetch: (url, options) => {
+    delete options.dispatcher;
+    return globalThis.fetch(url, options);
+  },
   pkce: { required: () => true },
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
     revocation: { enabled: true },
+    backchannelLogout: { enabled: true },
     claimsParameter: { enabled: true },
     userinfo: { enabled: true },
     rpInitiatedLogout: {
@@ -387,6 +401,7 @@ const server = http.createServer((req, res) => {
   });
 });
 
+provider.on('backchannel.error', (_ctx, err, client) => process.stderr.write(`oidcprovider backchannel.error ${client.clientId}: ${err.message} ${err.cause?.code ?? ""} ${err.cause?.message ?? ""}\n`));
 provider.on('server_error', (_ctx, err) => process.stderr.write(`oidcprovider server_error: ${err.stack}\n`));
 
 server.listen(port, '127.0.0.1', () => {
