@@ -164,6 +164,7 @@ func testProfilePruning(t *testing.T, s Store) {
 func testProfileConcurrent(t *testing.T, a, b Store) {
 	ctx := context.Background()
 	const user = "https://idp.example#frank"
+	base := time.Now().UnixMilli() // Batch: at least the time in ms
 	var wg sync.WaitGroup
 	errs := make(chan error, 200)
 	for g, s := range []Store{a, b} {
@@ -171,8 +172,11 @@ func testProfileConcurrent(t *testing.T, a, b Store) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 100; i++ {
+				// Each writer numbers its batches, as the risk engine
+				// does: a retry of a write DynamoDB applied late (a
+				// loaded machine) must not count twice.
 				obs := Observation{
-					UserID: user, Requests: 1, FailedAuth: int64(i % 2),
+					UserID: user, Requests: 1, FailedAuth: int64(i % 2), Writer: fmt.Sprintf("writer%d", g), Batch: base + int64(i),
 					Networks: map[string]int64{fmt.Sprintf("10.%d.%d.0/24", g, i%20): int64(1_700_000_000 + i)},
 				}
 				obs.HourCounts[(g*7+i)%168] = 1
