@@ -52,6 +52,9 @@ type Runtime struct {
 	Devices *devices.Config
 	// SigningKey signs identity assertions; nil means generate one.
 	SigningKey *ecdsa.PrivateKey
+	// AssertionCacheSize bounds the signer's assertion cache
+	// (caches.assertions).
+	AssertionCacheSize int
 	// WatchFiles are the files whose change triggers a reload: the config
 	// itself (added by the caller) and every policy file.
 	WatchFiles []string
@@ -162,6 +165,7 @@ func (f *File) build(c *collector) *Runtime {
 		addErr(c, "assertion.trusted_jwks", err)
 	}
 	rt.AWS = f.awsConfig()
+	rt.Bearer.CacheSize, rt.AssertionCacheSize = f.Caches.VerifiedTokens, f.Caches.Assertions
 	if f.Assertion.SigningKeyFile != "" {
 		key, err := LoadSigningKey(f.Assertion.SigningKeyFile)
 		if err != nil {

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+
 	"ztproxy/identity"
 )
 
@@ -28,12 +30,27 @@ type Signer struct {
 	seed   maphash.Seed
 
 	mu    sync.Mutex
-	cache map[assertionKey]assertionEntry
+	cache *simplelru.LRU[assertionKey, assertionEntry]
 }
 
-// maxAssertionCache bounds the cache; when full it is emptied (entries
-// are cheap to recreate and short-lived anyway).
-const maxAssertionCache = 50000
+// DefaultAssertionCacheSize bounds the cache unless SetCacheSize says
+// otherwise. When full, the least recently used assertion goes (issue 23:
+// the cache used to empty itself, and every active caller needed a new
+// signature at once).
+const DefaultAssertionCacheSize = 50000
+
+// SetCacheSize bounds the assertion cache to n entries (n >= 1) and
+// empties it. Call it before the signer is in use.
+func (s *Signer) SetCacheSize(n int) error {
+	c, err := simplelru.NewLRU[assertionKey, assertionEntry](n, nil)
+	if err != nil {
+		return fmt.Errorf("assertion: cache size %d: %w", n, err)
+	}
+	s.mu.Lock()
+	s.cache = c
+	s.mu.Unlock()
+	return nil
+}
 
 type assertionKey struct {
 	issuer, route, principal, device, session string
@@ -85,7 +102,8 @@ func NewSigner(key *ecdsa.PrivateKey) (*Signer, error) {
 		return nil, errors.New("assertion: signing key must be EC P-256")
 	}
 	jwk := publicJWK(&key.PublicKey)
-	s := &Signer{key: key, kid: jwk["kid"], seed: maphash.MakeSeed(), cache: map[assertionKey]assertionEntry{}}
+	s := &Signer{key: key, kid: jwk["kid"], seed: maphash.MakeSeed()}
+	s.cache, _ = simplelru.NewLRU[assertionKey, assertionEntry](DefaultAssertionCacheSize, nil)
 	hdr, _ := json.Marshal(map[string]string{"alg": "ES256", "typ": "JWT", "kid": s.kid})
 	s.header = base64.RawURLEncoding.EncodeToString(hdr)
 	s.jwks, _ = json.Marshal(map[string]any{"keys": []map[string]string{jwk}})
@@ -117,7 +135,7 @@ func (s *Signer) Assertion(issuer string, rc *identity.RequestContext, ttl time.
 		session: p.SessionID, details: s.detailsHash(p), expiry: p.Expiry.Unix(),
 	}
 	s.mu.Lock()
-	e, ok := s.cache[key]
+	e, ok := s.cache.Get(key)
 	s.mu.Unlock()
 	if ok && now.Before(e.refreshAt) {
 		return e.token, nil
@@ -131,10 +149,7 @@ func (s *Signer) Assertion(issuer string, rc *identity.RequestContext, ttl time.
 		return "", err
 	}
 	s.mu.Lock()
-	if len(s.cache) >= maxAssertionCache {
-		clear(s.cache)
-	}
-	s.cache[key] = assertionEntry{token: token, expires: exp, refreshAt: now.Add(exp.Sub(now) / 2)}
+	s.cache.Add(key, assertionEntry{token: token, expires: exp, refreshAt: now.Add(exp.Sub(now) / 2)})
 	s.mu.Unlock()
 	return token, nil
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"ztproxy/idheaders"
 	"ztproxy/metrics"
 )
 
@@ -24,12 +25,19 @@ type ServerConfig struct {
 	Pprof bool
 }
 
+// DefaultAssertionCacheSize is the signer's assertion cache bound when
+// Options.AssertionCacheSize is 0.
+const DefaultAssertionCacheSize = idheaders.DefaultAssertionCacheSize
+
 // Options are the non-reloadable parts of a Server.
 type Options struct {
 	Server ServerConfig
 	// Signer signs identity assertions; its key is published at
 	// /.ztp/jwks.json.
 	SigningKey *ecdsa.PrivateKey
+	// AssertionCacheSize bounds the signed assertions cached;
+	// idheaders.DefaultAssertionCacheSize when 0.
+	AssertionCacheSize int
 	// ExtraVerificationKeys are older public keys still published so that
 	// assertions signed before a key rotation verify until they expire.
 	Audit  *slog.Logger
