@@ -21,6 +21,9 @@ func (e *Engine) Flush(ctx context.Context) error {
 	users := e.dirty
 	e.dirty = nil
 	e.dirtyMu.Unlock()
+	if len(users) == 0 {
+		return nil
+	}
 	var (
 		g    errgroup.Group
 		mu   sync.Mutex
