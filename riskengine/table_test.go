@@ -209,3 +209,18 @@ func BenchmarkFlushIdle(b *testing.B) {
 		_ = e.Flush(context.Background())
 	}
 }
+
+// Issue 23.1: the default bound holds (the old engine kept all 25,000).
+func TestDefaultMaxUsersBound(t *testing.T) {
+	st := newFakeStore()
+	e := newTestEngine(t, st, &fakeClock{t: testNow}, nil)
+	for i := range DefaultMaxUsers + 5000 {
+		scoreUser(t, e, fmt.Sprintf("u%d", i), testNow)
+	}
+	if err := e.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if listed, draining := e.users.len(); listed+draining > DefaultMaxUsers {
+		t.Errorf("%d users cached (%d draining), default bound %d", listed+draining, draining, DefaultMaxUsers)
+	}
+}
