@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
+
+	"ztproxy/identity"
 )
 
 // TestVerifyCachedTokenDiesWithItsKey: a cached token is not re-verified
@@ -165,4 +168,31 @@ func BenchmarkVerifyCachedParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkTokenCacheMemory reports the heap each cached token costs with
+// a typical principal (the figure config.example.yaml gives for
+// caches.verified_tokens).
+func BenchmarkTokenCacheMemory(b *testing.B) {
+	const n = 20_000
+	for b.Loop() {
+		c := newTokenCache(n)
+		now := testEpoch
+		before := heapAlloc()
+		for i := range n {
+			key := tokenKey(sha256.Sum256(fmt.Appendf(nil, "token-%d", i)))
+			p := identity.Principal{Kind: identity.KindUser, ID: fmt.Sprintf("https://idp.example.com#user-%d", i),
+				Email: fmt.Sprintf("user-%d@example.com", i), Groups: []string{"staff", "engineering"}, IdP: "corp"}
+			c.put(&key, &cachedToken{principal: p, until: now.Add(time.Hour)}, now)
+		}
+		b.ReportMetric(float64(heapAlloc()-before)/n, "B/token")
+		runtime.KeepAlive(c)
+	}
+}
+
+func heapAlloc() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }

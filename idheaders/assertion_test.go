@@ -2,6 +2,7 @@ package idheaders
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -49,4 +50,35 @@ func TestAssertionCacheKeepsRecentWhenFull(t *testing.T) {
 	if err := s.SetCacheSize(0); err == nil {
 		t.Error("a cache size of 0 was accepted")
 	}
+}
+
+// BenchmarkAssertionCacheMemory reports the heap each cached assertion
+// costs (the figure config.example.yaml gives for caches.assertions).
+func BenchmarkAssertionCacheMemory(b *testing.B) {
+	const n = 5000
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for b.Loop() {
+		s, err := NewSigner(nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		before := heapAlloc()
+		for i := range n {
+			rc := &identity.RequestContext{Route: "app", Principal: identity.Principal{Kind: identity.KindUser,
+				ID: fmt.Sprintf("https://idp.example.com#user-%d", i), Email: fmt.Sprintf("user-%d@example.com", i),
+				Groups: []string{"staff", "engineering"}, IdP: "corp", SessionID: fmt.Sprintf("session-%d", i)}}
+			if _, err := s.Assertion("https://proxy.example.com", rc, time.Minute, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(heapAlloc()-before)/n, "B/assertion")
+		runtime.KeepAlive(s)
+	}
+}
+
+func heapAlloc() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }

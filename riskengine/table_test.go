@@ -3,6 +3,7 @@ package riskengine
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -223,4 +224,41 @@ func TestDefaultMaxUsersBound(t *testing.T) {
 	if listed, draining := e.users.len(); listed+draining > DefaultMaxUsers {
 		t.Errorf("%d users cached (%d draining), default bound %d", listed+draining, draining, DefaultMaxUsers)
 	}
+}
+
+// BenchmarkUserMemory reports the heap each cached user costs (issue 23:
+// the figure config.example.yaml gives for risk.max_users): a new user,
+// and one with a typical stored profile and a learned request pending.
+func BenchmarkUserMemory(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		known bool
+	}{{"new", false}, {"profile", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			const users = 20_000
+			for b.Loop() {
+				st := newFakeStore()
+				if tc.known {
+					for i := range users {
+						st.profiles[fmt.Sprintf("u%d", i)] = knownProfile(testNow)
+					}
+				}
+				e := newTestEngine(b, st, &fakeClock{t: testNow}, func(c *Config) { c.MaxUsers = 2 * users })
+				before := heapInUse()
+				for i := range users {
+					scoreUser(b, e, fmt.Sprintf("u%d", i), testNow)
+				}
+				after := heapInUse()
+				b.ReportMetric(float64(after-before)/users, "B/user")
+				_ = e.Close(context.Background())
+			}
+		})
+	}
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }
