@@ -73,6 +73,7 @@ func main() {
 	flag.Float64Var(&uo.rate, "users-rate", 400, "distinct-users soak: new users per second")
 	flag.IntVar(&uo.step, "users-step", 5000, "distinct-users soak: RSS sample every this many users")
 	flag.DurationVar(&uo.idle, "users-idle", 30*time.Second, "distinct-users soak: idle time over which CPU is measured afterwards")
+	flag.DurationVar(&uo.settle, "users-settle", 25*time.Second, "distinct-users soak: wait before the idle CPU measurement (the last write-behind flushes)")
 	flag.StringVar(&uo.config, "users-config", "", "distinct-users soak: YAML appended to the proxy's config (e.g. 'risk: {max_users: 50000}')")
 	altEnv := flag.String("alt-env", "", "space-separated K=V environment for ztproxy-alt (implies -alt-ztproxy of this build if unset)")
 	flag.Parse()

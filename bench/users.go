@@ -28,6 +28,7 @@ type usersOptions struct {
 	rate   float64       // requests (= new users) per second
 	step   int           // RSS sample every step users
 	idle   time.Duration // CPU measured over this idle time afterwards
+	settle time.Duration // wait before the idle measurement (the last flushes)
 	config string        // extra YAML appended to the proxy's config (e.g. "risk: {max_users: 50000}")
 }
 
@@ -106,6 +107,7 @@ routes:
 	if err != nil {
 		return err
 	}
+	time.Sleep(uo.settle)
 	before, err := readProcStat([]int{p.pid()})
 	if err != nil {
 		return err
@@ -120,8 +122,8 @@ routes:
 	for _, s := range samples {
 		fmt.Fprintf(&b, "| %d | %.1f |\n", s.Users, s.RSSMB)
 	}
-	fmt.Fprintf(&b, "\nnon-200 answers: %d; idle CPU over %s afterwards: %.2f %% of a core; RSS then %.1f MiB\n",
-		failures, uo.idle, 100*float64(after.cpu-before.cpu)/float64(uo.idle), float64(after.rssKB)/1024)
+	fmt.Fprintf(&b, "\nnon-200 answers: %d; idle CPU over %s (after %s to settle): %.2f %% of a core; RSS then %.1f MiB\n",
+		failures, uo.idle, uo.settle, 100*float64(after.cpu-before.cpu)/float64(uo.idle), float64(after.rssKB)/1024)
 	fmt.Println(b.String())
 	return nil
 }
