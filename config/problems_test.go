@@ -50,6 +50,7 @@ func TestProblems(t *testing.T) {
 			"caches.assertions: must be between 64 and 10000000 (got 20000000)",
 		}},
 		{"cache bounds set", head + publicRoute + "risk: {max_users: 100000, idle_evict: 5m}\ncaches: {verified_tokens: 50000, assertions: 1000}\n", nil},
+		{"aws cache bound", head + publicRoute + "aws: {cache_size: 5}\n", []string{"aws.cache_size: must be between 64 and 10000000 (got 5)"}},
 		{"webauthn rp_id is a parent domain", head + publicRoute + "webauthn: {rp_id: example.com}\n", nil},
 		{"webauthn rp_id with a port", head + publicRoute + "webauthn: {rp_id: \"ztp.example.com:8443\"}\n", []string{
 			`webauthn.rp_id: "ztp.example.com:8443" must be a domain name (no scheme, port or IP address)`,

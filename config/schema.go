@@ -373,6 +373,9 @@ type AWS struct {
 	// FederationEndpoint overrides the console sign-in federation endpoint.
 	FederationEndpoint string    `yaml:"federation_endpoint"`
 	Roles              []AWSRole `yaml:"roles"`
+	// CacheSize bounds the minted credentials cached (per user, role and
+	// template inputs); 0 means awscreds.DefaultCacheSize.
+	CacheSize int `yaml:"cache_size"`
 }
 
 // AWSRole is one IAM role users may receive credentials for.
