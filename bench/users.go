@@ -103,10 +103,13 @@ routes:
 	if err := waitHTTP("http://"+admin+"/readyz", 20*time.Second, p); err != nil {
 		return err
 	}
-	samples, failures, err := sendUsers(iss, "http://"+listen+"/api/hello", p.pid(), uo, o.logf)
+	logf := o.logf
+	logf("ztproxy %s: admin (metrics, pprof with -users-config 'server: {pprof: true}') on http://%s", bin, admin)
+	samples, failures, err := sendUsers(iss, "http://"+listen+"/api/hello", p.pid(), uo, logf)
 	if err != nil {
 		return err
 	}
+	logf("settling %s, then measuring idle CPU over %s", uo.settle, uo.idle)
 	time.Sleep(uo.settle)
 	before, err := readProcStat([]int{p.pid()})
 	if err != nil {

@@ -7,7 +7,9 @@
 // flags are cached and refreshed in the background after their TTL; a cold
 // user's first read is shared by concurrent requests. Observations are
 // aggregated in memory and written behind, one ApplyObservation per user
-// per FlushInterval and on Close.
+// with something to write per FlushInterval, and on Close. At most
+// MaxUsers users are cached (see userTable); an evicted user's pending
+// observations are written before it is forgotten.
 //
 // A request teaches the profile its network, user agent, device and hour
 // only when it scored low, or medium with a fresh MFA authentication (the
