@@ -76,8 +76,11 @@ func (t *userTable) get(id string, now time.Time) *userState {
 	}
 	s.pushFront(u)
 	u.lru.touched = now.UnixNano()
-	for tries := 0; s.listed > t.perShard && tries < victimTries; tries++ {
-		s.evictOne(s.head.lru.prev, u)
+	v := s.head.lru.prev
+	for tries := 0; s.listed > t.perShard && tries < victimTries && v != &s.head; tries++ {
+		prev := v.lru.prev
+		s.evictOne(v, u) // a user locked by a request is passed over
+		v = prev
 	}
 	return u
 }

@@ -262,3 +262,43 @@ func heapInUse() uint64 {
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
 }
+
+// Issue 23.1: eviction never waits for a user a request holds: the least
+// recently used user, locked, is passed over for the next one.
+func TestEvictionPassesOverLockedUser(t *testing.T) {
+	tbl := newUserTable(userShards) // one user per shard
+	now := testNow
+	var a, b string
+	for i := 0; b == ""; i++ { // two ids in one shard
+		id := fmt.Sprintf("u%d", i)
+		switch {
+		case a == "":
+			a = id
+		case tbl.shard(id) == tbl.shard(a):
+			b = id
+		}
+	}
+	ua := tbl.get(a, now)
+	ua.mu.Lock()
+	done := make(chan *userState)
+	go func() { done <- tbl.get(b, now) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("inserting a user waited for a locked victim")
+	}
+	ua.mu.Unlock()
+	if tbl.peek(a) != ua || tbl.peek(b) == nil {
+		t.Error("the locked user was evicted, or the new one not inserted")
+	}
+	var c string
+	for i := 0; c == ""; i++ {
+		if id := fmt.Sprintf("c%d", i); tbl.shard(id) == tbl.shard(a) {
+			c = id
+		}
+	}
+	tbl.get(c, now) // now a is unlocked and least recently used
+	if tbl.peek(a) != nil {
+		t.Error("the least recently used, unlocked user was kept")
+	}
+}
