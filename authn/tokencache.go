@@ -6,6 +6,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+
 	"ztproxy/identity"
 )
 
@@ -54,29 +56,29 @@ func newTokenCache(size int) *tokenCache {
 	return newBoundedCache(size, func(e *cachedToken) time.Time { return e.until })
 }
 
-// boundedCache is a bounded, sharded map of immutable entries keyed by a
-// SHA-256. When a shard is full it first drops expired entries and then an
-// arbitrary one (Go's map iteration order), which is cheap and good enough
-// for caches whose misses cost one signature check or one IdP call.
+// boundedCache is a bounded, sharded least-recently-used map of immutable
+// entries keyed by a SHA-256. Each shard is an O(1) LRU list
+// (hashicorp/golang-lru's simplelru): when a shard is full its least
+// recently used entry goes, without scanning anything. Expired entries
+// are not swept; they age out of the list like any other, and callers
+// check until on every hit.
 type boundedCache[E any] struct {
-	shards   [tokenCacheShards]cacheShard[E]
-	perShard int
-	// until is when an entry stops being usable; eviction drops entries
-	// past it first.
-	until func(*E) time.Time
+	shards [tokenCacheShards]cacheShard[E]
 }
 
 type cacheShard[E any] struct {
-	mu      sync.RWMutex
-	entries map[tokenKey]*E
+	mu  sync.Mutex
+	lru *simplelru.LRU[tokenKey, *E]
 }
 
 // newBoundedCache returns a cache holding about size entries in total.
-func newBoundedCache[E any](size int, until func(*E) time.Time) *boundedCache[E] {
+// until is kept for the callers' sake (they check it on every hit); the
+// cache itself evicts by recency only.
+func newBoundedCache[E any](size int, _ func(*E) time.Time) *boundedCache[E] {
 	perShard := max(size/tokenCacheShards, 1)
-	c := &boundedCache[E]{perShard: perShard, until: until}
+	c := &boundedCache[E]{}
 	for i := range c.shards {
-		c.shards[i].entries = make(map[tokenKey]*E)
+		c.shards[i].lru, _ = simplelru.NewLRU[tokenKey, *E](perShard, nil) // err only for size <= 0
 	}
 	return c
 }
@@ -85,33 +87,32 @@ func (c *boundedCache[E]) shard(key *tokenKey) *cacheShard[E] {
 	return &c.shards[key[0]&(tokenCacheShards-1)]
 }
 
-// get returns the entry for key, or nil. Callers check until themselves so
-// that an expired hit can be reported as expired rather than re-verified.
+// get returns the entry for key, or nil, and marks it recently used.
+// Callers check until themselves so that an expired hit can be reported
+// as expired rather than re-verified.
 func (c *boundedCache[E]) get(key *tokenKey) *E {
 	s := c.shard(key)
-	s.mu.RLock()
-	e := s.entries[*key]
-	s.mu.RUnlock()
+	s.mu.Lock()
+	e, _ := s.lru.Get(*key)
+	s.mu.Unlock()
 	return e
 }
 
-// put stores e under key, evicting to stay within bounds.
-func (c *boundedCache[E]) put(key *tokenKey, e *E, now time.Time) {
+// put stores e under key; a full shard drops its least recently used
+// entry.
+func (c *boundedCache[E]) put(key *tokenKey, e *E, _ time.Time) {
 	s := c.shard(key)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.entries[*key]; !ok && len(s.entries) >= c.perShard {
-		s.evictLocked(now, c.perShard, c.until)
-	}
-	s.entries[*key] = e
+	s.lru.Add(*key, e)
+	s.mu.Unlock()
 }
 
 // remove drops key if it still maps to e.
 func (c *boundedCache[E]) remove(key *tokenKey, e *E) {
 	s := c.shard(key)
 	s.mu.Lock()
-	if s.entries[*key] == e {
-		delete(s.entries, *key)
+	if cur, ok := s.lru.Peek(*key); ok && cur == e {
+		s.lru.Remove(*key)
 	}
 	s.mu.Unlock()
 }
@@ -121,26 +122,9 @@ func (c *boundedCache[E]) len() int {
 	n := 0
 	for i := range c.shards {
 		s := &c.shards[i]
-		s.mu.RLock()
-		n += len(s.entries)
-		s.mu.RUnlock()
+		s.mu.Lock()
+		n += s.lru.Len()
+		s.mu.Unlock()
 	}
 	return n
-}
-
-// evictLocked makes room for one entry in a shard holding limit entries:
-// every expired entry goes, and if none had expired, one arbitrary entry
-// goes. The scan is bounded by limit.
-func (s *cacheShard[E]) evictLocked(now time.Time, limit int, until func(*E) time.Time) {
-	var victim *tokenKey
-	for k, e := range s.entries {
-		if !now.Before(until(e)) {
-			delete(s.entries, k)
-		} else if victim == nil {
-			victim = &k
-		}
-	}
-	if len(s.entries) >= limit && victim != nil {
-		delete(s.entries, *victim)
-	}
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
+
+	"ztproxy/identity"
 )
 
 // TestVerifyCachedTokenDiesWithItsKey: a cached token is not re-verified
@@ -76,23 +79,55 @@ func TestTokenCacheBounded(t *testing.T) {
 	if n := c.len(); n > size {
 		t.Errorf("cache holds %d entries, want at most %d", n, size)
 	}
-	// Expired entries are dropped before live ones: fill live's shard
-	// again once everything else in it has expired.
-	live := tokenKey(sha256.Sum256([]byte("live")))
-	c.put(&live, &cachedToken{until: now.Add(2 * time.Hour)}, now)
-	later := now.Add(90 * time.Minute)
-	for i := 0; ; i++ {
-		key := tokenKey(sha256.Sum256(fmt.Appendf(nil, "new-%d", i)))
-		if c.shard(&key) == c.shard(&live) {
-			c.put(&key, &cachedToken{until: later.Add(time.Hour)}, later)
-			break
+}
+
+// Issue 23: a full shard evicted an arbitrary entry after scanning the
+// whole shard (772 MB of allocation churn in the distinct-users soak).
+// Now a shard is an LRU: the entry just used survives however many new
+// tokens arrive, and the least recently used one goes.
+func TestTokenCacheEvictsLeastRecentlyUsed(t *testing.T) {
+	const size = 8 * tokenCacheShards
+	c := newTokenCache(size)
+	now := testEpoch
+	hot := tokenKey(sha256.Sum256([]byte("hot")))
+	c.put(&hot, &cachedToken{until: now.Add(time.Hour)}, now)
+	var first *tokenKey
+	for i := range 2000 {
+		key := tokenKey(sha256.Sum256(fmt.Appendf(nil, "cold-%d", i)))
+		if c.shard(&key) != c.shard(&hot) {
+			continue
+		}
+		if first == nil {
+			first = &key
+		}
+		c.put(&key, &cachedToken{until: now.Add(time.Hour)}, now)
+		if c.get(&hot) == nil {
+			t.Fatalf("the entry used before every insert was evicted after %d inserts", i)
 		}
 	}
-	if c.get(&live) == nil {
-		t.Error("live entry evicted while expired entries remained")
+	if first == nil || c.get(first) != nil {
+		t.Error("the least recently used entry was kept")
 	}
-	if n := len(c.shard(&live).entries); n != 2 {
-		t.Errorf("shard holds %d entries after sweeping expired ones, want 2", n)
+}
+
+// BenchmarkTokenCachePutFull inserts new tokens into a full default-size
+// cache: the cost of an eviction (issue 23: it was a scan of the shard).
+func BenchmarkTokenCachePutFull(b *testing.B) {
+	c := newTokenCache(DefaultTokenCacheSize)
+	now := testEpoch
+	keys := make([]tokenKey, 4*DefaultTokenCacheSize)
+	for i := range keys {
+		keys[i] = tokenKey(sha256.Sum256(fmt.Appendf(nil, "token-%d", i)))
+	}
+	e := &cachedToken{until: now.Add(time.Hour)}
+	for i := range DefaultTokenCacheSize {
+		c.put(&keys[i], e, now)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		c.put(&keys[i%len(keys)], e, now)
+		i++
 	}
 }
 
@@ -133,4 +168,31 @@ func BenchmarkVerifyCachedParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkTokenCacheMemory reports the heap each cached token costs with
+// a typical principal (the figure config.example.yaml gives for
+// caches.verified_tokens).
+func BenchmarkTokenCacheMemory(b *testing.B) {
+	const n = 20_000
+	for b.Loop() {
+		c := newTokenCache(n)
+		now := testEpoch
+		before := heapAlloc()
+		for i := range n {
+			key := tokenKey(sha256.Sum256(fmt.Appendf(nil, "token-%d", i)))
+			p := identity.Principal{Kind: identity.KindUser, ID: fmt.Sprintf("https://idp.example.com#user-%d", i),
+				Email: fmt.Sprintf("user-%d@example.com", i), Groups: []string{"staff", "engineering"}, IdP: "corp"}
+			c.put(&key, &cachedToken{principal: p, until: now.Add(time.Hour)}, now)
+		}
+		b.ReportMetric(float64(heapAlloc()-before)/n, "B/token")
+		runtime.KeepAlive(c)
+	}
+}
+
+func heapAlloc() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }

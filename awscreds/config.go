@@ -124,7 +124,14 @@ type Config struct {
 	// RetryMaxBackoff caps the jittered backoff between attempts;
 	// DefaultRetryMaxBackoff when zero.
 	RetryMaxBackoff time.Duration
+	// CacheSize bounds the credentials cached (one per user, role and
+	// template inputs); DefaultCacheSize when zero. When full, the least
+	// recently used go.
+	CacheSize int
 }
+
+// DefaultCacheSize is Config.CacheSize's default.
+const DefaultCacheSize = 10000
 
 // Validate reports every problem in the configuration at once, each with its
 // path (e.g. "aws.roles[1].duration: ..."). It has no side effects and makes
@@ -291,6 +298,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RetryMaxBackoff == 0 {
 		c.RetryMaxBackoff = DefaultRetryMaxBackoff
+	}
+	if c.CacheSize <= 0 {
+		c.CacheSize = DefaultCacheSize
 	}
 	roles := make([]RoleConfig, len(c.Roles))
 	for i, r := range c.Roles {

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"golang.org/x/sync/singleflight"
 
 	"ztproxy/identity"
@@ -75,8 +76,8 @@ type Minter struct {
 	roles  map[string]*role
 	client *sts.Client
 
-	mu     sync.RWMutex
-	cache  map[cacheKey]*entry
+	mu     sync.Mutex
+	cache  *simplelru.LRU[cacheKey, *entry] // bounded by Config.CacheSize
 	flight singleflight.Group
 }
 
@@ -114,7 +115,8 @@ func New(cfg Config) (*Minter, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	m := &Minter{cfg: cfg, roles: make(map[string]*role, len(cfg.Roles)), cache: make(map[cacheKey]*entry)}
+	m := &Minter{cfg: cfg, roles: make(map[string]*role, len(cfg.Roles))}
+	m.cache, _ = simplelru.NewLRU[cacheKey, *entry](cfg.CacheSize, nil) // CacheSize > 0 after withDefaults
 	for _, rc := range cfg.Roles {
 		if rc.Mode == ModeAssumeRole && cfg.Credentials == nil {
 			return nil, fmt.Errorf("awscreds: role %q uses assume_role but no proxy credentials are configured", rc.Name)
@@ -200,9 +202,9 @@ func (m *Minter) Credentials(ctx context.Context, req Request) (Credentials, err
 // lookup returns cached credentials for key that req may use: fresh ones,
 // or with stale set, ones that still have more than staleMargin to live.
 func (m *Minter) lookup(key cacheKey, req Request, now time.Time, stale bool) (Credentials, bool) {
-	m.mu.RLock()
-	e, ok := m.cache[key]
-	m.mu.RUnlock()
+	m.mu.Lock()
+	e, ok := m.cache.Get(key)
+	m.mu.Unlock()
 	if !ok || e.principal != req.Principal.ID { // the key holds the id; this is belt and braces
 		return Credentials{}, false
 	}
@@ -252,24 +254,21 @@ func (m *Minter) refresh(ctx context.Context, r *role, key cacheKey, req Request
 	return Credentials{}, fmt.Errorf("%w: %w", ErrSTSUnavailable, err)
 }
 
-func (m *Minter) store(key cacheKey, principal string, creds Credentials, now time.Time) {
+func (m *Minter) store(key cacheKey, principal string, creds Credentials, _ time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for k, e := range m.cache { // sweep: mints are rare next to cache hits
-		if !now.Before(e.creds.Expiration) {
-			delete(m.cache, k)
-		}
-	}
-	m.cache[key] = &entry{principal: principal, creds: creds, refreshAt: creds.Expiration.Add(-refreshBefore)}
+	// Expired entries are not swept (that was a scan per mint, issue 23):
+	// lookup refuses them and they age out of the LRU like any other.
+	m.cache.Add(key, &entry{principal: principal, creds: creds, refreshAt: creds.Expiration.Add(-refreshBefore)})
 }
 
 func (m *Minter) markFailed(key cacheKey, now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if e, ok := m.cache[key]; ok {
+	if e, ok := m.cache.Peek(key); ok {
 		updated := *e
 		updated.retryAfter = now.Add(failureBackoff)
-		m.cache[key] = &updated
+		m.cache.Add(key, &updated)
 	}
 }
 

@@ -68,6 +68,13 @@ func main() {
 	flag.Float64Var(&o.rateFraction, "rate-fraction", 0.5, "fixed-rate phase at this fraction of ztproxy-browser's peak req/s")
 	flag.BoolVar(&o.pin, "pin", false, "also measure the isolated layout: load tool + upstream on CPU 0, candidate alone on CPU 1 (taskset; GOMAXPROCS=1, nginx 1 worker)")
 	flag.StringVar(&o.altBin, "alt-ztproxy", "", "also measure this ztproxy binary as ztproxy-alt (A/B tuning)")
+	var uo usersOptions
+	flag.IntVar(&uo.users, "users", 0, "distinct-users soak instead of the comparison: send this many requests, each from a new bearer user, and print RSS against distinct users (-alt-ztproxy measures that binary)")
+	flag.Float64Var(&uo.rate, "users-rate", 400, "distinct-users soak: new users per second")
+	flag.IntVar(&uo.step, "users-step", 5000, "distinct-users soak: RSS sample every this many users")
+	flag.DurationVar(&uo.idle, "users-idle", 30*time.Second, "distinct-users soak: idle time over which CPU is measured afterwards")
+	flag.DurationVar(&uo.settle, "users-settle", 25*time.Second, "distinct-users soak: wait before the idle CPU measurement (the last write-behind flushes)")
+	flag.StringVar(&uo.config, "users-config", "", "distinct-users soak: YAML appended to the proxy's config (e.g. 'risk: {max_users: 50000}')")
 	altEnv := flag.String("alt-env", "", "space-separated K=V environment for ztproxy-alt (implies -alt-ztproxy of this build if unset)")
 	flag.Parse()
 	if *altEnv != "" {
@@ -103,6 +110,12 @@ func main() {
 		o.out = filepath.Join(repo, "bench", "results", time.Now().Format("20060102-150405"))
 	}
 	o.logf = func(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
+	if uo.users > 0 {
+		if err := runUsers(o, uo); err != nil {
+			fatal(err)
+		}
+		return
+	}
 	rep, err := run(o)
 	if rep != nil && rep.Markdown != "" {
 		fmt.Println(rep.Markdown)

@@ -11,7 +11,7 @@ func (f *File) awsConfig() *awscreds.Config {
 	if len(f.AWS.Roles) == 0 {
 		return nil
 	}
-	cfg := &awscreds.Config{Region: f.AWS.Region, STSEndpoint: f.AWS.STSEndpoint}
+	cfg := &awscreds.Config{Region: f.AWS.Region, STSEndpoint: f.AWS.STSEndpoint, CacheSize: f.AWS.CacheSize}
 	for _, r := range f.AWS.Roles {
 		cfg.Roles = append(cfg.Roles, awscreds.RoleConfig{
 			Name: r.Name, RoleARN: r.RoleARN, Mode: awscreds.Mode(r.Mode), Duration: r.Duration,
@@ -26,6 +26,9 @@ func (f *File) awsConfig() *awscreds.Config {
 // cannot work fails check-config, not a request at 3 a.m.) and checks that
 // routes name configured roles.
 func (f *File) checkAWS(c *collector) {
+	if f.AWS.CacheSize != 0 {
+		checkCacheBound(c, "aws.cache_size", f.AWS.CacheSize)
+	}
 	if cfg := f.awsConfig(); cfg != nil {
 		if err := cfg.Validate(); err != nil {
 			for _, line := range splitErrors(err) {

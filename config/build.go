@@ -55,6 +55,9 @@ type Runtime struct {
 	// PublishedKeys are published next to SigningKey in /.ztp/jwks.json:
 	// the next and previous keys of a rotation (assertion.*_signing_key_file).
 	PublishedKeys []*ecdsa.PublicKey
+	// AssertionCacheSize bounds the signer's assertion cache
+	// (caches.assertions).
+	AssertionCacheSize int
 	// WatchFiles are the files whose change triggers a reload: the config
 	// itself (added by the caller) and every policy file.
 	WatchFiles []string
@@ -166,6 +169,7 @@ func (f *File) build(c *collector) *Runtime {
 		addErr(c, "assertion.trusted_jwks", err)
 	}
 	rt.AWS = f.awsConfig()
+	rt.Bearer.CacheSize, rt.AssertionCacheSize = f.Caches.VerifiedTokens, f.Caches.Assertions
 	if f.Assertion.SigningKeyFile != "" {
 		key, err := LoadSigningKey(f.Assertion.SigningKeyFile)
 		if err != nil {

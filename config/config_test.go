@@ -12,6 +12,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"ztproxy/authn"
+	"ztproxy/proxy"
 )
 
 // cmpFile compares Files: locations by name, prefixes by value.
@@ -144,6 +147,7 @@ func TestLoadValid(t *testing.T) {
 		Log:      Log{Level: "debug", Format: "text"},
 		Store:    Store{Backend: "embedded", Path: td + "/ztproxy.db", TablePrefix: "ztproxy_", RevocationCacheTTL: 30 * time.Second},
 		Risk:     DefaultRisk(),
+		Caches:   Caches{VerifiedTokens: authn.DefaultTokenCacheSize, Assertions: proxy.DefaultAssertionCacheSize},
 		Devices:  DefaultDevices(),
 		WebAuthn: WebAuthn{Enabled: true, RPName: "ztproxy", EnrollMaxAge: 5 * time.Minute},
 		Routes: []Route{

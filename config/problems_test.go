@@ -41,6 +41,16 @@ func TestProblems(t *testing.T) {
 			"webauthn.rp_name: must be at most 64 characters",
 			`webauthn.rp_id: "other.example.org" must be external_url's host "ztp.example.com" or a parent domain of it`,
 		}},
+		// Issue 23: every per-user and per-token cache has a count bound
+		// that check-config validates.
+		{"cache bounds", head + publicRoute + "risk: {max_users: 10, idle_evict: -1s}\ncaches: {verified_tokens: 0, assertions: 20000000}\n", []string{
+			"risk.idle_evict: must be greater than 0",
+			"risk.max_users: must be between 64 and 10000000 (got 10)",
+			"caches.verified_tokens: must be between 64 and 10000000 (got 0)",
+			"caches.assertions: must be between 64 and 10000000 (got 20000000)",
+		}},
+		{"cache bounds set", head + publicRoute + "risk: {max_users: 100000, idle_evict: 5m}\ncaches: {verified_tokens: 50000, assertions: 1000}\n", nil},
+		{"aws cache bound", head + publicRoute + "aws: {cache_size: 5}\n", []string{"aws.cache_size: must be between 64 and 10000000 (got 5)"}},
 		{"webauthn rp_id is a parent domain", head + publicRoute + "webauthn: {rp_id: example.com}\n", nil},
 		{"webauthn rp_id with a port", head + publicRoute + "webauthn: {rp_id: \"ztp.example.com:8443\"}\n", []string{
 			`webauthn.rp_id: "ztp.example.com:8443" must be a domain name (no scheme, port or IP address)`,

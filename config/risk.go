@@ -44,6 +44,7 @@ func NewRiskEngine(f *File, st store.Store, hooks RiskHooks, logger *slog.Logger
 		UnknownUserScore: r.UnknownUserScore,
 		ProfileTTL:       r.ProfileTTL, FlagTTL: r.FlagTTL, FlushInterval: r.FlushInterval,
 		NetworkWindow: r.NetworkWindow, HourHalfLife: r.HourHalfLife,
+		MaxUsers: r.MaxUsers, IdleEvict: r.IdleEvict,
 		Location: f.Location, OnStoreError: riskengine.OnStoreError(r.OnStoreError),
 		Store: riskStore{st: st}, Logger: logger,
 		OnStoreCall: hooks.OnStoreCall, OnCache: hooks.OnCache, Now: hooks.Now,

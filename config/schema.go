@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"ztproxy/authn"
+	"ztproxy/proxy"
 	"ztproxy/riskengine"
 )
 
@@ -98,6 +99,8 @@ type File struct {
 	Store Store `yaml:"store"`
 	// Risk configures the behavioral risk engine.
 	Risk Risk `yaml:"risk"`
+	// Caches bounds the per-token caches by count.
+	Caches Caches `yaml:"caches"`
 	// AWS configures short-lived AWS credentials per user.
 	AWS AWS `yaml:"aws"`
 	// Devices configures device trust: the device CA, enrolment and the
@@ -466,6 +469,9 @@ type AWS struct {
 	// FederationEndpoint overrides the console sign-in federation endpoint.
 	FederationEndpoint string    `yaml:"federation_endpoint"`
 	Roles              []AWSRole `yaml:"roles"`
+	// CacheSize bounds the minted credentials cached (per user, role and
+	// template inputs); 0 means awscreds.DefaultCacheSize.
+	CacheSize int `yaml:"cache_size"`
 }
 
 // AWSRole is one IAM role users may receive credentials for.
@@ -500,6 +506,17 @@ type RouteAWSSig struct {
 	MaxBufferedBody int64 `yaml:"max_buffered_body"`
 }
 
+// Caches bounds the per-token caches. Each evicts its least recently used
+// entry when full.
+type Caches struct {
+	// VerifiedTokens is the number of verified bearer tokens kept (by
+	// SHA-256), so a repeated token skips the signature check.
+	VerifiedTokens int `yaml:"verified_tokens"`
+	// Assertions is the number of signed identity assertions kept, per
+	// route, principal, device and session.
+	Assertions int `yaml:"assertions"`
+}
+
 // Risk configures the behavioral risk engine.
 type Risk struct {
 	// Enabled turns scoring on; off, every request has score 0, level low.
@@ -525,6 +542,13 @@ type Risk struct {
 	OnStoreError string `yaml:"on_store_error"`
 	// GeoIPDatabase is an optional MaxMind mmdb file for impossible travel.
 	GeoIPDatabase string `yaml:"geoip_database"`
+	// MaxUsers bounds the users whose state the engine caches; beyond it
+	// the least recently used is evicted (after its observations are
+	// written).
+	MaxUsers int `yaml:"max_users"`
+	// IdleEvict forgets a user's cached state after this long without
+	// requests.
+	IdleEvict time.Duration `yaml:"idle_evict"`
 }
 
 // RiskWeights are the points of each risk signal.
@@ -611,6 +635,7 @@ func DefaultFile() File {
 		Audit:    Audit{Output: "stdout"},
 		Store:    Store{Backend: "embedded", Path: "ztproxy.db", TablePrefix: "ztproxy_", RevocationCacheTTL: 30 * time.Second},
 		Risk:     DefaultRisk(),
+		Caches:   Caches{VerifiedTokens: authn.DefaultTokenCacheSize, Assertions: proxy.DefaultAssertionCacheSize},
 		WebAuthn: WebAuthn{Enabled: true, RPName: "ztproxy", EnrollMaxAge: 5 * time.Minute},
 		Devices:  DefaultDevices(),
 		Log:      Log{Level: "info", Format: "json"},
@@ -633,6 +658,7 @@ func DefaultRisk() Risk {
 		FlagTTL: riskengine.DefaultFlagTTL, FlushInterval: riskengine.DefaultFlushInterval,
 		NetworkWindow: riskengine.DefaultNetworkWindow, HourHalfLife: riskengine.DefaultHourHalfLife,
 		OnStoreError: string(riskengine.DefaultOnStoreError),
+		MaxUsers:     riskengine.DefaultMaxUsers, IdleEvict: riskengine.DefaultIdleEvict,
 	}
 }
 

@@ -69,7 +69,7 @@ func (f *File) checkRisk(c *collector) {
 		name string
 		d    time.Duration
 	}{{"profile_ttl", r.ProfileTTL}, {"flag_ttl", r.FlagTTL}, {"flush_interval", r.FlushInterval},
-		{"network_window", r.NetworkWindow}, {"hour_half_life", r.HourHalfLife}}
+		{"network_window", r.NetworkWindow}, {"hour_half_life", r.HourHalfLife}, {"idle_evict", r.IdleEvict}}
 	for _, dd := range durations {
 		if dd.d <= 0 {
 			c.add("risk."+dd.name, "must be greater than 0")
@@ -80,6 +80,9 @@ func (f *File) checkRisk(c *collector) {
 		// exhaust the stored number range within months.
 		c.add("risk.hour_half_life", "must be at least 72h")
 	}
+	checkCacheBound(c, "risk.max_users", r.MaxUsers)
+	checkCacheBound(c, "caches.verified_tokens", f.Caches.VerifiedTokens)
+	checkCacheBound(c, "caches.assertions", f.Caches.Assertions)
 	switch r.OnStoreError {
 	case "step_up", "deny", "allow_cached":
 	default:
@@ -87,6 +90,21 @@ func (f *File) checkRisk(c *collector) {
 	}
 	if r.GeoIPDatabase != "" {
 		f.checkFile(c, "risk.geoip_database", &r.GeoIPDatabase)
+	}
+}
+
+// Bounds of the per-user and per-token cache sizes: below the minimum a
+// cache thrashes (each is split into 16 or 32 shards); above the maximum
+// it costs gigabytes.
+const (
+	minCacheEntries = 64
+	maxCacheEntries = 10_000_000
+)
+
+// checkCacheBound checks one cache size.
+func checkCacheBound(c *collector, path string, n int) {
+	if n < minCacheEntries || n > maxCacheEntries {
+		c.add(path, "must be between %d and %d (got %d)", minCacheEntries, maxCacheEntries, n)
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+
 	"ztproxy/identity"
 )
 
@@ -32,12 +34,27 @@ type Signer struct {
 	seed      maphash.Seed
 
 	mu    sync.Mutex
-	cache map[assertionKey]assertionEntry
+	cache *simplelru.LRU[assertionKey, assertionEntry]
 }
 
-// maxAssertionCache bounds the cache; when full it is emptied (entries
-// are cheap to recreate and short-lived anyway).
-const maxAssertionCache = 50000
+// DefaultAssertionCacheSize bounds the cache unless SetCacheSize says
+// otherwise. When full, the least recently used assertion goes (issue 23:
+// the cache used to empty itself, and every active caller needed a new
+// signature at once).
+const DefaultAssertionCacheSize = 50000
+
+// SetCacheSize bounds the assertion cache to n entries (n >= 1) and
+// empties it. Call it before the signer is in use.
+func (s *Signer) SetCacheSize(n int) error {
+	c, err := simplelru.NewLRU[assertionKey, assertionEntry](n, nil)
+	if err != nil {
+		return fmt.Errorf("assertion: cache size %d: %w", n, err)
+	}
+	s.mu.Lock()
+	s.cache = c
+	s.mu.Unlock()
+	return nil
+}
 
 type assertionKey struct {
 	issuer, route, principal, device, session string
@@ -81,7 +98,8 @@ type assertionClaims struct {
 // one load balancer should share key files so any of them verifies the
 // same JWKS).
 func NewSigner(key *ecdsa.PrivateKey, published ...*ecdsa.PublicKey) (*Signer, error) {
-	s := &Signer{seed: maphash.MakeSeed(), cache: map[assertionKey]assertionEntry{}}
+	s := &Signer{seed: maphash.MakeSeed()}
+	s.cache, _ = simplelru.NewLRU[assertionKey, assertionEntry](DefaultAssertionCacheSize, nil)
 	if _, err := s.SetKeys(key, published); err != nil {
 		return nil, err
 	}
@@ -132,7 +150,7 @@ func (s *Signer) Assertion(issuer string, rc *identity.RequestContext, ttl time.
 	}
 	keys := s.keys.Load()
 	s.mu.Lock()
-	e, ok := s.cache[key]
+	e, ok := s.cache.Get(key)
 	s.mu.Unlock()
 	if ok && e.kid == keys.kid && now.Before(e.refreshAt) {
 		return e.token, nil
@@ -146,10 +164,7 @@ func (s *Signer) Assertion(issuer string, rc *identity.RequestContext, ttl time.
 		return "", err
 	}
 	s.mu.Lock()
-	if len(s.cache) >= maxAssertionCache {
-		clear(s.cache)
-	}
-	s.cache[key] = assertionEntry{kid: keys.kid, token: token, expires: exp, refreshAt: now.Add(exp.Sub(now) / 2)}
+	s.cache.Add(key, assertionEntry{kid: keys.kid, token: token, expires: exp, refreshAt: now.Add(exp.Sub(now) / 2)})
 	s.mu.Unlock()
 	return token, nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 	"ztproxy/tracing"
 
+	"ztproxy/idheaders"
 	"ztproxy/metrics"
 )
 
@@ -25,6 +26,10 @@ type ServerConfig struct {
 	Pprof bool
 }
 
+// DefaultAssertionCacheSize is the signer's assertion cache bound when
+// Options.AssertionCacheSize is 0.
+const DefaultAssertionCacheSize = idheaders.DefaultAssertionCacheSize
+
 // Options are the non-reloadable parts of a Server.
 type Options struct {
 	Server ServerConfig
@@ -37,8 +42,11 @@ type Options struct {
 	PublishedKeys []*ecdsa.PublicKey
 	// Tracer traces requests (tracing.New); nil is tracing off.
 	Tracer *tracing.Tracer
-	Audit  *slog.Logger
-	Logger *slog.Logger
+	// AssertionCacheSize bounds the signed assertions cached;
+	// idheaders.DefaultAssertionCacheSize when 0.
+	AssertionCacheSize int
+	Audit              *slog.Logger
+	Logger             *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Metrics registers the proxy's collectors; nil means a private

@@ -53,6 +53,11 @@ func New(cfg decide.Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.AssertionCacheSize > 0 {
+		if err := signer.SetCacheSize(opts.AssertionCacheSize); err != nil {
+			return nil, err
+		}
+	}
 	s := &Server{opts: opts, signer: signer, metrics: opts.Metrics, log: opts.Logger, now: opts.Now, engineOpts: engineOpts,
 		portal: portal.New(portal.Options{JWKS: signer.JWKS, Logger: opts.Logger})}
 	s.forwardAuth = forwardauth.New(forwardauth.Options{

@@ -18,7 +18,7 @@ type aggregate struct {
 	userAgents map[string]int64
 	devices    map[string]int64
 	// hours holds forward-decay weights; hourTotal is their sum.
-	hours      [168]float64
+	hours      hourWeights
 	hourTotal  float64
 	requests   int64
 	failedAuth int64
@@ -36,7 +36,7 @@ type aggregate struct {
 // parse as prefixes are ignored.
 func aggregateFromProfile(p Profile) aggregate {
 	a := aggregate{
-		userAgents: p.UserAgents, devices: p.Devices, hours: p.HourHistogram,
+		userAgents: p.UserAgents, devices: p.Devices, hours: hourWeightsOf(&p.HourHistogram),
 		requests: p.RequestCount, failedAuth: p.FailedAuth, lastSeen: p.LastSeen,
 		loc: parseLocation(p.LastLocation), email: p.Email,
 	}
@@ -48,7 +48,7 @@ func aggregateFromProfile(p Profile) aggregate {
 			}
 		}
 	}
-	for _, w := range a.hours {
+	for _, w := range p.HourHistogram {
 		a.hourTotal += w
 	}
 	return a
@@ -69,7 +69,7 @@ func (a *aggregate) learn(network netip.Prefix, hasNetwork bool, uaFamily, devic
 	if device != "" {
 		a.devices = setSeen(a.devices, device, sec)
 	}
-	a.hours[hour] += weight
+	a.hours.add(hour, weight)
 	a.hourTotal += weight
 	a.dirty = true
 }
@@ -113,9 +113,7 @@ func (a *aggregate) merge(b *aggregate) {
 	for k, v := range b.devices {
 		a.devices = setSeen(a.devices, k, v)
 	}
-	for i, w := range b.hours {
-		a.hours[i] += w
-	}
+	b.hours.addTo(&a.hours)
 	a.hourTotal += b.hourTotal
 	a.requests += b.requests
 	a.failedAuth += b.failedAuth
@@ -134,7 +132,7 @@ func (a *aggregate) merge(b *aggregate) {
 // observation converts a pending aggregate into the store's shape.
 func (a *aggregate) observation(userID string) Observation {
 	obs := Observation{
-		UserID: userID, UserAgents: a.userAgents, Devices: a.devices, HourCounts: a.hours,
+		UserID: userID, UserAgents: a.userAgents, Devices: a.devices, HourCounts: a.hours.array(),
 		Requests: a.requests, FailedAuth: a.failedAuth, LastSeen: a.lastSeen, LastLocation: encodeLocation(a.loc),
 		Email: a.email,
 	}
@@ -185,7 +183,7 @@ func (v view) hourShare(h int) (share float64, ok bool) {
 	if total <= 0 {
 		return 0, false
 	}
-	return (v[0].hours[h] + v[1].hours[h] + v[2].hours[h]) / total, true
+	return (v[0].hours.get(h) + v[1].hours.get(h) + v[2].hours.get(h)) / total, true
 }
 
 func (v view) lastLocation() location {

@@ -42,6 +42,8 @@ const (
 	DefaultNetworkWindow    = 30 * 24 * time.Hour
 	DefaultHourHalfLife     = 14 * 24 * time.Hour
 	DefaultOnStoreError     = StoreErrorStepUp
+	DefaultIdleEvict        = 15 * time.Minute
+	DefaultMaxUsers         = 20000
 )
 
 // Thresholds map a score to a level: score >= Medium is medium, score >=
@@ -129,8 +131,15 @@ type Config struct {
 	// StoreTimeout bounds each store call the engine makes; default 2s.
 	StoreTimeout time.Duration
 	// IdleEvict drops a user's in-memory state after this long without
-	// requests and with nothing pending; default 15m.
+	// requests; default 15m. State with something still to write is
+	// written first (see MaxUsers).
 	IdleEvict time.Duration
+	// MaxUsers bounds the users whose state is cached; default
+	// DefaultMaxUsers. Beyond it the least recently used user is evicted:
+	// with nothing to write it is forgotten, otherwise it is compacted to
+	// its pending observations, which the next flush writes before it is
+	// forgotten. Eviction never waits for the store.
+	MaxUsers int
 	// Location is the zone of the hour-of-week buckets; default UTC.
 	Location     *time.Location
 	OnStoreError OnStoreError
@@ -180,6 +189,10 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MinHistory == 0 {
 		c.MinHistory = 50
 	}
+	setInt(&c.MaxUsers, DefaultMaxUsers)
+	if c.MaxUsers < userShards {
+		bad("max_users: must be at least %d, got %d", userShards, c.MaxUsers)
+	}
 	setInt(&c.VelocityFloor, 60)
 	setInt(&c.FailedAuthThreshold, 5)
 	if c.FailedAuthThreshold > maxFailedAuthThreshold {
@@ -226,7 +239,7 @@ func (c *Config) setDurations() []error {
 		{"failed_auth_window", &c.FailedAuthWindow, 5 * time.Minute},
 		{"learn_max_auth_age", &c.LearnMaxAuthAge, 15 * time.Minute},
 		{"store_timeout", &c.StoreTimeout, 2 * time.Second},
-		{"idle_evict", &c.IdleEvict, 15 * time.Minute},
+		{"idle_evict", &c.IdleEvict, DefaultIdleEvict},
 	} {
 		if *d.p < 0 {
 			errs = append(errs, fmt.Errorf("%s: must not be negative, got %s", d.name, *d.p))

@@ -7,7 +7,9 @@
 // flags are cached and refreshed in the background after their TTL; a cold
 // user's first read is shared by concurrent requests. Observations are
 // aggregated in memory and written behind, one ApplyObservation per user
-// per FlushInterval and on Close.
+// with something to write per FlushInterval, and on Close. At most
+// MaxUsers users are cached (see userTable); an evicted user's pending
+// observations are written before it is forgotten.
 //
 // A request teaches the profile its network, user agent, device and hour
 // only when it scored low, or medium with a fresh MFA authentication (the
@@ -37,9 +39,14 @@ type Engine struct {
 	cfg    Config
 	scorer scorer
 
-	users    sync.Map // user id → *userState
+	users    *userTable
 	profiles singleflight.Group
-	flags    singleflight.Group
+
+	// dirty lists the users with something to write, each once
+	// (userState.queued); Flush takes the list and writes only them.
+	dirtyMu sync.Mutex
+	dirty   []*userState
+	flags   singleflight.Group
 
 	// writer names this engine's batches in the store (random per
 	// process); lastBatch is the last batch number handed out.
@@ -60,7 +67,7 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, scorer: newScorer(cfg), stop: make(chan struct{}), done: make(chan struct{})}
+	e := &Engine{cfg: cfg, scorer: newScorer(cfg), users: newUserTable(cfg.MaxUsers), stop: make(chan struct{}), done: make(chan struct{})}
 	var id [8]byte
 	_, _ = rand.Read(id[:]) // crypto/rand.Read never fails (Go 1.24+).
 	e.writer = hex.EncodeToString(id[:])
@@ -99,9 +106,14 @@ type userState struct {
 	flushing     int
 
 	velocity   velocity
-	failedAuth failedAuthRing
+	failedAuth *failedAuthRing // nil until the first failure
 	lastAccess time.Time
-	evicted    bool
+	// queued is set while the user is on Engine.dirty; evicted once the
+	// user has left the table for good.
+	queued  bool
+	evicted bool
+
+	lru lruLinks
 }
 
 // flagView is a cached operator flag.
@@ -158,6 +170,7 @@ func (e *Engine) Score(ctx context.Context, rc *identity.RequestContext) (identi
 	}
 	risk := e.scorer.risk(e.signals(u, &facts))
 	u.pend.count(facts.t, facts.loc)
+	e.markDirty(u)
 	if p := &rc.Principal; p.EmailVerified && p.Email != "" && u.view().email() != p.Email {
 		u.pend.email = p.Email
 	}
@@ -182,6 +195,7 @@ func (e *Engine) scoreDegraded(u *userState, facts requestFacts, cause error) (i
 		mode = StoreErrorStepUp // a profile without its flag is not a cached answer
 	}
 	u.pend.count(facts.t, facts.loc)
+	e.markDirty(u)
 	return e.scorer.unavailable(mode, base), fmt.Errorf("riskengine: store unavailable: %w", cause)
 }
 
@@ -261,9 +275,13 @@ func (e *Engine) RecordFailedAuth(userID string) {
 			u.mu.Unlock()
 			continue
 		}
+		if u.failedAuth == nil {
+			u.failedAuth = new(failedAuthRing)
+		}
 		u.failedAuth.add(now)
 		u.pend.failedAuth++
 		u.pend.dirty = true
+		e.markDirty(u)
 		u.lastAccess = now
 		u.mu.Unlock()
 		return
@@ -274,8 +292,7 @@ func (e *Engine) RecordFailedAuth(userID string) {
 // request reads both from the store (after an operator changed the flag on
 // this replica). The old values remain only as allow_cached's fallback.
 func (e *Engine) Invalidate(userID string) {
-	if v, ok := e.users.Load(userID); ok {
-		u := v.(*userState)
+	if u := e.users.peek(userID); u != nil {
 		u.mu.Lock()
 		u.profForce, u.flagForce = true, true
 		u.profGen++
@@ -286,13 +303,26 @@ func (e *Engine) Invalidate(userID string) {
 	e.flags.Forget(userID)
 }
 
-// user returns the state of id, creating it if needed.
+// user returns the state of id, creating it if needed (which may evict the
+// least recently used user; see userTable).
 func (e *Engine) user(id string, now time.Time) *userState {
-	if v, ok := e.users.Load(id); ok {
-		return v.(*userState)
+	return e.users.get(id, now)
+}
+
+// evictIdle evicts the users idle for IdleEvict as of now.
+func (e *Engine) evictIdle(now time.Time) {
+	e.users.evictIdle(now.Add(-e.cfg.IdleEvict))
+}
+
+// markDirty puts u on the list of users Flush writes, once. u.mu is held.
+func (e *Engine) markDirty(u *userState) {
+	if u.queued {
+		return
 	}
-	v, _ := e.users.LoadOrStore(id, &userState{id: id, lastAccess: now})
-	return v.(*userState)
+	u.queued = true
+	e.dirtyMu.Lock()
+	e.dirty = append(e.dirty, u)
+	e.dirtyMu.Unlock()
 }
 
 // Close stops the background loop, flushes everything pending and cancels

@@ -13,14 +13,17 @@ import (
 // flushConcurrency bounds parallel ApplyObservation calls in one flush.
 const flushConcurrency = 8
 
-// Flush writes every user's pending observation now, one ApplyObservation
-// per user. What fails to write stays pending for the next flush.
+// Flush writes the pending observations of every user that has any, one
+// ApplyObservation per user; users with nothing to write cost nothing.
+// What fails to write stays pending for the next flush.
 func (e *Engine) Flush(ctx context.Context) error {
-	var users []*userState
-	e.users.Range(func(_, v any) bool {
-		users = append(users, v.(*userState))
-		return true
-	})
+	e.dirtyMu.Lock()
+	users := e.dirty
+	e.dirty = nil
+	e.dirtyMu.Unlock()
+	if len(users) == 0 {
+		return nil
+	}
 	var (
 		g    errgroup.Group
 		mu   sync.Mutex
@@ -28,8 +31,13 @@ func (e *Engine) Flush(ctx context.Context) error {
 	)
 	g.SetLimit(flushConcurrency)
 	for _, u := range users {
+		u.mu.Lock()
+		u.queued = false // a request from now on queues it again
+		u.mu.Unlock()
 		g.Go(func() error {
-			if err := e.flushUser(ctx, u); err != nil {
+			err := e.flushUser(ctx, u)
+			e.afterFlush(u)
+			if err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -42,6 +50,21 @@ func (e *Engine) Flush(ctx context.Context) error {
 		return fmt.Errorf("riskengine: flush: %d of %d users failed: %w", len(errs), len(users), errors.Join(errs...))
 	}
 	return nil
+}
+
+// afterFlush queues u again when something is still to be written (a
+// failed write, requests that came in meanwhile, or a write another flush
+// has in flight), and otherwise forgets u if it was evicted meanwhile.
+func (e *Engine) afterFlush(u *userState) {
+	u.mu.Lock()
+	left := u.pend.dirty || u.unacked != nil || u.flushing > 0
+	if left {
+		e.markDirty(u)
+	}
+	u.mu.Unlock()
+	if !left {
+		e.users.forgetDrained(u)
+	}
 }
 
 // batch is an aggregate handed to the store, numbered for this writer.
@@ -116,21 +139,6 @@ func (e *Engine) nextBatch() int64 {
 	}
 }
 
-// evictIdle forgets users without requests for IdleEvict and with nothing
-// to write. A Score holding an evicted state retries with a fresh one.
-func (e *Engine) evictIdle(now time.Time) {
-	e.users.Range(func(k, v any) bool {
-		u := v.(*userState)
-		u.mu.Lock()
-		if !u.pend.dirty && u.flushing == 0 && u.unacked == nil && now.Sub(u.lastAccess) > e.cfg.IdleEvict {
-			u.evicted = true
-			e.users.CompareAndDelete(k, u)
-		}
-		u.mu.Unlock()
-		return true
-	})
-}
-
 // velocity counts a user's requests in the current minute against the
 // user's norm: an exponentially weighted average of the requests in past
 // active minutes, kept in memory on this replica.
@@ -179,6 +187,9 @@ func (r *failedAuthRing) add(t time.Time) {
 
 // count returns how many failures happened within window before t.
 func (r *failedAuthRing) count(t time.Time, window time.Duration) int {
+	if r == nil {
+		return 0
+	}
 	since := t.Add(-window).UnixNano()
 	n := 0
 	for _, at := range r.times {

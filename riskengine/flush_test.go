@@ -259,14 +259,14 @@ func TestEviction(t *testing.T) {
 	}
 	clock.Advance(time.Hour)
 	e.evictIdle(clock.Now())
-	if _, ok := e.users.Load(testUser); !ok {
-		t.Fatal("a user with pending observations was evicted")
+	if e.users.peek(testUser) == nil {
+		t.Fatal("a user with pending observations was forgotten before its flush")
 	}
 	if err := e.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	e.evictIdle(clock.Now())
-	if _, ok := e.users.Load(testUser); ok {
+	if e.users.peek(testUser) != nil {
 		t.Fatal("an idle, flushed user was kept")
 	}
 	if _, err := e.Score(context.Background(), baseRequest(clock.Now())); err != nil {

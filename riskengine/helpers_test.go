@@ -29,12 +29,13 @@ type fakeStore struct {
 	// the store outlived (issue 14.5).
 	lateErr error
 	// attempts records every ApplyObservation, failed ones included;
-	// lastBatch is the last batch applied per writer, deduplicated as the
-	// DynamoDB store does.
+	// lastBatch is the last batch applied per writer and user (the
+	// profile item), deduplicated as the DynamoDB store does.
 	attempts  []Observation
 	lastBatch map[string]int64
-	// gate, when set, blocks GetProfile until it is closed.
-	gate chan struct{}
+	// gate, when set, blocks GetProfile until it is closed; applyGate
+	// does the same for ApplyObservation.
+	gate, applyGate chan struct{}
 }
 
 var _ Store = (*fakeStore)(nil)
@@ -68,8 +69,18 @@ func (s *fakeStore) GetProfile(ctx context.Context, userID string) (Profile, err
 	return p, nil
 }
 
-func (s *fakeStore) ApplyObservation(_ context.Context, obs Observation) error {
+func (s *fakeStore) ApplyObservation(ctx context.Context, obs Observation) error {
 	s.applyCalls.Add(1)
+	s.mu.Lock()
+	gate := s.applyGate
+	s.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.attempts = append(s.attempts, obs)
@@ -77,10 +88,11 @@ func (s *fakeStore) ApplyObservation(_ context.Context, obs Observation) error {
 		return s.applyErr
 	}
 	if obs.Batch != 0 {
-		if obs.Batch <= s.lastBatch[obs.Writer] {
+		w := obs.Writer + "\x00" + obs.UserID
+		if obs.Batch <= s.lastBatch[w] {
 			return nil // a resend of what was applied
 		}
-		s.lastBatch[obs.Writer] = obs.Batch
+		s.lastBatch[w] = obs.Batch
 	}
 	s.observations = append(s.observations, obs)
 	p := s.profiles[obs.UserID]

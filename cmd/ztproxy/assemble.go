@@ -143,7 +143,8 @@ func assemble(ctx context.Context, path string, opts config.Options, mode startM
 		// Only now: with a component missing, proxy.New would report that
 		// instead of the component's own problem.
 		srv, err := proxy.New(rt.Proxy, proxy.Options{
-			Server: rt.Server, SigningKey: rt.SigningKey, PublishedKeys: rt.PublishedKeys, Audit: in.audit, Logger: in.logger, Metrics: in.metrics,
+			Server: rt.Server, SigningKey: rt.SigningKey, PublishedKeys: rt.PublishedKeys,
+			AssertionCacheSize: rt.AssertionCacheSize, Audit: in.audit, Logger: in.logger, Metrics: in.metrics,
 			Tracer: in.tracer,
 		})
 		rep.Add("routes", err)
