@@ -183,6 +183,11 @@ func (m *Minter) Credentials(ctx context.Context, req Request) (Credentials, err
 		}
 		return creds, nil
 	}
+	// A request already abandoned mints nothing (and the select below
+	// could otherwise pick a fast answer over the cancellation).
+	if err := ctx.Err(); err != nil {
+		return Credentials{}, fmt.Errorf("awscreds: %w", err)
+	}
 	ch := m.flight.DoChan(key.flightKey(), func() (any, error) {
 		mintCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mintTimeout)
 		defer cancel()
