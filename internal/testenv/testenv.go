@@ -8,6 +8,7 @@ package testenv
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -53,14 +54,49 @@ func RequireComponent(t testing.TB, name string, err error) {
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago. Another
 // process may take it before the caller binds it; starters in this package retry
 // on a new port when that happens.
+//
+// The port comes from below the kernel's ephemeral range (32768–60999 on
+// Linux by default), which every outgoing connection and every bind to
+// port 0 draws from: a port the kernel hands out there can be taken by the
+// next connection any process makes before the caller binds it, which
+// failed tests on a busy machine ("address already in use"). Below that
+// range only explicit binds compete, and this process never hands out the
+// same port twice.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	freePorts.Lock()
+	defer freePorts.Unlock()
+	if freePorts.given == nil {
+		freePorts.given = map[int]bool{}
+	}
+	for range 200 {
+		port := freePortLow + rand.IntN(freePortHigh-freePortLow)
+		if freePorts.given[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		freePorts.given[port] = true
+		return port
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("testenv: finding a free port: %v", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// FreePort's range: below the Linux default ephemeral ports, above the
+// well-known and most registered service ports in use on developer machines.
+const freePortLow, freePortHigh = 20000, 32700
+
+var freePorts struct {
+	sync.Mutex
+	given map[int]bool
 }
 
 var repoRoot struct {
