@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"syscall"
@@ -221,4 +222,34 @@ func TestReloadDropsRemovedUpstreamSeries(t *testing.T) {
 
 	withRoute(t, tp, func(rc *decide.RouteConfig) {})
 	check("route back to one upstream")
+}
+
+// Issue 18 (several upstreams): a replaced pool's late events (here the
+// timer that puts an ejected upstream back) no longer set a series: after
+// the reload that removed the pool, its series stay gone.
+func TestReloadIgnoresReplacedPoolEvents(t *testing.T) {
+	live := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	t.Cleanup(live.Close)
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := mustURL(t, dead.URL)
+	dead.Close() // connections to it are refused
+	tp := newTestProxy(t)
+	withRoute(t, tp, func(rc *decide.RouteConfig) {
+		rc.Upstreams = []*url.URL{deadURL, mustURL(t, live.URL)}
+		rc.Upstream, rc.LBPolicy = deadURL, upstream.RoundRobin
+		rc.Outlier = &upstream.Outlier{ConsecutiveFailures: 1, EjectionTime: 300 * time.Millisecond}
+	})
+	for i := 0; i < 2; i++ { // round robin: one of the two reaches the dead upstream
+		if rec := tp.do(t, "GET", "https://app.example.com/api/x", tp.bearer(t, "eng")); rec.Code != http.StatusOK {
+			t.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+	}
+	if got := healthySeries(t, tp.server); got["api "+deadURL.Host] != 0 || len(got) != 2 {
+		t.Fatalf("series %v, want the dead upstream ejected", got)
+	}
+	withRoute(t, tp, func(rc *decide.RouteConfig) {})
+	time.Sleep(600 * time.Millisecond) // past the ejection time
+	if got := healthySeries(t, tp.server); len(got) != 0 {
+		t.Fatalf("series %v after the pool was removed, want none", got)
+	}
 }
