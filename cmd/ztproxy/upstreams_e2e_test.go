@@ -210,7 +210,9 @@ routes:
 	}
 	writeFile(t, cfgPath, strings.Replace(string(data), strings.Join(urls, ", "), urls[0]+", "+urls[2], 1))
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	series := func(addr string) string { return fmt.Sprintf(`ztproxy_upstream_healthy{route="pool",upstream=%q}`, addr) }
+	series := func(addr string) string {
+		return fmt.Sprintf(`ztproxy_upstream_healthy{route="pool",upstream=%q}`, addr)
+	}
 	waitUntil("the removed upstream's series to go", func() bool { return !strings.Contains(p.metrics(t), series(ups[1].addr)) })
 	if m := p.metrics(t); !strings.Contains(m, series(ups[0].addr)+" 1") || !strings.Contains(m, series(ups[2].addr)+" 1") {
 		t.Errorf("metrics after the reload:\n%s", grepLines(m, "ztproxy_upstream_"))
