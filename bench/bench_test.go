@@ -52,7 +52,8 @@ func TestShortBenchmark(t *testing.T) {
 	}
 	t.Logf("short benchmark took %v\n%s", time.Since(start).Round(time.Millisecond), rep.Markdown)
 
-	want := []string{"direct", "nginx", "go-rp", "oauth2-proxy", "ztproxy-browser", "ztproxy-pool3", "ztproxy-bearer", "nginx-mtls", "ztproxy-mtls"}
+	want := []string{"direct", "nginx", "go-rp", "oauth2-proxy", "ztproxy-browser", "ztproxy-pool3", "ztproxy-bearer",
+		"ztproxy-trace1", "ztproxy-trace100", "nginx-mtls", "ztproxy-mtls"}
 	got := map[string]*Candidate{}
 	for _, c := range rep.Candidates {
 		got[c.Name] = c
@@ -88,6 +89,10 @@ func TestShortBenchmark(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(out, r.Raw)); err != nil {
 			t.Errorf("%s: raw output: %v", name, err)
 		}
+	}
+	// Issue 19: tracing at 100 % really exported spans to the sink.
+	if te := rep.TraceExports["ztproxy-trace100"]; te.Requests == 0 || te.Bytes == 0 {
+		t.Errorf("ztproxy-trace100 exported nothing to the OTLP sink: %+v", te)
 	}
 	for _, f := range []string{"results.md", "results.json"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {

@@ -108,6 +108,7 @@ type ztpConfig struct {
 	stateDir                string
 	routes                  string // YAML list entries
 	policyFile              string
+	extra                   string // top-level YAML blocks (e.g. tracing:), before routes
 }
 
 func (z ztpConfig) yaml() string {
@@ -132,8 +133,9 @@ assertion: {ttl: 60s}
 audit: {output: %q}
 log: {level: info, format: json}
 server: {pprof: true}          # /debug/pprof on the loopback admin port, for traces during a run
-routes:
 `, z.issuer, z.clientSecret, apiResource, filepath.Join(z.stateDir, "state.db"), filepath.Join(z.stateDir, "audit.log"))
+	b.WriteString(z.extra)
+	b.WriteString("routes:\n")
 	b.WriteString(z.routes)
 	return b.String()
 }

@@ -57,6 +57,8 @@ type Report struct {
 	Ready      *ReadyResult `json:"ready,omitempty"`
 	Sessions   *SessionRSS  `json:"sessions,omitempty"`
 	FixedRate  *FixedRate   `json:"fixed_rate,omitempty"`
+	// TraceExports is what each tracing candidate exported (issue 19).
+	TraceExports map[string]TraceExport `json:"trace_exports,omitempty"`
 	// Isolated is the -pin phase: the same measurements with the proxy on
 	// its own core.
 	Isolated *Isolated `json:"isolated,omitempty"`
@@ -227,6 +229,10 @@ func run(o options) (rep *Report, err error) {
 			ztpClient.RedirectURIs = append(ztpClient.RedirectURIs, "http://"+pinnedAltAddr+"/.ztp/callback")
 		}
 	}
+	tcs := traceCands()
+	for _, tc := range tcs {
+		ztpClient.RedirectURIs = append(ztpClient.RedirectURIs, "http://"+tc.addr+"/.ztp/callback")
+	}
 	o2pClient := opClient{ID: "oauth2-proxy", Secret: "o2p-bench-secret", RedirectURIs: []string{"http://" + o2pAddr + "/oauth2/callback"},
 		GrantTypes: []string{"authorization_code", "refresh_token"}}
 	alice := opUser{Sub: "alice", Email: "alice@ztp.test", Password: "alice-bench-pw", Groups: []string{"eng", "admins"}}
@@ -306,6 +312,12 @@ func run(o options) (rep *Report, err error) {
 	cands = append(cands, &Candidate{Name: "ztproxy-bearer", Tool: "wrk",
 		Desc: "ztproxy bearer route: RS256 JWT access token from the OP, same policies, risk, assertion",
 		URL:  "http://" + ztpAddr + "/api/hello", headers: map[string]string{"Authorization": "Bearer " + token}, pids: pidsOf(zp)})
+	traceC, stopSinks, err := e.startTraceCandidates(tcs, zc, opp, alice, rep)
+	defer stopSinks()
+	if err != nil {
+		return nil, err
+	}
+	cands = append(cands, traceC...)
 
 	// 8. TLS pair with client certificates (Go load generator: wrk has no client certs)
 	tlsAddr, tlsAdmin := freeAddr(), freeAddr()
@@ -334,6 +346,7 @@ func run(o options) (rep *Report, err error) {
 	if err := e.throughput(cands); err != nil {
 		return rep, err
 	}
+	stopSinks()
 	for _, c := range cands {
 		if c.Unavailable != "" || c.pids == nil {
 			continue

@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"ztproxy/decide"
@@ -23,8 +24,10 @@ type forwarder struct {
 	server    *Server
 	transport upstream.Transport
 	// pool is transport when the route has several upstreams.
-	pool  *upstream.Pool
-	proxy *httputil.ReverseProxy
+	pool *upstream.Pool
+	// poolClosed silences pool's events once the forwarder is closed.
+	poolClosed *atomic.Bool
+	proxy      *httputil.ReverseProxy
 }
 
 func newForwarder(s *Server, rc *decide.RouteConfig) (*forwarder, error) {
@@ -65,6 +68,7 @@ func newForwarder(s *Server, rc *decide.RouteConfig) (*forwarder, error) {
 // idle connections close; requests in flight finish on their own.
 func (f *forwarder) close() {
 	if f.pool != nil {
+		f.poolClosed.Store(true)
 		f.pool.Close()
 		return
 	}

@@ -108,6 +108,7 @@ func (s *Server) Update(cfg decide.Config) error {
 		for _, f := range old.forward {
 			f.close()
 		}
+		s.dropUpstreamSeries(old, snap)
 	}
 	return nil
 }
@@ -131,6 +132,7 @@ func (s *Server) build(cfg decide.Config) (*snapshot, error) {
 		for _, f := range snap.forward {
 			f.close() // stop the health checks of what was built
 		}
+		s.dropUpstreamSeries(snap, s.state.Load())
 		return nil, err
 	}
 	return snap, nil

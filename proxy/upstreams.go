@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"ztproxy/upstream"
 )
@@ -29,7 +30,8 @@ func (f *forwarder) newTransport() error {
 		f.transport = t
 		return err
 	}
-	ev := poolEvents{server: s, route: rc.Name}
+	f.poolClosed = new(atomic.Bool)
+	ev := poolEvents{server: s, route: rc.Name, closed: f.poolClosed}
 	for _, u := range rc.Upstreams {
 		ev.Health(u.Host, "healthy")
 	}
@@ -43,12 +45,20 @@ func (f *forwarder) newTransport() error {
 }
 
 // poolEvents turn a pool's health changes into metrics and log lines.
+// Once the pool's forwarder is closed (replaced by a reload), its late
+// events (an ejection timer, an in-flight request's failure) are dropped:
+// they would overwrite the new pool's state or bring back the series of
+// a removed route.
 type poolEvents struct {
 	server *Server
 	route  string
+	closed *atomic.Bool
 }
 
 func (e poolEvents) Health(endpoint, state string) {
+	if e.closed.Load() {
+		return
+	}
 	v := 0.0
 	if state == "healthy" {
 		v = 1
@@ -61,6 +71,9 @@ func (e poolEvents) Health(endpoint, state string) {
 }
 
 func (e poolEvents) Retried(endpoint string) {
+	if e.closed.Load() {
+		return
+	}
 	e.server.metrics.UpstreamRetries.WithLabelValues(e.route).Inc()
 	e.server.log.Warn("upstream connection failed; request sent to another upstream", "route", e.route, "upstream", endpoint)
 }
@@ -78,6 +91,34 @@ func (s *Server) writeUpstreamHealth(w io.Writer) {
 		}
 		for _, st := range f.pool.States() {
 			fmt.Fprintf(w, "upstream %s %s %s inflight=%d\n", f.route.Name, st.Endpoint, st.State, st.InFlight)
+		}
+	}
+}
+
+// dropUpstreamSeries deletes the ztproxy_upstream_healthy series of the
+// pooled upstreams of gone's routes that kept does not have (a route
+// removed or renamed by a reload, an upstream taken out of a pool, a
+// rejected configuration's pools). gone's forwarders must be closed, so
+// that no late event sets a series again. kept may be nil.
+func (s *Server) dropUpstreamSeries(gone, kept *snapshot) {
+	keep := map[[2]string]bool{}
+	if kept != nil {
+		for _, f := range kept.forward {
+			if f.pool != nil {
+				for _, u := range f.route.Upstreams {
+					keep[[2]string{f.route.Name, u.Host}] = true
+				}
+			}
+		}
+	}
+	for _, f := range gone.forward {
+		if f.pool == nil {
+			continue
+		}
+		for _, u := range f.route.Upstreams {
+			if !keep[[2]string{f.route.Name, u.Host}] {
+				s.metrics.UpstreamHealthy.DeleteLabelValues(f.route.Name, u.Host)
+			}
 		}
 	}
 }

@@ -60,6 +60,15 @@ func newRoutesEnv(t *testing.T) *routesEnv {
 	})
 	up := httptest.NewServer(http.HandlerFunc(e.app))
 	t.Cleanup(up.Close)
+	// Several instances of one service for the hash_user route: each
+	// answers with its own name.
+	var sticky []string
+	for i := range 6 {
+		name := fmt.Sprintf("instance-%d", i)
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) }))
+		t.Cleanup(s.Close)
+		sticky = append(sticky, fmt.Sprintf("%q", s.URL))
+	}
 	writeFile(t, filepath.Join(dir, "p.cedar"), routesPolicies)
 	cfg := fmt.Sprintf(`
 listen: %[1]q
@@ -107,7 +116,8 @@ routes:
       preset: security
       remove: [X-Powered-By]
   - {name: nocors, host: %[7]q, upstream: %[5]q, auth: browser}
-`, public, admin, e.base, e.op.Issuer, up.URL, apiAddr, noCORSAddr)
+  - {name: sticky, host: 127.0.0.1, path_prefix: /sticky, upstreams: [%[8]s], lb_policy: hash_user, auth: browser}
+`, public, admin, e.base, e.op.Issuer, up.URL, apiAddr, noCORSAddr, strings.Join(sticky, ", "))
 	writeFile(t, filepath.Join(dir, "ztproxy.yaml"), cfg)
 	e.proc = startServe(t, filepath.Join(dir, "ztproxy.yaml"), admin, public)
 	return e
@@ -338,6 +348,29 @@ func TestE2ERouteRewritesAndLimits(t *testing.T) {
 		resp, _ = alice.Post(e.base+"/legacy/upload", "text/plain", strings.NewReader("small"))
 		if body := readBody(t, resp); resp.StatusCode != 200 || !strings.Contains(body, `"body":"small"`) {
 			t.Fatalf("small body: %d %s", resp.StatusCode, body)
+		}
+	})
+	// Issue 18 (several upstreams): hash_user keeps each principal on one
+	// upstream of the pool, whatever the connection or the request.
+	t.Run("hash_user sticks per principal", func(t *testing.T) {
+		landed := func(c *http.Client) map[string]int {
+			seen := map[string]int{}
+			for i := range 12 {
+				resp, err := c.Get(fmt.Sprintf("%s/sticky/r%d", e.base, i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				body := readBody(t, resp)
+				if resp.StatusCode != 200 {
+					t.Fatalf("%d %s", resp.StatusCode, body)
+				}
+				seen[body]++
+				c.CloseIdleConnections() // a new connection each time: stickiness is not keep-alive
+			}
+			return seen
+		}
+		if a, b := landed(alice), landed(bob); len(a) != 1 || len(b) != 1 {
+			t.Fatalf("alice landed on %v, bob on %v; want one upstream each", a, b)
 		}
 	})
 	t.Run("rate limit per principal", func(t *testing.T) {

@@ -200,4 +200,21 @@ routes:
 	if m := p.metrics(t); !strings.Contains(m, fmt.Sprintf(`ztproxy_upstream_healthy{route="pool",upstream=%q} 1`, ups[1].addr)) {
 		t.Errorf("metrics do not show the recovery:\n%s", grepLines(m, "ztproxy_upstream_"))
 	}
+
+	// Issue 18: a reload that takes nginx-1 out of the pool drops its
+	// ztproxy_upstream_healthy series; the others keep theirs.
+	cfgPath := filepath.Join(dir, "ztproxy.yaml")
+	data, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, cfgPath, strings.Replace(string(data), strings.Join(urls, ", "), urls[0]+", "+urls[2], 1))
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	series := func(addr string) string {
+		return fmt.Sprintf(`ztproxy_upstream_healthy{route="pool",upstream=%q}`, addr)
+	}
+	waitUntil("the removed upstream's series to go", func() bool { return !strings.Contains(p.metrics(t), series(ups[1].addr)) })
+	if m := p.metrics(t); !strings.Contains(m, series(ups[0].addr)+" 1") || !strings.Contains(m, series(ups[2].addr)+" 1") {
+		t.Errorf("metrics after the reload:\n%s", grepLines(m, "ztproxy_upstream_"))
+	}
 }
