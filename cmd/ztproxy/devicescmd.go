@@ -8,15 +8,18 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"time"
 
 	"ztproxy/devices"
 	"ztproxy/identity"
 	"ztproxy/metrics"
+	"ztproxy/store"
 )
 
 // cmdDevices is the operator's view of the device inventory: list and
-// inspect devices, revoke them (every replica refuses them within
-// devices.cache_ttl), mark them managed, import an MDM inventory.
+// inspect devices, revoke them, mark them managed (every replica sees
+// both within the change feed's poll interval, issue 17), import an MDM
+// inventory.
 func cmdDevices(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	a, err := parseDevicesArgs(args, stdout, stderr)
 	if err != nil {
@@ -34,7 +37,7 @@ func cmdDevices(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if inv == nil {
 		return fmt.Errorf("devices.enabled is off in %s", a.config)
 	}
-	op := devicesOp{inv: inv, out: stdout}
+	op := devicesOp{inv: inv, out: stdout, feed: st, stderr: stderr, ttl: f.Devices.CacheTTL}
 	switch a.verb {
 	case "list":
 		return op.list(ctx, a.owner)
@@ -49,16 +52,28 @@ func cmdDevices(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "device %s is %s; every replica refuses it within devices.cache_ttl (%s)\n", a.id, rec.Status, f.Devices.CacheTTL)
+		fmt.Fprintf(stdout, "device %s is %s; %s\n", a.id, rec.Status, op.publish(ctx, a.id))
 		return nil
 	case "set-managed":
 		if _, err := inv.SetManaged(ctx, a.id, a.managed, devices.SourceOperator); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "device %s managed=%t; replicas see it within devices.cache_ttl (%s)\n", a.id, a.managed, f.Devices.CacheTTL)
+		fmt.Fprintf(stdout, "device %s managed=%t; %s\n", a.id, a.managed, op.publish(ctx, a.id))
 		return nil
 	}
 	return op.importFile(ctx, a.format, a.file)
+}
+
+// publish tells every replica through the change feed that device id
+// changed, so that each drops its cached record within the feed's poll
+// interval rather than devices.cache_ttl (issue 17). It returns what the
+// operator should expect; a failure only delays the replicas to the TTL.
+func (o devicesOp) publish(ctx context.Context, id string) string {
+	if err := o.feed.PublishChange(ctx, store.Change{Kind: store.ChangeDevice, DeviceID: id}); err != nil {
+		fmt.Fprintf(o.stderr, "warning: the device is changed, but telling the replicas failed (%v)\n", err)
+		return fmt.Sprintf("replicas see it within devices.cache_ttl (%s)", o.ttl)
+	}
+	return "every replica sees it within a second"
 }
 
 // devicesArgs is a parsed `ztproxy devices` command line.
@@ -116,8 +131,11 @@ func parseDevicesArgs(args []string, stdout, stderr io.Writer) (devicesArgs, err
 
 // devicesOp prints inventory answers as JSON.
 type devicesOp struct {
-	inv *devices.Inventory
-	out io.Writer
+	inv    *devices.Inventory
+	out    io.Writer
+	feed   store.ChangePublisher
+	stderr io.Writer
+	ttl    time.Duration
 }
 
 func (o devicesOp) json(v any) error {
