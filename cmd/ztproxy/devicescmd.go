@@ -8,12 +8,10 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
-	"time"
 
 	"ztproxy/devices"
 	"ztproxy/identity"
 	"ztproxy/metrics"
-	"ztproxy/store"
 )
 
 // cmdDevices is the operator's view of the device inventory: list and
@@ -37,7 +35,7 @@ func cmdDevices(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if inv == nil {
 		return fmt.Errorf("devices.enabled is off in %s", a.config)
 	}
-	op := devicesOp{inv: inv, out: stdout, feed: st, stderr: stderr, ttl: f.Devices.CacheTTL}
+	op := devicesOp{inv: inv, out: stdout}
 	switch a.verb {
 	case "list":
 		return op.list(ctx, a.owner)
@@ -52,29 +50,22 @@ func cmdDevices(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "device %s is %s; %s\n", a.id, rec.Status, op.publish(ctx, a.id))
+		fmt.Fprintf(stdout, "device %s is %s; %s\n", a.id, rec.Status, seenWithin)
 		return nil
 	case "set-managed":
 		if _, err := inv.SetManaged(ctx, a.id, a.managed, devices.SourceOperator); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "device %s managed=%t; %s\n", a.id, a.managed, op.publish(ctx, a.id))
+		fmt.Fprintf(stdout, "device %s managed=%t; %s\n", a.id, a.managed, seenWithin)
 		return nil
 	}
 	return op.importFile(ctx, a.format, a.file)
 }
 
-// publish tells every replica through the change feed that device id
-// changed, so that each drops its cached record within the feed's poll
-// interval rather than devices.cache_ttl (issue 17). It returns what the
-// operator should expect; a failure only delays the replicas to the TTL.
-func (o devicesOp) publish(ctx context.Context, id string) string {
-	if err := o.feed.PublishChange(ctx, store.Change{Kind: store.ChangeDevice, DeviceID: id}); err != nil {
-		fmt.Fprintf(o.stderr, "warning: the device is changed, but telling the replicas failed (%v)\n", err)
-		return fmt.Sprintf("replicas see it within devices.cache_ttl (%s)", o.ttl)
-	}
-	return "every replica sees it within a second"
-}
+// seenWithin is what the operator should expect of revoke and
+// set-managed: the inventory announces them on the change feed (issue 17),
+// and warns on stderr when it could not.
+const seenWithin = "every replica sees it within a second (within devices.cache_ttl if a warning above says the replicas could not be told)"
 
 // devicesArgs is a parsed `ztproxy devices` command line.
 type devicesArgs struct {
@@ -131,11 +122,8 @@ func parseDevicesArgs(args []string, stdout, stderr io.Writer) (devicesArgs, err
 
 // devicesOp prints inventory answers as JSON.
 type devicesOp struct {
-	inv    *devices.Inventory
-	out    io.Writer
-	feed   store.ChangePublisher
-	stderr io.Writer
-	ttl    time.Duration
+	inv *devices.Inventory
+	out io.Writer
 }
 
 func (o devicesOp) json(v any) error {
