@@ -211,7 +211,10 @@ func (inv *Inventory) announce(ctx context.Context, id string) {
 	if inv.cfg.Announce == nil {
 		return
 	}
-	if err := inv.cfg.Announce(ctx, id); err != nil {
+	// The change is stored: announce it even if the caller has gone.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), inv.cfg.FetchTimeout)
+	defer cancel()
+	if err := inv.cfg.Announce(actx, id); err != nil {
 		inv.cfg.Logger.Warn("devices: change stored but not announced; other replicas see it within devices.cache_ttl", "device_id", id, "err", err)
 	}
 }
