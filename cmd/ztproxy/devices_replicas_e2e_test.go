@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -73,7 +74,8 @@ func (r *deviceReplicas) status(t *testing.T, pub, path string) int {
 // from its cache. Issue 17: `devices revoke` and `devices set-managed`
 // only reached the other replica after devices.cache_ttl; they now go
 // through the change feed, so with a one-minute cache both replicas see
-// them within a second.
+// them within a second, as they see an owner's removal on the devices
+// page.
 func TestDeviceRevocationAcrossReplicasE2E(t *testing.T) {
 	r := newDeviceReplicas(t, "1m", "")
 	onB := "https://" + r.pubB + "/api/x"
@@ -118,4 +120,28 @@ func TestDeviceRevocationAcrossReplicasE2E(t *testing.T) {
 	if !strings.Contains(r.b.metrics(t), `ztproxy_devices_lookups_total{result="cached"}`) {
 		t.Error("replica B never answered from its cache")
 	}
+
+	// The owner removes another device on A's devices page: B refuses it
+	// within a second too.
+	browser := r.browserEnv.client(t)
+	r.op.Login(t, browser, r.base+"/", r.op.User(t, "alice"), true)
+	dir2 := filepath.Join(r.dir, "dev2")
+	id2 := deviceIDRE.FindStringSubmatch(r.enroll(t, browser, "alice", dir2))[1]
+	if code, out := runZtproxy(t, "device", "report", "--dir", dir2, "--fact", "disk_encrypted=true"); code != 0 {
+		t.Fatalf("report: %d %s", code, out)
+	}
+	dc2 := r.deviceClient(t, dir2)
+	if code, body := call(t, dc2, onB, r.aliceTok); code != 200 {
+		t.Fatalf("the second device on B: %d %s", code, body)
+	}
+	r.op.Login(t, dc2, r.base+"/", r.op.User(t, "alice"), false)
+	resp := r.postForm(t, dc2, r.base+"/.ztp/devices/remove", url.Values{"id": {id2}})
+	if body := readBody(t, resp); resp.StatusCode != 200 || !strings.Contains(body, "revoked") {
+		t.Fatalf("remove: %d %s", resp.StatusCode, body)
+	}
+	took = within(t, time.Second, "removed by its owner", func(pub string) bool {
+		code, body := call(t, dc2, "https://"+pub+"/api/x", r.aliceTok)
+		return code == http.StatusForbidden && strings.Contains(body, "device_revoked")
+	}, r.pubB)
+	t.Logf("a device removed by its owner on A refused on B after %s (cache_ttl 1m)", took)
 }
