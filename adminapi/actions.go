@@ -127,10 +127,10 @@ func (a *API) device(ctx context.Context, r *http.Request, op, id string, operat
 		if in.Status != identity.DeviceRevoked && in.Status != identity.DeviceLost {
 			return nil, &inputError{"status must be revoked or lost"}
 		}
+		// The inventory tells the replicas (devices.Config.Announce).
 		if _, err := a.cfg.Devices.Revoke(ctx, id, in.Status, "admin-api:"+operator.ID, in.Reason); err != nil {
 			return nil, err
 		}
-		a.publish(ctx, store.Change{Kind: store.ChangeDevice, DeviceID: id})
 	}
 	rec, err := a.cfg.Devices.Get(ctx, id)
 	if err != nil {

@@ -87,6 +87,12 @@ type Config struct {
 	// OnEvent, when set, is told of every change: "enrolled", "renewed",
 	// "reported", "revoked", "managed", "imported".
 	OnEvent func(event string)
+	// Announce, when set, tells every replica that the device's status or
+	// managed flag changed (the store's change feed), so that they drop
+	// their cached record within the feed's poll interval rather than
+	// CacheTTL (issue 17). Revoke, Remove and SetManaged call it; a
+	// failure is logged and leaves the other replicas to CacheTTL.
+	Announce func(ctx context.Context, id string) error
 }
 
 // CheckAndSetDefaults validates the configuration and fills defaults. It

@@ -156,6 +156,7 @@ func (inv *Inventory) Remove(ctx context.Context, owner, id string) error {
 	if err == nil {
 		inv.event("revoked")
 		inv.cfg.Logger.Info("devices: device removed by its owner", "device_id", id, "owner", owner)
+		inv.announce(ctx, id)
 	}
 	return err
 }
@@ -177,6 +178,7 @@ func (inv *Inventory) Revoke(ctx context.Context, id, status, by, reason string)
 	if err == nil {
 		inv.event("revoked")
 		inv.cfg.Logger.Info("devices: device revoked", "device_id", id, "status", status, "by", by, "reason", reason)
+		inv.announce(ctx, id)
 	}
 	return rec, err
 }
@@ -199,6 +201,20 @@ func (inv *Inventory) SetManaged(ctx context.Context, id string, managed bool, s
 	})
 	if err == nil {
 		inv.event("managed")
+		inv.announce(ctx, id)
 	}
 	return rec, err
+}
+
+// announce tells the other replicas that device id changed (Config.Announce).
+func (inv *Inventory) announce(ctx context.Context, id string) {
+	if inv.cfg.Announce == nil {
+		return
+	}
+	// The change is stored: announce it even if the caller has gone.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), inv.cfg.FetchTimeout)
+	defer cancel()
+	if err := inv.cfg.Announce(actx, id); err != nil {
+		inv.cfg.Logger.Warn("devices: change stored but not announced; other replicas see it within devices.cache_ttl", "device_id", id, "err", err)
+	}
 }

@@ -39,7 +39,7 @@ func (in *instance) buildSignals(st store.Store, rep *config.Report) {
 	cfg := signals.Config{Transmitters: ts, Sessions: revoker, Flags: flags, Logger: in.logger,
 		OnEvent: func(result string) { in.metrics.ObserveCAEEvent("set", result) }}
 	if in.devices != nil {
-		cfg.Devices = deviceCompliance{inv: in.devices, feed: st}
+		cfg.Devices = deviceCompliance{inv: in.devices}
 	}
 	r, err := signals.New(cfg)
 	if err != nil {
@@ -50,10 +50,9 @@ func (in *instance) buildSignals(st store.Store, rep *config.Report) {
 }
 
 // deviceCompliance records a transmitter's compliance verdict as the
-// device's managed fact and tells the replicas.
+// device's managed fact; the inventory tells the replicas (Announce).
 type deviceCompliance struct {
-	inv  *devices.Inventory
-	feed store.ChangePublisher
+	inv *devices.Inventory
 }
 
 func (d deviceCompliance) SetCompliance(ctx context.Context, id string, compliant bool, source string) error {
@@ -63,8 +62,7 @@ func (d deviceCompliance) SetCompliance(ctx context.Context, id string, complian
 		}
 		return fmt.Errorf("device %s: %w", id, err)
 	}
-	d.inv.Forget(id)
-	return d.feed.PublishChange(ctx, store.Change{Kind: store.ChangeDevice, DeviceID: id})
+	return nil
 }
 
 // buildAdmin builds the operator API when operators are configured.

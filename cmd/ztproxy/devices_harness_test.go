@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"fmt"
 	"html"
@@ -45,6 +46,11 @@ forbid (principal, action, resource == Route::"fresh") unless { context.device.p
 @step_up("mfa")
 forbid (principal, action, resource == Route::"fresh-stepup") unless { context.device.posture_age_seconds < 3 };
 
+@id("managed-device")
+@reason("this application needs your own managed, compliant device")
+permit (principal is User, action, resource == Route::"managed")
+when { context.device.enrolled && context.device.owner_matches && context.device.status == "active" && context.device.managed };
+
 @id("edr-score")
 permit (principal is User, action, resource == Route::"edr")
 when { context.device.owner_matches && context.device.posture.score >= 70 };
@@ -67,7 +73,9 @@ type deviceEnvOptions struct {
 	admin   string // admin address; default a free port
 	top     string // more top-level lines (ext_authz_listen: …)
 	name    string // config file name
-	noStart bool
+	// cacheTTL is devices.cache_ttl; default 2s.
+	cacheTTL string
+	noStart  bool
 }
 
 func newDeviceEnv(t *testing.T, o deviceEnvOptions) *deviceEnv {
@@ -89,6 +97,7 @@ func newDeviceEnv(t *testing.T, o deviceEnvOptions) *deviceEnv {
 		Users: []testenv.OIDCUser{
 			{Sub: "alice", Email: "alice@ztp.test", Password: "alice-pw", Groups: []string{"eng"}},
 			{Sub: "bob", Email: "bob@ztp.test", Password: "bob-pw", Groups: []string{"eng"}},
+			{Sub: "ops", Email: "ops@ztp.test", Password: "ops-pw", Groups: []string{"ztp-admins"}},
 		},
 	})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -133,7 +142,7 @@ devices:
   ca_cert_file: devca/device-ca.pem
   ca_key_file: devca/device-ca-key.pem
   cert_lifetime: 24h
-  cache_ttl: 2s
+  cache_ttl: %[9]s
 %[6]s
 routes:
   - {name: api, host: 127.0.0.1, path_prefix: /api, upstream: %[7]q, auth: bearer}
@@ -141,8 +150,9 @@ routes:
   - {name: fresh, host: 127.0.0.1, path_prefix: /fresh, upstream: %[7]q, auth: bearer}
   - {name: fresh-stepup, host: 127.0.0.1, path_prefix: /fresh-stepup, upstream: %[7]q, auth: bearer}
   - {name: edr, host: 127.0.0.1, path_prefix: /edr, upstream: %[7]q, auth: bearer}
+  - {name: managed, host: 127.0.0.1, path_prefix: /managed, upstream: %[7]q, auth: bearer}
   - {name: app, host: 127.0.0.1, upstream: %[7]q, auth: browser}
-`, o.public, o.admin, e.base, e.op.Issuer, o.store, o.devices, e.upstream, o.top))
+`, o.public, o.admin, e.base, e.op.Issuer, o.store, o.devices, e.upstream, o.top, cmp.Or(o.cacheTTL, "2s")))
 }
 
 // token is a user's ID token (aud ztproxy), a bearer token for api.

@@ -164,13 +164,13 @@ var commandHelps = map[string]commandHelp{
 	},
 	"devices revoke": {
 		Usage:   "devices revoke ID --reason TEXT [--lost] --config FILE",
-		Summary: "Revoke a device (or mark it lost): every replica refuses it within devices.cache_ttl; a proxy\nrunning on the embedded store applies it at once.",
+		Summary: "Revoke a device (or mark it lost): every replica refuses it within a second (the change\nfeed; devices.cache_ttl if the feed is down).",
 		Example: "ztproxy devices revoke k3vq2m7x5ea4nqzr6w3yd2ub4e --reason \"laptop stolen\" --lost --config ztproxy.yaml",
 		Doc:     "docs/devices.md",
 	},
 	"devices set-managed": {
 		Usage:   "devices set-managed ID true|false --config FILE",
-		Summary: "Mark a device as managed by the company (context.device.managed) or not.",
+		Summary: "Mark a device as managed by the company (context.device.managed) or not; every replica sees it\nwithin a second (the change feed).",
 		Example: "ztproxy devices set-managed k3vq2m7x5ea4nqzr6w3yd2ub4e true --config ztproxy.yaml",
 		Doc:     "docs/devices.md",
 	},

@@ -214,6 +214,13 @@ func newDeviceInventory(f *config.File, st store.DeviceStore, logger *slog.Logge
 		return nil, err
 	}
 	cfg.Store, cfg.OnLookup, cfg.OnEvent = config.DeviceStore(st), m.ObserveDeviceLookup, m.ObserveDeviceEvent
+	if feed, ok := st.(store.ChangePublisher); ok {
+		// Revocations, removals and managed changes reach every replica
+		// through the change feed (issue 17).
+		cfg.Announce = func(ctx context.Context, id string) error {
+			return feed.PublishChange(ctx, store.Change{Kind: store.ChangeDevice, DeviceID: id})
+		}
+	}
 	return devices.New(*cfg)
 }
 
