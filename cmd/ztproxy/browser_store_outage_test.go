@@ -218,8 +218,14 @@ func TestBrowserLogoutDuringStoreOutage(t *testing.T) {
 		if resp, body := e.withCookie(t, e.pubA, "/x", aliceCopy); !refused(resp) {
 			t.Fatalf("the cookie copy on A after the outage: %d %s", resp.StatusCode, body)
 		}
-		// Sign-in works again, and a successful store call hurries the
-		// pending write.
+		// A started during the outage, so it refuses (503) until it has
+		// read the compromised flags once (issue 17: fail closed); its
+		// change-feed poll does that within a poll or two of the store's
+		// return. Then sign-in works again, and a successful store call
+		// hurries the pending write.
+		waitFor(t, 10*time.Second, "replica A to read its access state", func() bool {
+			return strings.Contains(e.a.metrics(t), `ztproxy_cae_feed_polls_total{result="ok"}`)
+		})
 		e.signIn(t, "bob")
 		waitFor(t, 10*time.Second, "replica B to refuse the signed-out session", func() bool {
 			resp, _ := e.withCookie(t, e.pubB, "/x", aliceCopy)
