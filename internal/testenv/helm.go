@@ -17,14 +17,20 @@ const HelmVersion = "v4.3.2"
 // HelmBinary is where the cached helm binary lives: $ZTPROXY_HELM_BIN when
 // set, else ~/.cache/ztproxy-helm/<version>/helm.
 func HelmBinary() string {
-	if p := os.Getenv("ZTPROXY_HELM_BIN"); p != "" {
-		return p
-	}
-	return filepath.Join(cacheDir(), "ztproxy-helm", HelmVersion, "helm")
+	return cachedProgram("ZTPROXY_HELM_BIN", "ztproxy-helm", HelmVersion, "helm")
 }
 
 // cacheDir is the user's home .cache, where .ci/run builds Go module
 // programs the tests run.
+// cachedProgram is $env when set, else the file .ci/run builds into
+// ~/.cache/<dir>/<version>/.
+func cachedProgram(env, dir, version, file string) string {
+	if p := os.Getenv(env); p != "" {
+		return p
+	}
+	return filepath.Join(cacheDir(), dir, version, file)
+}
+
 func cacheDir() string {
 	home, err := os.UserHomeDir()
 	if err != nil {

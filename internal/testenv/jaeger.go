@@ -23,14 +23,7 @@ const JaegerVersion = "v1.75.0"
 // JaegerBinary is where .ci/run caches the binary; ZTPROXY_JAEGER_BIN
 // overrides it.
 func JaegerBinary() string {
-	if p := os.Getenv("ZTPROXY_JAEGER_BIN"); p != "" {
-		return p
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		home = os.TempDir()
-	}
-	return filepath.Join(home, ".cache", "ztproxy-jaeger", JaegerVersion, "jaeger")
+	return cachedProgram("ZTPROXY_JAEGER_BIN", "ztproxy-jaeger", JaegerVersion, "jaeger")
 }
 
 // Jaeger is a running Jaeger all-in-one with in-memory storage: OTLP in

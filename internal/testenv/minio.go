@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -42,14 +41,7 @@ const (
 // MinIOBinary is where the cached MinIO server binary lives:
 // $ZTPROXY_MINIO_BIN when set, else ~/.cache/ztproxy-minio/<version>/minio.
 func MinIOBinary() string {
-	if p := os.Getenv("ZTPROXY_MINIO_BIN"); p != "" {
-		return p
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		home = os.TempDir()
-	}
-	return filepath.Join(home, ".cache", "ztproxy-minio", MinIOVersion, "minio")
+	return cachedProgram("ZTPROXY_MINIO_BIN", "ztproxy-minio", MinIOVersion, "minio")
 }
 
 // MinIOOptions configures StartMinIO.
